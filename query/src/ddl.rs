@@ -1,0 +1,249 @@
+//! Module DDL: `CREATE [OR REPLACE] MODULE name AS $$source$$`,
+//! `DROP MODULE name [CASCADE]`.
+
+use crate::error::SqlError;
+use crate::session::{commit, Engine, Output};
+use amber_catalog::{
+    class_prefix, global_key, Catalog, ClassDef, ModuleDef, ModuleShape, SqlType,
+};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone)]
+pub enum ModuleDdl {
+    Create {
+        name: String,
+        source: String,
+        replace: bool,
+    },
+    Drop {
+        name: String,
+        cascade: bool,
+        if_exists: bool,
+    },
+}
+
+/// Words of `s` matched case-insensitively; returns the rest.
+fn keyword<'a>(s: &'a str, word: &str) -> Option<&'a str> {
+    let s = s.trim_start();
+    if s.len() >= word.len() && s[..word.len()].eq_ignore_ascii_case(word) {
+        let rest = &s[word.len()..];
+        if rest.chars().next().is_none_or(|c| !c.is_alphanumeric() && c != '_') {
+            return Some(rest);
+        }
+    }
+    None
+}
+
+fn identifier(s: &str) -> Option<(String, &str)> {
+    let s = s.trim_start();
+    if let Some(rest) = s.strip_prefix('"') {
+        let end = rest.find('"')?;
+        return Some((rest[..end].to_string(), &rest[end + 1..]));
+    }
+    let end = s
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(s.len());
+    if end == 0 || s.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    Some((s[..end].to_lowercase(), &s[end..]))
+}
+
+/// Recognises module DDL at the start of `sql`; returns it and the text
+/// after it. `Ok(None)` when `sql` starts with something else.
+pub fn parse_module_ddl(sql: &str) -> Result<Option<(ModuleDdl, &str)>, SqlError> {
+    if let Some(rest) = keyword(sql, "CREATE") {
+        let (rest, replace) = match keyword(rest, "OR").and_then(|r| keyword(r, "REPLACE")) {
+            Some(r) => (r, true),
+            None => (rest, false),
+        };
+        let Some(rest) = keyword(rest, "MODULE") else {
+            return Ok(None);
+        };
+        let (name, rest) = identifier(rest).ok_or_else(|| SqlError::syntax("syntax error: expected a module name after CREATE MODULE"))?;
+        let rest = keyword(rest, "AS").ok_or_else(|| SqlError::syntax("syntax error: expected AS $$...$$ after the module name"))?;
+        let rest = rest.trim_start();
+        if !rest.starts_with('$') {
+            return Err(SqlError::syntax("syntax error: the module source must be dollar-quoted ($$...$$)"));
+        }
+        let tag_end = rest[1..]
+            .find('$')
+            .ok_or_else(|| SqlError::syntax("syntax error: unterminated dollar quote"))?
+            + 2;
+        let tag = &rest[..tag_end];
+        let body = &rest[tag_end..];
+        let close = body
+            .find(tag)
+            .ok_or_else(|| SqlError::syntax("syntax error: unterminated dollar-quoted module source"))?;
+        let source = body[..close].to_string();
+        let after = body[close + tag.len()..].trim_start();
+        let after = match after.strip_prefix(';') {
+            Some(a) => a,
+            None if after.is_empty() => after,
+            None => return Err(SqlError::syntax("syntax error: expected ; after the module source")),
+        };
+        return Ok(Some((ModuleDdl::Create { name, source, replace }, after)));
+    }
+    if let Some(rest) = keyword(sql, "DROP") {
+        let Some(rest) = keyword(rest, "MODULE") else {
+            return Ok(None);
+        };
+        let (rest, if_exists) = match keyword(rest, "IF").and_then(|r| keyword(r, "EXISTS")) {
+            Some(r) => (r, true),
+            None => (rest, false),
+        };
+        let (name, rest) = identifier(rest).ok_or_else(|| SqlError::syntax("syntax error: expected a module name after DROP MODULE"))?;
+        let (rest, cascade) = match keyword(rest, "CASCADE") {
+            Some(r) => (r, true),
+            None => (keyword(rest, "RESTRICT").unwrap_or(rest), false),
+        };
+        let rest = rest.trim_start();
+        let rest = match rest.strip_prefix(';') {
+            Some(r) => r,
+            None if rest.is_empty() => rest,
+            None => return Err(SqlError::syntax("syntax error at end of DROP MODULE")),
+        };
+        return Ok(Some((ModuleDdl::Drop { name, cascade, if_exists }, rest)));
+    }
+    Ok(None)
+}
+
+pub async fn execute_module_ddl(engine: &Arc<Engine>, ddl: &ModuleDdl) -> Result<Output, SqlError> {
+    let _guard = engine.ddl_lock.lock().await;
+    match ddl {
+        ModuleDdl::Create { name, source, replace } => create_module(engine, name, source, *replace).await,
+        ModuleDdl::Drop { name, cascade, if_exists } => drop_module(engine, name, *cascade, *if_exists).await,
+    }
+}
+
+fn validate_shape(name: &str, shape: &ModuleShape) -> Result<(), SqlError> {
+    let mut tables = std::collections::HashSet::new();
+    for c in &shape.classes {
+        if !tables.insert(c.table.clone()) {
+            return Err(SqlError::new("42P07", format!("module {name} defines table {} twice", c.table)));
+        }
+        for col in &c.columns {
+            check_refs(name, shape, &col.ty)?;
+        }
+    }
+    if name == "amber" || name == "pg_catalog" || name == "information_schema" || name == "public" {
+        return Err(SqlError::new("42939", format!("module name \"{name}\" is reserved")));
+    }
+    Ok(())
+}
+
+fn check_refs(name: &str, shape: &ModuleShape, t: &SqlType) -> Result<(), SqlError> {
+    match t {
+        SqlType::Ref(c) if !shape.classes.iter().any(|k| &k.name == c) => Err(SqlError::new(
+            "42P13",
+            format!("module {name}: reference to class {c}, which is not a persistent class of this module"),
+        )),
+        SqlType::Array(inner) => check_refs(name, shape, inner),
+        _ => Ok(()),
+    }
+}
+
+fn has_objects(txn: &amber_storage::Txn, class_id: u64) -> Result<bool, SqlError> {
+    let prefix = class_prefix(class_id);
+    let mut end = prefix.clone();
+    end.push(0xff);
+    end.extend_from_slice(&[0xff; 8]);
+    Ok(!txn.scan_range(&prefix, &end, 1)?.is_empty())
+}
+
+async fn create_module(engine: &Arc<Engine>, name: &str, source: &str, replace: bool) -> Result<Output, SqlError> {
+    let existing = engine.catalog.module(name);
+    if existing.is_some() && !replace {
+        return Err(SqlError::new("42P06", format!("module \"{name}\" already exists")));
+    }
+    let mut shape = engine.runtime.analyze(name.to_string(), source.to_string()).await?;
+    validate_shape(name, &shape)?;
+    let mut txn = engine.store.begin()?;
+    // Keep the identity of classes that survive a replace.
+    for class in shape.classes.iter_mut() {
+        let old: Option<&ClassDef> = existing.as_ref().and_then(|m| m.class(&class.name));
+        match old {
+            Some(old) => {
+                if old.columns != class.columns && has_objects(&txn, old.id)? {
+                    return Err(SqlError::new(
+                        "0A000",
+                        format!(
+                            "changing the attributes of class {} (which has objects) is not supported yet; the old version stays",
+                            class.name
+                        ),
+                    ));
+                }
+                class.id = old.id;
+            }
+            None => class.id = engine.store.allocate_oid()?,
+        }
+    }
+    if let Some(old) = &existing {
+        for class in &old.shape.classes {
+            if shape.class_ids(&class.name).is_none() && has_objects(&txn, class.id)? {
+                return Err(SqlError::new(
+                    "2BP01",
+                    format!("cannot drop class {} because it still has objects", class.name),
+                ));
+            }
+        }
+    }
+    for g in &shape.globals {
+        let key = global_key(name, &g.name);
+        if txn.get(&key)?.is_none() {
+            txn.put(&key, g.value.to_string().as_bytes())?;
+        }
+    }
+    let def = ModuleDef {
+        name: name.to_string(),
+        version: existing.as_ref().map(|m| m.version + 1).unwrap_or(1),
+        generation: engine.store.allocate_oid()?,
+        source: source.to_string(),
+        deployed_at: chrono::Utc::now().to_rfc3339(),
+        shape,
+    };
+    Catalog::store_module(&mut txn, &def)?;
+    commit(Arc::new(Mutex::new(txn))).await?;
+    engine.catalog.publish(name, Some(def));
+    tracing::info!(module = name, "module deployed");
+    Ok(Output::Command(if existing.is_some() { "CREATE OR REPLACE MODULE".into() } else { "CREATE MODULE".into() }))
+}
+
+trait ShapeExt {
+    fn class_ids(&self, name: &str) -> Option<u64>;
+}
+
+impl ShapeExt for ModuleShape {
+    fn class_ids(&self, name: &str) -> Option<u64> {
+        self.classes.iter().find(|c| c.name == name).map(|c| c.id)
+    }
+}
+
+async fn drop_module(engine: &Arc<Engine>, name: &str, cascade: bool, if_exists: bool) -> Result<Output, SqlError> {
+    let Some(existing) = engine.catalog.module(name) else {
+        if if_exists {
+            return Ok(Output::Command("DROP MODULE".into()));
+        }
+        return Err(SqlError::new("3F000", format!("module \"{name}\" does not exist")));
+    };
+    let mut txn = engine.store.begin()?;
+    for class in &existing.shape.classes {
+        if !cascade && has_objects(&txn, class.id)? {
+            return Err(SqlError::new(
+                "2BP01",
+                format!("cannot drop module {name} because class {} has objects", class.name),
+            )
+            .with_detail(Some("Use DROP MODULE ... CASCADE to drop the objects too.".into())));
+        }
+        for (key, _) in txn.scan_prefix(&class_prefix(class.id))? {
+            txn.delete(&key)?;
+        }
+    }
+    for g in &existing.shape.globals {
+        txn.delete(&global_key(name, &g.name))?;
+    }
+    Catalog::delete_module(&mut txn, name)?;
+    commit(Arc::new(Mutex::new(txn))).await?;
+    engine.catalog.publish(name, None);
+    Ok(Output::Command("DROP MODULE".into()))
+}

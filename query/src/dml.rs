@@ -1,0 +1,471 @@
+//! INSERT, UPDATE and DELETE: objects created, changed and deleted through
+//! the session's transaction. Single-object statements by id with constant
+//! values take a direct path; others find their rows through DataFusion.
+
+use crate::convert;
+use crate::error::SqlError;
+use crate::session::{constant_value, constant_values, split_qualified, Output, Session};
+use crate::table;
+use amber_catalog::{object_key, ClassDef, ModuleDef, SqlType};
+use amber_runtime::TxnHandle;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::MemTable;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{
+    self, AssignmentTarget, BinaryOperator, Expr, FromTable, ObjectName, SelectItem, SetExpr,
+    Statement, TableFactor, TableObject,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use serde_json::{Map, Value as Json};
+use std::sync::Arc;
+
+type Object = Map<String, Json>;
+
+impl Session {
+    fn resolve_table(&self, name: &ObjectName) -> Result<(Arc<ModuleDef>, ClassDef), SqlError> {
+        let (schema, table) = split_qualified(name).unwrap_or_else(|| ("public".into(), name.to_string()));
+        let module = self
+            .engine
+            .catalog
+            .module(&schema)
+            .ok_or_else(|| SqlError::new("42P01", format!("relation \"{name}\" does not exist")))?;
+        let class = module
+            .table(&table)
+            .ok_or_else(|| SqlError::new("42P01", format!("relation \"{name}\" does not exist")))?
+            .clone();
+        Ok((module, class))
+    }
+
+    pub(crate) async fn insert(&mut self, ins: &ast::Insert, params: &[ScalarValue], txn: &TxnHandle) -> Result<Output, SqlError> {
+        let TableObject::TableName(name) = &ins.table else {
+            return Err(SqlError::unsupported("INSERT into a table function"));
+        };
+        let (module, class) = self.resolve_table(name)?;
+        let targets = target_columns(&class, &ins.columns, name)?;
+        let source = ins
+            .source
+            .as_ref()
+            .ok_or_else(|| SqlError::unsupported("INSERT without VALUES or SELECT"))?;
+        let fast = match source.body.as_ref() {
+            SetExpr::Values(values) => values
+                .rows
+                .iter()
+                .map(|row| constant_values(row, params))
+                .collect::<Result<Vec<_>, _>>()
+                .ok(),
+            _ => None,
+        };
+        let rows: Vec<Vec<ScalarValue>> = match fast {
+            Some(rows) => rows,
+            None => {
+                let (_schema, batches) = self.run_query(source, params, txn).await?;
+                let mut rows = Vec::new();
+                for b in &batches {
+                    for r in 0..b.num_rows() {
+                        rows.push(
+                            (0..b.num_columns())
+                                .map(|c| convert::cell(b.column(c), r))
+                                .collect::<Result<Vec<_>, _>>()?,
+                        );
+                    }
+                }
+                rows
+            }
+        };
+        let mut returned = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if row.len() > targets.len() {
+                return Err(SqlError::syntax("INSERT has more expressions than target columns"));
+            }
+            if row.len() < targets.len() {
+                return Err(SqlError::syntax("INSERT has more target columns than expressions"));
+            }
+            let mut obj = Object::new();
+            for col in &class.columns {
+                let v = match targets.iter().position(|t| *t == col.name) {
+                    Some(i) => convert::scalar_to_json(&col.ty, &row[i])?,
+                    None if col.has_default => col.default.clone(),
+                    None => Json::Null,
+                };
+                obj.insert(col.name.clone(), v);
+            }
+            self.check_object(&module, &class, &obj, txn)?;
+            let oid = self.engine.store.allocate_oid()?;
+            let bytes = serde_json::to_vec(&obj).map_err(|e| SqlError::internal(e.to_string()))?;
+            lock(txn)?.put(&object_key(class.id, oid), &bytes)?;
+            returned.push(object_row(&class, oid, &obj));
+        }
+        let tag = format!("INSERT 0 {}", rows.len());
+        self.finish_dml(&class, ins.returning.as_deref(), returned, tag, txn).await
+    }
+
+    pub(crate) async fn update(&mut self, upd: &ast::Update, params: &[ScalarValue], txn: &TxnHandle) -> Result<Output, SqlError> {
+        let (name, alias) = match &upd.table.relation {
+            TableFactor::Table { name, alias, .. } => (name, alias),
+            _ => return Err(SqlError::unsupported("UPDATE of this kind of relation")),
+        };
+        if upd.from.is_some() || !upd.table.joins.is_empty() {
+            return Err(SqlError::unsupported("UPDATE ... FROM"));
+        }
+        let (module, class) = self.resolve_table(name)?;
+        let mut columns = Vec::with_capacity(upd.assignments.len());
+        for a in &upd.assignments {
+            let AssignmentTarget::ColumnName(c) = &a.target else {
+                return Err(SqlError::unsupported("tuple assignment"));
+            };
+            let cname = c.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone()).unwrap_or_default();
+            if cname == "id" {
+                return Err(SqlError::new("428C9", "column \"id\" can only be updated to DEFAULT"));
+            }
+            let col = class
+                .columns
+                .iter()
+                .find(|k| k.name == cname)
+                .ok_or_else(|| SqlError::new("42703", format!("column \"{cname}\" of relation \"{}\" does not exist", class.table)))?;
+            columns.push(col.clone());
+        }
+        // (oid, new values) for each row to change.
+        let changes: Vec<(u64, Vec<ScalarValue>)> = match (
+            id_equality(upd.selection.as_ref(), params),
+            upd.assignments.iter().map(|a| constant_value(&a.value, params)).collect::<Result<Vec<_>, _>>(),
+        ) {
+            (Some(oid), Ok(values)) => vec![(oid, values)],
+            _ => {
+                let items: Vec<String> = upd.assignments.iter().map(|a| a.value.to_string()).collect();
+                let mut sql = format!("SELECT id{}{} FROM {}", if items.is_empty() { "" } else { ", " }, items.join(", "), name);
+                if let Some(a) = alias {
+                    sql.push_str(&format!(" AS {a}"));
+                }
+                if let Some(sel) = &upd.selection {
+                    sql.push_str(&format!(" WHERE {sel}"));
+                }
+                let rows = self.query_rows(&sql, params, txn).await?;
+                rows.into_iter()
+                    .map(|mut r| {
+                        let oid = match r.first() {
+                            Some(ScalarValue::Int64(Some(i))) => *i as u64,
+                            _ => return Err(SqlError::internal("UPDATE lost the object id")),
+                        };
+                        r.remove(0);
+                        Ok((oid, r))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        let mut returned = Vec::with_capacity(changes.len());
+        for (oid, values) in &changes {
+            let Some((cid, mut obj)) = self.load_object(&module, &class, *oid, txn)? else {
+                continue;
+            };
+            for (col, v) in columns.iter().zip(values) {
+                obj.insert(col.name.clone(), convert::scalar_to_json(&col.ty, v)?);
+            }
+            self.check_object(&module, &class, &obj, txn)?;
+            let bytes = serde_json::to_vec(&obj).map_err(|e| SqlError::internal(e.to_string()))?;
+            lock(txn)?.put(&object_key(cid, *oid), &bytes)?;
+            returned.push(object_row(&class, *oid, &obj));
+        }
+        let tag = format!("UPDATE {}", returned.len());
+        self.finish_dml(&class, upd.returning.as_deref(), returned, tag, txn).await
+    }
+
+    pub(crate) async fn delete(&mut self, del: &ast::Delete, params: &[ScalarValue], txn: &TxnHandle) -> Result<Output, SqlError> {
+        let tables = match &del.from {
+            FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+        };
+        let [twj] = tables.as_slice() else {
+            return Err(SqlError::unsupported("DELETE from several tables"));
+        };
+        let TableFactor::Table { name, alias, .. } = &twj.relation else {
+            return Err(SqlError::unsupported("DELETE from this kind of relation"));
+        };
+        if del.using.is_some() {
+            return Err(SqlError::unsupported("DELETE ... USING"));
+        }
+        let (module, class) = self.resolve_table(name)?;
+        let oids: Vec<u64> = match id_equality(del.selection.as_ref(), params) {
+            Some(oid) => vec![oid],
+            None => {
+                let mut sql = format!("SELECT id FROM {name}");
+                if let Some(a) = alias {
+                    sql.push_str(&format!(" AS {a}"));
+                }
+                if let Some(sel) = &del.selection {
+                    sql.push_str(&format!(" WHERE {sel}"));
+                }
+                self.query_rows(&sql, params, txn)
+                    .await?
+                    .into_iter()
+                    .filter_map(|r| match r.first() {
+                        Some(ScalarValue::Int64(Some(i))) => Some(*i as u64),
+                        _ => None,
+                    })
+                    .collect()
+            }
+        };
+        let mut returned = Vec::with_capacity(oids.len());
+        for oid in oids {
+            let Some((cid, obj)) = self.load_object(&module, &class, oid, txn)? else {
+                continue;
+            };
+            lock(txn)?.delete(&object_key(cid, oid))?;
+            returned.push(object_row(&class, oid, &obj));
+        }
+        let tag = format!("DELETE {}", returned.len());
+        self.finish_dml(&class, del.returning.as_deref(), returned, tag, txn).await
+    }
+
+    /// Loads an object of `class` or a subclass: (its class id, its state).
+    fn load_object(&self, module: &ModuleDef, class: &ClassDef, oid: u64, txn: &TxnHandle) -> Result<Option<(u64, Object)>, SqlError> {
+        let guard = lock(txn)?;
+        for cid in module.class_ids_with_subclasses(&class.name) {
+            if let Some(raw) = guard.get(&object_key(cid, oid))? {
+                let obj: Object = serde_json::from_slice(&raw).map_err(|e| SqlError::internal(format!("corrupt object {oid}: {e}")))?;
+                return Ok(Some((cid, obj)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// NOT NULL and reference checks before an object is written.
+    fn check_object(&self, module: &ModuleDef, class: &ClassDef, obj: &Object, txn: &TxnHandle) -> Result<(), SqlError> {
+        for col in &class.columns {
+            let v = obj.get(&col.name).unwrap_or(&Json::Null);
+            if v.is_null() {
+                if !col.nullable {
+                    return Err(SqlError::new(
+                        "23502",
+                        format!("null value in column \"{}\" of relation \"{}\" violates not-null constraint", col.name, class.table),
+                    ));
+                }
+                continue;
+            }
+            if let SqlType::Ref(target) = &col.ty {
+                let oid = v.as_i64().unwrap_or(-1);
+                let target_class = module.class(target).ok_or_else(|| SqlError::internal("reference to unknown class"))?;
+                let exists = oid >= 0 && self.load_object(module, target_class, oid as u64, txn)?.is_some();
+                if !exists {
+                    return Err(SqlError::new(
+                        "23503",
+                        format!(
+                            "insert or update on table \"{}\" violates foreign key constraint \"{}_{}_fkey\"",
+                            class.table, class.table, col.name
+                        ),
+                    )
+                    .with_detail(Some(format!("Key ({})=({oid}) is not present in table \"{}\".", col.name, target_class.table))));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn query_rows(&mut self, sql: &str, params: &[ScalarValue], txn: &TxnHandle) -> Result<Vec<Vec<ScalarValue>>, SqlError> {
+        let stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| SqlError::syntax(e.to_string()))?;
+        let Some(Statement::Query(q)) = stmts.into_iter().next() else {
+            return Err(SqlError::internal("generated query did not parse"));
+        };
+        let (_schema, batches) = self.run_query(&q, params, txn).await?;
+        let mut rows = Vec::new();
+        for b in &batches {
+            for r in 0..b.num_rows() {
+                rows.push((0..b.num_columns()).map(|c| convert::cell(b.column(c), r)).collect::<Result<Vec<_>, _>>()?);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// The statement's result: its tag, and with RETURNING the rows.
+    async fn finish_dml(&mut self, class: &ClassDef, returning: Option<&[SelectItem]>, rows: Vec<Vec<Json>>, tag: String, txn: &TxnHandle) -> Result<Output, SqlError> {
+        let Some(items) = returning else {
+            return Ok(Output::Command(tag));
+        };
+        let schema = table::class_schema(class);
+        let batch = table::batch(schema.clone(), &table::class_types(class), &rows)?;
+        let ctx = self.make_context(txn)?;
+        ctx.register_table("__amber_returning", Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
+        let items: Vec<String> = items.iter().map(|i| i.to_string()).collect();
+        let sql = format!("SELECT {} FROM __amber_returning AS {}", items.join(", "), class.table);
+        let stmts = Parser::parse_sql(&PostgreSqlDialect {}, &sql).map_err(|e| SqlError::syntax(e.to_string()))?;
+        let Some(Statement::Query(q)) = stmts.into_iter().next() else {
+            return Err(SqlError::internal("RETURNING did not parse"));
+        };
+        let names = crate::names::select_item_names(&q);
+        let plan = ctx.state().statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(q)))).await?;
+        let df = ctx.execute_logical_plan(plan).await?;
+        let out_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await?;
+        let out_schema = rename(&out_schema, names.as_deref());
+        let batches = batches
+            .into_iter()
+            .map(|b| datafusion::arrow::record_batch::RecordBatch::try_new(out_schema.clone(), b.columns().to_vec()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SqlError::internal(e.to_string()))?;
+        Ok(Output::Rows { schema: out_schema, batches, tag })
+    }
+
+    /// Parameter types and RETURNING columns of a DML statement.
+    pub(crate) async fn describe_dml(&mut self, stmt: &Statement, txn: &TxnHandle) -> Result<(Vec<Option<DataType>>, Option<SchemaRef>), SqlError> {
+        let mut types: Vec<Option<DataType>> = Vec::new();
+        let mut set = |idx: usize, t: DataType| {
+            if types.len() <= idx {
+                types.resize(idx + 1, None);
+            }
+            if types[idx].is_none() {
+                types[idx] = Some(t);
+            }
+        };
+        let (class, returning, where_sql) = match stmt {
+            Statement::Insert(ins) => {
+                let TableObject::TableName(name) = &ins.table else { return Ok((types, None)) };
+                let (_m, class) = self.resolve_table(name)?;
+                let targets = target_columns(&class, &ins.columns, name)?;
+                if let Some(SetExpr::Values(values)) = ins.source.as_ref().map(|s| s.body.as_ref()) {
+                    for row in &values.rows {
+                        for (i, e) in row.iter().enumerate() {
+                            if let (Some(idx), Some(col)) = (placeholder(e), targets.get(i)) {
+                                if let Some(c) = class.columns.iter().find(|c| &c.name == col) {
+                                    set(idx, convert::arrow_type(&c.ty));
+                                }
+                            }
+                        }
+                    }
+                }
+                (class, ins.returning.clone(), None)
+            }
+            Statement::Update(upd) => {
+                let TableFactor::Table { name, .. } = &upd.table.relation else { return Ok((types, None)) };
+                let (_m, class) = self.resolve_table(name)?;
+                for a in &upd.assignments {
+                    if let (AssignmentTarget::ColumnName(c), Some(idx)) = (&a.target, placeholder(&a.value)) {
+                        let cname = c.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone()).unwrap_or_default();
+                        if let Some(col) = class.columns.iter().find(|k| k.name == cname) {
+                            set(idx, convert::arrow_type(&col.ty));
+                        }
+                    }
+                }
+                let w = upd.selection.as_ref().map(|s| format!("SELECT id FROM {name} WHERE {s}"));
+                (class, upd.returning.clone(), w)
+            }
+            Statement::Delete(del) => {
+                let tables = match &del.from {
+                    FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+                };
+                let Some(TableFactor::Table { name, .. }) = tables.first().map(|t| &t.relation) else { return Ok((types, None)) };
+                let (_m, class) = self.resolve_table(name)?;
+                let w = del.selection.as_ref().map(|s| format!("SELECT id FROM {name} WHERE {s}"));
+                (class, del.returning.clone(), w)
+            }
+            _ => return Ok((types, None)),
+        };
+        if let Some(sql) = where_sql {
+            let ctx = self.make_context(txn)?;
+            let stmts = Parser::parse_sql(&PostgreSqlDialect {}, &sql).map_err(|e| SqlError::syntax(e.to_string()))?;
+            if let Some(s) = stmts.into_iter().next() {
+                let plan = ctx.state().statement_to_plan(DfStatement::Statement(Box::new(s))).await?;
+                for (name, t) in plan.get_parameter_types()? {
+                    if let (Some(idx), Some(t)) = (name.trim_start_matches('$').parse::<usize>().ok().and_then(|i| i.checked_sub(1)), t) {
+                        set(idx, t);
+                    }
+                }
+            }
+        }
+        let columns = match returning {
+            None => None,
+            Some(items) => {
+                let schema = table::class_schema(&class);
+                let ctx = self.make_context(txn)?;
+                ctx.register_table("__amber_returning", Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
+                let items: Vec<String> = items.iter().map(|i| i.to_string()).collect();
+                let sql = format!("SELECT {} FROM __amber_returning AS {}", items.join(", "), class.table);
+                let stmts = Parser::parse_sql(&PostgreSqlDialect {}, &sql).map_err(|e| SqlError::syntax(e.to_string()))?;
+                let Some(Statement::Query(q)) = stmts.into_iter().next() else { return Ok((types, None)) };
+                let names = crate::names::select_item_names(&q);
+                let plan = ctx.state().statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(q)))).await?;
+                Some(rename(&Arc::new(plan.schema().as_arrow().clone()), names.as_deref()))
+            }
+        };
+        Ok((types, columns))
+    }
+}
+
+fn rename(schema: &SchemaRef, names: Option<&[Option<String>]>) -> SchemaRef {
+    let Some(names) = names else { return schema.clone() };
+    if names.iter().any(|n| n.is_none()) || names.len() != schema.fields().len() {
+        return schema.clone();
+    }
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .zip(names)
+        .map(|(f, n)| f.as_ref().clone().with_name(n.clone().unwrap_or_default()))
+        .collect();
+    Arc::new(datafusion::arrow::datatypes::Schema::new(fields))
+}
+
+fn lock(txn: &TxnHandle) -> Result<std::sync::MutexGuard<'_, amber_storage::Txn>, SqlError> {
+    txn.lock().map_err(|_| SqlError::internal("transaction lock poisoned"))
+}
+
+fn object_row(class: &ClassDef, oid: u64, obj: &Object) -> Vec<Json> {
+    let mut row = Vec::with_capacity(class.columns.len() + 1);
+    row.push(Json::from(oid));
+    for c in &class.columns {
+        row.push(obj.get(&c.name).cloned().unwrap_or(Json::Null));
+    }
+    row
+}
+
+fn target_columns(class: &ClassDef, columns: &[ObjectName], table: &ObjectName) -> Result<Vec<String>, SqlError> {
+    if columns.is_empty() {
+        return Ok(class.columns.iter().map(|c| c.name.clone()).collect());
+    }
+    columns
+        .iter()
+        .map(|c| {
+            let name = c.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone()).unwrap_or_default();
+            if name == "id" {
+                return Err(SqlError::new("428C9", "cannot insert a non-DEFAULT value into column \"id\"")
+                    .with_detail(Some("Column \"id\" is an identity column defined as GENERATED ALWAYS.".into())));
+            }
+            if !class.columns.iter().any(|k| k.name == name) {
+                return Err(SqlError::new("42703", format!("column \"{name}\" of relation \"{table}\" does not exist")));
+            }
+            Ok(name)
+        })
+        .collect()
+}
+
+fn placeholder(e: &Expr) -> Option<usize> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            ast::Value::Placeholder(p) => p.trim_start_matches('$').parse::<usize>().ok()?.checked_sub(1),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `id = <constant>` (either side): the one object a statement touches.
+fn id_equality(selection: Option<&Expr>, params: &[ScalarValue]) -> Option<u64> {
+    let Expr::BinaryOp { left, op: BinaryOperator::Eq, right } = selection? else {
+        return None;
+    };
+    let is_id = |e: &Expr| match e {
+        Expr::Identifier(i) => i.value == "id",
+        Expr::CompoundIdentifier(p) => p.last().is_some_and(|i| i.value == "id"),
+        _ => false,
+    };
+    let value = if is_id(left) {
+        constant_value(right, params).ok()?
+    } else if is_id(right) {
+        constant_value(left, params).ok()?
+    } else {
+        return None;
+    };
+    match value.cast_to(&DataType::Int64).ok()? {
+        ScalarValue::Int64(Some(i)) if i >= 0 => Some(i as u64),
+        _ => None,
+    }
+}

@@ -1,0 +1,166 @@
+//! SQL errors with PostgreSQL SQLSTATE codes.
+
+use amber_runtime::RuntimeError;
+use amber_storage::StorageError;
+use datafusion::error::DataFusionError;
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct SqlError {
+    pub code: String,
+    pub message: String,
+    pub detail: Option<String>,
+}
+
+impl SqlError {
+    pub fn new(code: &str, message: impl Into<String>) -> SqlError {
+        SqlError {
+            code: code.to_string(),
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    pub fn internal(message: impl Into<String>) -> SqlError {
+        SqlError::new("XX000", message)
+    }
+
+    pub fn syntax(message: impl Into<String>) -> SqlError {
+        SqlError::new("42601", message)
+    }
+
+    pub fn unsupported(message: impl Into<String>) -> SqlError {
+        SqlError::new("0A000", message)
+    }
+
+    pub fn with_detail(mut self, detail: Option<String>) -> SqlError {
+        self.detail = detail;
+        self
+    }
+
+    pub fn serialization_failure() -> SqlError {
+        SqlError::new(
+            "40001",
+            "could not serialize access due to concurrent update",
+        )
+    }
+}
+
+impl From<StorageError> for SqlError {
+    fn from(e: StorageError) -> SqlError {
+        match e {
+            StorageError::Conflict => SqlError::serialization_failure(),
+            StorageError::Poisoned => SqlError::new("58030", e.to_string()),
+            StorageError::Engine(m) => SqlError::new("58000", m),
+        }
+    }
+}
+
+impl From<amber_catalog::CatalogError> for SqlError {
+    fn from(e: amber_catalog::CatalogError) -> SqlError {
+        match e {
+            amber_catalog::CatalogError::Storage(s) => s.into(),
+            other => SqlError::internal(other.to_string()),
+        }
+    }
+}
+
+impl From<RuntimeError> for SqlError {
+    fn from(e: RuntimeError) -> SqlError {
+        match e {
+            RuntimeError::Python {
+                sqlstate,
+                message,
+                detail,
+            } => SqlError {
+                code: sqlstate,
+                message,
+                detail,
+            },
+            RuntimeError::Syntax { message, .. } => SqlError::new("42601", message),
+            RuntimeError::Internal(m) => SqlError::internal(m),
+        }
+    }
+}
+
+/// Marker carried through DataFusion for errors that already have a SQLSTATE
+/// (a Python exception inside a UDF, a storage conflict inside a scan).
+impl From<SqlError> for DataFusionError {
+    fn from(e: SqlError) -> DataFusionError {
+        DataFusionError::External(Box::new(e))
+    }
+}
+
+impl From<DataFusionError> for SqlError {
+    fn from(e: DataFusionError) -> SqlError {
+        // Find an SqlError wrapped anywhere in the chain.
+        if let Some(inner) = find_sql_error(&e) {
+            return inner;
+        }
+        let msg = e.strip_backtrace();
+        let code = match &e {
+            DataFusionError::SQL(..) => "42601",
+            DataFusionError::Plan(m) => classify_plan_error(m),
+            DataFusionError::SchemaError(s, _) => match **s {
+                datafusion::common::SchemaError::FieldNotFound { .. } => "42703",
+                datafusion::common::SchemaError::AmbiguousReference { .. } => "42702",
+                _ => "42P10",
+            },
+            DataFusionError::NotImplemented(_) => "0A000",
+            DataFusionError::ArrowError(ae, _) => match ae.as_ref() {
+                datafusion::arrow::error::ArrowError::DivideByZero => "22012",
+                datafusion::arrow::error::ArrowError::CastError(_)
+                | datafusion::arrow::error::ArrowError::ParseError(_) => "22P02",
+                datafusion::arrow::error::ArrowError::ArithmeticOverflow(_) => "22003",
+                _ => "XX000",
+            },
+            DataFusionError::Execution(m) if m.contains("Divide by zero") => "22012",
+            DataFusionError::Execution(_) => "22000",
+            _ => "XX000",
+        };
+        SqlError::new(code, clean_message(&msg))
+    }
+}
+
+fn classify_plan_error(m: &str) -> &'static str {
+    if m.contains("table") && m.contains("not found") {
+        "42P01"
+    } else if m.contains("Invalid function") || m.contains("function") && m.contains("not found") {
+        "42883"
+    } else if m.contains("No field named") || m.contains("column") {
+        "42703"
+    } else if m.contains("must appear in the GROUP BY") || m.contains("GROUP BY") {
+        "42803"
+    } else if m.contains("No function matches") || m.contains("coerc") {
+        "42883"
+    } else {
+        "42601"
+    }
+}
+
+fn clean_message(m: &str) -> String {
+    let m = m
+        .trim_start_matches("Error during planning: ")
+        .trim_start_matches("SQL error: ")
+        .trim_start_matches("Schema error: ")
+        .trim_start_matches("Execution error: ")
+        .trim_start_matches("This feature is not implemented: ");
+    m.lines().next().unwrap_or(m).to_string()
+}
+
+fn find_sql_error(e: &DataFusionError) -> Option<SqlError> {
+    match e {
+        DataFusionError::External(b) => b.downcast_ref::<SqlError>().cloned(),
+        DataFusionError::Context(_, inner) => find_sql_error(inner),
+        DataFusionError::Shared(inner) => find_sql_error(inner),
+        DataFusionError::Collection(v) => v.iter().find_map(find_sql_error),
+        DataFusionError::ArrowError(ae, _) => match ae.as_ref() {
+            datafusion::arrow::error::ArrowError::ExternalError(b) => b
+                .downcast_ref::<DataFusionError>()
+                .and_then(find_sql_error)
+                .or_else(|| b.downcast_ref::<SqlError>().cloned()),
+            _ => None,
+        },
+        _ => None,
+    }
+}

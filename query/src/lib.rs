@@ -1,0 +1,26 @@
+//! Amber's SQL layer: parsing, transactions per session, planning and
+//! execution.
+//!
+//! Architecture invariants:
+//! - Every statement runs in exactly one storage transaction: the session's
+//!   open one (BEGIN ... COMMIT) or a fresh one committed right after the
+//!   statement (autocommit). Table scans, Python calls and DML all read and
+//!   write through that transaction, so a statement sees its own writes and
+//!   everything it read is checked for conflicts at commit.
+//! - A failed statement inside BEGIN poisons the transaction (25P02 until
+//!   ROLLBACK), exactly as PostgreSQL; nothing of it is ever committed.
+//! - General queries go through DataFusion; writes, CALL and module DDL take
+//!   a direct path.
+
+pub mod convert;
+mod ddl;
+mod dml;
+pub mod error;
+mod names;
+mod session;
+pub mod table;
+
+pub use datafusion::arrow;
+pub use datafusion::common::ScalarValue;
+pub use error::SqlError;
+pub use session::{Engine, Output, Prepared, Session};

@@ -1,0 +1,66 @@
+//! PostgreSQL's output column names (`?column?`, `count`, `sum`, ...).
+
+use datafusion::sql::sqlparser::ast::{Expr, SelectItem, SetExpr, Query, FunctionArguments};
+
+/// One name per select item; `None` for a wildcard (its columns keep the
+/// names the table gives them).
+pub fn select_item_names(query: &Query) -> Option<Vec<Option<String>>> {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    Some(
+        select
+            .projection
+            .iter()
+            .map(|item| match item {
+                SelectItem::UnnamedExpr(e) => Some(expr_name(e)),
+                SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+pub fn expr_name(e: &Expr) -> String {
+    match e {
+        Expr::Identifier(i) => i.value.clone(),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.clone()).unwrap_or_default(),
+        Expr::Function(f) => {
+            let name = f
+                .name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(|i| i.value.to_lowercase())
+                .unwrap_or_else(|| "?column?".into());
+            let _ = &f.args;
+            if matches!(f.args, FunctionArguments::None) && name.is_empty() {
+                return "?column?".into();
+            }
+            name
+        }
+        Expr::Cast { expr, data_type, .. } => match expr.as_ref() {
+            Expr::Value(_) => pg_type_column_name(&data_type.to_string()),
+            other => expr_name(other),
+        },
+        Expr::Nested(inner) => expr_name(inner),
+        Expr::Case { .. } => "case".into(),
+        Expr::Exists { .. } => "exists".into(),
+        Expr::Array(_) => "array".into(),
+        _ => "?column?".into(),
+    }
+}
+
+fn pg_type_column_name(t: &str) -> String {
+    match t.to_lowercase().as_str() {
+        "int" | "integer" | "int4" => "int4".into(),
+        "bigint" | "int8" => "int8".into(),
+        "smallint" | "int2" => "int2".into(),
+        "text" => "text".into(),
+        "boolean" | "bool" => "bool".into(),
+        "float8" | "double precision" => "float8".into(),
+        "real" | "float4" => "float4".into(),
+        "date" => "date".into(),
+        other => other.split('(').next().unwrap_or(other).trim().to_string(),
+    }
+}

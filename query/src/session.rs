@@ -1,0 +1,925 @@
+//! Sessions: transaction state, statement dispatch, query execution.
+
+use crate::convert;
+use crate::ddl::{self, ModuleDdl};
+use crate::error::SqlError;
+use crate::names;
+use crate::table::{self, ClassTable, PythonUdf};
+use amber_catalog::{Catalog, Returns, SqlType};
+use amber_runtime::{CallSpec, Runtime, TxnHandle};
+use amber_storage::{Store, Txn};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::MemorySchemaProvider;
+use datafusion::common::ScalarValue;
+use datafusion::datasource::MemTable;
+use datafusion::logical_expr::ScalarUDF;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{
+    self, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName, Query, SetExpr,
+    Statement, TableFactor, Value,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use serde_json::Value as Json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Shared by all sessions.
+pub struct Engine {
+    pub store: Store,
+    pub catalog: Catalog,
+    pub runtime: Arc<Runtime>,
+    /// Module deploys run one at a time.
+    pub(crate) ddl_lock: tokio::sync::Mutex<()>,
+}
+
+impl Engine {
+    pub fn open(store: Store, python_workers: usize) -> Result<Arc<Engine>, SqlError> {
+        let txn = store.begin()?;
+        let catalog = Catalog::load(&txn)?;
+        txn.rollback();
+        let runtime = Arc::new(Runtime::new(store.clone(), python_workers));
+        Ok(Arc::new(Engine {
+            store,
+            catalog,
+            runtime,
+            ddl_lock: tokio::sync::Mutex::new(()),
+        }))
+    }
+}
+
+/// What one statement produced.
+#[derive(Debug)]
+pub enum Output {
+    Rows {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        /// `SELECT n`, `INSERT 0 n` (with RETURNING), ...
+        tag: String,
+    },
+    Command(String),
+    /// BEGIN: the session is now in a transaction block.
+    TxnStart(String),
+    /// COMMIT / ROLLBACK: the block ended.
+    TxnEnd(String),
+}
+
+enum TxnState {
+    Idle,
+    Open(TxnHandle),
+    Failed,
+}
+
+/// A statement parsed once, executed many times (extended protocol).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub sql: String,
+    pub kind: PreparedKind,
+    pub param_types: Vec<DataType>,
+    /// Columns of the result; `None` for a statement without rows.
+    pub columns: Option<SchemaRef>,
+}
+
+#[derive(Debug, Clone)]
+pub enum PreparedKind {
+    Empty,
+    Module(ModuleDdl),
+    Sql(Box<Statement>),
+}
+
+pub struct Session {
+    pub(crate) engine: Arc<Engine>,
+    state: TxnState,
+    settings: HashMap<String, String>,
+    srf_counter: u64,
+}
+
+/// Parses `sql` into its statements: Amber's module DDL and ordinary SQL.
+pub fn parse_statements(sql: &str) -> Result<Vec<PreparedKind>, SqlError> {
+    let mut out = Vec::new();
+    let mut rest = sql;
+    // Bounded: every iteration consumes at least one statement.
+    loop {
+        let trimmed = skip_blank(rest);
+        if trimmed.is_empty() {
+            break;
+        }
+        if let Some((ddl, after)) = ddl::parse_module_ddl(trimmed)? {
+            out.push(PreparedKind::Module(ddl));
+            rest = after;
+            continue;
+        }
+        let stmts = Parser::parse_sql(&PostgreSqlDialect {}, trimmed)
+            .map_err(|e| SqlError::syntax(parse_error_message(&e.to_string())))?;
+        out.extend(stmts.into_iter().map(|s| PreparedKind::Sql(Box::new(s))));
+        break;
+    }
+    Ok(out)
+}
+
+fn parse_error_message(m: &str) -> String {
+    let m = m.trim_start_matches("sql parser error: ");
+    format!("syntax error: {m}")
+}
+
+fn skip_blank(mut s: &str) -> &str {
+    loop {
+        let t = s.trim_start_matches(|c: char| c.is_whitespace() || c == ';');
+        if let Some(rest) = t.strip_prefix("--") {
+            s = rest.split_once('\n').map(|(_, r)| r).unwrap_or("");
+        } else if let Some(rest) = t.strip_prefix("/*") {
+            s = rest.split_once("*/").map(|(_, r)| r).unwrap_or("");
+        } else {
+            return t;
+        }
+    }
+}
+
+impl Session {
+    pub fn new(engine: Arc<Engine>) -> Session {
+        Session {
+            engine,
+            state: TxnState::Idle,
+            settings: HashMap::new(),
+            srf_counter: 0,
+        }
+    }
+
+    pub fn in_transaction(&self) -> bool {
+        !matches!(self.state, TxnState::Idle)
+    }
+
+    pub fn is_failed(&self) -> bool {
+        matches!(self.state, TxnState::Failed)
+    }
+
+    /// Runs a simple-protocol query string: statements in order, stopping
+    /// at the first error (which is the last element).
+    pub async fn execute_simple(&mut self, sql: &str) -> Vec<Result<Output, SqlError>> {
+        let stmts = match parse_statements(sql) {
+            Ok(s) => s,
+            Err(e) => {
+                if let TxnState::Open(_) = self.state {
+                    self.state = TxnState::Failed;
+                }
+                return vec![Err(e)];
+            }
+        };
+        let mut out = Vec::with_capacity(stmts.len());
+        for kind in stmts {
+            let r = self.execute_kind(&kind, &[]).await;
+            let failed = r.is_err();
+            out.push(r);
+            if failed {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Parses one statement for the extended protocol and describes it.
+    pub async fn prepare(&mut self, sql: &str, client_types: &[Option<DataType>]) -> Result<Prepared, SqlError> {
+        let mut stmts = parse_statements(sql)?;
+        if stmts.len() > 1 {
+            return Err(SqlError::syntax("cannot insert multiple commands into a prepared statement"));
+        }
+        let kind = stmts.pop().unwrap_or(PreparedKind::Empty);
+        let (param_types, columns) = match &kind {
+            PreparedKind::Sql(stmt) => self.describe(stmt, client_types).await?,
+            _ => (Vec::new(), None),
+        };
+        Ok(Prepared {
+            sql: sql.to_string(),
+            kind,
+            param_types,
+            columns,
+        })
+    }
+
+    pub async fn execute_prepared(&mut self, prepared: &Prepared, params: &[ScalarValue]) -> Result<Output, SqlError> {
+        self.execute_kind(&prepared.kind, params).await
+    }
+
+    async fn execute_kind(&mut self, kind: &PreparedKind, params: &[ScalarValue]) -> Result<Output, SqlError> {
+        match kind {
+            PreparedKind::Empty => Ok(Output::Command(String::new())),
+            PreparedKind::Module(ddl) => {
+                if self.in_transaction() {
+                    if self.is_failed() {
+                        return Err(aborted());
+                    }
+                    return Err(SqlError::new(
+                        "25001",
+                        "module DDL cannot run inside a transaction block",
+                    ));
+                }
+                ddl::execute_module_ddl(&self.engine, ddl).await
+            }
+            PreparedKind::Sql(stmt) => self.execute_statement(stmt, params).await,
+        }
+    }
+
+    async fn execute_statement(&mut self, stmt: &Statement, params: &[ScalarValue]) -> Result<Output, SqlError> {
+        match stmt {
+            Statement::StartTransaction { .. } => {
+                match self.state {
+                    TxnState::Idle => {
+                        let txn = self.engine.store.begin()?;
+                        self.state = TxnState::Open(Arc::new(Mutex::new(txn)));
+                    }
+                    // PostgreSQL warns and stays in the block.
+                    TxnState::Open(_) | TxnState::Failed => {}
+                }
+                return Ok(Output::TxnStart("BEGIN".into()));
+            }
+            Statement::Commit { .. } => {
+                let state = std::mem::replace(&mut self.state, TxnState::Idle);
+                return match state {
+                    TxnState::Idle => Ok(Output::TxnEnd("COMMIT".into())),
+                    TxnState::Failed => Ok(Output::TxnEnd("ROLLBACK".into())),
+                    TxnState::Open(handle) => {
+                        commit(handle).await?;
+                        Ok(Output::TxnEnd("COMMIT".into()))
+                    }
+                };
+            }
+            Statement::Rollback { savepoint: None, .. } => {
+                self.state = TxnState::Idle;
+                return Ok(Output::TxnEnd("ROLLBACK".into()));
+            }
+            _ => {}
+        }
+        if self.is_failed() {
+            return Err(aborted());
+        }
+        if let Some(out) = self.session_command(stmt)? {
+            return Ok(out);
+        }
+        let (handle, autocommit) = match &self.state {
+            TxnState::Open(h) => (h.clone(), false),
+            _ => (Arc::new(Mutex::new(self.engine.store.begin()?)), true),
+        };
+        let result = self.execute_in_txn(stmt, params, &handle).await;
+        match result {
+            Ok(out) => {
+                if autocommit {
+                    commit(handle).await?;
+                }
+                Ok(out)
+            }
+            Err(e) => {
+                if !autocommit {
+                    self.state = TxnState::Failed;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// SET/SHOW and friends that need no transaction.
+    fn session_command(&mut self, stmt: &Statement) -> Result<Option<Output>, SqlError> {
+        Ok(match stmt {
+            Statement::Set(set) => {
+                if let ast::Set::SingleAssignment { variable, values, .. } = set {
+                    let name = variable.to_string().to_lowercase();
+                    let value = values
+                        .iter()
+                        .map(|v| match v {
+                            Expr::Value(v) => match &v.value {
+                                Value::SingleQuotedString(s) => s.clone(),
+                                other => other.to_string(),
+                            },
+                            other => other.to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    self.settings.insert(name, value);
+                }
+                Some(Output::Command("SET".into()))
+            }
+            Statement::ShowVariable { variable } => {
+                let name = variable
+                    .iter()
+                    .map(|i| i.value.to_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(".");
+                let value = self.setting(&name).ok_or_else(|| {
+                    SqlError::new("42704", format!("unrecognized configuration parameter \"{name}\""))
+                })?;
+                let schema = Arc::new(Schema::new(vec![Field::new(&name, DataType::Utf8, true)]));
+                let batch = table::batch(schema.clone(), &[SqlType::Text], &[vec![Json::from(value)]])?;
+                Some(Output::Rows {
+                    schema,
+                    batches: vec![batch],
+                    tag: "SHOW".into(),
+                })
+            }
+            _ => None,
+        })
+    }
+
+    pub fn setting(&self, name: &str) -> Option<String> {
+        if let Some(v) = self.settings.get(name) {
+            return Some(v.clone());
+        }
+        Some(
+            match name {
+                "server_version" => "15.0",
+                "server_encoding" | "client_encoding" => "UTF8",
+                "datestyle" => "ISO, MDY",
+                "timezone" => "UTC",
+                "transaction_isolation" | "default_transaction_isolation" => "serializable",
+                "standard_conforming_strings" => "on",
+                "integer_datetimes" => "on",
+                "search_path" => "\"$user\", public",
+                "statement_timeout" => "0",
+                _ => return None,
+            }
+            .to_string(),
+        )
+    }
+
+    async fn execute_in_txn(&mut self, stmt: &Statement, params: &[ScalarValue], txn: &TxnHandle) -> Result<Output, SqlError> {
+        match stmt {
+            Statement::Query(q) => {
+                let (schema, batches) = self.run_query(q, params, txn).await?;
+                let n: usize = batches.iter().map(|b| b.num_rows()).sum();
+                Ok(Output::Rows {
+                    schema,
+                    batches,
+                    tag: format!("SELECT {n}"),
+                })
+            }
+            Statement::Insert(insert) => self.insert(insert, params, txn).await,
+            Statement::Update(update) => self.update(update, params, txn).await,
+            Statement::Delete(delete) => self.delete(delete, params, txn).await,
+            Statement::Call(function) => {
+                self.call_statement(function, params, txn).await?;
+                Ok(Output::Command("CALL".into()))
+            }
+            Statement::Explain { .. } => {
+                let ctx = self.make_context(txn)?;
+                let plan = ctx
+                    .state()
+                    .statement_to_plan(DfStatement::Statement(Box::new(stmt.clone())))
+                    .await?;
+                let df = ctx.execute_logical_plan(plan).await?;
+                let schema = Arc::new(df.schema().as_arrow().clone());
+                let batches = df.collect().await?;
+                Ok(Output::Rows {
+                    schema,
+                    batches,
+                    tag: "EXPLAIN".into(),
+                })
+            }
+            other => Err(SqlError::unsupported(format!(
+                "statement not supported yet: {}",
+                first_words(&other.to_string())
+            ))),
+        }
+    }
+
+    /// A DataFusion context whose tables and functions see `txn`.
+    pub(crate) fn make_context(&self, txn: &TxnHandle) -> Result<SessionContext, SqlError> {
+        let config = SessionConfig::new()
+            .with_information_schema(false)
+            .with_default_catalog_and_schema("amber", "public")
+            .with_target_partitions(1);
+        let ctx = SessionContext::new_with_config(config);
+        let catalog = ctx
+            .catalog("amber")
+            .ok_or_else(|| SqlError::internal("default catalog missing"))?;
+        let modules = self.engine.catalog.modules();
+        for module in &modules {
+            let schema = Arc::new(MemorySchemaProvider::new());
+            for class in &module.shape.classes {
+                let t = ClassTable::new(module.clone(), class.clone(), txn.clone());
+                datafusion::catalog::SchemaProvider::register_table(
+                    schema.as_ref(),
+                    class.table.clone(),
+                    Arc::new(t),
+                )?;
+            }
+            catalog.register_schema(&module.name, schema)?;
+            for (sql_name, callable) in module.sql_functions() {
+                let returns = match &callable.function.returns {
+                    Returns::Scalar(t) => Some(t.clone()),
+                    Returns::Void => None,
+                    // Set-returning functions are called in FROM (rewritten
+                    // before planning); in a select list they give jsonb.
+                    Returns::SetOf(_) => Some(SqlType::Jsonb),
+                };
+                let spec = CallSpec {
+                    module: module.clone(),
+                    class: callable.class.map(|c| c.name.clone()),
+                    function: callable.function.name.clone(),
+                };
+                let udf = PythonUdf::new(
+                    format!("{}.{}", module.name, sql_name),
+                    spec,
+                    callable.sql_params(),
+                    returns,
+                    self.engine.runtime.clone(),
+                    txn.clone(),
+                );
+                ctx.register_udf(ScalarUDF::new_from_impl(udf));
+            }
+        }
+        // amber.modules: the deployed modules.
+        let amber_schema = Arc::new(MemorySchemaProvider::new());
+        let fields = vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("version", DataType::Int64, false),
+            Field::new("source", DataType::Utf8, false),
+            Field::new("deployed_at", DataType::Utf8, false),
+        ];
+        let schema = Arc::new(Schema::new(fields));
+        let rows: Vec<Vec<Json>> = modules
+            .iter()
+            .map(|m| {
+                vec![
+                    Json::from(m.name.clone()),
+                    Json::from(m.version),
+                    Json::from(m.source.clone()),
+                    Json::from(m.deployed_at.clone()),
+                ]
+            })
+            .collect();
+        let batch = table::batch(
+            schema.clone(),
+            &[SqlType::Text, SqlType::Int8, SqlType::Text, SqlType::Text],
+            &rows,
+        )?;
+        let mem = MemTable::try_new(schema, vec![vec![batch]])?;
+        datafusion::catalog::SchemaProvider::register_table(amber_schema.as_ref(), "modules".into(), Arc::new(mem))?;
+        catalog.register_schema("amber", amber_schema)?;
+        register_pg_functions(&ctx);
+        Ok(ctx)
+    }
+
+    /// Plans and runs a query; columns are named as PostgreSQL names them.
+    pub(crate) async fn run_query(&mut self, query: &Query, params: &[ScalarValue], txn: &TxnHandle) -> Result<(SchemaRef, Vec<RecordBatch>), SqlError> {
+        let ctx = self.make_context(txn)?;
+        let mut query = query.clone();
+        self.rewrite_set_returning(&mut query, &ctx, params, txn).await?;
+        let names = names::select_item_names(&query);
+        let stmt = Statement::Query(Box::new(query));
+        let plan = ctx
+            .state()
+            .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
+            .await?;
+        let plan = if params.is_empty() {
+            plan
+        } else {
+            plan.with_param_values(params.to_vec())?
+        };
+        let df = ctx.execute_logical_plan(plan).await?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await?;
+        let schema = rename_columns(&schema, names.as_deref());
+        let batches = batches
+            .into_iter()
+            .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SqlError::internal(e.to_string()))?;
+        Ok((schema, batches))
+    }
+
+    /// Replaces `FROM schema.func(args)` of a set-returning module function
+    /// by a table holding the rows the call returned.
+    async fn rewrite_set_returning(&mut self, query: &mut Query, ctx: &SessionContext, params: &[ScalarValue], txn: &TxnHandle) -> Result<(), SqlError> {
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return Ok(());
+        };
+        for twj in select.from.iter_mut() {
+            let mut factors: Vec<&mut TableFactor> = vec![&mut twj.relation];
+            for j in twj.joins.iter_mut() {
+                factors.push(&mut j.relation);
+            }
+            for factor in factors {
+                let TableFactor::Table { name, args: Some(args), alias, .. } = factor else {
+                    continue;
+                };
+                let Some((module_name, fname)) = split_qualified(name) else {
+                    continue;
+                };
+                let Some(module) = self.engine.catalog.module(&module_name) else {
+                    return Err(SqlError::new("42883", format!("function {module_name}.{fname} does not exist")));
+                };
+                let Some(callable) = module.sql_function(&fname) else {
+                    return Err(SqlError::new("42883", format!("function {module_name}.{fname} does not exist")));
+                };
+                let Returns::SetOf(class_name) = &callable.function.returns else {
+                    return Err(SqlError::unsupported(format!("{module_name}.{fname} does not return a set")));
+                };
+                let class = module
+                    .class(class_name)
+                    .ok_or_else(|| SqlError::internal("set-returning class missing"))?
+                    .clone();
+                let exprs: Vec<Expr> = args
+                    .args
+                    .iter()
+                    .map(|a| match a {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e.clone()),
+                        _ => Err(SqlError::unsupported("named arguments are not supported yet")),
+                    })
+                    .collect::<Result<_, _>>()?;
+                let values = constant_values(&exprs, params)?;
+                let call_args = coerce_args(&callable.sql_params(), &values)?;
+                let spec = CallSpec {
+                    module: module.clone(),
+                    class: callable.class.map(|c| c.name.clone()),
+                    function: callable.function.name.clone(),
+                };
+                let result = self.engine.runtime.call(spec, call_args, txn.clone()).await?;
+                let rows: Vec<Vec<Json>> = match result {
+                    Json::Array(rows) => rows
+                        .into_iter()
+                        .map(|r| match r {
+                            Json::Array(cells) => cells,
+                            other => vec![other],
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let schema = table::class_schema(&class);
+                let batch = table::batch(schema.clone(), &table::class_types(&class), &rows)?;
+                self.srf_counter += 1;
+                let tmp = format!("__amber_srf_{}", self.srf_counter);
+                ctx.register_table(tmp.as_str(), Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
+                let alias_value = alias.clone().or_else(|| {
+                    Some(ast::TableAlias {
+                        explicit: true,
+                        name: ast::Ident::new(fname.clone()),
+                        columns: vec![],
+                    })
+                });
+                *factor = TableFactor::Table {
+                    name: ObjectName::from(vec![ast::Ident::new(tmp)]),
+                    alias: alias_value,
+                    args: None,
+                    with_hints: vec![],
+                    version: None,
+                    with_ordinality: false,
+                    partitions: vec![],
+                    json_path: None,
+                    sample: None,
+                    index_hints: vec![],
+                };
+            }
+        }
+        Ok(())
+    }
+
+    async fn call_statement(&mut self, function: &ast::Function, params: &[ScalarValue], txn: &TxnHandle) -> Result<Json, SqlError> {
+        let (module_name, fname) = split_qualified(&function.name)
+            .ok_or_else(|| SqlError::new("42883", format!("procedure {} does not exist", function.name)))?;
+        let module = self
+            .engine
+            .catalog
+            .module(&module_name)
+            .ok_or_else(|| SqlError::new("42883", format!("procedure {module_name}.{fname} does not exist")))?;
+        let callable = module
+            .sql_function(&fname)
+            .ok_or_else(|| SqlError::new("42883", format!("procedure {module_name}.{fname} does not exist")))?;
+        let exprs: Vec<Expr> = match &function.args {
+            FunctionArguments::List(list) => list
+                .args
+                .iter()
+                .map(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e.clone()),
+                    _ => Err(SqlError::unsupported("named arguments are not supported yet")),
+                })
+                .collect::<Result<_, _>>()?,
+            FunctionArguments::None => vec![],
+            FunctionArguments::Subquery(_) => return Err(SqlError::unsupported("subquery arguments")),
+        };
+        let types = callable.sql_params();
+        if exprs.len() != types.len() {
+            return Err(SqlError::new(
+                "42883",
+                format!("procedure {module_name}.{fname} takes {} arguments, {} given", types.len(), exprs.len()),
+            ));
+        }
+        let values = match constant_values(&exprs, params) {
+            Ok(v) => v,
+            Err(_) => self.evaluate_exprs(&exprs, params, txn).await?,
+        };
+        let args = coerce_args(&types, &values)?;
+        let spec = CallSpec {
+            module: module.clone(),
+            class: callable.class.map(|c| c.name.clone()),
+            function: callable.function.name.clone(),
+        };
+        Ok(self.engine.runtime.call(spec, args, txn.clone()).await?)
+    }
+
+    /// Evaluates expressions without a FROM clause through DataFusion.
+    pub(crate) async fn evaluate_exprs(&mut self, exprs: &[Expr], params: &[ScalarValue], txn: &TxnHandle) -> Result<Vec<ScalarValue>, SqlError> {
+        let items: Vec<String> = exprs.iter().map(|e| e.to_string()).collect();
+        let sql = format!("SELECT {}", items.join(", "));
+        let stmts = Parser::parse_sql(&PostgreSqlDialect {}, &sql).map_err(|e| SqlError::syntax(e.to_string()))?;
+        let Some(Statement::Query(q)) = stmts.into_iter().next() else {
+            return Err(SqlError::internal("expression evaluation failed"));
+        };
+        let (_schema, batches) = self.run_query(&q, params, txn).await?;
+        let batch = batches
+            .into_iter()
+            .find(|b| b.num_rows() > 0)
+            .ok_or_else(|| SqlError::internal("expression produced no row"))?;
+        (0..batch.num_columns())
+            .map(|i| convert::cell(batch.column(i), 0))
+            .collect()
+    }
+
+    /// Parameter and result types of a statement, for Describe.
+    async fn describe(&mut self, stmt: &Statement, client_types: &[Option<DataType>]) -> Result<(Vec<DataType>, Option<SchemaRef>), SqlError> {
+        let n_params = count_placeholders(stmt);
+        let mut types: Vec<Option<DataType>> = (0..n_params)
+            .map(|i| client_types.get(i).cloned().flatten())
+            .collect();
+        let txn: TxnHandle = Arc::new(Mutex::new(self.engine.store.begin()?));
+        let mut columns = None;
+        match stmt {
+            Statement::Query(q) => {
+                let ctx = self.make_context(&txn)?;
+                let mut query = (**q).clone();
+                // A set-returning call needs its argument values; describe
+                // its shape from the catalog instead of calling it.
+                let has_srf = self.describe_srfs(&mut query, &ctx)?;
+                let names = names::select_item_names(&query);
+                let plan = ctx
+                    .state()
+                    .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(Box::new(query)))))
+                    .await?;
+                let _ = has_srf;
+                let inferred = plan.get_parameter_types()?;
+                for (name, t) in inferred {
+                    if let Some(idx) = name.trim_start_matches('$').parse::<usize>().ok().and_then(|i| i.checked_sub(1)) {
+                        if idx < types.len() && types[idx].is_none() {
+                            types[idx] = t;
+                        }
+                    }
+                }
+                let schema = Arc::new(plan.schema().as_arrow().clone());
+                columns = Some(rename_columns(&schema, names.as_deref()));
+            }
+            Statement::Call(function) => {
+                if let Some((m, f)) = split_qualified(&function.name) {
+                    if let Some(module) = self.engine.catalog.module(&m) {
+                        if let Some(c) = module.sql_function(&f) {
+                            let ptypes = c.sql_params();
+                            if let FunctionArguments::List(list) = &function.args {
+                                for (i, a) in list.args.iter().enumerate() {
+                                    if let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = a {
+                                        if let Some(idx) = placeholder_index(e) {
+                                            if idx < types.len() && types[idx].is_none() {
+                                                types[idx] = ptypes.get(i).map(convert::arrow_type);
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
+                let (ptypes, cols) = self.describe_dml(stmt, &txn).await?;
+                for (i, t) in ptypes.into_iter().enumerate() {
+                    if i < types.len() && types[i].is_none() {
+                        types[i] = t;
+                    }
+                }
+                columns = cols;
+            }
+            _ => {}
+        }
+        if let Ok(m) = Arc::try_unwrap(txn) {
+            if let Ok(t) = m.into_inner() {
+                t.rollback();
+            }
+        }
+        Ok((types.into_iter().map(|t| t.unwrap_or(DataType::Utf8)).collect(), columns))
+    }
+
+    fn describe_srfs(&mut self, query: &mut Query, ctx: &SessionContext) -> Result<bool, SqlError> {
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return Ok(false);
+        };
+        let mut any = false;
+        for twj in select.from.iter_mut() {
+            let mut factors: Vec<&mut TableFactor> = vec![&mut twj.relation];
+            for j in twj.joins.iter_mut() {
+                factors.push(&mut j.relation);
+            }
+            for factor in factors {
+                let TableFactor::Table { name, args: Some(_), alias, .. } = factor else {
+                    continue;
+                };
+                let Some((m, f)) = split_qualified(name) else { continue };
+                let Some(module) = self.engine.catalog.module(&m) else { continue };
+                let Some(callable) = module.sql_function(&f) else { continue };
+                let Returns::SetOf(class_name) = &callable.function.returns else { continue };
+                let Some(class) = module.class(class_name) else { continue };
+                let schema = table::class_schema(class);
+                self.srf_counter += 1;
+                let tmp = format!("__amber_srf_{}", self.srf_counter);
+                ctx.register_table(tmp.as_str(), Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
+                let alias_value = alias.clone().or_else(|| {
+                    Some(ast::TableAlias { explicit: true, name: ast::Ident::new(f.clone()), columns: vec![] })
+                });
+                *factor = TableFactor::Table {
+                    name: ObjectName::from(vec![ast::Ident::new(tmp)]),
+                    alias: alias_value,
+                    args: None,
+                    with_hints: vec![],
+                    version: None,
+                    with_ordinality: false,
+                    partitions: vec![],
+                    json_path: None,
+                    sample: None,
+                    index_hints: vec![],
+                };
+                any = true;
+            }
+        }
+        Ok(any)
+    }
+}
+
+pub(crate) fn aborted() -> SqlError {
+    SqlError::new(
+        "25P02",
+        "current transaction is aborted, commands ignored until end of transaction block",
+    )
+}
+
+/// Commits a transaction handle; the fsync runs off the async threads.
+pub(crate) async fn commit(handle: TxnHandle) -> Result<(), SqlError> {
+    let txn: Txn = Arc::try_unwrap(handle)
+        .map_err(|_| SqlError::internal("transaction still in use at commit"))?
+        .into_inner()
+        .map_err(|_| SqlError::internal("transaction lock poisoned"))?;
+    tokio::task::spawn_blocking(move || txn.commit())
+        .await
+        .map_err(|e| SqlError::internal(e.to_string()))??;
+    Ok(())
+}
+
+fn first_words(s: &str) -> String {
+    s.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}
+
+pub(crate) fn split_qualified(name: &ObjectName) -> Option<(String, String)> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| p.as_ident().map(|i| i.value.clone()).unwrap_or_default())
+        .collect();
+    match parts.as_slice() {
+        [schema, name] => Some((schema.clone(), name.clone())),
+        _ => None,
+    }
+}
+
+fn rename_columns(schema: &SchemaRef, names: Option<&[Option<String>]>) -> SchemaRef {
+    let Some(names) = names else { return schema.clone() };
+    let wildcards = names.iter().filter(|n| n.is_none()).count();
+    let fixed = names.len() - wildcards;
+    if wildcards > 1 || (wildcards == 0 && names.len() != schema.fields().len()) || fixed > schema.fields().len() {
+        return schema.clone();
+    }
+    let expanded = schema.fields().len() - fixed;
+    let mut out = Vec::with_capacity(schema.fields().len());
+    let mut i = 0;
+    for n in names {
+        match n {
+            Some(name) => {
+                out.push(schema.field(i).as_ref().clone().with_name(name.clone()));
+                i += 1;
+            }
+            None => {
+                for _ in 0..expanded {
+                    out.push(schema.field(i).as_ref().clone());
+                    i += 1;
+                }
+            }
+        }
+    }
+    Arc::new(Schema::new_with_metadata(out, schema.metadata().clone()))
+}
+
+fn placeholder_index(e: &Expr) -> Option<usize> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Placeholder(p) => p.trim_start_matches('$').parse::<usize>().ok()?.checked_sub(1),
+            _ => None,
+        },
+        Expr::Cast { expr, .. } => placeholder_index(expr),
+        _ => None,
+    }
+}
+
+fn count_placeholders(stmt: &Statement) -> usize {
+    let mut max = 0usize;
+    let _ = ast::visit_expressions(stmt, |e: &Expr| {
+        if let Some(i) = placeholder_index(e) {
+            max = max.max(i + 1);
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    max
+}
+
+/// Values of literal and parameter expressions without planning; an error
+/// means some expression needs the general path.
+pub(crate) fn constant_values(exprs: &[Expr], params: &[ScalarValue]) -> Result<Vec<ScalarValue>, SqlError> {
+    exprs.iter().map(|e| constant_value(e, params)).collect()
+}
+
+pub(crate) fn constant_value(e: &Expr, params: &[ScalarValue]) -> Result<ScalarValue, SqlError> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => Ok(if let Ok(i) = n.parse::<i64>() {
+                ScalarValue::Int64(Some(i))
+            } else if n.contains(['e', 'E']) {
+                ScalarValue::Float64(Some(n.parse().map_err(|_| SqlError::new("22P02", format!("invalid number {n}")))?))
+            } else {
+                match convert::parse_decimal(n) {
+                    Some(d) => ScalarValue::Decimal128(Some(d), convert::NUMERIC_PRECISION, convert::NUMERIC_SCALE),
+                    None => return Err(SqlError::new("22P02", format!("invalid number {n}"))),
+                }
+            }),
+            Value::SingleQuotedString(s) | Value::DollarQuotedString(ast::DollarQuotedString { value: s, .. }) => {
+                Ok(ScalarValue::Utf8(Some(s.clone())))
+            }
+            Value::Boolean(b) => Ok(ScalarValue::Boolean(Some(*b))),
+            Value::Null => Ok(ScalarValue::Null),
+            Value::Placeholder(p) => {
+                let idx = p
+                    .trim_start_matches('$')
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| i.checked_sub(1))
+                    .ok_or_else(|| SqlError::syntax(format!("bad parameter {p}")))?;
+                params
+                    .get(idx)
+                    .cloned()
+                    .ok_or_else(|| SqlError::new("08P01", format!("no value for parameter {p}")))
+            }
+            _ => Err(SqlError::unsupported("expression")),
+        },
+        Expr::UnaryOp { op: ast::UnaryOperator::Minus, expr } => match constant_value(expr, params)? {
+            ScalarValue::Int64(Some(i)) => Ok(ScalarValue::Int64(Some(-i))),
+            ScalarValue::Float64(Some(f)) => Ok(ScalarValue::Float64(Some(-f))),
+            ScalarValue::Decimal128(Some(d), p, s) => Ok(ScalarValue::Decimal128(Some(-d), p, s)),
+            _ => Err(SqlError::unsupported("expression")),
+        },
+        Expr::Nested(inner) => constant_value(inner, params),
+        _ => Err(SqlError::unsupported("expression")),
+    }
+}
+
+/// Converts call arguments to the catalog encoding of the parameter types.
+pub(crate) fn coerce_args(types: &[SqlType], values: &[ScalarValue]) -> Result<Vec<Json>, SqlError> {
+    if types.len() != values.len() {
+        return Err(SqlError::new(
+            "42883",
+            format!("function takes {} arguments, {} given", types.len(), values.len()),
+        ));
+    }
+    types
+        .iter()
+        .zip(values)
+        .map(|(t, v)| convert::scalar_to_json(t, v))
+        .collect()
+}
+
+/// PostgreSQL functions that clients call on connect.
+fn register_pg_functions(ctx: &SessionContext) {
+    use datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
+    let constant = |name: &str, value: String| {
+        let v = value.clone();
+        create_udf(
+            name,
+            vec![],
+            DataType::Utf8,
+            Volatility::Stable,
+            Arc::new(move |_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(v.clone()))))),
+        )
+    };
+    ctx.register_udf(constant(
+        "version",
+        format!(
+            "PostgreSQL 15.0 (Amber {}) on x86_64-pc-linux-gnu, compiled by rustc, 64-bit",
+            env!("CARGO_PKG_VERSION")
+        ),
+    ));
+    ctx.register_udf(constant("current_database", "amber".into()));
+    ctx.register_udf(constant("current_schema", "public".into()));
+    ctx.register_udf(constant("current_user", "amber".into()));
+    ctx.register_udf(constant("session_user", "amber".into()));
+}

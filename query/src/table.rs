@@ -1,0 +1,224 @@
+//! DataFusion views of Amber: class tables that scan through the session's
+//! transaction, and module functions as scalar UDFs.
+
+use crate::convert;
+use crate::error::SqlError;
+use amber_catalog::{class_prefix, oid_of_key, ClassDef, ModuleDef, SqlType};
+use amber_runtime::{CallSpec, Runtime, TxnHandle};
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::Session;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::Expr;
+use serde_json::Value as Json;
+use std::any::Any;
+use std::sync::Arc;
+
+/// SQL types of a class table's columns: `id` first, then the attributes.
+pub fn class_types(class: &ClassDef) -> Vec<SqlType> {
+    let mut types = vec![SqlType::Int8];
+    types.extend(class.columns.iter().map(|c| c.ty.clone()));
+    types
+}
+
+pub fn class_schema(class: &ClassDef) -> SchemaRef {
+    let mut fields = vec![convert::field("id", &SqlType::Int8, false)];
+    fields.extend(
+        class
+            .columns
+            .iter()
+            .map(|c| convert::field(&c.name, &c.ty, c.nullable)),
+    );
+    convert::schema_of(fields)
+}
+
+/// Reads every object of `class` and its subclasses as rows (`id` first),
+/// in id order, through `txn` (so the scanned ranges join its read set).
+pub fn read_class_rows(
+    module: &ModuleDef,
+    class: &ClassDef,
+    txn: &TxnHandle,
+) -> Result<Vec<Vec<Json>>, SqlError> {
+    let ids = module.class_ids_with_subclasses(&class.name);
+    let guard = txn
+        .lock()
+        .map_err(|_| SqlError::internal("transaction lock poisoned"))?;
+    let mut rows: Vec<(u64, Vec<Json>)> = Vec::new();
+    for cid in ids {
+        for (key, value) in guard.scan_prefix(&class_prefix(cid))? {
+            let oid = oid_of_key(&key).ok_or_else(|| SqlError::internal("corrupt object key"))?;
+            let obj: serde_json::Map<String, Json> = serde_json::from_slice(&value)
+                .map_err(|e| SqlError::internal(format!("corrupt object {oid}: {e}")))?;
+            let mut row = Vec::with_capacity(class.columns.len() + 1);
+            row.push(Json::from(oid));
+            for c in &class.columns {
+                row.push(obj.get(&c.name).cloned().unwrap_or(Json::Null));
+            }
+            rows.push((oid, row));
+        }
+    }
+    rows.sort_by_key(|(oid, _)| *oid);
+    Ok(rows.into_iter().map(|(_, r)| r).collect())
+}
+
+/// A class as a DataFusion table, read through one transaction.
+#[derive(Debug)]
+pub struct ClassTable {
+    module: Arc<ModuleDef>,
+    class: ClassDef,
+    schema: SchemaRef,
+    txn: TxnHandle,
+}
+
+impl ClassTable {
+    pub fn new(module: Arc<ModuleDef>, class: ClassDef, txn: TxnHandle) -> ClassTable {
+        let schema = class_schema(&class);
+        ClassTable {
+            module,
+            class,
+            schema,
+            txn,
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for ClassTable {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let rows = read_class_rows(&self.module, &self.class, &self.txn)?;
+        let batch = convert::rows_to_batch(self.schema.clone(), &class_types(&self.class), &rows)?;
+        let exec = MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema.clone(), projection.cloned())?;
+        Ok(exec)
+    }
+}
+
+/// A module function or method as a scalar SQL function; each row is one
+/// call into Python in the session's transaction.
+#[derive(Debug)]
+pub struct PythonUdf {
+    name: String,
+    spec: CallSpec,
+    params: Vec<SqlType>,
+    returns: Option<SqlType>,
+    signature: Signature,
+    runtime: Arc<Runtime>,
+    txn: TxnHandle,
+}
+
+impl PartialEq for PythonUdf {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+impl Eq for PythonUdf {}
+impl std::hash::Hash for PythonUdf {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state)
+    }
+}
+
+impl PythonUdf {
+    pub fn new(
+        name: String,
+        spec: CallSpec,
+        params: Vec<SqlType>,
+        returns: Option<SqlType>,
+        runtime: Arc<Runtime>,
+        txn: TxnHandle,
+    ) -> PythonUdf {
+        let arg_types: Vec<DataType> = params.iter().map(convert::arrow_type).collect();
+        let signature = Signature::exact(arg_types, Volatility::Volatile);
+        PythonUdf {
+            name,
+            spec,
+            params,
+            returns,
+            signature,
+            runtime,
+            txn,
+        }
+    }
+}
+
+impl ScalarUDFImpl for PythonUdf {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(match &self.returns {
+            Some(t) => convert::arrow_type(t),
+            None => DataType::Utf8,
+        })
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let n = args.number_rows;
+        let arrays = args
+            .args
+            .iter()
+            .map(|a| a.to_array(n))
+            .collect::<DfResult<Vec<_>>>()?;
+        let mut results = Vec::with_capacity(n);
+        for row in 0..n {
+            let mut call_args = Vec::with_capacity(self.params.len());
+            for (i, t) in self.params.iter().enumerate() {
+                let s = convert::cell(&arrays[i], row)?;
+                call_args.push(convert::scalar_to_json(t, &s)?);
+            }
+            // The call blocks this thread until a Python worker answers.
+            let out = tokio::task::block_in_place(|| {
+                self.runtime
+                    .call_blocking(self.spec.clone(), call_args, self.txn.clone())
+            })
+            .map_err(SqlError::from)?;
+            results.push(out);
+        }
+        let t = self.returns.clone().unwrap_or(SqlType::Text);
+        let refs: Vec<&Json> = results
+            .iter()
+            .map(|v| if self.returns.is_none() { &Json::Null } else { v })
+            .collect();
+        let array = convert::json_column(&t, &refs)?;
+        Ok(ColumnarValue::Array(array))
+    }
+}
+
+/// Builds a record batch holding the given rows, for results computed
+/// outside DataFusion.
+pub fn batch(schema: SchemaRef, types: &[SqlType], rows: &[Vec<Json>]) -> Result<RecordBatch, SqlError> {
+    convert::rows_to_batch(schema, types, rows)
+}

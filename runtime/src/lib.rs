@@ -1,0 +1,419 @@
+//! Amber's Python runtime: RustPython interpreters on long-lived worker
+//! threads, loading modules, analysing their shape, calling procedures.
+//!
+//! Architecture invariants:
+//! - An interpreter lives on one OS thread for its whole life (RustPython
+//!   objects are !Send); tokio threads never run Python. Callers submit jobs
+//!   through a bounded queue and await the answer.
+//! - Python code reaches storage only through the transaction of the call
+//!   that is running (`_amber` native functions read a thread-local handle set
+//!   for the duration of the call). Outside a call there is no transaction.
+//! - A panic inside the interpreter is caught; the worker builds a fresh
+//!   interpreter and the call fails with an error, never the process.
+
+mod native;
+mod sandbox;
+
+use amber_catalog::{ModuleDef, ModuleShape};
+use amber_storage::{Store, Txn};
+use rustpython_vm::{
+    builtins::{PyBaseExceptionRef, PyDictRef},
+    compiler::Mode,
+    scope::Scope,
+    AsObject, Interpreter, PyObjectRef, PyResult, VirtualMachine,
+};
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{mpsc, Arc, Mutex};
+
+pub use native::SqlCallback;
+
+/// The transaction a call runs in, shared between the session (which
+/// commits it) and the worker running the call.
+pub type TxnHandle = Arc<Mutex<Txn>>;
+
+const PRELUDE_SOURCE: &str = include_str!("prelude.py");
+/// Native stack of a worker thread: deep Python recursion must hit
+/// RecursionError long before it overflows this.
+const WORKER_STACK_BYTES: usize = 64 * 1024 * 1024;
+/// Jobs waiting for a worker; submitters wait when it is full.
+const JOB_QUEUE_MAX: usize = 1024;
+/// Python recursion limit inside procedures.
+const RECURSION_LIMIT: usize = 400;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RuntimeError {
+    /// An exception escaped Python code.
+    #[error("{message}")]
+    Python {
+        sqlstate: String,
+        message: String,
+        detail: Option<String>,
+    },
+    /// The module does not compile.
+    #[error("{message}")]
+    Syntax { message: String, line: usize },
+    #[error("internal runtime error: {0}")]
+    Internal(String),
+}
+
+impl RuntimeError {
+    pub fn sqlstate(&self) -> &str {
+        match self {
+            RuntimeError::Python { sqlstate, .. } => sqlstate,
+            RuntimeError::Syntax { .. } => "42601",
+            RuntimeError::Internal(_) => "XX000",
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, RuntimeError>;
+
+type Job = Box<dyn FnOnce(&mut Worker) + Send>;
+
+/// The pool of Python workers.
+pub struct Runtime {
+    jobs: mpsc::SyncSender<Job>,
+}
+
+/// One call of a module function or method.
+#[derive(Debug, Clone)]
+pub struct CallSpec {
+    pub module: Arc<ModuleDef>,
+    /// Python class name for a method call (first argument is the object id).
+    pub class: Option<String>,
+    pub function: String,
+}
+
+impl Runtime {
+    pub fn new(store: Store, workers: usize) -> Runtime {
+        assert!(workers > 0, "at least one Python worker");
+        let (tx, rx) = mpsc::sync_channel::<Job>(JOB_QUEUE_MAX);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..workers {
+            let rx = rx.clone();
+            let store = store.clone();
+            std::thread::Builder::new()
+                .name(format!("amber-python-{i}"))
+                .stack_size(WORKER_STACK_BYTES)
+                .spawn(move || worker_loop(rx, store))
+                .expect("spawn Python worker thread");
+        }
+        Runtime { jobs: tx }
+    }
+
+    /// Installs the hook that `amber.sql()` uses to run SQL.
+    pub fn set_sql_callback(&self, cb: Arc<dyn SqlCallback>) {
+        native::set_sql_callback(cb);
+    }
+
+    fn submit<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Worker) -> Result<R> + Send + 'static,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<R>>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |w: &mut Worker| {
+            let _ = tx.send(f(w));
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| RuntimeError::Internal("Python workers are gone".into()))?;
+        Ok(rx)
+    }
+
+    /// Executes a module's source in a scratch namespace and describes its
+    /// classes, functions and persistent variables.
+    pub async fn analyze(&self, name: String, source: String) -> Result<ModuleShape> {
+        let rx = self.submit(move |w| w.analyze(&name, &source))?;
+        rx.await
+            .map_err(|_| RuntimeError::Internal("Python worker dropped the job".into()))?
+    }
+
+    /// Calls a function in `txn`; arguments and result are JSON values in
+    /// the catalog's encoding.
+    pub async fn call(
+        &self,
+        spec: CallSpec,
+        args: Vec<serde_json::Value>,
+        txn: TxnHandle,
+    ) -> Result<serde_json::Value> {
+        let rx = self.submit(move |w| w.call(&spec, &args, txn))?;
+        rx.await
+            .map_err(|_| RuntimeError::Internal("Python worker dropped the job".into()))?
+    }
+
+    /// As [`Runtime::call`], for callers on a thread that may block (never a
+    /// tokio worker without `block_in_place`).
+    pub fn call_blocking(
+        &self,
+        spec: CallSpec,
+        args: Vec<serde_json::Value>,
+        txn: TxnHandle,
+    ) -> Result<serde_json::Value> {
+        let rx = self.submit(move |w| w.call(&spec, &args, txn))?;
+        rx.blocking_recv()
+            .map_err(|_| RuntimeError::Internal("Python worker dropped the job".into()))?
+    }
+}
+
+fn worker_loop(rx: Arc<Mutex<mpsc::Receiver<Job>>>, store: Store) {
+    let mut worker = Worker::new(store.clone());
+    loop {
+        let job = {
+            let Ok(guard) = rx.lock() else { return };
+            match guard.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut worker)));
+        if outcome.is_err() {
+            // The interpreter may be in any state after a panic: replace it.
+            // The job's reply channel was dropped, so the caller sees an error.
+            tracing::error!("Python worker panicked; replacing its interpreter");
+            native::clear_context();
+            worker = Worker::new(store.clone());
+        }
+    }
+}
+
+struct LoadedModule {
+    version: u64,
+    module: PyObjectRef,
+}
+
+struct Worker {
+    interp: Interpreter,
+    store: Store,
+    loaded: HashMap<String, LoadedModule>,
+}
+
+impl Worker {
+    fn new(store: Store) -> Worker {
+        let builder = Interpreter::builder(Default::default());
+        let defs = rustpython_stdlib::stdlib_module_defs(&builder.ctx);
+        let interp = builder
+            .add_native_modules(&defs)
+            .add_frozen_modules(rustpython_pylib::FROZEN_STDLIB)
+            .build();
+        let worker = Worker {
+            interp,
+            store,
+            loaded: HashMap::new(),
+        };
+        let setup = worker.interp.enter(|vm| -> PyResult<()> {
+            native::install(vm)?;
+            sandbox::install(vm, RECURSION_LIMIT)?;
+            exec_module(vm, "amber", PRELUDE_SOURCE, None).map_err(|e| match e {
+                ExecError::Python(exc) => exc,
+                ExecError::Syntax(msg, _) => vm.new_runtime_error(msg),
+            })?;
+            Ok(())
+        });
+        if let Err(e) = setup {
+            let text = worker
+                .interp
+                .enter(|vm| format_exception(vm, &e).1.unwrap_or_default());
+            panic!("Amber prelude failed to load: {text}");
+        }
+        worker
+    }
+
+    fn analyze(&mut self, name: &str, source: &str) -> Result<ModuleShape> {
+        self.interp.enter(|vm| {
+            let module = match exec_module(vm, name, source, None) {
+                Ok(m) => m,
+                Err(ExecError::Syntax(message, line)) => {
+                    return Err(RuntimeError::Syntax { message, line })
+                }
+                Err(ExecError::Python(exc)) => return Err(python_error(vm, &exc, "42P13")),
+            };
+            let json = call_prelude(vm, "_analyze", vec![module])
+                .map_err(|exc| python_error(vm, &exc, "42P13"))?;
+            let text: String = json
+                .try_into_value(vm)
+                .map_err(|_| RuntimeError::Internal("_analyze returned a non-string".into()))?;
+            serde_json::from_str(&text).map_err(|e| RuntimeError::Internal(e.to_string()))
+        })
+    }
+
+    fn module_for(&mut self, def: &ModuleDef) -> Result<PyObjectRef> {
+        if let Some(m) = self.loaded.get(&def.name) {
+            if m.version == def.generation {
+                return Ok(m.module.clone());
+            }
+        }
+        let shape_json =
+            serde_json::to_string(&def.shape).map_err(|e| RuntimeError::Internal(e.to_string()))?;
+        let module = self.interp.enter(|vm| {
+            let module = match exec_module(vm, &def.name, &def.source, Some(&def.name)) {
+                Ok(m) => m,
+                Err(ExecError::Syntax(message, line)) => {
+                    return Err(RuntimeError::Syntax { message, line })
+                }
+                Err(ExecError::Python(exc)) => return Err(python_error(vm, &exc, "P0001")),
+            };
+            call_prelude(vm, "_bind", vec![module.clone(), vm.ctx.new_str(shape_json).into()])
+                .map_err(|exc| python_error(vm, &exc, "XX000"))?;
+            Ok(module)
+        })?;
+        self.loaded.insert(
+            def.name.clone(),
+            LoadedModule {
+                version: def.generation,
+                module: module.clone(),
+            },
+        );
+        Ok(module)
+    }
+
+    fn call(
+        &mut self,
+        spec: &CallSpec,
+        args: &[serde_json::Value],
+        txn: TxnHandle,
+    ) -> Result<serde_json::Value> {
+        let module = self.module_for(&spec.module)?;
+        let callable = spec
+            .module
+            .sql_function(&match &spec.class {
+                Some(c) => format!(
+                    "{}_{}",
+                    spec.module.class(c).map(|c| c.table.as_str()).unwrap_or(""),
+                    spec.function
+                ),
+                None => spec.function.clone(),
+            })
+            .ok_or_else(|| RuntimeError::Internal(format!("no function {}", spec.function)))?;
+        let call_desc = serde_json::json!({
+            "class": spec.class,
+            "func": spec.function,
+            "params": callable.function.params.iter().map(|p| (p.name.clone(), p.ty.describe())).collect::<Vec<_>>(),
+            "returns": callable.function.returns.describe(),
+        });
+        let args_json = serde_json::Value::Array(args.to_vec()).to_string();
+        native::set_context(native::CallContext {
+            txn,
+            store: self.store.clone(),
+        });
+        let result = self.interp.enter(|vm| {
+            let out = call_prelude(
+                vm,
+                "_call",
+                vec![
+                    module,
+                    vm.ctx.new_str(call_desc.to_string()).into(),
+                    vm.ctx.new_str(args_json).into(),
+                ],
+            )
+            .map_err(|exc| python_error(vm, &exc, "P0001"))?;
+            let text: String = out
+                .try_into_value(vm)
+                .map_err(|_| RuntimeError::Internal("_call returned a non-string".into()))?;
+            serde_json::from_str(&text).map_err(|e| RuntimeError::Internal(e.to_string()))
+        });
+        native::clear_context();
+        result
+    }
+}
+
+enum ExecError {
+    Syntax(String, usize),
+    Python(PyBaseExceptionRef),
+}
+
+/// Compiles and runs `source` as module `name`. With `register`, the module
+/// is placed in `sys.modules` (a deployed module); without, it is a scratch
+/// module for analysis.
+fn exec_module(
+    vm: &VirtualMachine,
+    name: &str,
+    source: &str,
+    register: Option<&str>,
+) -> std::result::Result<PyObjectRef, ExecError> {
+    let code = vm
+        .compile(source, Mode::Exec, format!("<module {name}>"))
+        .map_err(|e| {
+            let (line, _col) = e.python_location();
+            ExecError::Syntax(format!("syntax error in module {name}, line {line}: {e}"), line)
+        })?;
+    let dict: PyDictRef = vm.ctx.new_dict();
+    let module = vm.new_module(name, dict.clone(), None);
+    if name != "amber" {
+        // Modules may name these in annotations without importing them.
+        for pre in ["datetime", "decimal"] {
+            let m = vm.import(pre, 0).map_err(ExecError::Python)?;
+            dict.set_item(pre, m, vm).map_err(ExecError::Python)?;
+        }
+    }
+    let modules = vm
+        .sys_module
+        .get_attr("modules", vm)
+        .map_err(ExecError::Python)?;
+    if name != "amber" {
+        // Imports made by this module's code are checked by the sandbox.
+        vm.builtins
+            .get_attr("__amber_deployed__", vm)
+            .and_then(|set| set.get_attr("add", vm))
+            .and_then(|add| add.call((vm.ctx.new_str(name),), vm))
+            .map_err(ExecError::Python)?;
+    }
+    if name == "amber" || register.is_some() {
+        modules
+            .set_item(name, module.clone().into(), vm)
+            .map_err(ExecError::Python)?;
+    }
+    let scope = Scope::with_builtins(None, dict, vm);
+    vm.run_code_obj(code, scope).map_err(ExecError::Python)?;
+    Ok(module.into())
+}
+
+fn call_prelude(
+    vm: &VirtualMachine,
+    func: &'static str,
+    args: Vec<PyObjectRef>,
+) -> PyResult<PyObjectRef> {
+    let amber = vm.import("amber", 0)?;
+    let f = amber.get_attr(func, vm)?;
+    f.call(args, vm)
+}
+
+/// (message as `Type: text`, traceback)
+fn format_exception(vm: &VirtualMachine, exc: &PyBaseExceptionRef) -> (String, Option<String>) {
+    let class = exc.class().name().to_string();
+    let text = exc
+        .as_object()
+        .str(vm)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        class
+    } else {
+        format!("{class}: {text}")
+    };
+    let mut tb = String::new();
+    let detail = vm.write_exception(&mut tb, exc).ok().map(|_| tb);
+    (message, detail)
+}
+
+fn python_error(vm: &VirtualMachine, exc: &PyBaseExceptionRef, default_state: &str) -> RuntimeError {
+    let (mut message, detail) = format_exception(vm, exc);
+    let mut sqlstate = default_state.to_string();
+    // amber.Error(sqlstate, message) picks the SQLSTATE and a bare message.
+    if let Ok(state) = exc.as_object().get_attr("sqlstate", vm) {
+        if let Ok(s) = state.str(vm) {
+            let s = s.as_str().to_string();
+            if s.len() == 5 && s.chars().all(|c| c.is_ascii_alphanumeric()) {
+                sqlstate = s;
+                if let Ok(m) = exc.as_object().get_attr("message", vm).and_then(|m| m.str(vm)) {
+                    message = m.as_str().to_string();
+                }
+            }
+        }
+    }
+    RuntimeError::Python {
+        sqlstate,
+        message,
+        detail,
+    }
+}

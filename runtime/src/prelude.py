@@ -1,0 +1,610 @@
+# The `amber` module every Amber Python module imports from.
+#
+# Objects live in the calling transaction: `_amber` (native) reads and writes
+# keys of the current transaction. Within one call, an identity map holds each
+# loaded object once; at the end of the call every loaded object is encoded
+# again and written back if its encoding changed, so in-place mutation
+# (`acct.tags.append(...)`) is persisted without marking anything dirty.
+# Key layout and value encoding: see ARCHITECTURE.md.
+
+import _amber
+import json as _json
+import datetime as _dt
+import decimal as _decimal
+import typing as _typing
+import types as _types
+
+__all__ = ["Persistent", "Error", "index", "unique", "sql"]
+
+
+class Error(Exception):
+    """Raise to fail the statement with a chosen SQLSTATE."""
+
+    def __init__(self, sqlstate, message):
+        super().__init__(message)
+        self.sqlstate = str(sqlstate)
+        self.message = str(message)
+
+
+def index(*columns):
+    return tuple(columns)
+
+
+def unique(*columns):
+    return tuple(columns)
+
+
+def sql(query, *params):
+    """Runs SQL in the calling transaction; returns a list of row tuples."""
+    _flush_objects()
+    rows = _json.loads(_amber.sql(str(query), _json.dumps([_to_json_any(p) for p in params])))
+    return [tuple(r) for r in rows]
+
+
+# ---------------------------------------------------------------- call state
+
+class _CallState:
+    def __init__(self):
+        self.identity = {}   # oid -> object
+        self.snap = {}       # oid -> encoded state at load (None: new object)
+        self.globals = {}    # name -> encoded value at load
+        self.module = None
+
+
+_st = _CallState()
+
+
+def _oid_key(cid, oid):
+    return b"o" + cid.to_bytes(8, "big") + oid.to_bytes(8, "big")
+
+
+def _class_prefix(cid):
+    return b"o" + cid.to_bytes(8, "big")
+
+
+def _global_key(modname, name):
+    return b"g" + modname.encode() + b"\x00" + name.encode()
+
+
+# ------------------------------------------------------------ value encoding
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _enc(t, v, where):
+    if v is None:
+        return None
+    if t == "int":
+        if not _is_int(v):
+            raise TypeError(f"{where} must be int, not {type(v).__name__}")
+        if v < -(2 ** 63) or v >= 2 ** 63:
+            raise OverflowError(f"{where} is out of range for type bigint")
+        return v
+    if t == "float":
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            raise TypeError(f"{where} must be float, not {type(v).__name__}")
+        f = float(v)
+        if f != f:
+            return "NaN"
+        if f in (float("inf"), float("-inf")):
+            return "Infinity" if f > 0 else "-Infinity"
+        return f
+    if t == "str":
+        if not isinstance(v, str):
+            raise TypeError(f"{where} must be str, not {type(v).__name__}")
+        if "\x00" in v:
+            raise ValueError(f"{where}: strings may not contain NUL characters")
+        return v
+    if t == "bool":
+        if not isinstance(v, bool):
+            raise TypeError(f"{where} must be bool, not {type(v).__name__}")
+        return v
+    if t == "bytes":
+        if not isinstance(v, (bytes, bytearray)):
+            raise TypeError(f"{where} must be bytes, not {type(v).__name__}")
+        return bytes(v).hex()
+    if t == "numeric":
+        if isinstance(v, bool) or not isinstance(v, (int, _decimal.Decimal)):
+            raise TypeError(f"{where} must be Decimal, not {type(v).__name__}")
+        return str(v)
+    if t == "timestamptz":
+        if not isinstance(v, _dt.datetime):
+            raise TypeError(f"{where} must be datetime, not {type(v).__name__}")
+        if v.tzinfo is None:
+            v = v.replace(tzinfo=_dt.timezone.utc)
+        return v.astimezone(_dt.timezone.utc).isoformat()
+    if t == "date":
+        if isinstance(v, _dt.datetime) or not isinstance(v, _dt.date):
+            raise TypeError(f"{where} must be date, not {type(v).__name__}")
+        return v.isoformat()
+    if t == "jsonb":
+        return _to_json_any(v)
+    if t.startswith("ref:"):
+        if isinstance(v, Persistent):
+            return v.id
+        if _is_int(v):
+            return v
+        raise TypeError(f"{where} must be {t[4:]}, not {type(v).__name__}")
+    if t.startswith("array:"):
+        inner = t[6:]
+        if isinstance(v, (str, bytes, dict)) or not hasattr(v, "__iter__"):
+            raise TypeError(f"{where} must be a list, not {type(v).__name__}")
+        return [_enc(inner, x, where + "[]") for x in v]
+    raise TypeError(f"{where}: unknown type {t}")
+
+
+def _to_json_any(v):
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        return v if v == v and v not in (float("inf"), float("-inf")) else str(v)
+    if isinstance(v, dict):
+        return {str(k): _to_json_any(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, set, frozenset)):
+        return [_to_json_any(x) for x in v]
+    if isinstance(v, Persistent):
+        return v.id
+    if isinstance(v, _decimal.Decimal):
+        return str(v)
+    if isinstance(v, (_dt.date, _dt.datetime)):
+        return v.isoformat()
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v).hex()
+    raise TypeError(f"{type(v).__name__} is not JSON serializable")
+
+
+def _dec(t, v):
+    if v is None:
+        return None
+    if t in ("int", "str", "bool", "jsonb") or t.startswith("ref:"):
+        return v
+    if t == "float":
+        return float(v)
+    if t == "bytes":
+        return bytes.fromhex(v)
+    if t == "numeric":
+        return _decimal.Decimal(v)
+    if t == "date":
+        return _dt.date.fromisoformat(v)
+    if t == "timestamptz":
+        return _dt.datetime.fromisoformat(v)
+    if t.startswith("array:"):
+        inner = t[6:]
+        return [_dec(inner, x) for x in v]
+    raise TypeError(f"unknown type {t}")
+
+
+# ------------------------------------------------------------ persistence
+
+class _Ref:
+    """Data descriptor for a reference attribute: the instance dict holds the
+    referenced object's id, reading the attribute loads the object."""
+
+    def __init__(self, name, target):
+        self.name = name
+        self.target = target
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return self
+        oid = obj.__dict__.get(self.name)
+        if oid is None:
+            return None
+        target = type(obj).__amber__.module_classes.get(self.target)
+        found = target.get(oid) if target is not None else None
+        if found is None:
+            raise LookupError(f"{self.target} {oid} referenced by {type(obj).__name__}.{self.name} does not exist")
+        return found
+
+    def __set__(self, obj, value):
+        if value is None or _is_int(value):
+            obj.__dict__[self.name] = value
+        elif isinstance(value, Persistent):
+            obj.__dict__[self.name] = value.id
+        else:
+            raise TypeError(f"{type(obj).__name__}.{self.name} must be {self.target}, not {type(value).__name__}")
+
+
+class _ClassInfo:
+    def __init__(self, cid, columns, subclass_ids, module_classes):
+        self.cid = cid
+        self.columns = columns            # [(name, type, nullable, has_default, default)]
+        self.subclass_ids = subclass_ids  # this class's id first
+        self.module_classes = module_classes
+
+
+class Persistent:
+    """Base class of persistent objects: each subclass is a table."""
+
+    def __init__(self, **attrs):
+        info = _info(type(self))
+        for name, t, nullable, has_default, default in info.columns:
+            if name in attrs:
+                setattr(self, name, attrs.pop(name))
+            elif has_default:
+                self.__dict__[name] = _dec(t, default)
+            elif nullable:
+                self.__dict__[name] = None
+            else:
+                raise TypeError(f"{type(self).__name__}() missing required attribute '{name}'")
+        if attrs:
+            raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument '{next(iter(attrs))}'")
+        oid = _amber.new_oid()
+        self.__dict__["id"] = oid
+        _st.identity[oid] = self
+        _st.snap[oid] = None
+
+    @classmethod
+    def get(cls, oid):
+        if not _is_int(oid):
+            raise TypeError(f"{cls.__name__}.get() takes an int id")
+        obj = _st.identity.get(oid)
+        if obj is not None:
+            return obj if isinstance(obj, cls) else None
+        info = _info(cls)
+        for cid in info.subclass_ids:
+            raw = _amber.get(_oid_key(cid, oid))
+            if raw is not None:
+                return _materialize(cid, oid, raw, info)
+        return None
+
+    @classmethod
+    def all(cls):
+        _flush_objects()
+        info = _info(cls)
+        found = []
+        for cid in info.subclass_ids:
+            for key, raw in _amber.scan(_class_prefix(cid)):
+                oid = int.from_bytes(key[9:17], "big")
+                found.append((oid, cid, raw))
+        found.sort(key=lambda f: f[0])
+        return iter([_st.identity.get(oid) or _materialize(cid, oid, raw, info) for oid, cid, raw in found])
+
+    @classmethod
+    def where(cls, **conditions):
+        wanted = {}
+        for k, v in conditions.items():
+            wanted[k] = v.id if isinstance(v, Persistent) else v
+        out = []
+        for obj in cls.all():
+            if all(obj.__dict__.get(k, getattr(obj, k, None)) == v for k, v in wanted.items()):
+                out.append(obj)
+        return out
+
+    def delete(self):
+        oid = self.__dict__.get("id")
+        if oid is None or _st.identity.get(oid) is not self:
+            raise LookupError(f"{type(self).__name__} object is not loaded in this transaction")
+        _amber.delete(_oid_key(_info(type(self)).cid, oid))
+        del _st.identity[oid]
+        _st.snap.pop(oid, None)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} id={self.__dict__.get('id')}>"
+
+
+def _info(cls):
+    info = cls.__dict__.get("__amber__")
+    if info is None:
+        raise TypeError(f"class {cls.__name__} is not deployed")
+    return info
+
+
+def _materialize(cid, oid, raw, info):
+    cls = None
+    for c in info.module_classes.values():
+        if c.__dict__.get("__amber__") is not None and c.__amber__.cid == cid:
+            cls = c
+            break
+    if cls is None:
+        raise LookupError(f"no class with id {cid}")
+    obj = cls.__new__(cls)
+    state = _json.loads(raw)
+    d = obj.__dict__
+    for name, t, nullable, has_default, default in cls.__amber__.columns:
+        d[name] = _dec(t, state.get(name))
+    d["id"] = oid
+    _st.identity[oid] = obj
+    _st.snap[oid] = raw
+    return obj
+
+
+def _encode_object(obj):
+    info = _info(type(obj))
+    d = obj.__dict__
+    state = {}
+    for name, t, nullable, has_default, default in info.columns:
+        v = d.get(name)
+        if v is None and not nullable:
+            raise ValueError(f'null value in column "{name}" of {type(obj).__name__} violates not-null constraint')
+        state[name] = _enc(t, v, f"{type(obj).__name__}.{name}")
+    return _json.dumps(state, separators=(",", ":"))
+
+
+def _flush_objects():
+    for oid, obj in list(_st.identity.items()):
+        raw = _encode_object(obj)
+        if raw != _st.snap.get(oid):
+            _amber.put(_oid_key(_info(type(obj)).cid, oid), raw)
+            _st.snap[oid] = raw
+
+
+def _flush_globals(mod):
+    for name, t, nullable in mod.__amber_globals__:
+        v = mod.__dict__.get(name)
+        if v is None and not nullable:
+            raise ValueError(f"module variable {name} may not be None")
+        raw = _json.dumps(_enc(t, v, name), separators=(",", ":"))
+        if raw != _st.globals.get(name):
+            _amber.put(_global_key(mod.__name__, name), raw)
+            _st.globals[name] = raw
+
+
+def _begin(mod):
+    _st.identity = {}
+    _st.snap = {}
+    _st.globals = {}
+    _st.module = mod
+    for name, t, nullable in mod.__amber_globals__:
+        raw = _amber.get(_global_key(mod.__name__, name))
+        _st.globals[name] = raw
+        mod.__dict__[name] = _dec(t, _json.loads(raw)) if raw is not None else None
+
+
+def _end():
+    _st.identity = {}
+    _st.snap = {}
+    _st.globals = {}
+    _st.module = None
+
+
+def _call(mod, desc_json, args_json):
+    """Entry point for SQL calls. Returns the JSON-encoded result."""
+    desc = _json.loads(desc_json)
+    class_name = desc["class"]
+    func_name = desc["func"]
+    params = desc["params"]
+    returns = desc["returns"]
+    args = _json.loads(args_json)
+    _begin(mod)
+    try:
+        if class_name is not None:
+            cls = getattr(mod, class_name)
+            oid = args[0]
+            obj = cls.get(oid) if oid is not None else None
+            if obj is None:
+                raise LookupError(f"{class_name} with id {oid} does not exist")
+            fn = getattr(obj, func_name)
+            args = args[1:]
+        else:
+            fn = getattr(mod, func_name)
+        decoded = []
+        for (pname, ptype), a in zip(params, args):
+            if ptype.startswith("ref:"):
+                target = getattr(mod, ptype[4:])
+                obj = target.get(a) if a is not None else None
+                if a is not None and obj is None:
+                    raise LookupError(f"{ptype[4:]} with id {a} does not exist")
+                decoded.append(obj)
+            else:
+                decoded.append(_dec(ptype, a))
+        result = fn(*decoded)
+        if returns == "void":
+            out = None
+        elif returns.startswith("setof:"):
+            cls = getattr(mod, returns[6:])
+            cols = _info(cls).columns
+            rows = []
+            for obj in result:
+                if not isinstance(obj, cls):
+                    raise TypeError(f"{func_name}() must return {cls.__name__} objects, got {type(obj).__name__}")
+                d = obj.__dict__
+                rows.append([d.get("id")] + [_enc(t, d.get(n), n) for n, t, _nl, _hd, _df in cols])
+            out = rows
+        else:
+            out = _enc(returns, result, f"{func_name}() result")
+        _flush_objects()
+        _flush_globals(mod)
+        return _json.dumps(out)
+    finally:
+        _end()
+
+
+# ------------------------------------------------------------ analysis
+
+def _type_desc(ann, ns):
+    """Returns (type name, nullable) for an annotation."""
+    if isinstance(ann, str):
+        ann = eval(ann, ns)
+    if ann is None or ann is type(None):
+        return "void", True
+    origin = _typing.get_origin(ann)
+    args = _typing.get_args(ann)
+    if origin is _typing.Union or origin is _types.UnionType:
+        non_null = [a for a in args if a is not type(None)]
+        nullable = len(non_null) < len(args)
+        if len(non_null) == 1:
+            t, _ = _type_desc(non_null[0], ns)
+            return t, nullable
+        return "jsonb", nullable
+    if ann is bool:
+        return "bool", False
+    if ann is int:
+        return "int", False
+    if ann is float:
+        return "float", False
+    if ann is str:
+        return "str", False
+    if ann is bytes:
+        return "bytes", False
+    if ann is _decimal.Decimal:
+        return "numeric", False
+    if ann is _dt.datetime:
+        return "timestamptz", False
+    if ann is _dt.date:
+        return "date", False
+    if ann is _typing.Any or ann is dict or origin is dict:
+        return "jsonb", False
+    if isinstance(ann, type) and issubclass(ann, Persistent):
+        return "ref:" + ann.__name__, False
+    if origin in (list, set, tuple, frozenset) or ann in (list, set, tuple, frozenset):
+        if not args or (origin is tuple and not (len(args) == 2 and args[1] is Ellipsis)):
+            return "jsonb", False
+        inner, _ = _type_desc(args[0], ns)
+        if inner.startswith("array:") or inner in ("jsonb", "void"):
+            return "jsonb", False
+        return "array:" + inner, False
+    raise TypeError(f"unsupported type annotation {ann!r}")
+
+
+def _return_desc(ann, ns, fname):
+    if ann is _MISSING:
+        return "jsonb"
+    if isinstance(ann, str):
+        ann = eval(ann, ns)
+    if ann is None or ann is type(None):
+        return "void"
+    origin = _typing.get_origin(ann)
+    args = _typing.get_args(ann)
+    import collections.abc as _abc
+    if origin in (list, _abc.Iterator, _abc.Iterable, _abc.Generator) and args:
+        a = args[0]
+        if isinstance(a, str):
+            a = eval(a, ns)
+        if isinstance(a, type) and issubclass(a, Persistent):
+            return "setof:" + a.__name__
+    t, _ = _type_desc(ann, ns)
+    return t
+
+
+_MISSING = object()
+
+
+def _annotations_of(obj):
+    try:
+        ann = obj.__annotations__
+    except AttributeError:
+        ann = None
+    if ann is None:
+        annotate = getattr(obj, "__annotate__", None)
+        ann = annotate(1) if annotate is not None else {}
+    return dict(ann)
+
+
+def _function_desc(fn, ns, skip_self):
+    code = fn.__code__
+    names = list(code.co_varnames[: code.co_argcount])
+    if skip_self:
+        names = names[1:]
+    ann = _annotations_of(fn)
+    params = []
+    for n in names:
+        t = "jsonb"
+        if n in ann:
+            t, _ = _type_desc(ann[n], ns)
+            if t == "void":
+                raise TypeError(f"parameter {n} of {fn.__name__} cannot be None")
+        params.append({"name": n, "type": t})
+    returns = _return_desc(ann.get("return", _MISSING), ns, fn.__name__)
+    return {"name": fn.__name__, "params": params, "returns": returns}
+
+
+def _snake(name):
+    out = []
+    for i, c in enumerate(name):
+        if c.isupper():
+            prev_lower = i > 0 and (name[i - 1].islower() or name[i - 1].isdigit())
+            next_lower = i + 1 < len(name) and name[i + 1].islower()
+            if i > 0 and (prev_lower or (next_lower and name[i - 1].isupper())):
+                out.append("_")
+            out.append(c.lower())
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def _analyze(mod):
+    """Describes a freshly executed module as JSON (catalog ModuleShape)."""
+    ns = mod.__dict__
+    modname = mod.__name__
+    classes = []
+    functions = []
+    glob = []
+    for name, value in list(ns.items()):
+        if name.startswith("_"):
+            continue
+        if isinstance(value, type) and issubclass(value, Persistent) and value is not Persistent \
+                and getattr(value, "__module__", None) == modname:
+            parent = None
+            for b in value.__bases__:
+                if issubclass(b, Persistent) and b is not Persistent:
+                    if getattr(b, "__module__", None) != modname:
+                        raise TypeError(f"class {name}: persistent base {b.__name__} must be in the same module")
+                    parent = b.__name__
+            columns = []
+            for klass in reversed(value.__mro__):
+                if klass is Persistent or not (isinstance(klass, type) and issubclass(klass, Persistent)):
+                    continue
+                for an, at in _annotations_of(klass).items():
+                    if an.startswith("_") or an == "id":
+                        continue
+                    t, nullable = _type_desc(at, ns)
+                    if t == "void":
+                        raise TypeError(f"attribute {name}.{an} cannot be annotated None")
+                    has_default = an in klass.__dict__
+                    default = None
+                    if has_default:
+                        dv = klass.__dict__[an]
+                        if dv is None:
+                            nullable = nullable or False
+                        default = _enc(t, dv, f"{name}.{an} default")
+                    columns = [c for c in columns if c["name"] != an]
+                    columns.append({"name": an, "type": t, "nullable": nullable,
+                                    "has_default": has_default, "default": default})
+            methods = []
+            for mname, mval in value.__dict__.items():
+                if mname.startswith("_") or not isinstance(mval, _types.FunctionType):
+                    continue
+                methods.append(_function_desc(mval, ns, True))
+            classes.append({"name": name, "table": _snake(name), "parent": parent,
+                            "columns": columns, "methods": methods})
+        elif isinstance(value, _types.FunctionType) and getattr(value, "__module__", None) == modname:
+            functions.append(_function_desc(value, ns, False))
+    for gname, gann in _annotations_of(mod).items():
+        if gname.startswith("_"):
+            continue
+        t, nullable = _type_desc(gann, ns)
+        v = ns.get(gname)
+        glob.append({"name": gname, "type": t, "nullable": nullable or v is None,
+                     "value": _enc(t, v, gname)})
+    return _json.dumps({"classes": classes, "functions": functions, "globals": glob})
+
+
+def _bind(mod, shape_json):
+    """Attaches catalog identities to a loaded module's classes."""
+    shape = _json.loads(shape_json)
+    ns = mod.__dict__
+    module_classes = {}
+    for c in shape["classes"]:
+        module_classes[c["name"]] = ns[c["name"]]
+    by_parent = {}
+    for c in shape["classes"]:
+        by_parent.setdefault(c["parent"], []).append(c)
+    ids = {c["name"]: c["id"] for c in shape["classes"]}
+
+    def subtree(name):
+        out = [ids[name]]
+        for child in by_parent.get(name, []):
+            out.extend(subtree(child["name"]))
+        return out
+
+    for c in shape["classes"]:
+        cls = ns[c["name"]]
+        cols = [(col["name"], col["type"], col["nullable"], col["has_default"], col.get("default"))
+                for col in c["columns"]]
+        cls.__amber__ = _ClassInfo(c["id"], cols, subtree(c["name"]), module_classes)
+        for name, t, _n, _h, _d in cols:
+            if t.startswith("ref:"):
+                setattr(cls, name, _Ref(name, t[4:]))
+    mod.__amber_globals__ = [(g["name"], g["type"], g["nullable"]) for g in shape["globals"]]

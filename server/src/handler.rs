@@ -1,0 +1,282 @@
+//! pgwire handlers: one set per connection, owning that connection's session.
+
+use crate::encode;
+use amber_query::{Engine, Output, Prepared, Session, SqlError};
+use async_trait::async_trait;
+use futures::{stream, Sink, SinkExt};
+use pgwire::api::auth::{
+    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
+    DefaultServerParameterProvider, StartupHandler,
+};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::extendedquery::Sync as PgSync;
+use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use std::fmt::Debug;
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+pub struct Connection {
+    session: Arc<Mutex<Session>>,
+    parser: Arc<Parser>,
+}
+
+impl Connection {
+    pub fn new(engine: Arc<Engine>) -> Connection {
+        let session = Arc::new(Mutex::new(Session::new(engine)));
+        Connection {
+            parser: Arc::new(Parser {
+                session: session.clone(),
+            }),
+            session,
+        }
+    }
+}
+
+pub struct Handlers(pub Arc<Connection>);
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.0.clone()
+    }
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.0.clone()
+    }
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.0.clone()
+    }
+}
+
+fn error_info(e: &SqlError) -> ErrorInfo {
+    let mut info = ErrorInfo::new("ERROR".to_string(), e.code.clone(), e.message.clone());
+    info.detail = e.detail.clone();
+    info
+}
+
+fn user_error(e: &SqlError) -> PgWireError {
+    PgWireError::UserError(Box::new(error_info(e)))
+}
+
+fn server_parameters() -> DefaultServerParameterProvider {
+    let mut p = DefaultServerParameterProvider::default();
+    p.server_version = "15.0 (Amber)".to_string();
+    p.search_path = "\"$user\", public".to_string();
+    p.time_zone = "UTC".to_string();
+    p.date_style = "ISO, MDY".to_string();
+    p.is_superuser = true;
+    p
+}
+
+#[async_trait]
+impl StartupHandler for Connection {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let PgWireFrontendMessage::Startup(ref startup) = message {
+            protocol_negotiation(client, startup).await?;
+            save_startup_parameters_to_metadata(client, startup);
+            let user = client.metadata().get("user").cloned().unwrap_or_default();
+            if user != "amber" {
+                return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                    "FATAL".into(),
+                    "28000".into(),
+                    format!("role \"{user}\" does not exist"),
+                ))));
+            }
+            let database = client.metadata().get("database").cloned().unwrap_or_else(|| user.clone());
+            if database != "amber" {
+                return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                    "FATAL".into(),
+                    "3D000".into(),
+                    format!("database \"{database}\" does not exist"),
+                ))));
+            }
+            tracing::info!(peer = %client.socket_addr(), user, "connection authenticated");
+            finish_authentication(client, &server_parameters()).await?;
+            client.set_state(PgWireConnectionState::ReadyForQuery);
+        }
+        Ok(())
+    }
+}
+
+/// The command tag without its row count (pgwire appends the count).
+fn tag_prefix(tag: &str) -> String {
+    match tag.rsplit_once(' ') {
+        Some((head, tail)) if tail.chars().all(|c| c.is_ascii_digit()) => head.to_string(),
+        _ => tag.to_string(),
+    }
+}
+
+fn tag_of(tag: &str) -> Tag {
+    match tag.rsplit_once(' ') {
+        Some((head, tail)) if tail.chars().all(|c| c.is_ascii_digit()) && !tail.is_empty() => {
+            Tag::new(head).with_rows(tail.parse().unwrap_or(0))
+        }
+        _ => Tag::new(tag),
+    }
+}
+
+fn to_response(out: Output, format: &Format) -> PgWireResult<Response> {
+    Ok(match out {
+        Output::Rows { schema, batches, tag } => {
+            let fields = Arc::new(encode::field_infos(&schema, format));
+            let rows = encode::encode_batches(&batches, &fields)?;
+            let mut resp = QueryResponse::new(fields, stream::iter(rows.into_iter().map(Ok)));
+            resp.set_command_tag(&tag_prefix(&tag));
+            Response::Query(resp)
+        }
+        Output::Command(tag) if tag.is_empty() => Response::EmptyQuery,
+        Output::Command(tag) => Response::Execution(tag_of(&tag)),
+        Output::TxnStart(tag) => Response::TransactionStart(Tag::new(&tag)),
+        Output::TxnEnd(tag) => Response::TransactionEnd(Tag::new(&tag)),
+    })
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Connection {
+    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let span = tracing::debug_span!("statement", sql = %truncate(query));
+        let results = tracing::Instrument::instrument(
+            async { self.session.lock().await.execute_simple(query).await },
+            span,
+        )
+        .await;
+        let mut out = Vec::with_capacity(results.len());
+        for r in results {
+            match r {
+                Ok(o) => out.push(to_response(o, &Format::UnifiedText)?),
+                Err(e) => {
+                    tracing::debug!(code = %e.code, error = %e.message, "statement failed");
+                    out.push(Response::Error(Box::new(error_info(&e))));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn truncate(s: &str) -> &str {
+    let mut end = s.len().min(200);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+pub struct Parser {
+    session: Arc<Mutex<Session>>,
+}
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(&self, _client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let client_types: Vec<_> = types
+            .iter()
+            .map(|t| t.as_ref().and_then(encode::pg_to_data_type))
+            .collect();
+        let mut session = self.session.lock().await;
+        let mut prepared = session.prepare(sql, &client_types).await.map_err(|e| user_error(&e))?;
+        // Keep the client's own types (e.g. int4) where it named them.
+        for (i, t) in types.iter().enumerate() {
+            if let (Some(t), Some(dt)) = (t, prepared.param_types.get_mut(i)) {
+                if let Some(d) = encode::pg_to_data_type(t) {
+                    *dt = d;
+                }
+            }
+        }
+        Ok(Some(prepared))
+    }
+
+    fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
+        Ok(stmt.param_types.iter().map(encode::data_type_to_pg).collect())
+    }
+
+    fn get_result_schema(&self, stmt: &Prepared, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        Ok(match &stmt.columns {
+            Some(schema) => encode::field_infos(schema, format.unwrap_or(&Format::UnifiedText)),
+            None => vec![],
+        })
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Connection {
+    type Statement = Prepared;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Parser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(&self, _client: &mut C, portal: &Portal<Prepared>, _max_rows: usize) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: pgwire::api::store::PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = &portal.statement.statement;
+        let span = tracing::debug_span!("statement", sql = %truncate(&prepared.sql));
+        let mut params = Vec::with_capacity(prepared.param_types.len());
+        for (i, dt) in prepared.param_types.iter().enumerate() {
+            let t = encode::data_type_to_pg(dt);
+            let v = encode::decode_param(portal, i, &t).map_err(|e| {
+                user_error(&SqlError::new("22P02", format!("invalid value for parameter ${}: {e}", i + 1)))
+            })?;
+            params.push(v);
+        }
+        let result = tracing::Instrument::instrument(
+            async { self.session.lock().await.execute_prepared(prepared, &params).await },
+            span,
+        )
+        .await;
+        match result {
+            Ok(out) => to_response(out, &portal.result_column_format),
+            Err(e) => Err(user_error(&e)),
+        }
+    }
+
+    async fn on_sync<C>(&self, client: &mut C, _message: PgSync) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: pgwire::api::store::PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        client.portal_store().rm_portal("");
+        let status = {
+            let s = self.session.lock().await;
+            if s.is_failed() {
+                TransactionStatus::Error
+            } else if s.in_transaction() {
+                TransactionStatus::Transaction
+            } else {
+                TransactionStatus::Idle
+            }
+        };
+        client.set_transaction_status(status);
+        client
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(status)))
+            .await?;
+        client.flush().await?;
+        Ok(())
+    }
+}

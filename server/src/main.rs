@@ -1,0 +1,190 @@
+//! The `amber` binary: `amber serve` runs the server.
+
+mod encode;
+mod handler;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// How long running statements get to finish after SIGTERM.
+const SHUTDOWN_GRACE_MS: u64 = 5_000;
+
+#[derive(Parser)]
+#[command(name = "amber", version, about = "Amber: persistent Python objects over the PostgreSQL protocol")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Default)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "AMBER_LISTEN", default_value = "127.0.0.1:5432")]
+    listen: String,
+    /// Data directory (created on first start).
+    #[arg(long, env = "AMBER_DATA", default_value = "./amber-data")]
+    data: PathBuf,
+    /// Log level (overridden by RUST_LOG).
+    #[arg(long, env = "AMBER_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+    /// Python worker threads (default: the number of cores).
+    #[arg(long, env = "AMBER_PYTHON_WORKERS")]
+    python_workers: Option<usize>,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(a)) => a,
+        None => ServeArgs::parse_defaults(),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log_level));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(args))
+}
+
+impl ServeArgs {
+    /// `amber` with no subcommand is `amber serve` with defaults/env.
+    fn parse_defaults() -> ServeArgs {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        Only::parse_from(["amber"]).serve
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let addr: SocketAddr = args
+        .listen
+        .parse()
+        .with_context(|| format!("invalid listen address {}", args.listen))?;
+    if !addr.ip().is_loopback() {
+        bail!(
+            "refusing to listen on {addr}: only trust authentication is available, which is safe on loopback only"
+        );
+    }
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("creating data directory {}", args.data.display()))?;
+    let store = amber_storage::Store::open(&args.data)
+        .with_context(|| format!("opening data directory {}", args.data.display()))?;
+    let workers = args
+        .python_workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+        .max(1);
+    let engine = amber_query::Engine::open(store.clone(), workers).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    tracing::info!(%addr, data = %args.data.display(), "amber listening");
+
+    let tracker = tokio_util_tracker::Tracker::default();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (socket, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                let _ = socket.set_nodelay(true);
+                let engine = engine.clone();
+                let guard = tracker.enter();
+                let span = tracing::info_span!("connection", %peer);
+                tokio::spawn(tracing::Instrument::instrument(async move {
+                    let conn = Arc::new(handler::Connection::new(engine));
+                    if let Err(e) = pgwire::tokio::process_socket(socket, None, handler::Handlers(conn)).await {
+                        tracing::debug!(error = %e, "connection ended with error");
+                    }
+                    drop(guard);
+                }, span));
+            }
+            _ = &mut shutdown => {
+                tracing::info!("shutting down: no new connections");
+                break;
+            }
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_millis(SHUTDOWN_GRACE_MS), tracker.idle()).await;
+    store.sync().map_err(|e| anyhow::anyhow!("{e}"))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Counts live connections so shutdown can wait for them.
+mod tokio_util_tracker {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::sync::Notify;
+
+    #[derive(Default, Clone)]
+    pub struct Tracker {
+        inner: Arc<(AtomicUsize, Notify)>,
+    }
+
+    pub struct Guard(Tracker);
+
+    impl Tracker {
+        pub fn enter(&self) -> Guard {
+            self.inner.0.fetch_add(1, Ordering::SeqCst);
+            Guard(self.clone())
+        }
+
+        pub async fn idle(&self) {
+            while self.inner.0.load(Ordering::SeqCst) > 0 {
+                self.inner.1.notified().await;
+            }
+        }
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.0.inner.0.fetch_sub(1, Ordering::SeqCst);
+            self.0.inner.1.notify_waiters();
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! Amber's storage: a transactional, ordered key-value store.
+//!
+//! The interface is deliberately narrow (get, put, delete, ordered scans,
+//! commit) so that another engine (FoundationDB) can replace fjall without
+//! anything above this crate noticing. Nothing outside this crate names fjall.
+//!
+//! Guarantees:
+//! - Serializable transactions: optimistic concurrency control; at commit the
+//!   read set (point reads and scanned ranges, so phantoms count) is checked
+//!   against every write committed since the transaction's snapshot. A
+//!   transaction that read something since overwritten fails with
+//!   [`StorageError::Conflict`]. Writers serialize in commit order, read-only
+//!   transactions at their snapshot.
+//! - Durability: [`Txn::commit`] returns only after the commit's journal entry
+//!   is fsynced (group commit: one fsync covers every commit that finished
+//!   before it started). A failed fsync poisons the store: later writes fail.
+//! - Object ids are allocated in durable blocks and never reused.
+
+use fjall::{
+    KeyspaceCreateOptions, OptimisticTxDatabase, OptimisticTxKeyspace, PersistMode, Readable,
+};
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("could not serialize access due to concurrent update")]
+    Conflict,
+    #[error("storage is poisoned after a failed fsync; refusing writes")]
+    Poisoned,
+    #[error("storage error: {0}")]
+    Engine(String),
+}
+
+impl From<fjall::Error> for StorageError {
+    fn from(e: fjall::Error) -> Self {
+        StorageError::Engine(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// Key of the durable object-id high-water mark: every id below it may have
+/// been handed out; ids at or above it never were.
+const OID_HWM_KEY: &[u8] = b"m\x00oid_hwm";
+/// Ids reserved per durable write of the high-water mark.
+const OID_BLOCK_SIZE: u64 = 1024;
+/// Upper bound on rows returned by one scan call, so a runaway scan cannot
+/// take all memory; callers page with `scan_range`.
+pub const SCAN_ROWS_MAX: usize = 10_000_000;
+
+/// A handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<StoreInner>,
+}
+
+struct StoreInner {
+    db: OptimisticTxDatabase,
+    data: OptimisticTxKeyspace,
+    group_commit: GroupCommit,
+    oids: Mutex<OidBlock>,
+}
+
+struct OidBlock {
+    next: u64,
+    end: u64,
+}
+
+/// Leader-based group commit. Each commit takes a ticket after its journal
+/// write; a commit is durable once `synced >= ticket`. Whoever holds
+/// `sync_lock` fsyncs for everyone whose ticket was taken before the fsync
+/// started.
+struct GroupCommit {
+    committed: AtomicU64,
+    synced: AtomicU64,
+    sync_lock: Mutex<()>,
+    poisoned: AtomicBool,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store> {
+        let db = OptimisticTxDatabase::builder(path)
+            .manual_journal_persist(true)
+            .open()?;
+        let data = db.keyspace("data", KeyspaceCreateOptions::default)?;
+        let hwm = match data.get(OID_HWM_KEY)? {
+            Some(v) => decode_u64(&v)?,
+            None => 1,
+        };
+        let store = Store {
+            inner: Arc::new(StoreInner {
+                db,
+                data,
+                group_commit: GroupCommit {
+                    committed: AtomicU64::new(0),
+                    synced: AtomicU64::new(0),
+                    sync_lock: Mutex::new(()),
+                    poisoned: AtomicBool::new(false),
+                },
+                oids: Mutex::new(OidBlock {
+                    next: hwm,
+                    end: hwm,
+                }),
+            }),
+        };
+        Ok(store)
+    }
+
+    /// Starts a transaction reading a consistent snapshot.
+    pub fn begin(&self) -> Result<Txn> {
+        let tx = self.inner.db.write_tx()?.durability(None);
+        Ok(Txn {
+            tx: Some(tx),
+            store: self.clone(),
+            wrote: false,
+        })
+    }
+
+    /// Allocates a fresh object id, never handed out before (also across
+    /// restarts and crashes).
+    pub fn allocate_oid(&self) -> Result<u64> {
+        let mut block = self
+            .inner
+            .oids
+            .lock()
+            .map_err(|_| StorageError::Engine("oid allocator lock poisoned".into()))?;
+        if block.next >= block.end {
+            let new_end = block.end + OID_BLOCK_SIZE;
+            // Blind write of the new mark, made durable before any id of the
+            // block is used.
+            let mut tx = self.inner.db.write_tx()?.durability(None);
+            tx.insert(&self.inner.data, OID_HWM_KEY, new_end.to_be_bytes());
+            match tx.commit()? {
+                Ok(()) => {}
+                Err(_) => return Err(StorageError::Conflict),
+            }
+            self.make_durable()?;
+            block.end = new_end;
+        }
+        let oid = block.next;
+        block.next += 1;
+        debug_assert!(oid < block.end);
+        Ok(oid)
+    }
+
+    /// Waits until every commit finished before this call is on disk.
+    fn make_durable(&self) -> Result<()> {
+        let gc = &self.inner.group_commit;
+        let ticket = gc.committed.fetch_add(1, Ordering::SeqCst) + 1;
+        if gc.poisoned.load(Ordering::SeqCst) {
+            return Err(StorageError::Poisoned);
+        }
+        let _guard = gc
+            .sync_lock
+            .lock()
+            .map_err(|_| StorageError::Poisoned)?;
+        if gc.synced.load(Ordering::SeqCst) >= ticket {
+            return Ok(());
+        }
+        // Every ticket up to `target` belongs to a commit whose journal write
+        // finished before this fsync starts.
+        let target = gc.committed.load(Ordering::SeqCst);
+        if let Err(e) = self.inner.db.persist(PersistMode::SyncAll) {
+            gc.poisoned.store(true, Ordering::SeqCst);
+            tracing::error!(error = %e, "fsync failed; storage poisoned, refusing further writes");
+            return Err(StorageError::Poisoned);
+        }
+        gc.synced.store(target, Ordering::SeqCst);
+        Ok(())
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.group_commit.poisoned.load(Ordering::SeqCst)
+    }
+
+    /// Flushes everything to disk (used at shutdown).
+    pub fn sync(&self) -> Result<()> {
+        self.inner.db.persist(PersistMode::SyncAll)?;
+        Ok(())
+    }
+}
+
+fn decode_u64(v: &[u8]) -> Result<u64> {
+    let arr: [u8; 8] = v
+        .try_into()
+        .map_err(|_| StorageError::Engine("corrupt u64 value".into()))?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+/// A serializable transaction. Dropping it without commit rolls it back.
+pub struct Txn {
+    tx: Option<fjall::WriteTransaction>,
+    store: Store,
+    wrote: bool,
+}
+
+impl Txn {
+    fn tx(&self) -> Result<&fjall::WriteTransaction> {
+        self.tx
+            .as_ref()
+            .ok_or_else(|| StorageError::Engine("transaction already finished".into()))
+    }
+
+    fn tx_mut(&mut self) -> Result<&mut fjall::WriteTransaction> {
+        self.tx
+            .as_mut()
+            .ok_or_else(|| StorageError::Engine("transaction already finished".into()))
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let data = &self.store.inner.data;
+        Ok(self.tx()?.get(data, key)?.map(|v| v.to_vec()))
+    }
+
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        let data = self.store.inner.data.clone();
+        self.tx_mut()?.insert(&data, key.to_vec(), value.to_vec());
+        self.wrote = true;
+        Ok(())
+    }
+
+    pub fn delete(&mut self, key: &[u8]) -> Result<()> {
+        let data = self.store.inner.data.clone();
+        self.tx_mut()?.remove(&data, key.to_vec());
+        self.wrote = true;
+        Ok(())
+    }
+
+    /// All pairs whose key starts with `prefix`, in key order. The whole
+    /// prefix range joins the read set, so a concurrent insert into it is a
+    /// conflict (no phantoms).
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let data = &self.store.inner.data;
+        let mut out = Vec::new();
+        for guard in self.tx()?.prefix(data, prefix) {
+            let (k, v) = guard.into_inner()?;
+            out.push((k.to_vec(), v.to_vec()));
+            if out.len() >= SCAN_ROWS_MAX {
+                return Err(StorageError::Engine("scan exceeds row limit".into()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Pairs with `start <= key < end`, at most `limit` of them.
+    pub fn scan_range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let data = &self.store.inner.data;
+        let mut out = Vec::new();
+        let range = (
+            Bound::Included(start.to_vec()),
+            Bound::Excluded(end.to_vec()),
+        );
+        for guard in self.tx()?.range(data, range) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = guard.into_inner()?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    pub fn has_writes(&self) -> bool {
+        self.wrote
+    }
+
+    /// Commits; returns once the commit is durable. A conflict with a
+    /// concurrent commit is [`StorageError::Conflict`] and nothing is written.
+    pub fn commit(mut self) -> Result<()> {
+        let tx = self
+            .tx
+            .take()
+            .ok_or_else(|| StorageError::Engine("transaction already finished".into()))?;
+        if !self.wrote {
+            // Read-only: serialized at its snapshot, nothing to check or sync.
+            tx.rollback();
+            return Ok(());
+        }
+        if self.store.is_poisoned() {
+            tx.rollback();
+            return Err(StorageError::Poisoned);
+        }
+        match tx.commit()? {
+            Ok(()) => {}
+            Err(_conflict) => return Err(StorageError::Conflict),
+        }
+        self.store.make_durable()
+    }
+
+    pub fn rollback(mut self) {
+        if let Some(tx) = self.tx.take() {
+            tx.rollback();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_skew_is_a_conflict() -> Result<()> {
+        let dir = tempdir();
+        let store = Store::open(&dir)?;
+        let mut setup = store.begin()?;
+        setup.put(b"x", b"1")?;
+        setup.put(b"y", b"1")?;
+        setup.commit()?;
+        let mut t1 = store.begin()?;
+        let mut t2 = store.begin()?;
+        t1.get(b"x")?;
+        t1.get(b"y")?;
+        t2.get(b"x")?;
+        t2.get(b"y")?;
+        t1.put(b"x", b"0")?;
+        t2.put(b"y", b"0")?;
+        t1.commit()?;
+        assert!(matches!(t2.commit(), Err(StorageError::Conflict)));
+        Ok(())
+    }
+
+    #[test]
+    fn phantom_is_a_conflict() -> Result<()> {
+        let dir = tempdir();
+        let store = Store::open(&dir)?;
+        let mut t1 = store.begin()?;
+        let mut t2 = store.begin()?;
+        assert!(t1.scan_prefix(b"o")?.is_empty());
+        t2.put(b"o1", b"new")?;
+        t2.commit()?;
+        t1.put(b"count", b"0")?;
+        assert!(matches!(t1.commit(), Err(StorageError::Conflict)));
+        Ok(())
+    }
+
+    #[test]
+    fn oids_survive_reopen_without_reuse() -> Result<()> {
+        let dir = tempdir();
+        let first = {
+            let store = Store::open(&dir)?;
+            let a = store.allocate_oid()?;
+            let b = store.allocate_oid()?;
+            assert!(b > a);
+            b
+        };
+        let store = Store::open(&dir)?;
+        assert!(store.allocate_oid()? > first);
+        Ok(())
+    }
+
+    fn tempdir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "amber-storage-test-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+}

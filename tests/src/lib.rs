@@ -1,0 +1,115 @@
+//! Harness for end-to-end tests: starts the real `amber` binary on a free
+//! port with a fresh data directory, and connects real clients to it.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// How long a server gets to start accepting connections.
+const STARTUP_TIMEOUT_MS: u64 = 60_000;
+
+/// Path of the `amber` binary, built once per test run.
+pub fn amber_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "amber", "--bin", "amber"])
+            .current_dir(&root)
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building amber failed");
+        let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+        target.join("debug").join("amber")
+    })
+    .clone()
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A running server; killed when dropped.
+pub struct Server {
+    pub port: u16,
+    pub data: PathBuf,
+    child: Option<Child>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let mut s = Server::start_on(&data, free_port());
+        s._dir = Some(dir);
+        s
+    }
+
+    pub fn start_on(data: &Path, port: u16) -> Server {
+        let child = Command::new(amber_binary())
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start amber");
+        let server = Server { port, data: data.to_path_buf(), child: Some(child), _dir: None };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_millis(STARTUP_TIMEOUT_MS);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("amber did not start on port {}", self.port);
+    }
+
+    pub fn conn_string(&self) -> String {
+        format!("host=127.0.0.1 port={} user=amber dbname=amber", self.port)
+    }
+
+    /// SIGTERM and wait: the graceful stop.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("server running");
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        child.wait().expect("wait for amber")
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Restarts on the same data directory and port, after a stop or crash.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the server first");
+        let next = Server::start_on(&self.data, self.port);
+        let mut next = next;
+        self.child = next.child.take();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => c.try_wait().ok().flatten().is_none(),
+            None => false,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
