@@ -304,8 +304,8 @@ impl Catalog {
     pub fn load(txn: &Txn) -> Result<Catalog> {
         let mut modules = BTreeMap::new();
         for (_key, value) in txn.scan_prefix(MODULE_KEY_PREFIX)? {
-            let m: ModuleDef = serde_json::from_slice(&value)
-                .map_err(|e| CatalogError::Corrupt(e.to_string()))?;
+            let m: ModuleDef =
+                serde_json::from_slice(&value).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
             modules.insert(m.name.clone(), Arc::new(m));
         }
         Ok(Catalog {
@@ -358,7 +358,8 @@ pub fn snake_case(name: &str) -> String {
     let chars: Vec<char> = name.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
         if c.is_uppercase() {
-            let prev_lower = i > 0 && (chars[i - 1].is_lowercase() || chars[i - 1].is_ascii_digit());
+            let prev_lower =
+                i > 0 && (chars[i - 1].is_lowercase() || chars[i - 1].is_ascii_digit());
             let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
             if i > 0 && (prev_lower || (next_lower && chars[i - 1].is_uppercase())) {
                 out.push('_');

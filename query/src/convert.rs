@@ -44,7 +44,10 @@ pub fn arrow_type(t: &SqlType) -> DataType {
 pub fn field(name: &str, t: &SqlType, nullable: bool) -> Field {
     let f = Field::new(name, arrow_type(t), nullable);
     if matches!(t, SqlType::Jsonb) {
-        f.with_metadata(HashMap::from([(PG_TYPE_KEY.to_string(), "jsonb".to_string())]))
+        f.with_metadata(HashMap::from([(
+            PG_TYPE_KEY.to_string(),
+            "jsonb".to_string(),
+        )]))
     } else {
         f
     }
@@ -72,7 +75,9 @@ pub fn json_column(t: &SqlType, values: &[&Json]) -> Result<ArrayRef, SqlError> 
             for v in values {
                 match v {
                     Json::Null => b.append_null(),
-                    Json::String(s) => b.append_value(parse_float_special(s).ok_or_else(|| bad("float", v))?),
+                    Json::String(s) => {
+                        b.append_value(parse_float_special(s).ok_or_else(|| bad("float", v))?)
+                    }
                     v => b.append_value(v.as_f64().ok_or_else(|| bad("float", v))?),
                 }
             }
@@ -114,7 +119,9 @@ pub fn json_column(t: &SqlType, values: &[&Json]) -> Result<ArrayRef, SqlError> 
             for v in values {
                 match v {
                     Json::Null => b.append_null(),
-                    Json::String(s) => b.append_value(hex_decode(s).ok_or_else(|| bad("bytea", v))?),
+                    Json::String(s) => {
+                        b.append_value(hex_decode(s).ok_or_else(|| bad("bytea", v))?)
+                    }
                     v => return Err(bad("bytea", v)),
                 }
             }
@@ -127,7 +134,9 @@ pub fn json_column(t: &SqlType, values: &[&Json]) -> Result<ArrayRef, SqlError> 
             for v in values {
                 match v {
                     Json::Null => b.append_null(),
-                    Json::String(s) => b.append_value(parse_decimal(s).ok_or_else(|| bad("numeric", v))?),
+                    Json::String(s) => {
+                        b.append_value(parse_decimal(s).ok_or_else(|| bad("numeric", v))?)
+                    }
                     v => return Err(bad("numeric", v)),
                 }
             }
@@ -138,18 +147,23 @@ pub fn json_column(t: &SqlType, values: &[&Json]) -> Result<ArrayRef, SqlError> 
             for v in values {
                 match v {
                     Json::Null => b.append_null(),
-                    Json::String(s) => b.append_value(parse_date_days(s).ok_or_else(|| bad("date", v))?),
+                    Json::String(s) => {
+                        b.append_value(parse_date_days(s).ok_or_else(|| bad("date", v))?)
+                    }
                     v => return Err(bad("date", v)),
                 }
             }
             Arc::new(b.finish())
         }
         SqlType::Timestamptz => {
-            let mut b = TimestampMicrosecondBuilder::with_capacity(values.len()).with_timezone("UTC");
+            let mut b =
+                TimestampMicrosecondBuilder::with_capacity(values.len()).with_timezone("UTC");
             for v in values {
                 match v {
                     Json::Null => b.append_null(),
-                    Json::String(s) => b.append_value(parse_timestamp_micros(s).ok_or_else(|| bad("timestamptz", v))?),
+                    Json::String(s) => b.append_value(
+                        parse_timestamp_micros(s).ok_or_else(|| bad("timestamptz", v))?,
+                    ),
                     v => return Err(bad("timestamptz", v)),
                 }
             }
@@ -175,18 +189,26 @@ pub fn json_column(t: &SqlType, values: &[&Json]) -> Result<ArrayRef, SqlError> 
 }
 
 /// Builds a record batch from rows of JSON values (one per field).
-pub fn rows_to_batch(schema: SchemaRef, types: &[SqlType], rows: &[Vec<Json>]) -> Result<RecordBatch, SqlError> {
+pub fn rows_to_batch(
+    schema: SchemaRef,
+    types: &[SqlType],
+    rows: &[Vec<Json>],
+) -> Result<RecordBatch, SqlError> {
     debug_assert_eq!(schema.fields().len(), types.len());
     let mut columns = Vec::with_capacity(types.len());
     for (i, t) in types.iter().enumerate() {
-        let col: Vec<&Json> = rows.iter().map(|r| r.get(i).unwrap_or(&Json::Null)).collect();
+        let col: Vec<&Json> = rows
+            .iter()
+            .map(|r| r.get(i).unwrap_or(&Json::Null))
+            .collect();
         columns.push(json_column(t, &col)?);
     }
     if columns.is_empty() {
         return RecordBatch::try_new_with_options(
             schema,
             columns,
-            &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows.len())),
+            &datafusion::arrow::record_batch::RecordBatchOptions::new()
+                .with_row_count(Some(rows.len())),
         )
         .map_err(|e| SqlError::internal(e.to_string()));
     }
@@ -232,7 +254,9 @@ pub fn parse_decimal(s: &str) -> Option<i128> {
     if int_part.is_empty() && frac_part.is_empty() {
         return None;
     }
-    if !int_part.chars().all(|c| c.is_ascii_digit()) || !frac_part.chars().all(|c| c.is_ascii_digit()) {
+    if !int_part.chars().all(|c| c.is_ascii_digit())
+        || !frac_part.chars().all(|c| c.is_ascii_digit())
+    {
         return None;
     }
     let scale = NUMERIC_SCALE as usize;
@@ -240,7 +264,11 @@ pub fn parse_decimal(s: &str) -> Option<i128> {
     while frac.len() < scale {
         frac.push('0');
     }
-    let combined = format!("{}{}", if int_part.is_empty() { "0" } else { int_part }, frac);
+    let combined = format!(
+        "{}{}",
+        if int_part.is_empty() { "0" } else { int_part },
+        frac
+    );
     let v: i128 = combined.parse().ok()?;
     Some(if neg { -v } else { v })
 }
@@ -294,13 +322,20 @@ pub fn parse_timestamp_micros(s: &str) -> Option<i64> {
             return Some(t.with_timezone(&Utc).timestamp_micros());
         }
     }
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d",
+    ] {
         if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
             return Some(t.and_utc().timestamp_micros());
         }
         if fmt == "%Y-%m-%d" {
             if let Ok(d) = NaiveDate::parse_from_str(s, fmt) {
-                return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_micros());
+                return d
+                    .and_hms_opt(0, 0, 0)
+                    .map(|t| t.and_utc().timestamp_micros());
             }
         }
     }
@@ -313,7 +348,10 @@ pub fn format_timestamp_micros(us: i64, with_tz: bool) -> String {
             let base = if t.timestamp_subsec_micros() == 0 {
                 t.format("%Y-%m-%d %H:%M:%S").to_string()
             } else {
-                t.format("%Y-%m-%d %H:%M:%S%.6f").to_string().trim_end_matches('0').to_string()
+                t.format("%Y-%m-%d %H:%M:%S%.6f")
+                    .to_string()
+                    .trim_end_matches('0')
+                    .to_string()
             };
             if with_tz {
                 format!("{base}+00")
@@ -335,7 +373,11 @@ fn ts_iso(us: i64) -> String {
 pub fn json_to_scalar(t: &SqlType, v: &Json) -> Result<ScalarValue, SqlError> {
     let null = matches!(v, Json::Null);
     Ok(match t {
-        SqlType::Int8 | SqlType::Ref(_) => ScalarValue::Int64(if null { None } else { Some(v.as_i64().ok_or_else(|| bad("bigint", v))?) }),
+        SqlType::Int8 | SqlType::Ref(_) => ScalarValue::Int64(if null {
+            None
+        } else {
+            Some(v.as_i64().ok_or_else(|| bad("bigint", v))?)
+        }),
         SqlType::Float8 => ScalarValue::Float64(if null {
             None
         } else {
@@ -348,15 +390,26 @@ pub fn json_to_scalar(t: &SqlType, v: &Json) -> Result<ScalarValue, SqlError> {
         SqlType::Jsonb => ScalarValue::Utf8(if null { None } else { Some(v.to_string()) }),
         SqlType::Bool => ScalarValue::Boolean(v.as_bool()),
         SqlType::Bytea => ScalarValue::Binary(v.as_str().and_then(hex_decode)),
-        SqlType::Numeric => ScalarValue::Decimal128(v.as_str().and_then(parse_decimal), NUMERIC_PRECISION, NUMERIC_SCALE),
+        SqlType::Numeric => ScalarValue::Decimal128(
+            v.as_str().and_then(parse_decimal),
+            NUMERIC_PRECISION,
+            NUMERIC_SCALE,
+        ),
         SqlType::Date => ScalarValue::Date32(v.as_str().and_then(parse_date_days)),
-        SqlType::Timestamptz => ScalarValue::TimestampMicrosecond(v.as_str().and_then(parse_timestamp_micros), Some("UTC".into())),
+        SqlType::Timestamptz => ScalarValue::TimestampMicrosecond(
+            v.as_str().and_then(parse_timestamp_micros),
+            Some("UTC".into()),
+        ),
         SqlType::Array(inner) => {
             if null {
-                ScalarValue::try_from(&arrow_type(t)).map_err(|e| SqlError::internal(e.to_string()))?
+                ScalarValue::try_from(&arrow_type(t))
+                    .map_err(|e| SqlError::internal(e.to_string()))?
             } else {
                 let items = v.as_array().ok_or_else(|| bad("array", v))?;
-                let scalars: Vec<ScalarValue> = items.iter().map(|x| json_to_scalar(inner, x)).collect::<Result<_, _>>()?;
+                let scalars: Vec<ScalarValue> = items
+                    .iter()
+                    .map(|x| json_to_scalar(inner, x))
+                    .collect::<Result<_, _>>()?;
                 let arr = ScalarValue::new_list_nullable(&scalars, &arrow_type(inner));
                 ScalarValue::List(arr)
             }
@@ -377,7 +430,11 @@ pub fn scalar_to_json(t: &SqlType, v: &ScalarValue) -> Result<Json, SqlError> {
         v.cast_to(&target).map_err(|_| {
             SqlError::new(
                 "22P02",
-                format!("invalid input syntax for type {}: \"{}\"", t.pg_name(), scalar_text(v)),
+                format!(
+                    "invalid input syntax for type {}: \"{}\"",
+                    t.pg_name(),
+                    scalar_text(v)
+                ),
             )
         })?
     };
@@ -396,21 +453,28 @@ pub fn scalar_to_json(t: &SqlType, v: &ScalarValue) -> Result<Json, SqlError> {
         }
         (SqlType::Text, ScalarValue::Utf8(Some(s))) => Json::from(s.clone()),
         (SqlType::Jsonb, other) => match other {
-            ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-                serde_json::from_str(s).map_err(|e| SqlError::new("22P02", format!("invalid input syntax for type json: {e}")))?
-            }
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::LargeUtf8(Some(s))
+            | ScalarValue::Utf8View(Some(s)) => serde_json::from_str(s).map_err(|e| {
+                SqlError::new("22P02", format!("invalid input syntax for type json: {e}"))
+            })?,
             other => scalar_to_plain_json(other),
         },
         (SqlType::Bool, ScalarValue::Boolean(Some(b))) => Json::from(*b),
         (SqlType::Bytea, ScalarValue::Binary(Some(b))) => Json::from(hex_encode(b)),
-        (SqlType::Numeric, ScalarValue::Decimal128(Some(x), _, s)) => Json::from(format_decimal(*x, *s)),
+        (SqlType::Numeric, ScalarValue::Decimal128(Some(x), _, s)) => {
+            Json::from(format_decimal(*x, *s))
+        }
         (SqlType::Date, ScalarValue::Date32(Some(d))) => Json::from(format_date_days(*d)),
-        (SqlType::Timestamptz, ScalarValue::TimestampMicrosecond(Some(us), _)) => Json::from(ts_iso(*us)),
+        (SqlType::Timestamptz, ScalarValue::TimestampMicrosecond(Some(us), _)) => {
+            Json::from(ts_iso(*us))
+        }
         (SqlType::Array(inner), ScalarValue::List(list)) => {
             let values = list.value(0);
             let mut out = Vec::with_capacity(values.len());
             for i in 0..values.len() {
-                let s = ScalarValue::try_from_array(&values, i).map_err(|e| SqlError::internal(e.to_string()))?;
+                let s = ScalarValue::try_from_array(&values, i)
+                    .map_err(|e| SqlError::internal(e.to_string()))?;
                 out.push(scalar_to_json(inner, &s)?);
             }
             Json::Array(out)
@@ -418,7 +482,11 @@ pub fn scalar_to_json(t: &SqlType, v: &ScalarValue) -> Result<Json, SqlError> {
         (_, other) => {
             return Err(SqlError::new(
                 "42804",
-                format!("value {} cannot be stored as {}", scalar_text(other), t.pg_name()),
+                format!(
+                    "value {} cannot be stored as {}",
+                    scalar_text(other),
+                    t.pg_name()
+                ),
             ))
         }
     })
@@ -436,7 +504,9 @@ pub fn scalar_to_plain_json(v: &ScalarValue) -> Json {
         ScalarValue::UInt64(Some(x)) => Json::from(*x),
         ScalarValue::Float64(Some(x)) => Json::from(*x),
         ScalarValue::Float32(Some(x)) => Json::from(*x),
-        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => Json::from(s.clone()),
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::Utf8View(Some(s))
+        | ScalarValue::LargeUtf8(Some(s)) => Json::from(s.clone()),
         v if v.is_null() => Json::Null,
         other => Json::from(scalar_text(other)),
     }
@@ -444,7 +514,9 @@ pub fn scalar_to_plain_json(v: &ScalarValue) -> Json {
 
 pub fn scalar_text(v: &ScalarValue) -> String {
     match v {
-        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => s.clone(),
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::Utf8View(Some(s))
+        | ScalarValue::LargeUtf8(Some(s)) => s.clone(),
         other => other.to_string(),
     }
 }
@@ -464,9 +536,18 @@ mod tests {
 
     #[test]
     fn decimal_round_trip() {
-        assert_eq!(format_decimal(parse_decimal("100.50").unwrap(), NUMERIC_SCALE), "100.5");
-        assert_eq!(format_decimal(parse_decimal("-0.25").unwrap(), NUMERIC_SCALE), "-0.25");
-        assert_eq!(format_decimal(parse_decimal("7").unwrap(), NUMERIC_SCALE), "7");
+        assert_eq!(
+            format_decimal(parse_decimal("100.50").unwrap(), NUMERIC_SCALE),
+            "100.5"
+        );
+        assert_eq!(
+            format_decimal(parse_decimal("-0.25").unwrap(), NUMERIC_SCALE),
+            "-0.25"
+        );
+        assert_eq!(
+            format_decimal(parse_decimal("7").unwrap(), NUMERIC_SCALE),
+            "7"
+        );
     }
 
     #[test]

@@ -3,9 +3,7 @@
 
 use crate::error::SqlError;
 use crate::session::{commit, Engine, Output};
-use amber_catalog::{
-    class_prefix, global_key, Catalog, ClassDef, ModuleDef, ModuleShape, SqlType,
-};
+use amber_catalog::{class_prefix, global_key, Catalog, ClassDef, ModuleDef, ModuleShape, SqlType};
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone)]
@@ -27,7 +25,11 @@ fn keyword<'a>(s: &'a str, word: &str) -> Option<&'a str> {
     let s = s.trim_start();
     if s.len() >= word.len() && s[..word.len()].eq_ignore_ascii_case(word) {
         let rest = &s[word.len()..];
-        if rest.chars().next().is_none_or(|c| !c.is_alphanumeric() && c != '_') {
+        if rest
+            .chars()
+            .next()
+            .is_none_or(|c| !c.is_alphanumeric() && c != '_')
+        {
             return Some(rest);
         }
     }
@@ -60,11 +62,17 @@ pub fn parse_module_ddl(sql: &str) -> Result<Option<(ModuleDdl, &str)>, SqlError
         let Some(rest) = keyword(rest, "MODULE") else {
             return Ok(None);
         };
-        let (name, rest) = identifier(rest).ok_or_else(|| SqlError::syntax("syntax error: expected a module name after CREATE MODULE"))?;
-        let rest = keyword(rest, "AS").ok_or_else(|| SqlError::syntax("syntax error: expected AS $$...$$ after the module name"))?;
+        let (name, rest) = identifier(rest).ok_or_else(|| {
+            SqlError::syntax("syntax error: expected a module name after CREATE MODULE")
+        })?;
+        let rest = keyword(rest, "AS").ok_or_else(|| {
+            SqlError::syntax("syntax error: expected AS $$...$$ after the module name")
+        })?;
         let rest = rest.trim_start();
         if !rest.starts_with('$') {
-            return Err(SqlError::syntax("syntax error: the module source must be dollar-quoted ($$...$$)"));
+            return Err(SqlError::syntax(
+                "syntax error: the module source must be dollar-quoted ($$...$$)",
+            ));
         }
         let tag_end = rest[1..]
             .find('$')
@@ -72,17 +80,28 @@ pub fn parse_module_ddl(sql: &str) -> Result<Option<(ModuleDdl, &str)>, SqlError
             + 2;
         let tag = &rest[..tag_end];
         let body = &rest[tag_end..];
-        let close = body
-            .find(tag)
-            .ok_or_else(|| SqlError::syntax("syntax error: unterminated dollar-quoted module source"))?;
+        let close = body.find(tag).ok_or_else(|| {
+            SqlError::syntax("syntax error: unterminated dollar-quoted module source")
+        })?;
         let source = body[..close].to_string();
         let after = body[close + tag.len()..].trim_start();
         let after = match after.strip_prefix(';') {
             Some(a) => a,
             None if after.is_empty() => after,
-            None => return Err(SqlError::syntax("syntax error: expected ; after the module source")),
+            None => {
+                return Err(SqlError::syntax(
+                    "syntax error: expected ; after the module source",
+                ))
+            }
         };
-        return Ok(Some((ModuleDdl::Create { name, source, replace }, after)));
+        return Ok(Some((
+            ModuleDdl::Create {
+                name,
+                source,
+                replace,
+            },
+            after,
+        )));
     }
     if let Some(rest) = keyword(sql, "DROP") {
         let Some(rest) = keyword(rest, "MODULE") else {
@@ -92,7 +111,9 @@ pub fn parse_module_ddl(sql: &str) -> Result<Option<(ModuleDdl, &str)>, SqlError
             Some(r) => (r, true),
             None => (rest, false),
         };
-        let (name, rest) = identifier(rest).ok_or_else(|| SqlError::syntax("syntax error: expected a module name after DROP MODULE"))?;
+        let (name, rest) = identifier(rest).ok_or_else(|| {
+            SqlError::syntax("syntax error: expected a module name after DROP MODULE")
+        })?;
         let (rest, cascade) = match keyword(rest, "CASCADE") {
             Some(r) => (r, true),
             None => (keyword(rest, "RESTRICT").unwrap_or(rest), false),
@@ -103,7 +124,14 @@ pub fn parse_module_ddl(sql: &str) -> Result<Option<(ModuleDdl, &str)>, SqlError
             None if rest.is_empty() => rest,
             None => return Err(SqlError::syntax("syntax error at end of DROP MODULE")),
         };
-        return Ok(Some((ModuleDdl::Drop { name, cascade, if_exists }, rest)));
+        return Ok(Some((
+            ModuleDdl::Drop {
+                name,
+                cascade,
+                if_exists,
+            },
+            rest,
+        )));
     }
     Ok(None)
 }
@@ -111,8 +139,16 @@ pub fn parse_module_ddl(sql: &str) -> Result<Option<(ModuleDdl, &str)>, SqlError
 pub async fn execute_module_ddl(engine: &Arc<Engine>, ddl: &ModuleDdl) -> Result<Output, SqlError> {
     let _guard = engine.ddl_lock.lock().await;
     match ddl {
-        ModuleDdl::Create { name, source, replace } => create_module(engine, name, source, *replace).await,
-        ModuleDdl::Drop { name, cascade, if_exists } => drop_module(engine, name, *cascade, *if_exists).await,
+        ModuleDdl::Create {
+            name,
+            source,
+            replace,
+        } => create_module(engine, name, source, *replace).await,
+        ModuleDdl::Drop {
+            name,
+            cascade,
+            if_exists,
+        } => drop_module(engine, name, *cascade, *if_exists).await,
     }
 }
 
@@ -120,14 +156,20 @@ fn validate_shape(name: &str, shape: &ModuleShape) -> Result<(), SqlError> {
     let mut tables = std::collections::HashSet::new();
     for c in &shape.classes {
         if !tables.insert(c.table.clone()) {
-            return Err(SqlError::new("42P07", format!("module {name} defines table {} twice", c.table)));
+            return Err(SqlError::new(
+                "42P07",
+                format!("module {name} defines table {} twice", c.table),
+            ));
         }
         for col in &c.columns {
             check_refs(name, shape, &col.ty)?;
         }
     }
     if name == "amber" || name == "pg_catalog" || name == "information_schema" || name == "public" {
-        return Err(SqlError::new("42939", format!("module name \"{name}\" is reserved")));
+        return Err(SqlError::new(
+            "42939",
+            format!("module name \"{name}\" is reserved"),
+        ));
     }
     Ok(())
 }
@@ -151,12 +193,23 @@ fn has_objects(txn: &amber_storage::Txn, class_id: u64) -> Result<bool, SqlError
     Ok(!txn.scan_range(&prefix, &end, 1)?.is_empty())
 }
 
-async fn create_module(engine: &Arc<Engine>, name: &str, source: &str, replace: bool) -> Result<Output, SqlError> {
+async fn create_module(
+    engine: &Arc<Engine>,
+    name: &str,
+    source: &str,
+    replace: bool,
+) -> Result<Output, SqlError> {
     let existing = engine.catalog.module(name);
     if existing.is_some() && !replace {
-        return Err(SqlError::new("42P06", format!("module \"{name}\" already exists")));
+        return Err(SqlError::new(
+            "42P06",
+            format!("module \"{name}\" already exists"),
+        ));
     }
-    let mut shape = engine.runtime.analyze(name.to_string(), source.to_string()).await?;
+    let mut shape = engine
+        .runtime
+        .analyze(name.to_string(), source.to_string())
+        .await?;
     validate_shape(name, &shape)?;
     let mut txn = engine.store.begin()?;
     // Keep the identity of classes that survive a replace.
@@ -183,7 +236,10 @@ async fn create_module(engine: &Arc<Engine>, name: &str, source: &str, replace: 
             if shape.class_ids(&class.name).is_none() && has_objects(&txn, class.id)? {
                 return Err(SqlError::new(
                     "2BP01",
-                    format!("cannot drop class {} because it still has objects", class.name),
+                    format!(
+                        "cannot drop class {} because it still has objects",
+                        class.name
+                    ),
                 ));
             }
         }
@@ -206,7 +262,11 @@ async fn create_module(engine: &Arc<Engine>, name: &str, source: &str, replace: 
     commit(Arc::new(Mutex::new(txn))).await?;
     engine.catalog.publish(name, Some(def));
     tracing::info!(module = name, "module deployed");
-    Ok(Output::Command(if existing.is_some() { "CREATE OR REPLACE MODULE".into() } else { "CREATE MODULE".into() }))
+    Ok(Output::Command(if existing.is_some() {
+        "CREATE OR REPLACE MODULE".into()
+    } else {
+        "CREATE MODULE".into()
+    }))
 }
 
 trait ShapeExt {
@@ -219,21 +279,34 @@ impl ShapeExt for ModuleShape {
     }
 }
 
-async fn drop_module(engine: &Arc<Engine>, name: &str, cascade: bool, if_exists: bool) -> Result<Output, SqlError> {
+async fn drop_module(
+    engine: &Arc<Engine>,
+    name: &str,
+    cascade: bool,
+    if_exists: bool,
+) -> Result<Output, SqlError> {
     let Some(existing) = engine.catalog.module(name) else {
         if if_exists {
             return Ok(Output::Command("DROP MODULE".into()));
         }
-        return Err(SqlError::new("3F000", format!("module \"{name}\" does not exist")));
+        return Err(SqlError::new(
+            "3F000",
+            format!("module \"{name}\" does not exist"),
+        ));
     };
     let mut txn = engine.store.begin()?;
     for class in &existing.shape.classes {
         if !cascade && has_objects(&txn, class.id)? {
             return Err(SqlError::new(
                 "2BP01",
-                format!("cannot drop module {name} because class {} has objects", class.name),
+                format!(
+                    "cannot drop module {name} because class {} has objects",
+                    class.name
+                ),
             )
-            .with_detail(Some("Use DROP MODULE ... CASCADE to drop the objects too.".into())));
+            .with_detail(Some(
+                "Use DROP MODULE ... CASCADE to drop the objects too.".into(),
+            )));
         }
         for (key, _) in txn.scan_prefix(&class_prefix(class.id))? {
             txn.delete(&key)?;

@@ -25,12 +25,12 @@ type Object = Map<String, Json>;
 
 impl Session {
     fn resolve_table(&self, name: &ObjectName) -> Result<(Arc<ModuleDef>, ClassDef), SqlError> {
-        let (schema, table) = split_qualified(name).unwrap_or_else(|| ("public".into(), name.to_string()));
-        let module = self
-            .engine
-            .catalog
-            .module(&schema)
-            .ok_or_else(|| SqlError::new("42P01", format!("relation \"{name}\" does not exist")))?;
+        let (schema, table) =
+            split_qualified(name).unwrap_or_else(|| ("public".into(), name.to_string()));
+        let module =
+            self.engine.catalog.module(&schema).ok_or_else(|| {
+                SqlError::new("42P01", format!("relation \"{name}\" does not exist"))
+            })?;
         let class = module
             .table(&table)
             .ok_or_else(|| SqlError::new("42P01", format!("relation \"{name}\" does not exist")))?
@@ -38,7 +38,12 @@ impl Session {
         Ok((module, class))
     }
 
-    pub(crate) async fn insert(&mut self, ins: &ast::Insert, params: &[ScalarValue], txn: &TxnHandle) -> Result<Output, SqlError> {
+    pub(crate) async fn insert(
+        &mut self,
+        ins: &ast::Insert,
+        params: &[ScalarValue],
+        txn: &TxnHandle,
+    ) -> Result<Output, SqlError> {
         let TableObject::TableName(name) = &ins.table else {
             return Err(SqlError::unsupported("INSERT into a table function"));
         };
@@ -77,10 +82,14 @@ impl Session {
         let mut returned = Vec::with_capacity(rows.len());
         for row in &rows {
             if row.len() > targets.len() {
-                return Err(SqlError::syntax("INSERT has more expressions than target columns"));
+                return Err(SqlError::syntax(
+                    "INSERT has more expressions than target columns",
+                ));
             }
             if row.len() < targets.len() {
-                return Err(SqlError::syntax("INSERT has more target columns than expressions"));
+                return Err(SqlError::syntax(
+                    "INSERT has more target columns than expressions",
+                ));
             }
             let mut obj = Object::new();
             for col in &class.columns {
@@ -98,10 +107,16 @@ impl Session {
             returned.push(object_row(&class, oid, &obj));
         }
         let tag = format!("INSERT 0 {}", rows.len());
-        self.finish_dml(&class, ins.returning.as_deref(), returned, tag, txn).await
+        self.finish_dml(&class, ins.returning.as_deref(), returned, tag, txn)
+            .await
     }
 
-    pub(crate) async fn update(&mut self, upd: &ast::Update, params: &[ScalarValue], txn: &TxnHandle) -> Result<Output, SqlError> {
+    pub(crate) async fn update(
+        &mut self,
+        upd: &ast::Update,
+        params: &[ScalarValue],
+        txn: &TxnHandle,
+    ) -> Result<Output, SqlError> {
         let (name, alias) = match &upd.table.relation {
             TableFactor::Table { name, alias, .. } => (name, alias),
             _ => return Err(SqlError::unsupported("UPDATE of this kind of relation")),
@@ -115,26 +130,53 @@ impl Session {
             let AssignmentTarget::ColumnName(c) = &a.target else {
                 return Err(SqlError::unsupported("tuple assignment"));
             };
-            let cname = c.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone()).unwrap_or_default();
+            let cname =
+                c.0.last()
+                    .and_then(|p| p.as_ident())
+                    .map(|i| i.value.clone())
+                    .unwrap_or_default();
             if cname == "id" {
-                return Err(SqlError::new("428C9", "column \"id\" can only be updated to DEFAULT"));
+                return Err(SqlError::new(
+                    "428C9",
+                    "column \"id\" can only be updated to DEFAULT",
+                ));
             }
             let col = class
                 .columns
                 .iter()
                 .find(|k| k.name == cname)
-                .ok_or_else(|| SqlError::new("42703", format!("column \"{cname}\" of relation \"{}\" does not exist", class.table)))?;
+                .ok_or_else(|| {
+                    SqlError::new(
+                        "42703",
+                        format!(
+                            "column \"{cname}\" of relation \"{}\" does not exist",
+                            class.table
+                        ),
+                    )
+                })?;
             columns.push(col.clone());
         }
         // (oid, new values) for each row to change.
         let changes: Vec<(u64, Vec<ScalarValue>)> = match (
             id_equality(upd.selection.as_ref(), params),
-            upd.assignments.iter().map(|a| constant_value(&a.value, params)).collect::<Result<Vec<_>, _>>(),
+            upd.assignments
+                .iter()
+                .map(|a| constant_value(&a.value, params))
+                .collect::<Result<Vec<_>, _>>(),
         ) {
             (Some(oid), Ok(values)) => vec![(oid, values)],
             _ => {
-                let items: Vec<String> = upd.assignments.iter().map(|a| a.value.to_string()).collect();
-                let mut sql = format!("SELECT id{}{} FROM {}", if items.is_empty() { "" } else { ", " }, items.join(", "), name);
+                let items: Vec<String> = upd
+                    .assignments
+                    .iter()
+                    .map(|a| a.value.to_string())
+                    .collect();
+                let mut sql = format!(
+                    "SELECT id{}{} FROM {}",
+                    if items.is_empty() { "" } else { ", " },
+                    items.join(", "),
+                    name
+                );
                 if let Some(a) = alias {
                     sql.push_str(&format!(" AS {a}"));
                 }
@@ -168,10 +210,16 @@ impl Session {
             returned.push(object_row(&class, *oid, &obj));
         }
         let tag = format!("UPDATE {}", returned.len());
-        self.finish_dml(&class, upd.returning.as_deref(), returned, tag, txn).await
+        self.finish_dml(&class, upd.returning.as_deref(), returned, tag, txn)
+            .await
     }
 
-    pub(crate) async fn delete(&mut self, del: &ast::Delete, params: &[ScalarValue], txn: &TxnHandle) -> Result<Output, SqlError> {
+    pub(crate) async fn delete(
+        &mut self,
+        del: &ast::Delete,
+        params: &[ScalarValue],
+        txn: &TxnHandle,
+    ) -> Result<Output, SqlError> {
         let tables = match &del.from {
             FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
         };
@@ -214,15 +262,23 @@ impl Session {
             returned.push(object_row(&class, oid, &obj));
         }
         let tag = format!("DELETE {}", returned.len());
-        self.finish_dml(&class, del.returning.as_deref(), returned, tag, txn).await
+        self.finish_dml(&class, del.returning.as_deref(), returned, tag, txn)
+            .await
     }
 
     /// Loads an object of `class` or a subclass: (its class id, its state).
-    fn load_object(&self, module: &ModuleDef, class: &ClassDef, oid: u64, txn: &TxnHandle) -> Result<Option<(u64, Object)>, SqlError> {
+    fn load_object(
+        &self,
+        module: &ModuleDef,
+        class: &ClassDef,
+        oid: u64,
+        txn: &TxnHandle,
+    ) -> Result<Option<(u64, Object)>, SqlError> {
         let guard = lock(txn)?;
         for cid in module.class_ids_with_subclasses(&class.name) {
             if let Some(raw) = guard.get(&object_key(cid, oid))? {
-                let obj: Object = serde_json::from_slice(&raw).map_err(|e| SqlError::internal(format!("corrupt object {oid}: {e}")))?;
+                let obj: Object = serde_json::from_slice(&raw)
+                    .map_err(|e| SqlError::internal(format!("corrupt object {oid}: {e}")))?;
                 return Ok(Some((cid, obj)));
             }
         }
@@ -230,7 +286,13 @@ impl Session {
     }
 
     /// NOT NULL and reference checks before an object is written.
-    fn check_object(&self, module: &ModuleDef, class: &ClassDef, obj: &Object, txn: &TxnHandle) -> Result<(), SqlError> {
+    fn check_object(
+        &self,
+        module: &ModuleDef,
+        class: &ClassDef,
+        obj: &Object,
+        txn: &TxnHandle,
+    ) -> Result<(), SqlError> {
         for col in &class.columns {
             let v = obj.get(&col.name).unwrap_or(&Json::Null);
             if v.is_null() {
@@ -244,8 +306,13 @@ impl Session {
             }
             if let SqlType::Ref(target) = &col.ty {
                 let oid = v.as_i64().unwrap_or(-1);
-                let target_class = module.class(target).ok_or_else(|| SqlError::internal("reference to unknown class"))?;
-                let exists = oid >= 0 && self.load_object(module, target_class, oid as u64, txn)?.is_some();
+                let target_class = module
+                    .class(target)
+                    .ok_or_else(|| SqlError::internal("reference to unknown class"))?;
+                let exists = oid >= 0
+                    && self
+                        .load_object(module, target_class, oid as u64, txn)?
+                        .is_some();
                 if !exists {
                     return Err(SqlError::new(
                         "23503",
@@ -261,8 +328,14 @@ impl Session {
         Ok(())
     }
 
-    async fn query_rows(&mut self, sql: &str, params: &[ScalarValue], txn: &TxnHandle) -> Result<Vec<Vec<ScalarValue>>, SqlError> {
-        let stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| SqlError::syntax(e.to_string()))?;
+    async fn query_rows(
+        &mut self,
+        sql: &str,
+        params: &[ScalarValue],
+        txn: &TxnHandle,
+    ) -> Result<Vec<Vec<ScalarValue>>, SqlError> {
+        let stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .map_err(|e| SqlError::syntax(e.to_string()))?;
         let Some(Statement::Query(q)) = stmts.into_iter().next() else {
             return Err(SqlError::internal("generated query did not parse"));
         };
@@ -270,43 +343,78 @@ impl Session {
         let mut rows = Vec::new();
         for b in &batches {
             for r in 0..b.num_rows() {
-                rows.push((0..b.num_columns()).map(|c| convert::cell(b.column(c), r)).collect::<Result<Vec<_>, _>>()?);
+                rows.push(
+                    (0..b.num_columns())
+                        .map(|c| convert::cell(b.column(c), r))
+                        .collect::<Result<Vec<_>, _>>()?,
+                );
             }
         }
         Ok(rows)
     }
 
     /// The statement's result: its tag, and with RETURNING the rows.
-    async fn finish_dml(&mut self, class: &ClassDef, returning: Option<&[SelectItem]>, rows: Vec<Vec<Json>>, tag: String, txn: &TxnHandle) -> Result<Output, SqlError> {
+    async fn finish_dml(
+        &mut self,
+        class: &ClassDef,
+        returning: Option<&[SelectItem]>,
+        rows: Vec<Vec<Json>>,
+        tag: String,
+        txn: &TxnHandle,
+    ) -> Result<Output, SqlError> {
         let Some(items) = returning else {
             return Ok(Output::Command(tag));
         };
         let schema = table::class_schema(class);
         let batch = table::batch(schema.clone(), &table::class_types(class), &rows)?;
         let ctx = self.make_context(txn)?;
-        ctx.register_table("__amber_returning", Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
+        ctx.register_table(
+            "__amber_returning",
+            Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
+        )?;
         let items: Vec<String> = items.iter().map(|i| i.to_string()).collect();
-        let sql = format!("SELECT {} FROM __amber_returning AS {}", items.join(", "), class.table);
-        let stmts = Parser::parse_sql(&PostgreSqlDialect {}, &sql).map_err(|e| SqlError::syntax(e.to_string()))?;
+        let sql = format!(
+            "SELECT {} FROM __amber_returning AS {}",
+            items.join(", "),
+            class.table
+        );
+        let stmts = Parser::parse_sql(&PostgreSqlDialect {}, &sql)
+            .map_err(|e| SqlError::syntax(e.to_string()))?;
         let Some(Statement::Query(q)) = stmts.into_iter().next() else {
             return Err(SqlError::internal("RETURNING did not parse"));
         };
         let names = crate::names::select_item_names(&q);
-        let plan = ctx.state().statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(q)))).await?;
+        let plan = ctx
+            .state()
+            .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(q))))
+            .await?;
         let df = ctx.execute_logical_plan(plan).await?;
         let out_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await?;
         let out_schema = rename(&out_schema, names.as_deref());
         let batches = batches
             .into_iter()
-            .map(|b| datafusion::arrow::record_batch::RecordBatch::try_new(out_schema.clone(), b.columns().to_vec()))
+            .map(|b| {
+                datafusion::arrow::record_batch::RecordBatch::try_new(
+                    out_schema.clone(),
+                    b.columns().to_vec(),
+                )
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| SqlError::internal(e.to_string()))?;
-        Ok(Output::Rows { schema: out_schema, batches, tag })
+        Ok(Output::Rows {
+            schema: out_schema,
+            batches,
+            tag,
+        })
     }
 
     /// Parameter types and RETURNING columns of a DML statement.
-    pub(crate) async fn describe_dml(&mut self, stmt: &Statement, txn: &TxnHandle) -> Result<(Vec<Option<DataType>>, Option<SchemaRef>), SqlError> {
+    pub(crate) async fn describe_dml(
+        &mut self,
+        stmt: &Statement,
+        txn: &TxnHandle,
+    ) -> Result<(Vec<Option<DataType>>, Option<SchemaRef>), SqlError> {
         let mut types: Vec<Option<DataType>> = Vec::new();
         let mut set = |idx: usize, t: DataType| {
             if types.len() <= idx {
@@ -318,10 +426,13 @@ impl Session {
         };
         let (class, returning, where_sql) = match stmt {
             Statement::Insert(ins) => {
-                let TableObject::TableName(name) = &ins.table else { return Ok((types, None)) };
+                let TableObject::TableName(name) = &ins.table else {
+                    return Ok((types, None));
+                };
                 let (_m, class) = self.resolve_table(name)?;
                 let targets = target_columns(&class, &ins.columns, name)?;
-                if let Some(SetExpr::Values(values)) = ins.source.as_ref().map(|s| s.body.as_ref()) {
+                if let Some(SetExpr::Values(values)) = ins.source.as_ref().map(|s| s.body.as_ref())
+                {
                     for row in &values.rows {
                         for (i, e) in row.iter().enumerate() {
                             if let (Some(idx), Some(col)) = (placeholder(e), targets.get(i)) {
@@ -335,37 +446,64 @@ impl Session {
                 (class, ins.returning.clone(), None)
             }
             Statement::Update(upd) => {
-                let TableFactor::Table { name, .. } = &upd.table.relation else { return Ok((types, None)) };
+                let TableFactor::Table { name, .. } = &upd.table.relation else {
+                    return Ok((types, None));
+                };
                 let (_m, class) = self.resolve_table(name)?;
                 for a in &upd.assignments {
-                    if let (AssignmentTarget::ColumnName(c), Some(idx)) = (&a.target, placeholder(&a.value)) {
-                        let cname = c.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone()).unwrap_or_default();
+                    if let (AssignmentTarget::ColumnName(c), Some(idx)) =
+                        (&a.target, placeholder(&a.value))
+                    {
+                        let cname =
+                            c.0.last()
+                                .and_then(|p| p.as_ident())
+                                .map(|i| i.value.clone())
+                                .unwrap_or_default();
                         if let Some(col) = class.columns.iter().find(|k| k.name == cname) {
                             set(idx, convert::arrow_type(&col.ty));
                         }
                     }
                 }
-                let w = upd.selection.as_ref().map(|s| format!("SELECT id FROM {name} WHERE {s}"));
+                let w = upd
+                    .selection
+                    .as_ref()
+                    .map(|s| format!("SELECT id FROM {name} WHERE {s}"));
                 (class, upd.returning.clone(), w)
             }
             Statement::Delete(del) => {
                 let tables = match &del.from {
                     FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
                 };
-                let Some(TableFactor::Table { name, .. }) = tables.first().map(|t| &t.relation) else { return Ok((types, None)) };
+                let Some(TableFactor::Table { name, .. }) = tables.first().map(|t| &t.relation)
+                else {
+                    return Ok((types, None));
+                };
                 let (_m, class) = self.resolve_table(name)?;
-                let w = del.selection.as_ref().map(|s| format!("SELECT id FROM {name} WHERE {s}"));
+                let w = del
+                    .selection
+                    .as_ref()
+                    .map(|s| format!("SELECT id FROM {name} WHERE {s}"));
                 (class, del.returning.clone(), w)
             }
             _ => return Ok((types, None)),
         };
         if let Some(sql) = where_sql {
             let ctx = self.make_context(txn)?;
-            let stmts = Parser::parse_sql(&PostgreSqlDialect {}, &sql).map_err(|e| SqlError::syntax(e.to_string()))?;
+            let stmts = Parser::parse_sql(&PostgreSqlDialect {}, &sql)
+                .map_err(|e| SqlError::syntax(e.to_string()))?;
             if let Some(s) = stmts.into_iter().next() {
-                let plan = ctx.state().statement_to_plan(DfStatement::Statement(Box::new(s))).await?;
+                let plan = ctx
+                    .state()
+                    .statement_to_plan(DfStatement::Statement(Box::new(s)))
+                    .await?;
                 for (name, t) in plan.get_parameter_types()? {
-                    if let (Some(idx), Some(t)) = (name.trim_start_matches('$').parse::<usize>().ok().and_then(|i| i.checked_sub(1)), t) {
+                    if let (Some(idx), Some(t)) = (
+                        name.trim_start_matches('$')
+                            .parse::<usize>()
+                            .ok()
+                            .and_then(|i| i.checked_sub(1)),
+                        t,
+                    ) {
                         set(idx, t);
                     }
                 }
@@ -376,14 +514,30 @@ impl Session {
             Some(items) => {
                 let schema = table::class_schema(&class);
                 let ctx = self.make_context(txn)?;
-                ctx.register_table("__amber_returning", Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
+                ctx.register_table(
+                    "__amber_returning",
+                    Arc::new(MemTable::try_new(schema, vec![vec![]])?),
+                )?;
                 let items: Vec<String> = items.iter().map(|i| i.to_string()).collect();
-                let sql = format!("SELECT {} FROM __amber_returning AS {}", items.join(", "), class.table);
-                let stmts = Parser::parse_sql(&PostgreSqlDialect {}, &sql).map_err(|e| SqlError::syntax(e.to_string()))?;
-                let Some(Statement::Query(q)) = stmts.into_iter().next() else { return Ok((types, None)) };
+                let sql = format!(
+                    "SELECT {} FROM __amber_returning AS {}",
+                    items.join(", "),
+                    class.table
+                );
+                let stmts = Parser::parse_sql(&PostgreSqlDialect {}, &sql)
+                    .map_err(|e| SqlError::syntax(e.to_string()))?;
+                let Some(Statement::Query(q)) = stmts.into_iter().next() else {
+                    return Ok((types, None));
+                };
                 let names = crate::names::select_item_names(&q);
-                let plan = ctx.state().statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(q)))).await?;
-                Some(rename(&Arc::new(plan.schema().as_arrow().clone()), names.as_deref()))
+                let plan = ctx
+                    .state()
+                    .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(q))))
+                    .await?;
+                Some(rename(
+                    &Arc::new(plan.schema().as_arrow().clone()),
+                    names.as_deref(),
+                ))
             }
         };
         Ok((types, columns))
@@ -391,7 +545,9 @@ impl Session {
 }
 
 fn rename(schema: &SchemaRef, names: Option<&[Option<String>]>) -> SchemaRef {
-    let Some(names) = names else { return schema.clone() };
+    let Some(names) = names else {
+        return schema.clone();
+    };
     if names.iter().any(|n| n.is_none()) || names.len() != schema.fields().len() {
         return schema.clone();
     }
@@ -405,7 +561,8 @@ fn rename(schema: &SchemaRef, names: Option<&[Option<String>]>) -> SchemaRef {
 }
 
 fn lock(txn: &TxnHandle) -> Result<std::sync::MutexGuard<'_, amber_storage::Txn>, SqlError> {
-    txn.lock().map_err(|_| SqlError::internal("transaction lock poisoned"))
+    txn.lock()
+        .map_err(|_| SqlError::internal("transaction lock poisoned"))
 }
 
 fn object_row(class: &ClassDef, oid: u64, obj: &Object) -> Vec<Json> {
@@ -417,20 +574,36 @@ fn object_row(class: &ClassDef, oid: u64, obj: &Object) -> Vec<Json> {
     row
 }
 
-fn target_columns(class: &ClassDef, columns: &[ObjectName], table: &ObjectName) -> Result<Vec<String>, SqlError> {
+fn target_columns(
+    class: &ClassDef,
+    columns: &[ObjectName],
+    table: &ObjectName,
+) -> Result<Vec<String>, SqlError> {
     if columns.is_empty() {
         return Ok(class.columns.iter().map(|c| c.name.clone()).collect());
     }
     columns
         .iter()
         .map(|c| {
-            let name = c.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone()).unwrap_or_default();
+            let name =
+                c.0.last()
+                    .and_then(|p| p.as_ident())
+                    .map(|i| i.value.clone())
+                    .unwrap_or_default();
             if name == "id" {
-                return Err(SqlError::new("428C9", "cannot insert a non-DEFAULT value into column \"id\"")
-                    .with_detail(Some("Column \"id\" is an identity column defined as GENERATED ALWAYS.".into())));
+                return Err(SqlError::new(
+                    "428C9",
+                    "cannot insert a non-DEFAULT value into column \"id\"",
+                )
+                .with_detail(Some(
+                    "Column \"id\" is an identity column defined as GENERATED ALWAYS.".into(),
+                )));
             }
             if !class.columns.iter().any(|k| k.name == name) {
-                return Err(SqlError::new("42703", format!("column \"{name}\" of relation \"{table}\" does not exist")));
+                return Err(SqlError::new(
+                    "42703",
+                    format!("column \"{name}\" of relation \"{table}\" does not exist"),
+                ));
             }
             Ok(name)
         })
@@ -440,7 +613,11 @@ fn target_columns(class: &ClassDef, columns: &[ObjectName], table: &ObjectName) 
 fn placeholder(e: &Expr) -> Option<usize> {
     match e {
         Expr::Value(v) => match &v.value {
-            ast::Value::Placeholder(p) => p.trim_start_matches('$').parse::<usize>().ok()?.checked_sub(1),
+            ast::Value::Placeholder(p) => p
+                .trim_start_matches('$')
+                .parse::<usize>()
+                .ok()?
+                .checked_sub(1),
             _ => None,
         },
         _ => None,
@@ -449,7 +626,12 @@ fn placeholder(e: &Expr) -> Option<usize> {
 
 /// `id = <constant>` (either side): the one object a statement touches.
 fn id_equality(selection: Option<&Expr>, params: &[ScalarValue]) -> Option<u64> {
-    let Expr::BinaryOp { left, op: BinaryOperator::Eq, right } = selection? else {
+    let Expr::BinaryOp {
+        left,
+        op: BinaryOperator::Eq,
+        right,
+    } = selection?
+    else {
         return None;
     };
     let is_id = |e: &Expr| match e {

@@ -1,6 +1,6 @@
 //! PostgreSQL's output column names (`?column?`, `count`, `sum`, ...).
 
-use datafusion::sql::sqlparser::ast::{Expr, SelectItem, SetExpr, Query, FunctionArguments};
+use datafusion::sql::sqlparser::ast::{Expr, FunctionArguments, Query, SelectItem, SetExpr};
 
 /// One name per select item; `None` for a wildcard (its columns keep the
 /// names the table gives them).
@@ -24,7 +24,9 @@ pub fn select_item_names(query: &Query) -> Option<Vec<Option<String>>> {
 pub fn expr_name(e: &Expr) -> String {
     match e {
         Expr::Identifier(i) => i.value.clone(),
-        Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.clone()).unwrap_or_default(),
+        Expr::CompoundIdentifier(parts) => {
+            parts.last().map(|p| p.value.clone()).unwrap_or_default()
+        }
         Expr::Function(f) => {
             let name = f
                 .name
@@ -39,7 +41,9 @@ pub fn expr_name(e: &Expr) -> String {
             }
             name
         }
-        Expr::Cast { expr, data_type, .. } => match expr.as_ref() {
+        Expr::Cast {
+            expr, data_type, ..
+        } => match expr.as_ref() {
             Expr::Value(_) => pg_type_column_name(&data_type.to_string()),
             other => expr_name(other),
         },

@@ -180,10 +180,16 @@ impl Session {
     }
 
     /// Parses one statement for the extended protocol and describes it.
-    pub async fn prepare(&mut self, sql: &str, client_types: &[Option<DataType>]) -> Result<Prepared, SqlError> {
+    pub async fn prepare(
+        &mut self,
+        sql: &str,
+        client_types: &[Option<DataType>],
+    ) -> Result<Prepared, SqlError> {
         let mut stmts = parse_statements(sql)?;
         if stmts.len() > 1 {
-            return Err(SqlError::syntax("cannot insert multiple commands into a prepared statement"));
+            return Err(SqlError::syntax(
+                "cannot insert multiple commands into a prepared statement",
+            ));
         }
         let kind = stmts.pop().unwrap_or(PreparedKind::Empty);
         let (param_types, columns) = match &kind {
@@ -198,11 +204,19 @@ impl Session {
         })
     }
 
-    pub async fn execute_prepared(&mut self, prepared: &Prepared, params: &[ScalarValue]) -> Result<Output, SqlError> {
+    pub async fn execute_prepared(
+        &mut self,
+        prepared: &Prepared,
+        params: &[ScalarValue],
+    ) -> Result<Output, SqlError> {
         self.execute_kind(&prepared.kind, params).await
     }
 
-    async fn execute_kind(&mut self, kind: &PreparedKind, params: &[ScalarValue]) -> Result<Output, SqlError> {
+    async fn execute_kind(
+        &mut self,
+        kind: &PreparedKind,
+        params: &[ScalarValue],
+    ) -> Result<Output, SqlError> {
         match kind {
             PreparedKind::Empty => Ok(Output::Command(String::new())),
             PreparedKind::Module(ddl) => {
@@ -221,7 +235,11 @@ impl Session {
         }
     }
 
-    async fn execute_statement(&mut self, stmt: &Statement, params: &[ScalarValue]) -> Result<Output, SqlError> {
+    async fn execute_statement(
+        &mut self,
+        stmt: &Statement,
+        params: &[ScalarValue],
+    ) -> Result<Output, SqlError> {
         match stmt {
             Statement::StartTransaction { .. } => {
                 match self.state {
@@ -245,7 +263,9 @@ impl Session {
                     }
                 };
             }
-            Statement::Rollback { savepoint: None, .. } => {
+            Statement::Rollback {
+                savepoint: None, ..
+            } => {
                 self.state = TxnState::Idle;
                 return Ok(Output::TxnEnd("ROLLBACK".into()));
             }
@@ -282,7 +302,10 @@ impl Session {
     fn session_command(&mut self, stmt: &Statement) -> Result<Option<Output>, SqlError> {
         Ok(match stmt {
             Statement::Set(set) => {
-                if let ast::Set::SingleAssignment { variable, values, .. } = set {
+                if let ast::Set::SingleAssignment {
+                    variable, values, ..
+                } = set
+                {
                     let name = variable.to_string().to_lowercase();
                     let value = values
                         .iter()
@@ -306,10 +329,14 @@ impl Session {
                     .collect::<Vec<_>>()
                     .join(".");
                 let value = self.setting(&name).ok_or_else(|| {
-                    SqlError::new("42704", format!("unrecognized configuration parameter \"{name}\""))
+                    SqlError::new(
+                        "42704",
+                        format!("unrecognized configuration parameter \"{name}\""),
+                    )
                 })?;
                 let schema = Arc::new(Schema::new(vec![Field::new(&name, DataType::Utf8, true)]));
-                let batch = table::batch(schema.clone(), &[SqlType::Text], &[vec![Json::from(value)]])?;
+                let batch =
+                    table::batch(schema.clone(), &[SqlType::Text], &[vec![Json::from(value)]])?;
                 Some(Output::Rows {
                     schema,
                     batches: vec![batch],
@@ -341,7 +368,12 @@ impl Session {
         )
     }
 
-    async fn execute_in_txn(&mut self, stmt: &Statement, params: &[ScalarValue], txn: &TxnHandle) -> Result<Output, SqlError> {
+    async fn execute_in_txn(
+        &mut self,
+        stmt: &Statement,
+        params: &[ScalarValue],
+        txn: &TxnHandle,
+    ) -> Result<Output, SqlError> {
         match stmt {
             Statement::Query(q) => {
                 let (schema, batches) = self.run_query(q, params, txn).await?;
@@ -453,17 +485,27 @@ impl Session {
             &rows,
         )?;
         let mem = MemTable::try_new(schema, vec![vec![batch]])?;
-        datafusion::catalog::SchemaProvider::register_table(amber_schema.as_ref(), "modules".into(), Arc::new(mem))?;
+        datafusion::catalog::SchemaProvider::register_table(
+            amber_schema.as_ref(),
+            "modules".into(),
+            Arc::new(mem),
+        )?;
         catalog.register_schema("amber", amber_schema)?;
         register_pg_functions(&ctx);
         Ok(ctx)
     }
 
     /// Plans and runs a query; columns are named as PostgreSQL names them.
-    pub(crate) async fn run_query(&mut self, query: &Query, params: &[ScalarValue], txn: &TxnHandle) -> Result<(SchemaRef, Vec<RecordBatch>), SqlError> {
+    pub(crate) async fn run_query(
+        &mut self,
+        query: &Query,
+        params: &[ScalarValue],
+        txn: &TxnHandle,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>), SqlError> {
         let ctx = self.make_context(txn)?;
         let mut query = query.clone();
-        self.rewrite_set_returning(&mut query, &ctx, params, txn).await?;
+        self.rewrite_set_returning(&mut query, &ctx, params, txn)
+            .await?;
         let names = names::select_item_names(&query);
         let stmt = Statement::Query(Box::new(query));
         let plan = ctx
@@ -489,7 +531,13 @@ impl Session {
 
     /// Replaces `FROM schema.func(args)` of a set-returning module function
     /// by a table holding the rows the call returned.
-    async fn rewrite_set_returning(&mut self, query: &mut Query, ctx: &SessionContext, params: &[ScalarValue], txn: &TxnHandle) -> Result<(), SqlError> {
+    async fn rewrite_set_returning(
+        &mut self,
+        query: &mut Query,
+        ctx: &SessionContext,
+        params: &[ScalarValue],
+        txn: &TxnHandle,
+    ) -> Result<(), SqlError> {
         let SetExpr::Select(select) = query.body.as_mut() else {
             return Ok(());
         };
@@ -499,20 +547,34 @@ impl Session {
                 factors.push(&mut j.relation);
             }
             for factor in factors {
-                let TableFactor::Table { name, args: Some(args), alias, .. } = factor else {
+                let TableFactor::Table {
+                    name,
+                    args: Some(args),
+                    alias,
+                    ..
+                } = factor
+                else {
                     continue;
                 };
                 let Some((module_name, fname)) = split_qualified(name) else {
                     continue;
                 };
                 let Some(module) = self.engine.catalog.module(&module_name) else {
-                    return Err(SqlError::new("42883", format!("function {module_name}.{fname} does not exist")));
+                    return Err(SqlError::new(
+                        "42883",
+                        format!("function {module_name}.{fname} does not exist"),
+                    ));
                 };
                 let Some(callable) = module.sql_function(&fname) else {
-                    return Err(SqlError::new("42883", format!("function {module_name}.{fname} does not exist")));
+                    return Err(SqlError::new(
+                        "42883",
+                        format!("function {module_name}.{fname} does not exist"),
+                    ));
                 };
                 let Returns::SetOf(class_name) = &callable.function.returns else {
-                    return Err(SqlError::unsupported(format!("{module_name}.{fname} does not return a set")));
+                    return Err(SqlError::unsupported(format!(
+                        "{module_name}.{fname} does not return a set"
+                    )));
                 };
                 let class = module
                     .class(class_name)
@@ -523,7 +585,9 @@ impl Session {
                     .iter()
                     .map(|a| match a {
                         FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e.clone()),
-                        _ => Err(SqlError::unsupported("named arguments are not supported yet")),
+                        _ => Err(SqlError::unsupported(
+                            "named arguments are not supported yet",
+                        )),
                     })
                     .collect::<Result<_, _>>()?;
                 let values = constant_values(&exprs, params)?;
@@ -533,7 +597,11 @@ impl Session {
                     class: callable.class.map(|c| c.name.clone()),
                     function: callable.function.name.clone(),
                 };
-                let result = self.engine.runtime.call(spec, call_args, txn.clone()).await?;
+                let result = self
+                    .engine
+                    .runtime
+                    .call(spec, call_args, txn.clone())
+                    .await?;
                 let rows: Vec<Vec<Json>> = match result {
                     Json::Array(rows) => rows
                         .into_iter()
@@ -548,9 +616,13 @@ impl Session {
                 let batch = table::batch(schema.clone(), &table::class_types(&class), &rows)?;
                 self.srf_counter += 1;
                 let tmp = format!("__amber_srf_{}", self.srf_counter);
-                ctx.register_table(tmp.as_str(), Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
+                ctx.register_table(
+                    tmp.as_str(),
+                    Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
+                )?;
                 let alias_value = alias.clone().or_else(|| {
                     Some(ast::TableAlias {
+                        at: None,
                         explicit: true,
                         name: ast::Ident::new(fname.clone()),
                         columns: vec![],
@@ -573,34 +645,55 @@ impl Session {
         Ok(())
     }
 
-    async fn call_statement(&mut self, function: &ast::Function, params: &[ScalarValue], txn: &TxnHandle) -> Result<Json, SqlError> {
-        let (module_name, fname) = split_qualified(&function.name)
-            .ok_or_else(|| SqlError::new("42883", format!("procedure {} does not exist", function.name)))?;
-        let module = self
-            .engine
-            .catalog
-            .module(&module_name)
-            .ok_or_else(|| SqlError::new("42883", format!("procedure {module_name}.{fname} does not exist")))?;
-        let callable = module
-            .sql_function(&fname)
-            .ok_or_else(|| SqlError::new("42883", format!("procedure {module_name}.{fname} does not exist")))?;
+    async fn call_statement(
+        &mut self,
+        function: &ast::Function,
+        params: &[ScalarValue],
+        txn: &TxnHandle,
+    ) -> Result<Json, SqlError> {
+        let (module_name, fname) = split_qualified(&function.name).ok_or_else(|| {
+            SqlError::new(
+                "42883",
+                format!("procedure {} does not exist", function.name),
+            )
+        })?;
+        let module = self.engine.catalog.module(&module_name).ok_or_else(|| {
+            SqlError::new(
+                "42883",
+                format!("procedure {module_name}.{fname} does not exist"),
+            )
+        })?;
+        let callable = module.sql_function(&fname).ok_or_else(|| {
+            SqlError::new(
+                "42883",
+                format!("procedure {module_name}.{fname} does not exist"),
+            )
+        })?;
         let exprs: Vec<Expr> = match &function.args {
             FunctionArguments::List(list) => list
                 .args
                 .iter()
                 .map(|a| match a {
                     FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e.clone()),
-                    _ => Err(SqlError::unsupported("named arguments are not supported yet")),
+                    _ => Err(SqlError::unsupported(
+                        "named arguments are not supported yet",
+                    )),
                 })
                 .collect::<Result<_, _>>()?,
             FunctionArguments::None => vec![],
-            FunctionArguments::Subquery(_) => return Err(SqlError::unsupported("subquery arguments")),
+            FunctionArguments::Subquery(_) => {
+                return Err(SqlError::unsupported("subquery arguments"))
+            }
         };
         let types = callable.sql_params();
         if exprs.len() != types.len() {
             return Err(SqlError::new(
                 "42883",
-                format!("procedure {module_name}.{fname} takes {} arguments, {} given", types.len(), exprs.len()),
+                format!(
+                    "procedure {module_name}.{fname} takes {} arguments, {} given",
+                    types.len(),
+                    exprs.len()
+                ),
             ));
         }
         let values = match constant_values(&exprs, params) {
@@ -617,10 +710,16 @@ impl Session {
     }
 
     /// Evaluates expressions without a FROM clause through DataFusion.
-    pub(crate) async fn evaluate_exprs(&mut self, exprs: &[Expr], params: &[ScalarValue], txn: &TxnHandle) -> Result<Vec<ScalarValue>, SqlError> {
+    pub(crate) async fn evaluate_exprs(
+        &mut self,
+        exprs: &[Expr],
+        params: &[ScalarValue],
+        txn: &TxnHandle,
+    ) -> Result<Vec<ScalarValue>, SqlError> {
         let items: Vec<String> = exprs.iter().map(|e| e.to_string()).collect();
         let sql = format!("SELECT {}", items.join(", "));
-        let stmts = Parser::parse_sql(&PostgreSqlDialect {}, &sql).map_err(|e| SqlError::syntax(e.to_string()))?;
+        let stmts = Parser::parse_sql(&PostgreSqlDialect {}, &sql)
+            .map_err(|e| SqlError::syntax(e.to_string()))?;
         let Some(Statement::Query(q)) = stmts.into_iter().next() else {
             return Err(SqlError::internal("expression evaluation failed"));
         };
@@ -635,7 +734,11 @@ impl Session {
     }
 
     /// Parameter and result types of a statement, for Describe.
-    async fn describe(&mut self, stmt: &Statement, client_types: &[Option<DataType>]) -> Result<(Vec<DataType>, Option<SchemaRef>), SqlError> {
+    async fn describe(
+        &mut self,
+        stmt: &Statement,
+        client_types: &[Option<DataType>],
+    ) -> Result<(Vec<DataType>, Option<SchemaRef>), SqlError> {
         let n_params = count_placeholders(stmt);
         let mut types: Vec<Option<DataType>> = (0..n_params)
             .map(|i| client_types.get(i).cloned().flatten())
@@ -652,12 +755,19 @@ impl Session {
                 let names = names::select_item_names(&query);
                 let plan = ctx
                     .state()
-                    .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(Box::new(query)))))
+                    .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(
+                        Box::new(query),
+                    ))))
                     .await?;
                 let _ = has_srf;
                 let inferred = plan.get_parameter_types()?;
                 for (name, t) in inferred {
-                    if let Some(idx) = name.trim_start_matches('$').parse::<usize>().ok().and_then(|i| i.checked_sub(1)) {
+                    if let Some(idx) = name
+                        .trim_start_matches('$')
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|i| i.checked_sub(1))
+                    {
                         if idx < types.len() && types[idx].is_none() {
                             types[idx] = t;
                         }
@@ -702,7 +812,13 @@ impl Session {
                 t.rollback();
             }
         }
-        Ok((types.into_iter().map(|t| t.unwrap_or(DataType::Utf8)).collect(), columns))
+        Ok((
+            types
+                .into_iter()
+                .map(|t| t.unwrap_or(DataType::Utf8))
+                .collect(),
+            columns,
+        ))
     }
 
     fn describe_srfs(&mut self, query: &mut Query, ctx: &SessionContext) -> Result<bool, SqlError> {
@@ -716,20 +832,44 @@ impl Session {
                 factors.push(&mut j.relation);
             }
             for factor in factors {
-                let TableFactor::Table { name, args: Some(_), alias, .. } = factor else {
+                let TableFactor::Table {
+                    name,
+                    args: Some(_),
+                    alias,
+                    ..
+                } = factor
+                else {
                     continue;
                 };
-                let Some((m, f)) = split_qualified(name) else { continue };
-                let Some(module) = self.engine.catalog.module(&m) else { continue };
-                let Some(callable) = module.sql_function(&f) else { continue };
-                let Returns::SetOf(class_name) = &callable.function.returns else { continue };
-                let Some(class) = module.class(class_name) else { continue };
+                let Some((m, f)) = split_qualified(name) else {
+                    continue;
+                };
+                let Some(module) = self.engine.catalog.module(&m) else {
+                    continue;
+                };
+                let Some(callable) = module.sql_function(&f) else {
+                    continue;
+                };
+                let Returns::SetOf(class_name) = &callable.function.returns else {
+                    continue;
+                };
+                let Some(class) = module.class(class_name) else {
+                    continue;
+                };
                 let schema = table::class_schema(class);
                 self.srf_counter += 1;
                 let tmp = format!("__amber_srf_{}", self.srf_counter);
-                ctx.register_table(tmp.as_str(), Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
+                ctx.register_table(
+                    tmp.as_str(),
+                    Arc::new(MemTable::try_new(schema, vec![vec![]])?),
+                )?;
                 let alias_value = alias.clone().or_else(|| {
-                    Some(ast::TableAlias { explicit: true, name: ast::Ident::new(f.clone()), columns: vec![] })
+                    Some(ast::TableAlias {
+                        at: None,
+                        explicit: true,
+                        name: ast::Ident::new(f.clone()),
+                        columns: vec![],
+                    })
                 });
                 *factor = TableFactor::Table {
                     name: ObjectName::from(vec![ast::Ident::new(tmp)]),
@@ -786,10 +926,15 @@ pub(crate) fn split_qualified(name: &ObjectName) -> Option<(String, String)> {
 }
 
 fn rename_columns(schema: &SchemaRef, names: Option<&[Option<String>]>) -> SchemaRef {
-    let Some(names) = names else { return schema.clone() };
+    let Some(names) = names else {
+        return schema.clone();
+    };
     let wildcards = names.iter().filter(|n| n.is_none()).count();
     let fixed = names.len() - wildcards;
-    if wildcards > 1 || (wildcards == 0 && names.len() != schema.fields().len()) || fixed > schema.fields().len() {
+    if wildcards > 1
+        || (wildcards == 0 && names.len() != schema.fields().len())
+        || fixed > schema.fields().len()
+    {
         return schema.clone();
     }
     let expanded = schema.fields().len() - fixed;
@@ -815,7 +960,11 @@ fn rename_columns(schema: &SchemaRef, names: Option<&[Option<String>]>) -> Schem
 fn placeholder_index(e: &Expr) -> Option<usize> {
     match e {
         Expr::Value(v) => match &v.value {
-            Value::Placeholder(p) => p.trim_start_matches('$').parse::<usize>().ok()?.checked_sub(1),
+            Value::Placeholder(p) => p
+                .trim_start_matches('$')
+                .parse::<usize>()
+                .ok()?
+                .checked_sub(1),
             _ => None,
         },
         Expr::Cast { expr, .. } => placeholder_index(expr),
@@ -836,7 +985,10 @@ fn count_placeholders(stmt: &Statement) -> usize {
 
 /// Values of literal and parameter expressions without planning; an error
 /// means some expression needs the general path.
-pub(crate) fn constant_values(exprs: &[Expr], params: &[ScalarValue]) -> Result<Vec<ScalarValue>, SqlError> {
+pub(crate) fn constant_values(
+    exprs: &[Expr],
+    params: &[ScalarValue],
+) -> Result<Vec<ScalarValue>, SqlError> {
     exprs.iter().map(|e| constant_value(e, params)).collect()
 }
 
@@ -846,14 +998,22 @@ pub(crate) fn constant_value(e: &Expr, params: &[ScalarValue]) -> Result<ScalarV
             Value::Number(n, _) => Ok(if let Ok(i) = n.parse::<i64>() {
                 ScalarValue::Int64(Some(i))
             } else if n.contains(['e', 'E']) {
-                ScalarValue::Float64(Some(n.parse().map_err(|_| SqlError::new("22P02", format!("invalid number {n}")))?))
+                ScalarValue::Float64(Some(
+                    n.parse()
+                        .map_err(|_| SqlError::new("22P02", format!("invalid number {n}")))?,
+                ))
             } else {
                 match convert::parse_decimal(n) {
-                    Some(d) => ScalarValue::Decimal128(Some(d), convert::NUMERIC_PRECISION, convert::NUMERIC_SCALE),
+                    Some(d) => ScalarValue::Decimal128(
+                        Some(d),
+                        convert::NUMERIC_PRECISION,
+                        convert::NUMERIC_SCALE,
+                    ),
                     None => return Err(SqlError::new("22P02", format!("invalid number {n}"))),
                 }
             }),
-            Value::SingleQuotedString(s) | Value::DollarQuotedString(ast::DollarQuotedString { value: s, .. }) => {
+            Value::SingleQuotedString(s)
+            | Value::DollarQuotedString(ast::DollarQuotedString { value: s, .. }) => {
                 Ok(ScalarValue::Utf8(Some(s.clone())))
             }
             Value::Boolean(b) => Ok(ScalarValue::Boolean(Some(*b))),
@@ -872,7 +1032,10 @@ pub(crate) fn constant_value(e: &Expr, params: &[ScalarValue]) -> Result<ScalarV
             }
             _ => Err(SqlError::unsupported("expression")),
         },
-        Expr::UnaryOp { op: ast::UnaryOperator::Minus, expr } => match constant_value(expr, params)? {
+        Expr::UnaryOp {
+            op: ast::UnaryOperator::Minus,
+            expr,
+        } => match constant_value(expr, params)? {
             ScalarValue::Int64(Some(i)) => Ok(ScalarValue::Int64(Some(-i))),
             ScalarValue::Float64(Some(f)) => Ok(ScalarValue::Float64(Some(-f))),
             ScalarValue::Decimal128(Some(d), p, s) => Ok(ScalarValue::Decimal128(Some(-d), p, s)),
@@ -884,11 +1047,18 @@ pub(crate) fn constant_value(e: &Expr, params: &[ScalarValue]) -> Result<ScalarV
 }
 
 /// Converts call arguments to the catalog encoding of the parameter types.
-pub(crate) fn coerce_args(types: &[SqlType], values: &[ScalarValue]) -> Result<Vec<Json>, SqlError> {
+pub(crate) fn coerce_args(
+    types: &[SqlType],
+    values: &[ScalarValue],
+) -> Result<Vec<Json>, SqlError> {
     if types.len() != values.len() {
         return Err(SqlError::new(
             "42883",
-            format!("function takes {} arguments, {} given", types.len(), values.len()),
+            format!(
+                "function takes {} arguments, {} given",
+                types.len(),
+                values.len()
+            ),
         ));
     }
     types
@@ -908,7 +1078,9 @@ fn register_pg_functions(ctx: &SessionContext) {
             vec![],
             DataType::Utf8,
             Volatility::Stable,
-            Arc::new(move |_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(v.clone()))))),
+            Arc::new(move |_args: &[ColumnarValue]| {
+                Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(v.clone()))))
+            }),
         )
     };
     ctx.register_udf(constant(

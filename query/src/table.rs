@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::Session;
-use datafusion::datasource::{TableProvider, TableType};
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
@@ -18,7 +18,6 @@ use datafusion::logical_expr::{
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::Expr;
 use serde_json::Value as Json;
-use std::any::Any;
 use std::sync::Arc;
 
 /// SQL types of a class table's columns: `id` first, then the attributes.
@@ -91,10 +90,6 @@ impl ClassTable {
 
 #[async_trait]
 impl TableProvider for ClassTable {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
@@ -112,7 +107,11 @@ impl TableProvider for ClassTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let rows = read_class_rows(&self.module, &self.class, &self.txn)?;
         let batch = convert::rows_to_batch(self.schema.clone(), &class_types(&self.class), &rows)?;
-        let exec = MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema.clone(), projection.cloned())?;
+        let exec = MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?;
         Ok(exec)
     }
 }
@@ -166,10 +165,6 @@ impl PythonUdf {
 }
 
 impl ScalarUDFImpl for PythonUdf {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn name(&self) -> &str {
         &self.name
     }
@@ -210,7 +205,13 @@ impl ScalarUDFImpl for PythonUdf {
         let t = self.returns.clone().unwrap_or(SqlType::Text);
         let refs: Vec<&Json> = results
             .iter()
-            .map(|v| if self.returns.is_none() { &Json::Null } else { v })
+            .map(|v| {
+                if self.returns.is_none() {
+                    &Json::Null
+                } else {
+                    v
+                }
+            })
             .collect();
         let array = convert::json_column(&t, &refs)?;
         Ok(ColumnarValue::Array(array))
@@ -219,6 +220,10 @@ impl ScalarUDFImpl for PythonUdf {
 
 /// Builds a record batch holding the given rows, for results computed
 /// outside DataFusion.
-pub fn batch(schema: SchemaRef, types: &[SqlType], rows: &[Vec<Json>]) -> Result<RecordBatch, SqlError> {
+pub fn batch(
+    schema: SchemaRef,
+    types: &[SqlType],
+    rows: &[Vec<Json>],
+) -> Result<RecordBatch, SqlError> {
     convert::rows_to_batch(schema, types, rows)
 }

@@ -85,6 +85,12 @@ pub struct CallSpec {
     pub function: String,
 }
 
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Runtime")
+    }
+}
+
 impl Runtime {
     pub fn new(store: Store, workers: usize) -> Runtime {
         assert!(workers > 0, "at least one Python worker");
@@ -253,8 +259,12 @@ impl Worker {
                 }
                 Err(ExecError::Python(exc)) => return Err(python_error(vm, &exc, "P0001")),
             };
-            call_prelude(vm, "_bind", vec![module.clone(), vm.ctx.new_str(shape_json).into()])
-                .map_err(|exc| python_error(vm, &exc, "XX000"))?;
+            call_prelude(
+                vm,
+                "_bind",
+                vec![module.clone(), vm.ctx.new_str(shape_json).into()],
+            )
+            .map_err(|exc| python_error(vm, &exc, "XX000"))?;
             Ok(module)
         })?;
         self.loaded.insert(
@@ -335,7 +345,10 @@ fn exec_module(
         .compile(source, Mode::Exec, format!("<module {name}>"))
         .map_err(|e| {
             let (line, _col) = e.python_location();
-            ExecError::Syntax(format!("syntax error in module {name}, line {line}: {e}"), line)
+            ExecError::Syntax(
+                format!("syntax error in module {name}, line {line}: {e}"),
+                line,
+            )
         })?;
     let dict: PyDictRef = vm.ctx.new_dict();
     let module = vm.new_module(name, dict.clone(), None);
@@ -384,7 +397,7 @@ fn format_exception(vm: &VirtualMachine, exc: &PyBaseExceptionRef) -> (String, O
     let text = exc
         .as_object()
         .str(vm)
-        .map(|s| s.as_str().to_string())
+        .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let message = if text.is_empty() {
         class
@@ -396,17 +409,25 @@ fn format_exception(vm: &VirtualMachine, exc: &PyBaseExceptionRef) -> (String, O
     (message, detail)
 }
 
-fn python_error(vm: &VirtualMachine, exc: &PyBaseExceptionRef, default_state: &str) -> RuntimeError {
+fn python_error(
+    vm: &VirtualMachine,
+    exc: &PyBaseExceptionRef,
+    default_state: &str,
+) -> RuntimeError {
     let (mut message, detail) = format_exception(vm, exc);
     let mut sqlstate = default_state.to_string();
     // amber.Error(sqlstate, message) picks the SQLSTATE and a bare message.
     if let Ok(state) = exc.as_object().get_attr("sqlstate", vm) {
         if let Ok(s) = state.str(vm) {
-            let s = s.as_str().to_string();
+            let s = s.to_string_lossy().into_owned();
             if s.len() == 5 && s.chars().all(|c| c.is_ascii_alphanumeric()) {
                 sqlstate = s;
-                if let Ok(m) = exc.as_object().get_attr("message", vm).and_then(|m| m.str(vm)) {
-                    message = m.as_str().to_string();
+                if let Ok(m) = exc
+                    .as_object()
+                    .get_attr("message", vm)
+                    .and_then(|m| m.str(vm))
+                {
+                    message = m.to_string_lossy().into_owned();
                 }
             }
         }

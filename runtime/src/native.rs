@@ -6,7 +6,7 @@ use crate::TxnHandle;
 use amber_storage::{StorageError, Store};
 use rustpython_vm::{
     builtins::{PyBytesRef, PyStrRef},
-    PyObjectRef, PyResult, VirtualMachine,
+    AsObject, PyObjectRef, PyResult, VirtualMachine,
 };
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
@@ -52,9 +52,11 @@ fn with_ctx<R>(
 ) -> PyResult<R> {
     CONTEXT.with(|c| {
         let guard = c.borrow();
-        let ctx = guard
-            .as_ref()
-            .ok_or_else(|| vm.new_runtime_error("no transaction: persistent objects are only reachable inside a call"))?;
+        let ctx = guard.as_ref().ok_or_else(|| {
+            vm.new_runtime_error(
+                "no transaction: persistent objects are only reachable inside a call",
+            )
+        })?;
         f(ctx).map_err(|e| vm.new_runtime_error(e.to_string()))
     })
 }
@@ -76,7 +78,7 @@ fn native_get(key: PyBytesRef, vm: &VirtualMachine) -> PyResult<Option<String>> 
 
 fn native_put(key: PyBytesRef, value: PyStrRef, vm: &VirtualMachine) -> PyResult<()> {
     with_ctx(vm, |ctx| {
-        lock(&ctx.txn)?.put(key.as_bytes(), value.as_str().as_bytes())
+        lock(&ctx.txn)?.put(key.as_bytes(), value.to_string_lossy().as_bytes())
     })
 }
 
@@ -105,7 +107,7 @@ fn native_sql(query: PyStrRef, params: PyStrRef, vm: &VirtualMachine) -> PyResul
         .ok_or_else(|| vm.new_runtime_error("amber.sql is not available"))?;
     let txn = CONTEXT.with(|c| c.borrow().as_ref().map(|ctx| ctx.txn.clone()));
     let txn = txn.ok_or_else(|| vm.new_runtime_error("no transaction"))?;
-    cb.run(query.as_str(), params.as_str(), &txn)
+    cb.run(&query.to_string_lossy(), &params.to_string_lossy(), &txn)
         .map_err(|(state, msg)| {
             let exc = vm.new_runtime_error(msg);
             let _ = exc
@@ -119,9 +121,17 @@ pub fn install(vm: &VirtualMachine) -> PyResult<()> {
     let dict = vm.ctx.new_dict();
     dict.set_item("get", vm.new_function("get", native_get).into(), vm)?;
     dict.set_item("put", vm.new_function("put", native_put).into(), vm)?;
-    dict.set_item("delete", vm.new_function("delete", native_delete).into(), vm)?;
+    dict.set_item(
+        "delete",
+        vm.new_function("delete", native_delete).into(),
+        vm,
+    )?;
     dict.set_item("scan", vm.new_function("scan", native_scan).into(), vm)?;
-    dict.set_item("new_oid", vm.new_function("new_oid", native_new_oid).into(), vm)?;
+    dict.set_item(
+        "new_oid",
+        vm.new_function("new_oid", native_new_oid).into(),
+        vm,
+    )?;
     dict.set_item("sql", vm.new_function("sql", native_sql).into(), vm)?;
     let module = vm.new_module("_amber", dict, None);
     vm.sys_module

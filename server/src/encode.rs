@@ -63,7 +63,9 @@ pub fn pg_to_data_type(t: &Type) -> Option<DataType> {
         Type::FLOAT8 => DataType::Float64,
         Type::FLOAT4 => DataType::Float32,
         Type::BOOL => DataType::Boolean,
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::JSON | Type::JSONB => DataType::Utf8,
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::JSON | Type::JSONB => {
+            DataType::Utf8
+        }
         Type::BYTEA => DataType::Binary,
         Type::NUMERIC => DataType::Decimal128(38, 10),
         Type::DATE => DataType::Date32,
@@ -78,7 +80,15 @@ pub fn field_infos(schema: &Schema, format: &Format) -> Vec<FieldInfo> {
         .fields()
         .iter()
         .enumerate()
-        .map(|(i, f)| FieldInfo::new(f.name().clone(), None, None, pg_type(f), format.format_for(i)))
+        .map(|(i, f)| {
+            FieldInfo::new(
+                f.name().clone(),
+                None,
+                None,
+                pg_type(f),
+                format.format_for(i),
+            )
+        })
         .collect()
 }
 
@@ -98,12 +108,35 @@ fn ts_micros(array: &ArrayRef, row: usize) -> Option<i64> {
     if array.is_null(row) {
         return None;
     }
-    let DataType::Timestamp(unit, _) = array.data_type() else { return None };
+    let DataType::Timestamp(unit, _) = array.data_type() else {
+        return None;
+    };
     Some(match unit {
-        TimeUnit::Second => array.as_any().downcast_ref::<TimestampSecondArray>()?.value(row) * 1_000_000,
-        TimeUnit::Millisecond => array.as_any().downcast_ref::<TimestampMillisecondArray>()?.value(row) * 1000,
-        TimeUnit::Microsecond => array.as_any().downcast_ref::<TimestampMicrosecondArray>()?.value(row),
-        TimeUnit::Nanosecond => array.as_any().downcast_ref::<TimestampNanosecondArray>()?.value(row) / 1000,
+        TimeUnit::Second => {
+            array
+                .as_any()
+                .downcast_ref::<TimestampSecondArray>()?
+                .value(row)
+                * 1_000_000
+        }
+        TimeUnit::Millisecond => {
+            array
+                .as_any()
+                .downcast_ref::<TimestampMillisecondArray>()?
+                .value(row)
+                * 1000
+        }
+        TimeUnit::Microsecond => array
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()?
+            .value(row),
+        TimeUnit::Nanosecond => {
+            array
+                .as_any()
+                .downcast_ref::<TimestampNanosecondArray>()?
+                .value(row)
+                / 1000
+        }
     })
 }
 
@@ -117,39 +150,62 @@ macro_rules! prim {
     }};
 }
 
-fn encode_cell(enc: &mut DataRowEncoder, array: &ArrayRef, row: usize, pg: &Type) -> PgWireResult<()> {
+fn encode_cell(
+    enc: &mut DataRowEncoder,
+    array: &ArrayRef,
+    row: usize,
+    pg: &Type,
+) -> PgWireResult<()> {
     match array.data_type() {
         DataType::Int64 => prim!(enc, array, row, Int64Array),
         DataType::Int32 => prim!(enc, array, row, Int32Array),
         DataType::Int16 => prim!(enc, array, row, Int16Array),
         DataType::Int8 => {
-            let a = array.as_any().downcast_ref::<Int8Array>().ok_or_else(|| PgWireError::ApiError("type".into()))?;
+            let a = array
+                .as_any()
+                .downcast_ref::<Int8Array>()
+                .ok_or_else(|| PgWireError::ApiError("type".into()))?;
             enc.encode_field(&(!a.is_null(row)).then(|| a.value(row) as i16))
         }
         DataType::UInt32 => {
-            let a = array.as_any().downcast_ref::<UInt32Array>().ok_or_else(|| PgWireError::ApiError("type".into()))?;
+            let a = array
+                .as_any()
+                .downcast_ref::<UInt32Array>()
+                .ok_or_else(|| PgWireError::ApiError("type".into()))?;
             enc.encode_field(&(!a.is_null(row)).then(|| a.value(row) as i64))
         }
         DataType::UInt64 => {
-            let a = array.as_any().downcast_ref::<UInt64Array>().ok_or_else(|| PgWireError::ApiError("type".into()))?;
+            let a = array
+                .as_any()
+                .downcast_ref::<UInt64Array>()
+                .ok_or_else(|| PgWireError::ApiError("type".into()))?;
             enc.encode_field(&(!a.is_null(row)).then(|| a.value(row) as i64))
         }
         DataType::Float64 => prim!(enc, array, row, Float64Array),
         DataType::Float32 => prim!(enc, array, row, Float32Array),
         DataType::Boolean => prim!(enc, array, row, BooleanArray),
         DataType::Binary => {
-            let a = array.as_any().downcast_ref::<BinaryArray>().ok_or_else(|| PgWireError::ApiError("type".into()))?;
+            let a = array
+                .as_any()
+                .downcast_ref::<BinaryArray>()
+                .ok_or_else(|| PgWireError::ApiError("type".into()))?;
             enc.encode_field(&(!a.is_null(row)).then(|| a.value(row).to_vec()))
         }
         DataType::Decimal128(_, scale) => {
-            let a = array.as_any().downcast_ref::<Decimal128Array>().ok_or_else(|| PgWireError::ApiError("type".into()))?;
+            let a = array
+                .as_any()
+                .downcast_ref::<Decimal128Array>()
+                .ok_or_else(|| PgWireError::ApiError("type".into()))?;
             enc.encode_field(&(!a.is_null(row)).then(|| decimal(a.value(row), *scale)))
         }
         DataType::Date32 => {
-            let a = array.as_any().downcast_ref::<Date32Array>().ok_or_else(|| PgWireError::ApiError("type".into()))?;
-            let v = (!a.is_null(row)).then(|| a.value(row)).and_then(|d| {
-                NaiveDate::from_num_days_from_ce_opt(d + 719_163)
-            });
+            let a = array
+                .as_any()
+                .downcast_ref::<Date32Array>()
+                .ok_or_else(|| PgWireError::ApiError("type".into()))?;
+            let v = (!a.is_null(row))
+                .then(|| a.value(row))
+                .and_then(|d| NaiveDate::from_num_days_from_ce_opt(d + 719_163));
             enc.encode_field(&v)
         }
         DataType::Timestamp(_, tz) => {
@@ -157,7 +213,10 @@ fn encode_cell(enc: &mut DataRowEncoder, array: &ArrayRef, row: usize, pg: &Type
             if tz.is_some() {
                 enc.encode_field(&us.and_then(DateTime::<Utc>::from_timestamp_micros))
             } else {
-                enc.encode_field(&us.and_then(DateTime::<Utc>::from_timestamp_micros).map(|t| t.naive_utc()))
+                enc.encode_field(
+                    &us.and_then(DateTime::<Utc>::from_timestamp_micros)
+                        .map(|t| t.naive_utc()),
+                )
             }
         }
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
@@ -171,14 +230,20 @@ fn encode_cell(enc: &mut DataRowEncoder, array: &ArrayRef, row: usize, pg: &Type
                 })
             };
             if *pg == Type::JSONB {
-                let v = s.map(|s| serde_json::from_str::<serde_json::Value>(&s).unwrap_or(serde_json::Value::String(s)));
+                let v = s.map(|s| {
+                    serde_json::from_str::<serde_json::Value>(&s)
+                        .unwrap_or(serde_json::Value::String(s))
+                });
                 enc.encode_field(&v)
             } else {
                 enc.encode_field(&s)
             }
         }
         DataType::List(_) => {
-            let a = array.as_any().downcast_ref::<ListArray>().ok_or_else(|| PgWireError::ApiError("type".into()))?;
+            let a = array
+                .as_any()
+                .downcast_ref::<ListArray>()
+                .ok_or_else(|| PgWireError::ApiError("type".into()))?;
             if a.is_null(row) {
                 return enc.encode_field(&None::<Vec<Option<String>>>);
             }
@@ -190,7 +255,9 @@ fn encode_cell(enc: &mut DataRowEncoder, array: &ArrayRef, row: usize, pg: &Type
             let s = if array.is_null(row) {
                 None
             } else {
-                ScalarValue::try_from_array(array, row).ok().map(|v| v.to_string())
+                ScalarValue::try_from_array(array, row)
+                    .ok()
+                    .map(|v| v.to_string())
             };
             enc.encode_field(&s)
         }
@@ -201,35 +268,72 @@ fn encode_list(enc: &mut DataRowEncoder, values: &ArrayRef, pg: &Type) -> PgWire
     let n = values.len();
     match *pg {
         Type::INT8_ARRAY => {
-            let a = values.as_any().downcast_ref::<Int64Array>().ok_or_else(|| PgWireError::ApiError("type".into()))?;
-            enc.encode_field(&(0..n).map(|i| (!a.is_null(i)).then(|| a.value(i))).collect::<Vec<_>>())
+            let a = values
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .ok_or_else(|| PgWireError::ApiError("type".into()))?;
+            enc.encode_field(
+                &(0..n)
+                    .map(|i| (!a.is_null(i)).then(|| a.value(i)))
+                    .collect::<Vec<_>>(),
+            )
         }
         Type::FLOAT8_ARRAY => {
-            let a = values.as_any().downcast_ref::<Float64Array>().ok_or_else(|| PgWireError::ApiError("type".into()))?;
-            enc.encode_field(&(0..n).map(|i| (!a.is_null(i)).then(|| a.value(i))).collect::<Vec<_>>())
+            let a = values
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .ok_or_else(|| PgWireError::ApiError("type".into()))?;
+            enc.encode_field(
+                &(0..n)
+                    .map(|i| (!a.is_null(i)).then(|| a.value(i)))
+                    .collect::<Vec<_>>(),
+            )
         }
         Type::BOOL_ARRAY => {
-            let a = values.as_any().downcast_ref::<BooleanArray>().ok_or_else(|| PgWireError::ApiError("type".into()))?;
-            enc.encode_field(&(0..n).map(|i| (!a.is_null(i)).then(|| a.value(i))).collect::<Vec<_>>())
+            let a = values
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .ok_or_else(|| PgWireError::ApiError("type".into()))?;
+            enc.encode_field(
+                &(0..n)
+                    .map(|i| (!a.is_null(i)).then(|| a.value(i)))
+                    .collect::<Vec<_>>(),
+            )
         }
         Type::TEXT_ARRAY if matches!(values.data_type(), DataType::Utf8) => {
             let a = values.as_string::<i32>();
-            enc.encode_field(&(0..n).map(|i| (!a.is_null(i)).then(|| a.value(i).to_string())).collect::<Vec<_>>())
+            enc.encode_field(
+                &(0..n)
+                    .map(|i| (!a.is_null(i)).then(|| a.value(i).to_string()))
+                    .collect::<Vec<_>>(),
+            )
         }
         _ => {
             let strings: Vec<Option<String>> = (0..n)
                 .map(|i| {
                     (!values.is_null(i))
-                        .then(|| ScalarValue::try_from_array(values, i).ok().map(|v| v.to_string()))
+                        .then(|| {
+                            ScalarValue::try_from_array(values, i)
+                                .ok()
+                                .map(|v| v.to_string())
+                        })
                         .flatten()
                 })
                 .collect();
-            enc.encode_field_with_type_and_format(&strings, &Type::TEXT_ARRAY, FieldFormat::Text, &Default::default())
+            enc.encode_field_with_type_and_format(
+                &strings,
+                &Type::TEXT_ARRAY,
+                FieldFormat::Text,
+                &Default::default(),
+            )
         }
     }
 }
 
-pub fn encode_batches(batches: &[RecordBatch], fields: &Arc<Vec<FieldInfo>>) -> PgWireResult<Vec<DataRow>> {
+pub fn encode_batches(
+    batches: &[RecordBatch],
+    fields: &Arc<Vec<FieldInfo>>,
+) -> PgWireResult<Vec<DataRow>> {
     let types: Vec<Type> = fields.iter().map(|f| f.datatype().clone()).collect();
     let mut rows = Vec::new();
     for batch in batches {
@@ -272,15 +376,21 @@ pub fn decode_param(
                 .map(|d| chrono::Datelike::num_days_from_ce(&d) - 719_163),
         ),
         Type::TIMESTAMPTZ => ScalarValue::TimestampMicrosecond(
-            portal.parameter::<DateTime<Utc>>(idx, t)?.map(|d| d.timestamp_micros()),
+            portal
+                .parameter::<DateTime<chrono::FixedOffset>>(idx, t)?
+                .map(|d| d.timestamp_micros()),
             Some("UTC".into()),
         ),
         Type::TIMESTAMP => ScalarValue::TimestampMicrosecond(
-            portal.parameter::<NaiveDateTime>(idx, t)?.map(|d| d.and_utc().timestamp_micros()),
+            portal
+                .parameter::<NaiveDateTime>(idx, t)?
+                .map(|d| d.and_utc().timestamp_micros()),
             None,
         ),
         Type::JSON | Type::JSONB => ScalarValue::Utf8(
-            portal.parameter::<serde_json::Value>(idx, t)?.map(|v| v.to_string()),
+            portal
+                .parameter::<serde_json::Value>(idx, t)?
+                .map(|v| v.to_string()),
         ),
         _ => ScalarValue::Utf8(portal.parameter::<String>(idx, &Type::TEXT)?),
     })

@@ -12,7 +12,10 @@ use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
-use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type,
+};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::extendedquery::Sync as PgSync;
 use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
@@ -74,7 +77,11 @@ fn server_parameters() -> DefaultServerParameterProvider {
 
 #[async_trait]
 impl StartupHandler for Connection {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
         C::Error: Debug,
@@ -91,7 +98,11 @@ impl StartupHandler for Connection {
                     format!("role \"{user}\" does not exist"),
                 ))));
             }
-            let database = client.metadata().get("database").cloned().unwrap_or_else(|| user.clone());
+            let database = client
+                .metadata()
+                .get("database")
+                .cloned()
+                .unwrap_or_else(|| user.clone());
             if database != "amber" {
                 return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
                     "FATAL".into(),
@@ -126,7 +137,11 @@ fn tag_of(tag: &str) -> Tag {
 
 fn to_response(out: Output, format: &Format) -> PgWireResult<Response> {
     Ok(match out {
-        Output::Rows { schema, batches, tag } => {
+        Output::Rows {
+            schema,
+            batches,
+            tag,
+        } => {
             let fields = Arc::new(encode::field_infos(&schema, format));
             let rows = encode::encode_batches(&batches, &fields)?;
             let mut resp = QueryResponse::new(fields, stream::iter(rows.into_iter().map(Ok)));
@@ -184,7 +199,12 @@ pub struct Parser {
 impl QueryParser for Parser {
     type Statement = Prepared;
 
-    async fn parse_sql<C>(&self, _client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Prepared>>
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
@@ -193,7 +213,10 @@ impl QueryParser for Parser {
             .map(|t| t.as_ref().and_then(encode::pg_to_data_type))
             .collect();
         let mut session = self.session.lock().await;
-        let mut prepared = session.prepare(sql, &client_types).await.map_err(|e| user_error(&e))?;
+        let mut prepared = session
+            .prepare(sql, &client_types)
+            .await
+            .map_err(|e| user_error(&e))?;
         // Keep the client's own types (e.g. int4) where it named them.
         for (i, t) in types.iter().enumerate() {
             if let (Some(t), Some(dt)) = (t, prepared.param_types.get_mut(i)) {
@@ -206,10 +229,18 @@ impl QueryParser for Parser {
     }
 
     fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
-        Ok(stmt.param_types.iter().map(encode::data_type_to_pg).collect())
+        Ok(stmt
+            .param_types
+            .iter()
+            .map(encode::data_type_to_pg)
+            .collect())
     }
 
-    fn get_result_schema(&self, stmt: &Prepared, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+    fn get_result_schema(
+        &self,
+        stmt: &Prepared,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
         Ok(match &stmt.columns {
             Some(schema) => encode::field_infos(schema, format.unwrap_or(&Format::UnifiedText)),
             None => vec![],
@@ -226,7 +257,12 @@ impl ExtendedQueryHandler for Connection {
         self.parser.clone()
     }
 
-    async fn do_query<C>(&self, _client: &mut C, portal: &Portal<Prepared>, _max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Prepared>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: pgwire::api::store::PortalStore<Statement = Prepared>,
@@ -239,12 +275,21 @@ impl ExtendedQueryHandler for Connection {
         for (i, dt) in prepared.param_types.iter().enumerate() {
             let t = encode::data_type_to_pg(dt);
             let v = encode::decode_param(portal, i, &t).map_err(|e| {
-                user_error(&SqlError::new("22P02", format!("invalid value for parameter ${}: {e}", i + 1)))
+                user_error(&SqlError::new(
+                    "22P02",
+                    format!("invalid value for parameter ${}: {e}", i + 1),
+                ))
             })?;
             params.push(v);
         }
         let result = tracing::Instrument::instrument(
-            async { self.session.lock().await.execute_prepared(prepared, &params).await },
+            async {
+                self.session
+                    .lock()
+                    .await
+                    .execute_prepared(prepared, &params)
+                    .await
+            },
             span,
         )
         .await;
@@ -274,7 +319,9 @@ impl ExtendedQueryHandler for Connection {
         };
         client.set_transaction_status(status);
         client
-            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(status)))
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                status,
+            )))
             .await?;
         client.flush().await?;
         Ok(())

@@ -15,7 +15,11 @@ use tokio::net::TcpListener;
 const SHUTDOWN_GRACE_MS: u64 = 5_000;
 
 #[derive(Parser)]
-#[command(name = "amber", version, about = "Amber: persistent Python objects over the PostgreSQL protocol")]
+#[command(
+    name = "amber",
+    version,
+    about = "Amber: persistent Python objects over the PostgreSQL protocol"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -87,9 +91,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .with_context(|| format!("opening data directory {}", args.data.display()))?;
     let workers = args
         .python_workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        })
         .max(1);
-    let engine = amber_query::Engine::open(store.clone(), workers).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let engine =
+        amber_query::Engine::open(store.clone(), workers).map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -137,13 +146,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

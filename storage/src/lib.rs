@@ -153,10 +153,7 @@ impl Store {
         if gc.poisoned.load(Ordering::SeqCst) {
             return Err(StorageError::Poisoned);
         }
-        let _guard = gc
-            .sync_lock
-            .lock()
-            .map_err(|_| StorageError::Poisoned)?;
+        let _guard = gc.sync_lock.lock().map_err(|_| StorageError::Poisoned)?;
         if gc.synced.load(Ordering::SeqCst) >= ticket {
             return Ok(());
         }
@@ -192,19 +189,25 @@ fn decode_u64(v: &[u8]) -> Result<u64> {
 
 /// A serializable transaction. Dropping it without commit rolls it back.
 pub struct Txn {
-    tx: Option<fjall::WriteTransaction>,
+    tx: Option<fjall::OptimisticWriteTx>,
     store: Store,
     wrote: bool,
 }
 
+impl std::fmt::Debug for Txn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Txn").field("wrote", &self.wrote).finish()
+    }
+}
+
 impl Txn {
-    fn tx(&self) -> Result<&fjall::WriteTransaction> {
+    fn tx(&self) -> Result<&fjall::OptimisticWriteTx> {
         self.tx
             .as_ref()
             .ok_or_else(|| StorageError::Engine("transaction already finished".into()))
     }
 
-    fn tx_mut(&mut self) -> Result<&mut fjall::WriteTransaction> {
+    fn tx_mut(&mut self) -> Result<&mut fjall::OptimisticWriteTx> {
         self.tx
             .as_mut()
             .ok_or_else(|| StorageError::Engine("transaction already finished".into()))

@@ -14,7 +14,10 @@ const STARTUP_TIMEOUT_MS: u64 = 60_000;
 pub fn amber_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root")
+            .to_path_buf();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .args(["build", "-p", "amber", "--bin", "amber"])
@@ -22,14 +25,20 @@ pub fn amber_binary() -> PathBuf {
             .status()
             .expect("run cargo build");
         assert!(status.success(), "building amber failed");
-        let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| root.join("target"));
         target.join("debug").join("amber")
     })
     .clone()
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// A running server; killed when dropped.
@@ -57,7 +66,12 @@ impl Server {
             .stdin(Stdio::null())
             .spawn()
             .expect("start amber");
-        let server = Server { port, data: data.to_path_buf(), child: Some(child), _dir: None };
+        let server = Server {
+            port,
+            data: data.to_path_buf(),
+            child: Some(child),
+            _dir: None,
+        };
         server.wait_ready();
         server
     }
@@ -80,7 +94,9 @@ impl Server {
     /// SIGTERM and wait: the graceful stop.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("server running");
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         child.wait().expect("wait for amber")
     }
 

@@ -69,7 +69,9 @@ async fn deploy_bank(client: &Client) {
 }
 
 fn code(e: &tokio_postgres::Error) -> String {
-    e.code().map(|c| c.code().to_string()).unwrap_or_else(|| format!("no code: {e}"))
+    e.code()
+        .map(|c| c.code().to_string())
+        .unwrap_or_else(|| format!("no code: {e}"))
 }
 
 /// Values of the simple-protocol rows, as text.
@@ -80,7 +82,9 @@ async fn simple_rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
         .expect(sql)
         .into_iter()
         .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect()),
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
             _ => None,
         })
         .collect()
@@ -116,7 +120,10 @@ async fn tour_of_the_bank_survives_restart() {
 
     // A method in the select list changes the objects it is called on.
     let rows = client
-        .query("SELECT bank.account_deposit(id, 10) FROM bank.account WHERE balance < 50", &[])
+        .query(
+            "SELECT bank.account_deposit(id, 10) FROM bank.account WHERE balance < 50",
+            &[],
+        )
         .await
         .expect("deposit");
     assert_eq!(rows.len(), 1);
@@ -124,9 +131,15 @@ async fn tour_of_the_bank_survives_restart() {
     assert_eq!(rows[0].get::<_, i64>(0), 15);
 
     // CALL with bind parameters.
-    client.execute("CALL bank.transfer($1, $2, $3)", &[&a1, &a2, &50i64]).await.expect("transfer");
+    client
+        .execute("CALL bank.transfer($1, $2, $3)", &[&a1, &a2, &50i64])
+        .await
+        .expect("transfer");
     let rows = client
-        .query("SELECT id, balance, tags, opened FROM bank.account ORDER BY id", &[])
+        .query(
+            "SELECT id, balance, tags, opened FROM bank.account ORDER BY id",
+            &[],
+        )
         .await
         .unwrap();
     let balances: Vec<(i64, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
@@ -150,31 +163,62 @@ async fn tour_of_the_bank_survives_restart() {
     assert_eq!(rows[0].get::<_, i64>(2), 115);
 
     // A set-returning function in FROM has the class's columns.
-    let rows = client.query("SELECT * FROM bank.richest(1)", &[]).await.expect("richest");
+    let rows = client
+        .query("SELECT * FROM bank.richest(1)", &[])
+        .await
+        .expect("richest");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].get::<_, i64>("id"), a2);
     assert_eq!(rows[0].get::<_, i64>("balance"), 65);
     assert_eq!(rows[0].get::<_, i64>("owner"), ada);
 
     // In-place mutation of a list attribute is persisted.
-    let n: i64 = client.query_one("SELECT bank.account_tag($1, 'vip')", &[&a1]).await.unwrap().get(0);
+    let n: i64 = client
+        .query_one("SELECT bank.account_tag($1, 'vip')", &[&a1])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 1);
-    let tags: Vec<String> = client.query_one("SELECT tags FROM bank.account WHERE id = $1", &[&a1]).await.unwrap().get(0);
+    let tags: Vec<String> = client
+        .query_one("SELECT tags FROM bank.account WHERE id = $1", &[&a1])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(tags, vec!["vip".to_string()]);
 
     // Objects created in Python are rows at once.
-    let a3: i64 = client.query_one("SELECT bank.open_account($1, 7)", &[&ada]).await.unwrap().get(0);
-    let b: i64 = client.query_one("SELECT balance FROM bank.account WHERE id = $1", &[&a3]).await.unwrap().get(0);
+    let a3: i64 = client
+        .query_one("SELECT bank.open_account($1, 7)", &[&ada])
+        .await
+        .unwrap()
+        .get(0);
+    let b: i64 = client
+        .query_one("SELECT balance FROM bank.account WHERE id = $1", &[&a3])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(b, 7);
 
     // UPDATE and DELETE with RETURNING.
-    let r = client.query_one("UPDATE bank.account SET balance = balance + 1 WHERE id = $1 RETURNING balance", &[&a3]).await.unwrap();
+    let r = client
+        .query_one(
+            "UPDATE bank.account SET balance = balance + 1 WHERE id = $1 RETURNING balance",
+            &[&a3],
+        )
+        .await
+        .unwrap();
     assert_eq!(r.get::<_, i64>(0), 8);
-    let n = client.execute("DELETE FROM bank.account WHERE id = $1", &[&a3]).await.unwrap();
+    let n = client
+        .execute("DELETE FROM bank.account WHERE id = $1", &[&a3])
+        .await
+        .unwrap();
     assert_eq!(n, 1);
 
     // amber.modules lists the module.
-    let row = client.query_one("SELECT name, version FROM amber.modules", &[]).await.unwrap();
+    let row = client
+        .query_one("SELECT name, version FROM amber.modules", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, String>(0), "bank");
     assert_eq!(row.get::<_, i64>(1), 1);
 
@@ -184,15 +228,28 @@ async fn tour_of_the_bank_survives_restart() {
     assert!(status.success(), "SIGTERM exits 0, got {status:?}");
     server.restart();
     let client = connect(&server).await;
-    let rows = client.query("SELECT id, balance, tags FROM bank.account ORDER BY id", &[]).await.unwrap();
+    let rows = client
+        .query(
+            "SELECT id, balance, tags FROM bank.account ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap();
     let balances: Vec<(i64, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     assert_eq!(balances, vec![(a1, 50), (a2, 65)]);
     assert_eq!(rows[0].get::<_, Vec<String>>(2), vec!["vip".to_string()]);
-    let done: i64 = client.query_one("SELECT bank.transfers()", &[]).await.unwrap().get(0);
+    let done: i64 = client
+        .query_one("SELECT bank.transfers()", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(done, 1, "module-level data survives restart");
     // New ids never reuse old ones.
     let fresh: i64 = client
-        .query_one(&format!("INSERT INTO bank.account (owner) VALUES ({ada}) RETURNING id"), &[])
+        .query_one(
+            &format!("INSERT INTO bank.account (owner) VALUES ({ada}) RETURNING id"),
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -204,35 +261,78 @@ async fn python_exception_is_p0001_and_changes_nothing() {
     let server = Server::start();
     let client = connect(&server).await;
     deploy_bank(&client).await;
-    let c: i64 = client.query_one("INSERT INTO bank.customer (name, email) VALUES ('B', 'b@x') RETURNING id", &[]).await.unwrap().get(0);
+    let c: i64 = client
+        .query_one(
+            "INSERT INTO bank.customer (name, email) VALUES ('B', 'b@x') RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
     let ids: Vec<i64> = client
-        .query(&format!("INSERT INTO bank.account (owner, balance) VALUES ({c}, 10), ({c}, 0) RETURNING id"), &[])
+        .query(
+            &format!(
+                "INSERT INTO bank.account (owner, balance) VALUES ({c}, 10), ({c}, 0) RETURNING id"
+            ),
+            &[],
+        )
         .await
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let err = client.execute("CALL bank.transfer($1, $2, 500)", &[&ids[0], &ids[1]]).await.unwrap_err();
+    let err = client
+        .execute("CALL bank.transfer($1, $2, 500)", &[&ids[0], &ids[1]])
+        .await
+        .unwrap_err();
     assert_eq!(code(&err), "P0001");
     let db = err.as_db_error().expect("db error");
     assert_eq!(db.message(), "ValueError: insufficient funds");
-    assert!(db.detail().unwrap_or("").contains("Traceback"), "traceback in DETAIL: {:?}", db.detail());
-    let err = client.query("SELECT bank.account_deposit($1, -5)", &[&ids[0]]).await.unwrap_err();
+    assert!(
+        db.detail().unwrap_or("").contains("Traceback"),
+        "traceback in DETAIL: {:?}",
+        db.detail()
+    );
+    let err = client
+        .query("SELECT bank.account_deposit($1, -5)", &[&ids[0]])
+        .await
+        .unwrap_err();
     assert_eq!(code(&err), "P0001");
-    let total: i64 = client.query_one("SELECT bank.total()", &[]).await.unwrap().get(0);
+    let total: i64 = client
+        .query_one("SELECT bank.total()", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(total, 10);
-    let done: i64 = client.query_one("SELECT bank.transfers()", &[]).await.unwrap().get(0);
+    let done: i64 = client
+        .query_one("SELECT bank.transfers()", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(done, 0);
 
     // Inside a block, an error aborts the block: 25P02 until ROLLBACK.
     client.batch_execute("BEGIN").await.unwrap();
-    client.execute("UPDATE bank.account SET balance = 99 WHERE id = $1", &[&ids[0]]).await.unwrap();
-    let err = client.execute("CALL bank.transfer($1, $2, 500)", &[&ids[1], &ids[0]]).await.unwrap_err();
+    client
+        .execute(
+            "UPDATE bank.account SET balance = 99 WHERE id = $1",
+            &[&ids[0]],
+        )
+        .await
+        .unwrap();
+    let err = client
+        .execute("CALL bank.transfer($1, $2, 500)", &[&ids[1], &ids[0]])
+        .await
+        .unwrap_err();
     assert_eq!(code(&err), "P0001");
     let err = client.query("SELECT 1", &[]).await.unwrap_err();
     assert_eq!(code(&err), "25P02");
     client.batch_execute("ROLLBACK").await.unwrap();
-    let b: i64 = client.query_one("SELECT balance FROM bank.account WHERE id = $1", &[&ids[0]]).await.unwrap().get(0);
+    let b: i64 = client
+        .query_one("SELECT balance FROM bank.account WHERE id = $1", &[&ids[0]])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(b, 10, "the aborted block's update is gone");
 }
 
@@ -241,7 +341,14 @@ async fn concurrent_transfers_one_commits_one_conflicts() {
     let server = Server::start();
     let setup = connect(&server).await;
     deploy_bank(&setup).await;
-    let c: i64 = setup.query_one("INSERT INTO bank.customer (name, email) VALUES ('C', 'c@x') RETURNING id", &[]).await.unwrap().get(0);
+    let c: i64 = setup
+        .query_one(
+            "INSERT INTO bank.customer (name, email) VALUES ('C', 'c@x') RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
     let ids: Vec<i64> = setup
         .query(&format!("INSERT INTO bank.account (owner, balance) VALUES ({c}, 100), ({c}, 0), ({c}, 0) RETURNING id"), &[])
         .await
@@ -253,26 +360,54 @@ async fn concurrent_transfers_one_commits_one_conflicts() {
     let t2 = connect(&server).await;
     t1.batch_execute("BEGIN").await.unwrap();
     t2.batch_execute("BEGIN").await.unwrap();
-    t1.execute("CALL bank.transfer($1, $2, 80)", &[&ids[0], &ids[1]]).await.unwrap();
-    t2.execute("CALL bank.transfer($1, $2, 80)", &[&ids[0], &ids[2]]).await.unwrap();
+    t1.execute("CALL bank.transfer($1, $2, 80)", &[&ids[0], &ids[1]])
+        .await
+        .unwrap();
+    t2.execute("CALL bank.transfer($1, $2, 80)", &[&ids[0], &ids[2]])
+        .await
+        .unwrap();
     let r1 = t1.batch_execute("COMMIT").await;
     let r2 = t2.batch_execute("COMMIT").await;
     assert!(r1.is_ok(), "first commit wins: {r1:?}");
     let e = r2.expect_err("second commit must fail");
     assert_eq!(code(&e), "40001");
-    let rows = setup.query("SELECT balance FROM bank.account ORDER BY id", &[]).await.unwrap();
+    let rows = setup
+        .query("SELECT balance FROM bank.account ORDER BY id", &[])
+        .await
+        .unwrap();
     let balances: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(balances, vec![20, 80, 0], "no lost update");
 
     // Plain SQL: read-modify-write on one row from two blocks.
     t1.batch_execute("BEGIN").await.unwrap();
     t2.batch_execute("BEGIN").await.unwrap();
-    let v1: i64 = t1.query_one("SELECT balance FROM bank.account WHERE id = $1", &[&ids[1]]).await.unwrap().get(0);
-    let v2: i64 = t2.query_one("SELECT balance FROM bank.account WHERE id = $1", &[&ids[1]]).await.unwrap().get(0);
-    t1.execute("UPDATE bank.account SET balance = $1 WHERE id = $2", &[&(v1 + 1), &ids[1]]).await.unwrap();
-    t2.execute("UPDATE bank.account SET balance = $1 WHERE id = $2", &[&(v2 + 1), &ids[1]]).await.unwrap();
+    let v1: i64 = t1
+        .query_one("SELECT balance FROM bank.account WHERE id = $1", &[&ids[1]])
+        .await
+        .unwrap()
+        .get(0);
+    let v2: i64 = t2
+        .query_one("SELECT balance FROM bank.account WHERE id = $1", &[&ids[1]])
+        .await
+        .unwrap()
+        .get(0);
+    t1.execute(
+        "UPDATE bank.account SET balance = $1 WHERE id = $2",
+        &[&(v1 + 1), &ids[1]],
+    )
+    .await
+    .unwrap();
+    t2.execute(
+        "UPDATE bank.account SET balance = $1 WHERE id = $2",
+        &[&(v2 + 1), &ids[1]],
+    )
+    .await
+    .unwrap();
     assert!(t1.batch_execute("COMMIT").await.is_ok());
-    assert_eq!(code(&t2.batch_execute("COMMIT").await.unwrap_err()), "40001");
+    assert_eq!(
+        code(&t2.batch_execute("COMMIT").await.unwrap_err()),
+        "40001"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,26 +415,46 @@ async fn kill_dash_nine_after_commit_loses_nothing() {
     let mut server = Server::start();
     let client = connect(&server).await;
     deploy_bank(&client).await;
-    let c: i64 = client.query_one("INSERT INTO bank.customer (name, email) VALUES ('D', 'd@x') RETURNING id", &[]).await.unwrap().get(0);
+    let c: i64 = client
+        .query_one(
+            "INSERT INTO bank.customer (name, email) VALUES ('D', 'd@x') RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
     let mut ids = Vec::new();
     for i in 0..20i64 {
         let id: i64 = client
-            .query_one("INSERT INTO bank.account (owner, balance) VALUES ($1, $2) RETURNING id", &[&c, &i])
+            .query_one(
+                "INSERT INTO bank.account (owner, balance) VALUES ($1, $2) RETURNING id",
+                &[&c, &i],
+            )
             .await
             .unwrap()
             .get(0);
         ids.push(id);
     }
-    client.execute("CALL bank.transfer($1, $2, 5)", &[&ids[19], &ids[0]]).await.unwrap();
+    client
+        .execute("CALL bank.transfer($1, $2, 5)", &[&ids[19], &ids[0]])
+        .await
+        .unwrap();
     server.kill9();
     drop(client);
     server.restart();
     let client = connect(&server).await;
-    let rows = client.query("SELECT id, balance FROM bank.account ORDER BY id", &[]).await.unwrap();
+    let rows = client
+        .query("SELECT id, balance FROM bank.account ORDER BY id", &[])
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 20);
     assert_eq!(rows[0].get::<_, i64>(1), 5);
     assert_eq!(rows[19].get::<_, i64>(1), 14);
-    let done: i64 = client.query_one("SELECT bank.transfers()", &[]).await.unwrap().get(0);
+    let done: i64 = client
+        .query_one("SELECT bank.transfers()", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(done, 1);
 }
 
@@ -309,10 +464,32 @@ async fn errors_carry_sqlstates_and_garbage_harms_no_one() {
     let client = connect(&server).await;
     deploy_bank(&client).await;
 
-    assert_eq!(code(&client.query("SELECT * FROM bank.nope", &[]).await.unwrap_err()), "42P01");
-    assert_eq!(code(&client.query("SELECT nope FROM bank.account", &[]).await.unwrap_err()), "42703");
-    assert_eq!(code(&client.query("SELEC 1", &[]).await.unwrap_err()), "42601");
-    assert_eq!(code(&client.query("SELECT bank.nope(1)", &[]).await.unwrap_err()), "42883");
+    assert_eq!(
+        code(
+            &client
+                .query("SELECT * FROM bank.nope", &[])
+                .await
+                .unwrap_err()
+        ),
+        "42P01"
+    );
+    assert_eq!(
+        code(
+            &client
+                .query("SELECT nope FROM bank.account", &[])
+                .await
+                .unwrap_err()
+        ),
+        "42703"
+    );
+    assert_eq!(
+        code(&client.query("SELEC 1", &[]).await.unwrap_err()),
+        "42601"
+    );
+    assert_eq!(
+        code(&client.query("SELECT bank.nope(1)", &[]).await.unwrap_err()),
+        "42883"
+    );
 
     // A bad module is refused with its line number and changes nothing.
     let err = client
@@ -320,8 +497,14 @@ async fn errors_carry_sqlstates_and_garbage_harms_no_one() {
         .await
         .unwrap_err();
     assert!(["42601", "42P13"].contains(&code(&err).as_str()));
-    assert!(err.as_db_error().unwrap().message().contains("line 3"), "{err:?}");
-    let n = client.query("SELECT name FROM amber.modules WHERE name = 'broken'", &[]).await.unwrap();
+    assert!(
+        err.as_db_error().unwrap().message().contains("line 3"),
+        "{err:?}"
+    );
+    let n = client
+        .query("SELECT name FROM amber.modules WHERE name = 'broken'", &[])
+        .await
+        .unwrap();
     assert!(n.is_empty());
 
     // Multi-statement simple query stops at the first error.
@@ -339,8 +522,11 @@ async fn errors_carry_sqlstates_and_garbage_harms_no_one() {
     {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-        s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
-        let _ = s.write_all(&[0xde, 0xad, 0xbe, 0xef, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4, 5]);
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let _ = s.write_all(&[
+            0xde, 0xad, 0xbe, 0xef, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4, 5,
+        ]);
         let mut buf = [0u8; 64];
         let _ = s.read(&mut buf);
     }
@@ -350,10 +536,18 @@ async fn errors_carry_sqlstates_and_garbage_harms_no_one() {
         let _ = s.write_all(&[0, 0, 0, 8, 0, 3, 0, 0, b'Q', 0x7f, 0xff, 0xff, 0xff]);
     }
     assert!(server.is_running());
-    let v: i64 = client.query_one("SELECT count(*) FROM bank.account", &[]).await.unwrap().get(0);
+    let v: i64 = client
+        .query_one("SELECT count(*) FROM bank.account", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(v, 0);
     let other = connect(&server).await;
-    let one: i64 = other.query_one("SELECT 1::bigint", &[]).await.unwrap().get(0);
+    let one: i64 = other
+        .query_one("SELECT 1::bigint", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(one, 1);
     let cols = simple_rows(&other, "SELECT 1 + 1").await;
     assert_eq!(cols, vec![vec![Some("2".to_string())]]);
