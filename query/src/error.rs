@@ -98,6 +98,13 @@ impl From<DataFusionError> for SqlError {
             return inner;
         }
         let msg = e.strip_backtrace();
+        let lower = msg.to_lowercase();
+        if lower.contains("table") && lower.contains("not found") {
+            return SqlError::new("42P01", clean_message(&msg));
+        }
+        if lower.contains("invalid function") {
+            return SqlError::new("42883", clean_message(&msg));
+        }
         let code = match &e {
             DataFusionError::SQL(..) => "42601",
             DataFusionError::Plan(m) => classify_plan_error(m),

@@ -760,6 +760,35 @@ impl Session {
                     ))))
                     .await?;
                 let _ = has_srf;
+                // DataFusion does not infer placeholders in UDF arguments:
+                // take them from the module function's signature.
+                let catalog = &self.engine.catalog;
+                let _ = ast::visit_expressions(stmt, |e: &Expr| {
+                    if let Expr::Function(f) = e {
+                        if let (Some((m, fname)), FunctionArguments::List(list)) =
+                            (split_qualified(&f.name), &f.args)
+                        {
+                            if let Some(module) = catalog.module(&m) {
+                                if let Some(c) = module.sql_function(&fname) {
+                                    let ptypes = c.sql_params();
+                                    for (i, a) in list.args.iter().enumerate() {
+                                        if let FunctionArg::Unnamed(FunctionArgExpr::Expr(arg)) = a
+                                        {
+                                            if let (Some(idx), Some(t)) =
+                                                (placeholder_index(arg), ptypes.get(i))
+                                            {
+                                                if idx < types.len() && types[idx].is_none() {
+                                                    types[idx] = Some(convert::arrow_type(t));
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    std::ops::ControlFlow::<()>::Continue(())
+                });
                 let inferred = plan.get_parameter_types()?;
                 for (name, t) in inferred {
                     if let Some(idx) = name

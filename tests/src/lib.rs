@@ -10,25 +10,25 @@ use std::time::{Duration, Instant};
 /// How long a server gets to start accepting connections.
 const STARTUP_TIMEOUT_MS: u64 = 60_000;
 
-/// Path of the `amber` binary, built once per test run.
+/// Path of the `amber` binary of this build (`cargo build` puts it next to
+/// the test executables' `deps` directory). Cargo holds the build lock while
+/// tests run, so the tests cannot build it themselves: the README's test
+/// command builds it first.
 pub fn amber_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe
             .parent()
-            .expect("workspace root")
-            .to_path_buf();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "amber", "--bin", "amber"])
-            .current_dir(&root)
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building amber failed");
-        let target = std::env::var("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| root.join("target"));
-        target.join("debug").join("amber")
+            .and_then(Path::parent)
+            .expect("target profile directory");
+        let bin = profile_dir.join("amber");
+        assert!(
+            bin.exists(),
+            "{} not found: run `cargo build --workspace` before the tests",
+            bin.display()
+        );
+        bin
     })
     .clone()
 }
