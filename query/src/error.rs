@@ -102,6 +102,11 @@ impl From<DataFusionError> for SqlError {
         if lower.contains("table") && lower.contains("not found") {
             return SqlError::new("42P01", clean_message(&msg));
         }
+        if lower.contains("no field named")
+            || lower.contains("column") && lower.contains("not found")
+        {
+            return SqlError::new("42703", clean_message(&msg));
+        }
         if lower.contains("invalid function") {
             return SqlError::new("42883", clean_message(&msg));
         }
