@@ -230,7 +230,7 @@ fn parse_float_special(s: &str) -> Option<f64> {
 
 pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
     let s = s.strip_prefix("\\x").unwrap_or(s);
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -17,6 +17,7 @@ mod ddl;
 mod dml;
 pub mod error;
 mod names;
+mod nested;
 mod session;
 pub mod table;
 

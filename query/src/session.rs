@@ -41,12 +41,14 @@ impl Engine {
         let catalog = Catalog::load(&txn)?;
         txn.rollback();
         let runtime = Arc::new(Runtime::new(store.clone(), python_workers));
-        Ok(Arc::new(Engine {
+        let engine = Arc::new(Engine {
             store,
             catalog,
             runtime,
             ddl_lock: tokio::sync::Mutex::new(()),
-        }))
+        });
+        crate::nested::install(&engine);
+        Ok(engine)
     }
 }
 
@@ -94,6 +96,9 @@ pub struct Session {
     state: TxnState,
     settings: HashMap<String, String>,
     srf_counter: u64,
+    /// False for SQL run by `amber.sql()` from inside a Python call: a nested
+    /// Python call would need a second worker and could deadlock the pool.
+    allow_python: bool,
 }
 
 /// Parses `sql` into its statements: Amber's module DDL and ordinary SQL.
@@ -144,6 +149,44 @@ impl Session {
             state: TxnState::Idle,
             settings: HashMap::new(),
             srf_counter: 0,
+            allow_python: true,
+        }
+    }
+
+    /// Runs one statement of `amber.sql()` in the calling transaction.
+    pub(crate) async fn execute_nested(
+        engine: Arc<Engine>,
+        sql: &str,
+        params: &[ScalarValue],
+        txn: &TxnHandle,
+    ) -> Result<Output, SqlError> {
+        let mut session = Session::new(engine);
+        session.allow_python = false;
+        let mut stmts = parse_statements(sql)?;
+        if stmts.len() != 1 {
+            return Err(SqlError::syntax("amber.sql() runs exactly one statement"));
+        }
+        match stmts.pop() {
+            Some(PreparedKind::Sql(stmt)) => match stmt.as_ref() {
+                Statement::StartTransaction { .. }
+                | Statement::Commit { .. }
+                | Statement::Rollback { .. } => Err(SqlError::new(
+                    "2D000",
+                    "amber.sql() cannot control the transaction of the call",
+                )),
+                other => session.execute_in_txn(other, params, txn).await,
+            },
+            _ => Err(SqlError::unsupported("module DDL inside amber.sql()")),
+        }
+    }
+
+    fn python_allowed(&self) -> Result<(), SqlError> {
+        if self.allow_python {
+            Ok(())
+        } else {
+            Err(SqlError::unsupported(
+                "calling module functions from amber.sql() is not supported yet",
+            ))
         }
     }
 
@@ -415,10 +458,12 @@ impl Session {
 
     /// A DataFusion context whose tables and functions see `txn`.
     pub(crate) fn make_context(&self, txn: &TxnHandle) -> Result<SessionContext, SqlError> {
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_information_schema(false)
             .with_default_catalog_and_schema("amber", "public")
             .with_target_partitions(1);
+        // PostgreSQL reads 1.50 as numeric, not double precision.
+        config.options_mut().sql_parser.parse_float_as_decimal = true;
         let ctx = SessionContext::new_with_config(config);
         let catalog = ctx
             .catalog("amber")
@@ -426,6 +471,7 @@ impl Session {
         let modules = self.engine.catalog.modules();
         for module in &modules {
             let schema = Arc::new(MemorySchemaProvider::new());
+            let register_functions = self.allow_python;
             for class in &module.shape.classes {
                 let t = ClassTable::new(module.clone(), class.clone(), txn.clone());
                 datafusion::catalog::SchemaProvider::register_table(
@@ -435,7 +481,11 @@ impl Session {
                 )?;
             }
             catalog.register_schema(&module.name, schema)?;
-            for (sql_name, callable) in module.sql_functions() {
+            for (sql_name, callable) in module
+                .sql_functions()
+                .into_iter()
+                .filter(|_| register_functions)
+            {
                 let returns = match &callable.function.returns {
                     Returns::Scalar(t) => Some(t.clone()),
                     Returns::Void => None,
@@ -590,6 +640,7 @@ impl Session {
                         )),
                     })
                     .collect::<Result<_, _>>()?;
+                self.python_allowed()?;
                 let values = constant_values(&exprs, params)?;
                 let call_args = coerce_args(&callable.sql_params(), &values)?;
                 let spec = CallSpec {
@@ -685,6 +736,7 @@ impl Session {
                 return Err(SqlError::unsupported("subquery arguments"))
             }
         };
+        self.python_allowed()?;
         let types = callable.sql_params();
         if exprs.len() != types.len() {
             return Err(SqlError::new(

@@ -150,8 +150,9 @@ impl PythonUdf {
         runtime: Arc<Runtime>,
         txn: TxnHandle,
     ) -> PythonUdf {
-        let arg_types: Vec<DataType> = params.iter().map(convert::arrow_type).collect();
-        let signature = Signature::exact(arg_types, Volatility::Volatile);
+        // Arguments are cast to the parameter types (see `coerce_types`), as
+        // PostgreSQL casts an integer literal to a numeric parameter.
+        let signature = Signature::user_defined(Volatility::Volatile);
         PythonUdf {
             name,
             spec,
@@ -171,6 +172,46 @@ impl ScalarUDFImpl for PythonUdf {
 
     fn signature(&self) -> &Signature {
         &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
+        if arg_types.len() != self.params.len() {
+            return Err(SqlError::new(
+                "42883",
+                format!(
+                    "function {}({}) does not exist: it takes {} arguments",
+                    self.name,
+                    arg_types
+                        .iter()
+                        .map(|t| t.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    self.params.len()
+                ),
+            )
+            .into());
+        }
+        let mut out = Vec::with_capacity(arg_types.len());
+        for (given, param) in arg_types.iter().zip(&self.params) {
+            let wanted = convert::arrow_type(param);
+            if given == &wanted
+                || given.is_null()
+                || datafusion::arrow::compute::can_cast_types(given, &wanted)
+            {
+                out.push(wanted);
+            } else {
+                return Err(SqlError::new(
+                    "42883",
+                    format!(
+                        "function {} does not accept {given} where {} is expected",
+                        self.name,
+                        param.pg_name()
+                    ),
+                )
+                .into());
+            }
+        }
+        Ok(out)
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {

@@ -405,8 +405,33 @@ fn format_exception(vm: &VirtualMachine, exc: &PyBaseExceptionRef) -> (String, O
         format!("{class}: {text}")
     };
     let mut tb = String::new();
-    let detail = vm.write_exception(&mut tb, exc).ok().map(|_| tb);
+    let detail = vm
+        .write_exception(&mut tb, exc)
+        .ok()
+        .map(|_| shorten_traceback(&tb));
     (message, detail)
+}
+
+/// Keeps the head and the innermost frames of a long traceback (deep
+/// recursion would otherwise send thousands of lines).
+fn shorten_traceback(tb: &str) -> String {
+    const HEAD_LINES: usize = 3;
+    const TAIL_LINES: usize = 30;
+    let lines: Vec<&str> = tb.lines().collect();
+    if lines.len() <= HEAD_LINES + TAIL_LINES {
+        return tb.trim_end().to_string();
+    }
+    let mut out: Vec<String> = lines[..HEAD_LINES].iter().map(|l| l.to_string()).collect();
+    out.push(format!(
+        "  ... {} lines omitted ...",
+        lines.len() - HEAD_LINES - TAIL_LINES
+    ));
+    out.extend(
+        lines[lines.len() - TAIL_LINES..]
+            .iter()
+            .map(|l| l.to_string()),
+    );
+    out.join("\n")
 }
 
 fn python_error(

@@ -552,3 +552,201 @@ async fn errors_carry_sqlstates_and_garbage_harms_no_one() {
     let cols = simple_rows(&other, "SELECT 1 + 1").await;
     assert_eq!(cols, vec![vec![Some("2".to_string())]]);
 }
+
+const TOOLS: &str = r#"
+import random, statistics, dataclasses, json, math, decimal
+from amber import Persistent, Error, sql
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: int
+
+class Item(Persistent):
+    name: str
+    price: decimal.Decimal
+    meta: dict = {}
+    seen: datetime.datetime | None = None
+
+def stats() -> str:
+    r = random.Random(7)
+    values = [r.randint(1, 6) for _ in range(5)]
+    return json.dumps({"mean": statistics.mean([1, 2, 3, 4]), "p": dataclasses.asdict(Point(1, 2)),
+                       "ok": all(1 <= v <= 6 for v in values), "sqrt": math.sqrt(16)})
+
+def try_import(name: str) -> str:
+    try:
+        __import__(name)
+        return "imported"
+    except ImportError as e:
+        return "ImportError"
+
+def try_open() -> str:
+    try:
+        open("/etc/passwd")
+        return "opened"
+    except PermissionError:
+        return "PermissionError"
+
+def refuse() -> int:
+    raise Error("22023", "bad parameter, as chosen")
+
+def cheapest() -> str:
+    rows = sql("SELECT name, price FROM tools.item WHERE price < $1 ORDER BY price", 5)
+    return ",".join(r[0] for r in rows)
+
+def add(name: str, price: decimal.Decimal) -> int:
+    return Item(name=name, price=price, meta={"k": [1, 2]}).id
+
+def version() -> int:
+    return 1
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_stdlib_amber_sql_and_replace() {
+    let server = Server::start();
+    let client = connect(&server).await;
+    client
+        .batch_execute(&format!("CREATE MODULE tools AS $${TOOLS}$$"))
+        .await
+        .expect("deploy tools");
+
+    let s: String = client
+        .query_one("SELECT tools.stats()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        s,
+        r#"{"mean": 2.5, "p": {"x": 1, "y": 2}, "ok": true, "sqrt": 4.0}"#
+    );
+    for (name, expected) in [
+        ("os", "ImportError"),
+        ("socket", "ImportError"),
+        ("subprocess", "ImportError"),
+        ("_thread", "ImportError"),
+        ("itertools", "imported"),
+        ("collections", "imported"),
+    ] {
+        let r: String = client
+            .query_one("SELECT tools.try_import($1)", &[&name])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(r, expected, "import {name}");
+    }
+    let r: String = client
+        .query_one("SELECT tools.try_open()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(r, "PermissionError");
+
+    // amber.Error picks the SQLSTATE.
+    let e = client
+        .query("SELECT tools.refuse()", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "22023");
+    assert_eq!(
+        e.as_db_error().unwrap().message(),
+        "bad parameter, as chosen"
+    );
+
+    // Decimal and dict columns; amber.sql() in the same transaction.
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .query_one("SELECT tools.add('pen', 1.50)", &[])
+        .await
+        .unwrap();
+    client
+        .query_one("SELECT tools.add('book', 12.25)", &[])
+        .await
+        .unwrap();
+    client
+        .query_one("SELECT tools.add('clip', 0.10)", &[])
+        .await
+        .unwrap();
+    let r: String = client
+        .query_one("SELECT tools.cheapest()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(r, "clip,pen", "amber.sql sees the transaction's own writes");
+    client.batch_execute("COMMIT").await.unwrap();
+    let rows = simple_rows(
+        &client,
+        "SELECT name, price, meta FROM tools.item ORDER BY price",
+    )
+    .await;
+    assert_eq!(
+        rows[0],
+        vec![
+            Some("clip".into()),
+            Some("0.1".into()),
+            Some(r#"{"k":[1,2]}"#.into())
+        ]
+    );
+
+    // CREATE OR REPLACE MODULE changes code; objects stay.
+    let v2 = TOOLS.replace(
+        "def version() -> int:\n    return 1",
+        "def version() -> int:\n    return 2",
+    );
+    client
+        .batch_execute(&format!("CREATE OR REPLACE MODULE tools AS $${v2}$$"))
+        .await
+        .expect("replace tools");
+    let v: i64 = client
+        .query_one("SELECT tools.version()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(v, 2);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM tools.item", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 3);
+    let row = client
+        .query_one(
+            "SELECT version FROM amber.modules WHERE name = 'tools'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 2);
+
+    // A module that does not compile leaves the old version in place.
+    let e = client
+        .batch_execute("CREATE OR REPLACE MODULE tools AS $$def version( -> int:\n    return 3\n$$")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "42601");
+    let v: i64 = client
+        .query_one("SELECT tools.version()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(v, 2);
+
+    // DROP MODULE refuses while objects exist, CASCADE drops them.
+    assert_eq!(
+        code(&client.batch_execute("DROP MODULE tools").await.unwrap_err()),
+        "2BP01"
+    );
+    client
+        .batch_execute("DROP MODULE tools CASCADE")
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            &client
+                .query("SELECT * FROM tools.item", &[])
+                .await
+                .unwrap_err()
+        ),
+        "42P01"
+    );
+}
