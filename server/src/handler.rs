@@ -17,7 +17,9 @@ use pgwire::api::{
     ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use pgwire::messages::extendedquery::Sync as PgSync;
+use pgwire::api::store::Entry;
+use pgwire::messages::data::{NoData, ParameterDescription};
+use pgwire::messages::extendedquery::{Describe, Sync as PgSync};
 use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use std::fmt::Debug;
@@ -297,6 +299,41 @@ impl ExtendedQueryHandler for Connection {
             Ok(out) => to_response(out, &portal.result_column_format),
             Err(e) => Err(user_error(&e)),
         }
+    }
+
+    /// As pgwire's, but a statement without result columns is described
+    /// with NoData even when it has parameters (as PostgreSQL does).
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: pgwire::api::store::PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if message.target_type == b'S' {
+            let name = message.name.as_deref().unwrap_or("");
+            if let Some(Entry::Value(stmt)) = client.portal_store().get_statement(name) {
+                if stmt.statement.columns.is_none() {
+                    let types: Vec<u32> = (0..stmt.statement.param_types.len().max(stmt.parameter_types.len()))
+                        .map(|i| {
+                            stmt.parameter_types
+                                .get(i)
+                                .cloned()
+                                .flatten()
+                                .or_else(|| stmt.statement.param_types.get(i).map(encode::data_type_to_pg))
+                                .unwrap_or(Type::UNKNOWN)
+                                .oid()
+                        })
+                        .collect();
+                    client
+                        .send(PgWireBackendMessage::ParameterDescription(ParameterDescription::new(types)))
+                        .await?;
+                    client.send(PgWireBackendMessage::NoData(NoData::new())).await?;
+                    return Ok(());
+                }
+            }
+        }
+        self._on_describe(client, message).await
     }
 
     async fn on_sync<C>(&self, client: &mut C, _message: PgSync) -> PgWireResult<()>
