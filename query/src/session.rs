@@ -419,6 +419,9 @@ impl Session {
     ) -> Result<Output, SqlError> {
         match stmt {
             Statement::Query(q) => {
+                if let Some(out) = self.point_read(q, params, txn)? {
+                    return Ok(out);
+                }
                 let (schema, batches) = self.run_query(q, params, txn).await?;
                 let n: usize = batches.iter().map(|b| b.num_rows()).sum();
                 Ok(Output::Rows {

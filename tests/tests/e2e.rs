@@ -214,6 +214,13 @@ async fn tour_of_the_bank_survives_restart() {
         .unwrap();
     assert_eq!(n, 1);
 
+    // The direct path for a point read: aliases, and no row for a missing id.
+    let rows = client.query("SELECT balance AS b FROM bank.account WHERE id = $1", &[&a3]).await.unwrap();
+    assert!(rows.is_empty());
+    let row = client.query_one("SELECT balance AS b, id FROM bank.account WHERE id = $1", &[&a2]).await.unwrap();
+    assert_eq!(row.columns()[0].name(), "b");
+    assert_eq!(row.get::<_, i64>("id"), a2);
+
     // amber.modules lists the module.
     let row = client
         .query_one("SELECT name, version FROM amber.modules", &[])
