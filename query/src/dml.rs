@@ -268,11 +268,22 @@ impl Session {
 
     /// The direct path for `SELECT cols FROM t WHERE id = <constant>`: one
     /// key read, no planning. `None` when the query has any other shape.
-    pub(crate) fn point_read(&self, query: &ast::Query, params: &[ScalarValue], txn: &TxnHandle) -> Result<Option<Output>, SqlError> {
-        if query.with.is_some() || query.order_by.is_some() || query.limit_clause.is_some() || query.fetch.is_some() {
+    pub(crate) fn point_read(
+        &self,
+        query: &ast::Query,
+        params: &[ScalarValue],
+        txn: &TxnHandle,
+    ) -> Result<Option<Output>, SqlError> {
+        if query.with.is_some()
+            || query.order_by.is_some()
+            || query.limit_clause.is_some()
+            || query.fetch.is_some()
+        {
             return Ok(None);
         }
-        let SetExpr::Select(select) = query.body.as_ref() else { return Ok(None) };
+        let SetExpr::Select(select) = query.body.as_ref() else {
+            return Ok(None);
+        };
         if select.distinct.is_some()
             || select.top.is_some()
             || select.into.is_some()
@@ -283,16 +294,27 @@ impl Session {
         {
             return Ok(None);
         }
-        let TableFactor::Table { name, args: None, .. } = &select.from[0].relation else { return Ok(None) };
-        let Some(oid) = id_equality(select.selection.as_ref(), params) else { return Ok(None) };
-        let Ok((module, class)) = self.resolve_table(name) else { return Ok(None) };
+        let TableFactor::Table {
+            name, args: None, ..
+        } = &select.from[0].relation
+        else {
+            return Ok(None);
+        };
+        let Some(oid) = id_equality(select.selection.as_ref(), params) else {
+            return Ok(None);
+        };
+        let Ok((module, class)) = self.resolve_table(name) else {
+            return Ok(None);
+        };
         let schema = table::class_schema(&class);
         let types = table::class_types(&class);
         // (output name, index into the class row)
         let mut picks: Vec<(String, usize)> = Vec::new();
         for item in &select.projection {
             match item {
-                SelectItem::Wildcard(opts) if opts == &ast::WildcardAdditionalOptions::default() => {
+                SelectItem::Wildcard(opts)
+                    if opts == &ast::WildcardAdditionalOptions::default() =>
+                {
                     for (i, f) in schema.fields().iter().enumerate() {
                         picks.push((f.name().clone(), i));
                     }
@@ -302,7 +324,9 @@ impl Session {
                         Expr::Identifier(i) => i.value.clone(),
                         _ => return Ok(None),
                     };
-                    let Some(idx) = schema.fields().iter().position(|f| f.name() == &column) else { return Ok(None) };
+                    let Some(idx) = schema.fields().iter().position(|f| f.name() == &column) else {
+                        return Ok(None);
+                    };
                     let out = match item {
                         SelectItem::ExprWithAlias { alias, .. } => alias.value.clone(),
                         _ => column,
@@ -316,14 +340,21 @@ impl Session {
             Some((_cid, obj)) => Some(object_row(&class, oid, &obj)),
             None => None,
         };
-        let fields: Vec<_> = picks.iter().map(|(n, i)| schema.field(*i).clone().with_name(n.clone())).collect();
+        let fields: Vec<_> = picks
+            .iter()
+            .map(|(n, i)| schema.field(*i).clone().with_name(n.clone()))
+            .collect();
         let out_types: Vec<SqlType> = picks.iter().map(|(_, i)| types[*i].clone()).collect();
         let rows: Vec<Vec<Json>> = row
             .map(|r| vec![picks.iter().map(|(_, i)| r[*i].clone()).collect()])
             .unwrap_or_default();
         let out_schema = convert::schema_of(fields);
         let batch = table::batch(out_schema.clone(), &out_types, &rows)?;
-        Ok(Some(Output::Rows { schema: out_schema, batches: vec![batch], tag: format!("SELECT {}", rows.len()) }))
+        Ok(Some(Output::Rows {
+            schema: out_schema,
+            batches: vec![batch],
+            tag: format!("SELECT {}", rows.len()),
+        }))
     }
 
     /// Loads an object of `class` or a subclass: (its class id, its state).

@@ -99,6 +99,8 @@ pub struct Session {
     /// False for SQL run by `amber.sql()` from inside a Python call: a nested
     /// Python call would need a second worker and could deadlock the pool.
     allow_python: bool,
+    /// When the running statement's statement_timeout expires.
+    statement_deadline: Option<std::time::Instant>,
 }
 
 /// Parses `sql` into its statements: Amber's module DDL and ordinary SQL.
@@ -150,6 +152,25 @@ impl Session {
             settings: HashMap::new(),
             srf_counter: 0,
             allow_python: true,
+            statement_deadline: None,
+        }
+    }
+
+    /// statement_timeout in milliseconds (0: none), PostgreSQL's units.
+    fn statement_timeout_ms(&self) -> u64 {
+        let Some(v) = self.settings.get("statement_timeout") else {
+            return 0;
+        };
+        let v = v.trim().trim_matches('\'').to_lowercase();
+        let digits: String = v.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let n: u64 = digits.parse().unwrap_or(0);
+        match v[digits.len()..].trim() {
+            "" | "ms" => n,
+            "s" => n.saturating_mul(1000),
+            "min" => n.saturating_mul(60_000),
+            "h" => n.saturating_mul(3_600_000),
+            "us" => n / 1000,
+            _ => 0,
         }
     }
 
@@ -320,11 +341,34 @@ impl Session {
         if let Some(out) = self.session_command(stmt)? {
             return Ok(out);
         }
+        let timeout_ms = self.statement_timeout_ms();
+        self.statement_deadline = (timeout_ms > 0)
+            .then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms));
         let (handle, autocommit) = match &self.state {
             TxnState::Open(h) => (h.clone(), false),
             _ => (Arc::new(Mutex::new(self.engine.store.begin()?)), true),
         };
-        let result = self.execute_in_txn(stmt, params, &handle).await;
+        let result = match self.statement_deadline {
+            None => self.execute_in_txn(stmt, params, &handle).await,
+            Some(deadline) => {
+                // Python calls are interrupted by the runtime's watchdog at
+                // the deadline; this bounds everything else. The grace lets
+                // the Python error (with its SQLSTATE) arrive first.
+                let grace = std::time::Duration::from_millis(500);
+                match tokio::time::timeout_at(
+                    (deadline + grace).into(),
+                    self.execute_in_txn(stmt, params, &handle),
+                )
+                .await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(SqlError::new(
+                        "57014",
+                        "canceling statement due to statement timeout",
+                    )),
+                }
+            }
+        };
         match result {
             Ok(out) => {
                 if autocommit {
@@ -500,6 +544,7 @@ impl Session {
                     module: module.clone(),
                     class: callable.class.map(|c| c.name.clone()),
                     function: callable.function.name.clone(),
+                    deadline: self.statement_deadline,
                 };
                 let udf = PythonUdf::new(
                     format!("{}.{}", module.name, sql_name),
@@ -650,6 +695,7 @@ impl Session {
                     module: module.clone(),
                     class: callable.class.map(|c| c.name.clone()),
                     function: callable.function.name.clone(),
+                    deadline: self.statement_deadline,
                 };
                 let result = self
                     .engine
@@ -760,6 +806,7 @@ impl Session {
             module: module.clone(),
             class: callable.class.map(|c| c.name.clone()),
             function: callable.function.name.clone(),
+            deadline: self.statement_deadline,
         };
         Ok(self.engine.runtime.call(spec, args, txn.clone()).await?)
     }

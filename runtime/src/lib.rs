@@ -13,6 +13,7 @@
 
 mod native;
 mod sandbox;
+mod watchdog;
 
 use amber_catalog::{ModuleDef, ModuleShape};
 use amber_storage::{Store, Txn};
@@ -83,6 +84,8 @@ pub struct CallSpec {
     /// Python class name for a method call (first argument is the object id).
     pub class: Option<String>,
     pub function: String,
+    /// statement_timeout: past it the call is interrupted with 57014.
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -192,20 +195,24 @@ struct Worker {
     interp: Interpreter,
     store: Store,
     loaded: HashMap<String, LoadedModule>,
+    interrupt: rustpython_vm::signal::UserSignalSender,
 }
 
 impl Worker {
     fn new(store: Store) -> Worker {
         let builder = Interpreter::builder(Default::default());
         let defs = rustpython_stdlib::stdlib_module_defs(&builder.ctx);
+        let (interrupt, interrupt_rx) = rustpython_vm::signal::user_signal_channel();
         let interp = builder
             .add_native_modules(&defs)
             .add_frozen_modules(rustpython_pylib::FROZEN_STDLIB)
+            .init_hook(move |vm| vm.set_user_signal_channel(interrupt_rx))
             .build();
         let worker = Worker {
             interp,
             store,
             loaded: HashMap::new(),
+            interrupt,
         };
         let setup = worker.interp.enter(|vm| -> PyResult<()> {
             native::install(vm)?;
@@ -306,6 +313,9 @@ impl Worker {
             txn,
             store: self.store.clone(),
         });
+        let _watch = spec
+            .deadline
+            .map(|deadline| watchdog::watch(self.interrupt.clone(), deadline));
         let result = self.interp.enter(|vm| {
             let out = call_prelude(
                 vm,
@@ -441,6 +451,15 @@ fn python_error(
 ) -> RuntimeError {
     let (mut message, detail) = format_exception(vm, exc);
     let mut sqlstate = default_state.to_string();
+    if exc.class().name().to_string() == "KeyboardInterrupt" {
+        // Raised by the watchdog, never by user code (BaseException, so a
+        // bare `except Exception` does not swallow it).
+        return RuntimeError::Python {
+            sqlstate: "57014".into(),
+            message: "canceling statement due to statement timeout".into(),
+            detail: None,
+        };
+    }
     // amber.Error(sqlstate, message) picks the SQLSTATE and a bare message.
     if let Ok(state) = exc.as_object().get_attr("sqlstate", vm) {
         if let Ok(s) = state.str(vm) {

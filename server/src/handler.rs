@@ -12,12 +12,12 @@ use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::Entry;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
     ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use pgwire::api::store::Entry;
 use pgwire::messages::data::{NoData, ParameterDescription};
 use pgwire::messages::extendedquery::{Describe, Sync as PgSync};
 use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
@@ -314,21 +314,34 @@ impl ExtendedQueryHandler for Connection {
             let name = message.name.as_deref().unwrap_or("");
             if let Some(Entry::Value(stmt)) = client.portal_store().get_statement(name) {
                 if stmt.statement.columns.is_none() {
-                    let types: Vec<u32> = (0..stmt.statement.param_types.len().max(stmt.parameter_types.len()))
+                    let types: Vec<u32> = (0..stmt
+                        .statement
+                        .param_types
+                        .len()
+                        .max(stmt.parameter_types.len()))
                         .map(|i| {
                             stmt.parameter_types
                                 .get(i)
                                 .cloned()
                                 .flatten()
-                                .or_else(|| stmt.statement.param_types.get(i).map(encode::data_type_to_pg))
+                                .or_else(|| {
+                                    stmt.statement
+                                        .param_types
+                                        .get(i)
+                                        .map(encode::data_type_to_pg)
+                                })
                                 .unwrap_or(Type::UNKNOWN)
                                 .oid()
                         })
                         .collect();
                     client
-                        .send(PgWireBackendMessage::ParameterDescription(ParameterDescription::new(types)))
+                        .send(PgWireBackendMessage::ParameterDescription(
+                            ParameterDescription::new(types),
+                        ))
                         .await?;
-                    client.send(PgWireBackendMessage::NoData(NoData::new())).await?;
+                    client
+                        .send(PgWireBackendMessage::NoData(NoData::new()))
+                        .await?;
                     return Ok(());
                 }
             }

@@ -215,9 +215,21 @@ async fn tour_of_the_bank_survives_restart() {
     assert_eq!(n, 1);
 
     // The direct path for a point read: aliases, and no row for a missing id.
-    let rows = client.query("SELECT balance AS b FROM bank.account WHERE id = $1", &[&a3]).await.unwrap();
+    let rows = client
+        .query(
+            "SELECT balance AS b FROM bank.account WHERE id = $1",
+            &[&a3],
+        )
+        .await
+        .unwrap();
     assert!(rows.is_empty());
-    let row = client.query_one("SELECT balance AS b, id FROM bank.account WHERE id = $1", &[&a2]).await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT balance AS b, id FROM bank.account WHERE id = $1",
+            &[&a2],
+        )
+        .await
+        .unwrap();
     assert_eq!(row.columns()[0].name(), "b");
     assert_eq!(row.get::<_, i64>("id"), a2);
 
@@ -756,4 +768,45 @@ async fn sandbox_stdlib_amber_sql_and_replace() {
         ),
         "42P01"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_timeout_interrupts_a_looping_procedure() {
+    let server = Server::start();
+    let client = connect(&server).await;
+    client
+        .batch_execute("CREATE MODULE spin AS $$\ndef forever() -> int:\n    n = 0\n    while True:\n        try:\n            n += 1\n        except Exception:\n            pass\n$$")
+        .await
+        .expect("deploy spin");
+    client
+        .batch_execute("SET statement_timeout = 300")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let e = client
+        .query("SELECT spin.forever()", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "57014");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "interrupted promptly"
+    );
+    let e = client
+        .execute("CALL spin.forever()", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "57014");
+    // The workers are free again.
+    client
+        .batch_execute("SET statement_timeout = 0")
+        .await
+        .unwrap();
+    let other = connect(&server).await;
+    let one: i64 = other
+        .query_one("SELECT 1::bigint", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(one, 1);
 }
