@@ -336,10 +336,9 @@ impl Session {
                 _ => return Ok(None),
             }
         }
-        let row = match self.load_object(&module, &class, oid, txn)? {
-            Some((_cid, obj)) => Some(object_row(&class, oid, &obj)),
-            None => None,
-        };
+        let row = self
+            .load_object(&module, &class, oid, txn)?
+            .map(|(_cid, obj)| object_row(&class, oid, &obj));
         let fields: Vec<_> = picks
             .iter()
             .map(|(n, i)| schema.field(*i).clone().with_name(n.clone()))
