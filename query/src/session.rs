@@ -101,6 +101,9 @@ pub struct Session {
     allow_python: bool,
     /// When the running statement's statement_timeout expires.
     statement_deadline: Option<std::time::Instant>,
+    /// The open transaction is the implicit one of a multi-statement simple
+    /// query (PostgreSQL runs those statements as one transaction).
+    implicit: bool,
 }
 
 /// Parses `sql` into its statements: Amber's module DDL and ordinary SQL.
@@ -153,6 +156,7 @@ impl Session {
             srf_counter: 0,
             allow_python: true,
             statement_deadline: None,
+            implicit: false,
         }
     }
 
@@ -232,12 +236,33 @@ impl Session {
             }
         };
         let mut out = Vec::with_capacity(stmts.len());
+        if stmts.len() > 1 && matches!(self.state, TxnState::Idle) {
+            match self.engine.store.begin() {
+                Ok(txn) => {
+                    self.state = TxnState::Open(Arc::new(Mutex::new(txn)));
+                    self.implicit = true;
+                }
+                Err(e) => return vec![Err(e.into())],
+            }
+        }
         for kind in stmts {
             let r = self.execute_kind(&kind, &[]).await;
             let failed = r.is_err();
             out.push(r);
             if failed {
+                if self.implicit {
+                    self.state = TxnState::Idle;
+                    self.implicit = false;
+                }
                 break;
+            }
+        }
+        if self.implicit {
+            self.implicit = false;
+            if let TxnState::Open(handle) = std::mem::replace(&mut self.state, TxnState::Idle) {
+                if let Err(e) = commit(handle).await {
+                    out.push(Err(e));
+                }
             }
         }
         out
@@ -245,6 +270,22 @@ impl Session {
 
     /// Parses one statement for the extended protocol and describes it.
     pub async fn prepare(
+        &mut self,
+        sql: &str,
+        client_types: &[Option<DataType>],
+    ) -> Result<Prepared, SqlError> {
+        let result = self.prepare_inner(sql, client_types).await;
+        if result.is_err() {
+            if let TxnState::Open(_) = self.state {
+                // As in PostgreSQL, a statement that fails to parse or plan
+                // aborts the transaction block.
+                self.state = TxnState::Failed;
+            }
+        }
+        result
+    }
+
+    async fn prepare_inner(
         &mut self,
         sql: &str,
         client_types: &[Option<DataType>],
@@ -284,7 +325,7 @@ impl Session {
         match kind {
             PreparedKind::Empty => Ok(Output::Command(String::new())),
             PreparedKind::Module(ddl) => {
-                if self.in_transaction() {
+                if self.in_transaction() && !self.implicit {
                     if self.is_failed() {
                         return Err(aborted());
                     }
@@ -306,6 +347,9 @@ impl Session {
     ) -> Result<Output, SqlError> {
         match stmt {
             Statement::StartTransaction { .. } => {
+                // BEGIN inside a multi-statement query makes its implicit
+                // transaction an ordinary block.
+                self.implicit = false;
                 match self.state {
                     TxnState::Idle => {
                         let txn = self.engine.store.begin()?;
@@ -317,6 +361,7 @@ impl Session {
                 return Ok(Output::TxnStart("BEGIN".into()));
             }
             Statement::Commit { .. } => {
+                self.implicit = false;
                 let state = std::mem::replace(&mut self.state, TxnState::Idle);
                 return match state {
                     TxnState::Idle => Ok(Output::TxnEnd("COMMIT".into())),
@@ -720,26 +765,7 @@ impl Session {
                     tmp.as_str(),
                     Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
                 )?;
-                let alias_value = alias.clone().or_else(|| {
-                    Some(ast::TableAlias {
-                        at: None,
-                        explicit: true,
-                        name: ast::Ident::new(fname.clone()),
-                        columns: vec![],
-                    })
-                });
-                *factor = TableFactor::Table {
-                    name: ObjectName::from(vec![ast::Ident::new(tmp)]),
-                    alias: alias_value,
-                    args: None,
-                    with_hints: vec![],
-                    version: None,
-                    with_ordinality: false,
-                    partitions: vec![],
-                    json_path: None,
-                    sample: None,
-                    index_hints: vec![],
-                };
+                *factor = temp_table_factor(&tmp, alias.clone(), &fname);
             }
         }
         Ok(())
@@ -994,30 +1020,34 @@ impl Session {
                     tmp.as_str(),
                     Arc::new(MemTable::try_new(schema, vec![vec![]])?),
                 )?;
-                let alias_value = alias.clone().or_else(|| {
-                    Some(ast::TableAlias {
-                        at: None,
-                        explicit: true,
-                        name: ast::Ident::new(f.clone()),
-                        columns: vec![],
-                    })
-                });
-                *factor = TableFactor::Table {
-                    name: ObjectName::from(vec![ast::Ident::new(tmp)]),
-                    alias: alias_value,
-                    args: None,
-                    with_hints: vec![],
-                    version: None,
-                    with_ordinality: false,
-                    partitions: vec![],
-                    json_path: None,
-                    sample: None,
-                    index_hints: vec![],
-                };
+                *factor = temp_table_factor(&tmp, alias.clone(), &f);
                 any = true;
             }
         }
         Ok(any)
+    }
+}
+
+/// `FROM <tmp> AS <alias or function name>`: where a set-returning call
+/// stood, the table holding its rows.
+fn temp_table_factor(tmp: &str, alias: Option<ast::TableAlias>, function: &str) -> TableFactor {
+    let alias = alias.unwrap_or_else(|| ast::TableAlias {
+        at: None,
+        explicit: true,
+        name: ast::Ident::new(function),
+        columns: vec![],
+    });
+    TableFactor::Table {
+        name: ObjectName::from(vec![ast::Ident::new(tmp)]),
+        alias: Some(alias),
+        args: None,
+        with_hints: vec![],
+        version: None,
+        with_ordinality: false,
+        partitions: vec![],
+        json_path: None,
+        sample: None,
+        index_hints: vec![],
     }
 }
 

@@ -535,7 +535,18 @@ async fn errors_carry_sqlstates_and_garbage_harms_no_one() {
     let after = simple_rows(&client, "SELECT count(*) FROM bank.customer").await;
     let n0: i64 = before[0][0].as_deref().unwrap().parse().unwrap();
     let n1: i64 = after[0][0].as_deref().unwrap().parse().unwrap();
-    assert_eq!(n1, n0 + 1, "the first insert ran, the third did not");
+    assert_eq!(
+        n1, n0,
+        "a multi-statement query is one transaction: the error undoes the first insert"
+    );
+    // Without an error, all of it commits.
+    client
+        .simple_query("INSERT INTO bank.customer (name, email) VALUES ('G', 'g'); INSERT INTO bank.customer (name, email) VALUES ('H', 'h')")
+        .await
+        .unwrap();
+    let after = simple_rows(&client, "SELECT count(*) FROM bank.customer").await;
+    let n2: i64 = after[0][0].as_deref().unwrap().parse().unwrap();
+    assert_eq!(n2, n0 + 2);
 
     // Garbage on the wire: that connection ends, the server goes on.
     {
