@@ -104,6 +104,8 @@ pub struct Session {
     /// The open transaction is the implicit one of a multi-statement simple
     /// query (PostgreSQL runs those statements as one transaction).
     implicit: bool,
+    /// Set by a cancel request for this session's running statement.
+    cancel: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Parses `sql` into its statements: Amber's module DDL and ordinary SQL.
@@ -157,6 +159,7 @@ impl Session {
             allow_python: true,
             statement_deadline: None,
             implicit: false,
+            cancel: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
 
@@ -213,6 +216,11 @@ impl Session {
                 "calling module functions from amber.sql() is not supported yet",
             ))
         }
+    }
+
+    /// The flag a cancel request sets to interrupt the running statement.
+    pub fn cancel_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.cancel.clone()
     }
 
     pub fn in_transaction(&self) -> bool {
@@ -386,6 +394,9 @@ impl Session {
         if let Some(out) = self.session_command(stmt)? {
             return Ok(out);
         }
+        // A cancel request only concerns the statement running when it came.
+        self.cancel
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         let timeout_ms = self.statement_timeout_ms();
         self.statement_deadline = (timeout_ms > 0)
             .then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms));
@@ -590,6 +601,7 @@ impl Session {
                     class: callable.class.map(|c| c.name.clone()),
                     function: callable.function.name.clone(),
                     deadline: self.statement_deadline,
+                    cancel: Some(self.cancel.clone()),
                 };
                 let udf = PythonUdf::new(
                     format!("{}.{}", module.name, sql_name),
@@ -741,6 +753,7 @@ impl Session {
                     class: callable.class.map(|c| c.name.clone()),
                     function: callable.function.name.clone(),
                     deadline: self.statement_deadline,
+                    cancel: Some(self.cancel.clone()),
                 };
                 let result = self
                     .engine
@@ -833,6 +846,7 @@ impl Session {
             class: callable.class.map(|c| c.name.clone()),
             function: callable.function.name.clone(),
             deadline: self.statement_deadline,
+            cancel: Some(self.cancel.clone()),
         };
         Ok(self.engine.runtime.call(spec, args, txn.clone()).await?)
     }

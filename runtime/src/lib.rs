@@ -86,6 +86,8 @@ pub struct CallSpec {
     pub function: String,
     /// statement_timeout: past it the call is interrupted with 57014.
     pub deadline: Option<std::time::Instant>,
+    /// Set by a cancel request: the call is interrupted with 57014.
+    pub cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -313,9 +315,8 @@ impl Worker {
             txn,
             store: self.store.clone(),
         });
-        let _watch = spec
-            .deadline
-            .map(|deadline| watchdog::watch(self.interrupt.clone(), deadline));
+        let _watch = (spec.deadline.is_some() || spec.cancel.is_some())
+            .then(|| watchdog::watch(self.interrupt.clone(), spec.deadline, spec.cancel.clone()));
         let result = self.interp.enter(|vm| {
             let out = call_prelude(
                 vm,
@@ -454,9 +455,19 @@ fn python_error(
     if exc.class().name().to_string() == "KeyboardInterrupt" {
         // Raised by the watchdog, never by user code (BaseException, so a
         // bare `except Exception` does not swallow it).
+        let text = exc
+            .as_object()
+            .str(vm)
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let reason = if text.contains("user request") {
+            "user request"
+        } else {
+            "statement timeout"
+        };
         return RuntimeError::Python {
             sqlstate: "57014".into(),
-            message: "canceling statement due to statement timeout".into(),
+            message: format!("canceling statement due to {reason}"),
             detail: None,
         };
     }

@@ -1,4 +1,5 @@
-//! Interrupts Python calls that run past their deadline (statement_timeout).
+//! Interrupts Python calls that run past their deadline (statement_timeout)
+//! or whose session received a cancel request.
 //!
 //! RustPython checks for user signals between bytecodes; the flag that says
 //! "a signal is pending" is process-wide, so another interpreter may consume
@@ -6,8 +7,8 @@
 //! the call ends and drops its registration.
 
 use rustpython_vm::signal::UserSignalSender;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How often overdue calls are (re-)interrupted.
@@ -17,7 +18,8 @@ const WATCHED_MAX: usize = 4096;
 
 struct Watched {
     id: u64,
-    deadline: Instant,
+    deadline: Option<Instant>,
+    cancel: Option<Arc<AtomicBool>>,
     interrupt: UserSignalSender,
 }
 
@@ -38,7 +40,11 @@ impl Drop for Watch {
     }
 }
 
-pub fn watch(interrupt: UserSignalSender, deadline: Instant) -> Watch {
+pub fn watch(
+    interrupt: UserSignalSender,
+    deadline: Option<Instant>,
+    cancel: Option<Arc<AtomicBool>>,
+) -> Watch {
     THREAD.get_or_init(|| {
         let _ = std::thread::Builder::new()
             .name("amber-python-watchdog".into())
@@ -50,6 +56,7 @@ pub fn watch(interrupt: UserSignalSender, deadline: Instant) -> Watch {
             w.push(Watched {
                 id,
                 deadline,
+                cancel,
                 interrupt,
             });
         }
@@ -62,11 +69,22 @@ fn run() {
         std::thread::sleep(Duration::from_millis(TICK_MS));
         let now = Instant::now();
         let Ok(w) = WATCHED.lock() else { return };
-        for call in w.iter().filter(|c| c.deadline <= now) {
-            let _ = call.interrupt.send(Box::new(|vm| {
+        for call in w.iter() {
+            let reason = if call
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::Relaxed))
+            {
+                "user request"
+            } else if call.deadline.is_some_and(|d| d <= now) {
+                "statement timeout"
+            } else {
+                continue;
+            };
+            let _ = call.interrupt.send(Box::new(move |vm| {
                 Err(vm.new_exception_msg(
                     vm.ctx.exceptions.keyboard_interrupt.to_owned(),
-                    "statement timeout".into(),
+                    reason.into(),
                 ))
             }));
         }

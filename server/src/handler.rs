@@ -1,5 +1,6 @@
 //! pgwire handlers: one set per connection, owning that connection's session.
 
+use crate::cancel::CancelRegistry;
 use crate::encode;
 use amber_query::{Engine, Output, Prepared, Session, SqlError};
 use async_trait::async_trait;
@@ -14,6 +15,7 @@ use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::Entry;
 use pgwire::api::store::PortalStore;
+use pgwire::api::PidSecretKeyGenerator;
 use pgwire::api::{
     ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type,
 };
@@ -29,16 +31,33 @@ use tokio::sync::Mutex;
 pub struct Connection {
     session: Arc<Mutex<Session>>,
     parser: Arc<Parser>,
+    cancels: Arc<CancelRegistry>,
+    cancel_flag: Arc<std::sync::atomic::AtomicBool>,
+    pid: std::sync::atomic::AtomicI32,
 }
 
 impl Connection {
-    pub fn new(engine: Arc<Engine>) -> Connection {
-        let session = Arc::new(Mutex::new(Session::new(engine)));
+    pub fn new(engine: Arc<Engine>, cancels: Arc<CancelRegistry>) -> Connection {
+        let session = Session::new(engine);
+        let cancel_flag = session.cancel_flag();
+        let session = Arc::new(Mutex::new(session));
         Connection {
             parser: Arc::new(Parser {
                 session: session.clone(),
             }),
             session,
+            cancels,
+            cancel_flag,
+            pid: std::sync::atomic::AtomicI32::new(0),
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let pid = self.pid.load(std::sync::atomic::Ordering::SeqCst);
+        if pid != 0 {
+            self.cancels.unregister(pid);
         }
     }
 }
@@ -54,6 +73,9 @@ impl PgWireServerHandlers for Handlers {
     }
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         self.0.clone()
+    }
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        self.0.cancels.clone()
     }
 }
 
@@ -112,6 +134,10 @@ impl StartupHandler for Connection {
                     format!("database \"{database}\" does not exist"),
                 ))));
             }
+            let (pid, secret) = self.cancels.keys.generate(client);
+            client.set_pid_and_secret_key(pid, secret.clone());
+            self.pid.store(pid, std::sync::atomic::Ordering::SeqCst);
+            self.cancels.register(pid, secret, self.cancel_flag.clone());
             tracing::info!(peer = %client.socket_addr(), user, "connection authenticated");
             finish_authentication(client, &server_parameters()).await?;
             client.set_state(PgWireConnectionState::ReadyForQuery);

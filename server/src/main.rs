@@ -1,5 +1,6 @@
 //! The `amber` binary: `amber serve` runs the server.
 
+mod cancel;
 mod encode;
 mod handler;
 
@@ -105,6 +106,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     tracing::info!(%addr, data = %args.data.display(), "amber listening");
 
     let tracker = tokio_util_tracker::Tracker::default();
+    let cancels = Arc::new(cancel::CancelRegistry::default());
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
@@ -119,10 +121,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 };
                 let _ = socket.set_nodelay(true);
                 let engine = engine.clone();
+                let cancels = cancels.clone();
                 let guard = tracker.enter();
                 let span = tracing::info_span!("connection", %peer);
                 tokio::spawn(tracing::Instrument::instrument(async move {
-                    let conn = Arc::new(handler::Connection::new(engine));
+                    let conn = Arc::new(handler::Connection::new(engine, cancels));
                     if let Err(e) = pgwire::tokio::process_socket(socket, None, handler::Handlers(conn)).await {
                         tracing::debug!(error = %e, "connection ended with error");
                     }

@@ -808,11 +808,34 @@ async fn statement_timeout_interrupts_a_looping_procedure() {
         .await
         .unwrap_err();
     assert_eq!(code(&e), "57014");
-    // The workers are free again.
+    // A cancel request interrupts it too.
     client
         .batch_execute("SET statement_timeout = 0")
         .await
         .unwrap();
+    let token = client.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        token.cancel_query(NoTls).await
+    });
+    let started = std::time::Instant::now();
+    let e = client
+        .query("SELECT spin.forever()", &[])
+        .await
+        .unwrap_err();
+    canceller.await.unwrap().expect("cancel request sent");
+    assert_eq!(code(&e), "57014");
+    assert_eq!(
+        e.as_db_error().unwrap().message(),
+        "canceling statement due to user request"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let one: i64 = client
+        .query_one("SELECT 1::bigint", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(one, 1);
     let other = connect(&server).await;
     let one: i64 = other
         .query_one("SELECT 1::bigint", &[])
