@@ -12,9 +12,12 @@ use std::sync::{Arc, Mutex};
 /// Upper bound on registered connections (one entry per live connection).
 const CONNECTIONS_MAX: usize = 100_000;
 
+/// Backend pid -> (secret key bytes, the session's cancel flag).
+type Sessions = HashMap<i32, (Vec<u8>, Arc<AtomicBool>)>;
+
 #[derive(Default)]
 pub struct CancelRegistry {
-    sessions: Mutex<HashMap<i32, (Vec<u8>, Arc<AtomicBool>)>>,
+    sessions: Mutex<Sessions>,
     /// One generator for all connections, so backend pids are unique.
     pub keys: pgwire::api::RandomPidSecretKeyGenerator,
 }
