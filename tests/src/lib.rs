@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 /// How long a server gets to start accepting connections.
 const STARTUP_TIMEOUT_MS: u64 = 60_000;
+/// A test server is killed after this long, so that a hung test fails (its
+/// client sees the connection close) instead of holding CI until its limit.
+const SERVER_LIFETIME_MAX_MS: u64 = 600_000;
 
 /// Path of the `amber` binary of this build (`cargo build` puts it next to
 /// the test executables' `deps` directory). Cargo holds the build lock while
@@ -66,6 +69,13 @@ impl Server {
             .stdin(Stdio::null())
             .spawn()
             .expect("start amber");
+        // The timer dies with the test process, which ends long before a
+        // pid could be reused in a normal run.
+        let pid = child.id();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(SERVER_LIFETIME_MAX_MS));
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        });
         let server = Server {
             port,
             data: data.to_path_buf(),
