@@ -102,9 +102,7 @@ impl Session {
             }
             self.check_object(&module, &class, &obj, txn)?;
             let oid = self.engine.store.allocate_oid()?;
-            let bytes = serde_json::to_vec(&obj).map_err(|e| SqlError::internal(e.to_string()))?;
-            lock(txn)?.put(&object_key(class.id, oid), &bytes)?;
-            returned.push(object_row(&class, oid, &obj));
+            returned.push(write_object(&class, class.id, oid, &obj, txn)?);
         }
         let tag = format!("INSERT 0 {}", rows.len());
         self.finish_dml(&class, ins.returning.as_deref(), returned, tag, txn)
@@ -205,9 +203,7 @@ impl Session {
                 obj.insert(col.name.clone(), convert::scalar_to_json(&col.ty, v)?);
             }
             self.check_object(&module, &class, &obj, txn)?;
-            let bytes = serde_json::to_vec(&obj).map_err(|e| SqlError::internal(e.to_string()))?;
-            lock(txn)?.put(&object_key(cid, *oid), &bytes)?;
-            returned.push(object_row(&class, *oid, &obj));
+            returned.push(write_object(&class, cid, *oid, &obj, txn)?);
         }
         let tag = format!("UPDATE {}", returned.len());
         self.finish_dml(&class, upd.returning.as_deref(), returned, tag, txn)
@@ -653,6 +649,19 @@ fn rename(schema: &SchemaRef, names: Option<&[Option<String>]>) -> SchemaRef {
 fn lock(txn: &TxnHandle) -> Result<std::sync::MutexGuard<'_, amber_storage::Txn>, SqlError> {
     txn.lock()
         .map_err(|_| SqlError::internal("transaction lock poisoned"))
+}
+
+/// Stores an object under its class id; returns its row (`id` first).
+fn write_object(
+    class: &ClassDef,
+    class_id: u64,
+    oid: u64,
+    obj: &Object,
+    txn: &TxnHandle,
+) -> Result<Vec<Json>, SqlError> {
+    let bytes = serde_json::to_vec(obj).map_err(|e| SqlError::internal(e.to_string()))?;
+    lock(txn)?.put(&object_key(class_id, oid), &bytes)?;
+    Ok(object_row(class, oid, obj))
 }
 
 fn object_row(class: &ClassDef, oid: u64, obj: &Object) -> Vec<Json> {
