@@ -534,8 +534,20 @@ impl Session {
             Statement::Update(update) => self.update(update, params, txn).await,
             Statement::Delete(delete) => self.delete(delete, params, txn).await,
             Statement::Call(function) => {
-                self.call_statement(function, params, txn).await?;
-                Ok(Output::Command("CALL".into()))
+                let value = self.call_statement(function, params, txn).await?;
+                // Like a PostgreSQL procedure with an OUT parameter, a
+                // procedure that returns a value gives one row.
+                match self.call_result_schema(function) {
+                    Some((schema, ty)) => {
+                        let batch = table::batch(schema.clone(), &[ty], &[vec![value]])?;
+                        Ok(Output::Rows {
+                            schema,
+                            batches: vec![batch],
+                            tag: "CALL".into(),
+                        })
+                    }
+                    None => Ok(Output::Command("CALL".into())),
+                }
             }
             Statement::Explain { .. } => {
                 let ctx = self.make_context(txn)?;
@@ -851,6 +863,21 @@ impl Session {
         Ok(self.engine.runtime.call(spec, args, txn.clone()).await?)
     }
 
+    /// The one-column row a `CALL` of a value-returning procedure gives (the
+    /// column named after the procedure); `None` for a void procedure.
+    fn call_result_schema(&self, function: &ast::Function) -> Option<(SchemaRef, SqlType)> {
+        let (m, f) = split_qualified(&function.name)?;
+        let module = self.engine.catalog.module(&m)?;
+        let callable = module.sql_function(&f)?;
+        match &callable.function.returns {
+            Returns::Scalar(t) => {
+                let schema = convert::schema_of(vec![convert::field(&f, t, true)]);
+                Some((schema, t.clone()))
+            }
+            _ => None,
+        }
+    }
+
     /// Evaluates expressions without a FROM clause through DataFusion.
     pub(crate) async fn evaluate_exprs(
         &mut self,
@@ -885,6 +912,24 @@ impl Session {
         let mut types: Vec<Option<DataType>> = (0..n_params)
             .map(|i| client_types.get(i).cloned().flatten())
             .collect();
+        // As in PostgreSQL, `$n::type` gives the parameter that type.
+        let _ = ast::visit_expressions(stmt, |e: &Expr| {
+            if let Expr::Cast {
+                expr, data_type, ..
+            } = e
+            {
+                if let (Expr::Value(_), Some(idx), Some(t)) = (
+                    expr.as_ref(),
+                    placeholder_index(expr),
+                    cast_arrow_type(data_type),
+                ) {
+                    if idx < types.len() && types[idx].is_none() {
+                        types[idx] = Some(t);
+                    }
+                }
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
         let txn: TxnHandle = Arc::new(Mutex::new(self.engine.store.begin()?));
         let mut columns = None;
         match stmt {
@@ -948,6 +993,7 @@ impl Session {
                 columns = Some(rename_columns(&schema, names.as_deref()));
             }
             Statement::Call(function) => {
+                columns = self.call_result_schema(function).map(|(s, _)| s);
                 if let Some((m, f)) = split_qualified(&function.name) {
                     if let Some(module) = self.engine.catalog.module(&m) {
                         if let Some(c) = module.sql_function(&f) {
@@ -1130,6 +1176,23 @@ fn rename_columns(schema: &SchemaRef, names: Option<&[Option<String>]>) -> Schem
         }
     }
     Arc::new(Schema::new_with_metadata(out, schema.metadata().clone()))
+}
+
+/// The Arrow type of a cast target, for the common PostgreSQL types.
+fn cast_arrow_type(t: &ast::DataType) -> Option<DataType> {
+    use ast::DataType as T;
+    Some(match t {
+        T::BigInt(_) | T::Int8(_) => DataType::Int64,
+        T::Int(_) | T::Integer(_) | T::Int4(_) => DataType::Int32,
+        T::SmallInt(_) | T::Int2(_) => DataType::Int16,
+        T::Double(_) | T::DoublePrecision | T::Float8 => DataType::Float64,
+        T::Real | T::Float4 => DataType::Float32,
+        T::Boolean | T::Bool => DataType::Boolean,
+        T::Text | T::Varchar(_) | T::CharacterVarying(_) | T::String(_) => DataType::Utf8,
+        T::Bytea => DataType::Binary,
+        T::Date => DataType::Date32,
+        _ => return None,
+    })
 }
 
 fn placeholder_index(e: &Expr) -> Option<usize> {

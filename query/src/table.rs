@@ -3,7 +3,7 @@
 
 use crate::convert;
 use crate::error::SqlError;
-use amber_catalog::{class_prefix, oid_of_key, ClassDef, ModuleDef, SqlType};
+use amber_catalog::{class_prefix, object_key, oid_of_key, ClassDef, ModuleDef, SqlType};
 use amber_runtime::{CallSpec, Runtime, TxnHandle};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
@@ -12,6 +12,7 @@ use datafusion::catalog::Session;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::TableProviderFilterPushDown;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
@@ -67,6 +68,102 @@ pub fn read_class_rows(
     Ok(rows.into_iter().map(|(_, r)| r).collect())
 }
 
+/// Reads the objects with the given ids (of `class` or a subclass) as rows,
+/// by point reads, so only those keys join the transaction's read set and a
+/// concurrent write to another object is no conflict.
+pub fn read_class_rows_by_ids(
+    module: &ModuleDef,
+    class: &ClassDef,
+    oids: &[u64],
+    txn: &TxnHandle,
+) -> Result<Vec<Vec<Json>>, SqlError> {
+    let ids = module.class_ids_with_subclasses(&class.name);
+    let guard = txn
+        .lock()
+        .map_err(|_| SqlError::internal("transaction lock poisoned"))?;
+    let mut oids = oids.to_vec();
+    oids.sort_unstable();
+    oids.dedup();
+    let mut rows = Vec::new();
+    for oid in oids {
+        for cid in &ids {
+            if let Some(value) = guard.get(&object_key(*cid, oid))? {
+                let obj: serde_json::Map<String, Json> = serde_json::from_slice(&value)
+                    .map_err(|e| SqlError::internal(format!("corrupt object {oid}: {e}")))?;
+                let mut row = Vec::with_capacity(class.columns.len() + 1);
+                row.push(Json::from(oid));
+                for c in &class.columns {
+                    row.push(obj.get(&c.name).cloned().unwrap_or(Json::Null));
+                }
+                rows.push(row);
+                break;
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Most ids an `id IN (...)` filter turns into point reads; a longer list
+/// scans, which is cheaper than that many random reads.
+const POINT_READS_MAX: usize = 1024;
+
+/// The object ids a filter restricts `id` to, when it is `id = <literal>`
+/// or `id IN (<literals>)`; `None` when it restricts otherwise.
+fn id_filter(filter: &Expr) -> Option<Vec<u64>> {
+    use datafusion::logical_expr::{BinaryExpr, Operator};
+    use datafusion::scalar::ScalarValue;
+    fn literal_oid(e: &Expr) -> Option<Option<u64>> {
+        match e {
+            Expr::Literal(v, _) => match v {
+                ScalarValue::Int64(Some(i)) => Some(u64::try_from(*i).ok()),
+                ScalarValue::Int32(Some(i)) => Some(u64::try_from(*i).ok()),
+                ScalarValue::Int16(Some(i)) => Some(u64::try_from(*i).ok()),
+                ScalarValue::Int8(Some(i)) => Some(u64::try_from(*i).ok()),
+                ScalarValue::UInt64(Some(i)) => Some(Some(*i)),
+                _ => None,
+            },
+            Expr::Cast(c) => literal_oid(&c.expr),
+            Expr::TryCast(c) => literal_oid(&c.expr),
+            _ => None,
+        }
+    }
+    fn is_id(e: &Expr) -> bool {
+        match e {
+            Expr::Column(c) => c.name == "id",
+            Expr::Cast(c) => is_id(&c.expr),
+            _ => false,
+        }
+    }
+    match filter {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Eq,
+            right,
+        }) => {
+            let lit = if is_id(left) {
+                literal_oid(right)?
+            } else if is_id(right) {
+                literal_oid(left)?
+            } else {
+                return None;
+            };
+            // A negative id matches nothing.
+            Some(lit.into_iter().collect())
+        }
+        Expr::InList(list) if !list.negated && is_id(&list.expr) => {
+            if list.list.len() > POINT_READS_MAX {
+                return None;
+            }
+            let mut out = Vec::with_capacity(list.list.len());
+            for e in &list.list {
+                out.extend(literal_oid(e)?);
+            }
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
 /// A class as a DataFusion table, read through one transaction.
 #[derive(Debug)]
 pub struct ClassTable {
@@ -98,14 +195,41 @@ impl TableProvider for ClassTable {
         TableType::Base
     }
 
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        // Id filters choose point reads; DataFusion still applies every
+        // filter to the rows returned.
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if id_filter(f).is_some() {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
     async fn scan(
         &self,
         _state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let rows = read_class_rows(&self.module, &self.class, &self.txn)?;
+        // Several id filters (a conjunction) narrow to their intersection;
+        // the smallest list is enough since DataFusion re-checks them all.
+        let narrowest = filters
+            .iter()
+            .filter_map(id_filter)
+            .min_by_key(|ids| ids.len());
+        let rows = match narrowest {
+            Some(oids) => read_class_rows_by_ids(&self.module, &self.class, &oids, &self.txn)?,
+            None => read_class_rows(&self.module, &self.class, &self.txn)?,
+        };
         let batch = convert::rows_to_batch(self.schema.clone(), &class_types(&self.class), &rows)?;
         let exec = MemorySourceConfig::try_new_exec(
             &[vec![batch]],

@@ -14,6 +14,10 @@ use tokio::net::TcpListener;
 
 /// How long running statements get to finish after SIGTERM.
 const SHUTDOWN_GRACE_MS: u64 = 5_000;
+/// How often the server checks whether a failed fsync poisoned the store.
+const POISON_POLL_MS: u64 = 100;
+/// Exit status after a failed fsync (distinct from a crash or a clean stop).
+const EXIT_CODE_POISONED: i32 = 3;
 
 #[derive(Parser)]
 #[command(
@@ -105,6 +109,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, data = %args.data.display(), "amber listening");
 
+    tokio::spawn(exit_when_poisoned(store.clone()));
     let tracker = tokio_util_tracker::Tracker::default();
     let cancels = Arc::new(cancel::CancelRegistry::default());
     let shutdown = shutdown_signal();
@@ -143,6 +148,21 @@ async fn serve(args: ServeArgs) -> Result<()> {
     store.sync().map_err(|e| anyhow::anyhow!("{e}"))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// After a failed fsync the data in memory may not be what is on disk, so
+/// (like PostgreSQL's PANIC since fsyncgate) the server stops instead of
+/// serving it; a restart replays the journal. The store already refuses all
+/// work; the short grace lets the failing commit's error reach its client.
+async fn exit_when_poisoned(store: amber_storage::Store) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(POISON_POLL_MS)).await;
+        if store.is_poisoned() {
+            tracing::error!("PANIC: could not fsync the journal; stopping so that a restart recovers from what is on disk");
+            tokio::time::sleep(Duration::from_millis(POISON_POLL_MS)).await;
+            std::process::exit(EXIT_CODE_POISONED);
+        }
+    }
 }
 
 async fn shutdown_signal() {

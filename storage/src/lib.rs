@@ -13,7 +13,14 @@
 //!   transactions at their snapshot.
 //! - Durability: [`Txn::commit`] returns only after the commit's journal entry
 //!   is fsynced (group commit: one fsync covers every commit that finished
-//!   before it started). A failed fsync poisons the store: later writes fail.
+//!   before it started). A committed write is visible to other transactions
+//!   a moment before its fsync ends, so a read-only transaction's commit waits
+//!   until everything it could have seen is durable: no acknowledged
+//!   transaction has observed state that a crash could take back.
+//! - A failed fsync poisons the store (as PostgreSQL PANICs since fsyncgate):
+//!   the failing commit and every later transaction, reads included, fail,
+//!   because the state in memory may differ from the state on disk. Only a
+//!   restart (which replays the journal) clears it.
 //! - Object ids are allocated in durable blocks and never reused.
 
 use fjall::{
@@ -28,7 +35,7 @@ use std::sync::{Arc, Mutex};
 pub enum StorageError {
     #[error("could not serialize access due to concurrent update")]
     Conflict,
-    #[error("storage is poisoned after a failed fsync; refusing writes")]
+    #[error("could not fsync the journal; the outcome of this commit is unknown and the store refuses all work until restarted")]
     Poisoned,
     #[error("storage error: {0}")]
     Engine(String),
@@ -69,11 +76,14 @@ struct OidBlock {
     end: u64,
 }
 
-/// Leader-based group commit. Each commit takes a ticket after its journal
-/// write; a commit is durable once `synced >= ticket`. Whoever holds
-/// `sync_lock` fsyncs for everyone whose ticket was taken before the fsync
-/// started.
+/// Leader-based group commit. Each commit takes a ticket right after its
+/// journal write, under `commit_lock`, so a commit is visible to readers only
+/// once its ticket is taken or about to be (readers take `commit_lock` to
+/// see the latest ticket). A commit is durable once `synced >= ticket`.
+/// Whoever holds `sync_lock` fsyncs for everyone whose ticket was taken
+/// before the fsync started.
 struct GroupCommit {
+    commit_lock: Mutex<()>,
     committed: AtomicU64,
     synced: AtomicU64,
     sync_lock: Mutex<()>,
@@ -95,6 +105,7 @@ impl Store {
                 db,
                 data,
                 group_commit: GroupCommit {
+                    commit_lock: Mutex::new(()),
                     committed: AtomicU64::new(0),
                     synced: AtomicU64::new(0),
                     sync_lock: Mutex::new(()),
@@ -111,6 +122,9 @@ impl Store {
 
     /// Starts a transaction reading a consistent snapshot.
     pub fn begin(&self) -> Result<Txn> {
+        if self.is_poisoned() {
+            return Err(StorageError::Poisoned);
+        }
         let tx = self.inner.db.write_tx()?.durability(None);
         Ok(Txn {
             tx: Some(tx),
@@ -133,11 +147,8 @@ impl Store {
             // block is used.
             let mut tx = self.inner.db.write_tx()?.durability(None);
             tx.insert(&self.inner.data, OID_HWM_KEY, new_end.to_be_bytes());
-            match tx.commit()? {
-                Ok(()) => {}
-                Err(_) => return Err(StorageError::Conflict),
-            }
-            self.make_durable()?;
+            let ticket = self.commit_journal(tx)?;
+            self.wait_durable(ticket)?;
             block.end = new_end;
         }
         let oid = block.next;
@@ -146,10 +157,33 @@ impl Store {
         Ok(oid)
     }
 
-    /// Waits until every commit finished before this call is on disk.
-    fn make_durable(&self) -> Result<()> {
+    /// Writes a transaction's commit to the journal (not yet synced) and
+    /// returns its group-commit ticket.
+    fn commit_journal(&self, tx: fjall::OptimisticWriteTx) -> Result<u64> {
         let gc = &self.inner.group_commit;
-        let ticket = gc.committed.fetch_add(1, Ordering::SeqCst) + 1;
+        let _guard = gc.commit_lock.lock().map_err(|_| StorageError::Poisoned)?;
+        match tx.commit()? {
+            Ok(()) => {}
+            Err(_conflict) => return Err(StorageError::Conflict),
+        }
+        Ok(gc.committed.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+
+    /// The ticket of the latest commit visible to a snapshot taken before
+    /// this call.
+    fn visible_ticket(&self) -> Result<u64> {
+        let gc = &self.inner.group_commit;
+        let _guard = gc.commit_lock.lock().map_err(|_| StorageError::Poisoned)?;
+        Ok(gc.committed.load(Ordering::SeqCst))
+    }
+
+    /// Waits until the commit holding `ticket`, and every one before it, is
+    /// on disk; fsyncs if nobody else is about to.
+    fn wait_durable(&self, ticket: u64) -> Result<()> {
+        let gc = &self.inner.group_commit;
+        if gc.synced.load(Ordering::SeqCst) >= ticket {
+            return Ok(());
+        }
         if gc.poisoned.load(Ordering::SeqCst) {
             return Err(StorageError::Poisoned);
         }
@@ -157,12 +191,16 @@ impl Store {
         if gc.synced.load(Ordering::SeqCst) >= ticket {
             return Ok(());
         }
+        if gc.poisoned.load(Ordering::SeqCst) {
+            return Err(StorageError::Poisoned);
+        }
         // Every ticket up to `target` belongs to a commit whose journal write
         // finished before this fsync starts.
         let target = gc.committed.load(Ordering::SeqCst);
+        debug_assert!(target >= ticket);
         if let Err(e) = self.inner.db.persist(PersistMode::SyncAll) {
             gc.poisoned.store(true, Ordering::SeqCst);
-            tracing::error!(error = %e, "fsync failed; storage poisoned, refusing further writes");
+            tracing::error!(error = %e, "fsync failed; storage poisoned, refusing all further work");
             return Err(StorageError::Poisoned);
         }
         gc.synced.store(target, Ordering::SeqCst);
@@ -283,19 +321,18 @@ impl Txn {
             .take()
             .ok_or_else(|| StorageError::Engine("transaction already finished".into()))?;
         if !self.wrote {
-            // Read-only: serialized at its snapshot, nothing to check or sync.
+            // Read-only: serialized at its snapshot, nothing to check; but
+            // what it read must be durable before it is acknowledged.
             tx.rollback();
-            return Ok(());
+            let ticket = self.store.visible_ticket()?;
+            return self.store.wait_durable(ticket);
         }
         if self.store.is_poisoned() {
             tx.rollback();
             return Err(StorageError::Poisoned);
         }
-        match tx.commit()? {
-            Ok(()) => {}
-            Err(_conflict) => return Err(StorageError::Conflict),
-        }
-        self.store.make_durable()
+        let ticket = self.store.commit_journal(tx)?;
+        self.store.wait_durable(ticket)
     }
 
     pub fn rollback(mut self) {
