@@ -38,6 +38,12 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "kill,pause,cut")]
         faults: Vec<String>,
     },
+    /// The full fault matrix: every workload with no fault, each fault
+    /// alone, and all faults together.
+    Matrix {
+        #[command(flatten)]
+        common: Common,
+    },
     /// A long fault-free run that fails if throughput or memory degrade.
     Stability {
         #[command(flatten)]
@@ -150,6 +156,37 @@ fn main() -> Result<()> {
                 println!("{}", outcome.summary());
                 all_passed &= outcome.passed();
             }
+            all_passed
+        }
+        Command::Matrix { common } => {
+            let columns: [(&str, Vec<Fault>); 5] = [
+                ("none", vec![]),
+                ("kill", vec![Fault::Kill]),
+                ("pause", vec![Fault::Pause]),
+                ("cut", vec![Fault::Cut]),
+                ("all", vec![Fault::Kill, Fault::Pause, Fault::Cut]),
+            ];
+            let mut lines = Vec::new();
+            let mut all_passed = true;
+            for w in Workload::ALL {
+                for (name, faults) in &columns {
+                    let mut config = common.config(w)?;
+                    config.out_dir = config.out_dir.with_file_name(format!(
+                        "{}-{name}",
+                        config
+                            .out_dir
+                            .file_name()
+                            .and_then(|n| n.to_str())
+                            .unwrap_or("run")
+                    ));
+                    config.faults = faults.clone();
+                    let outcome = rt.block_on(run::run(config))?;
+                    println!("{}", outcome.summary());
+                    all_passed &= outcome.passed();
+                    lines.push(format!("[faults: {name}] {}", outcome.summary()));
+                }
+            }
+            println!("\nfault matrix:\n{}", lines.join("\n"));
             all_passed
         }
         Command::Stability {
