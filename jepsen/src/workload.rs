@@ -346,30 +346,43 @@ impl Conn {
     }
 
     /// Runs one transaction, filling in what its reads saw. On error,
-    /// `mops` holds what was answered before it.
+    /// `mops` holds what was answered before it. `variant` picks between
+    /// two ways of doing the same thing (reads planned or direct; one CALL
+    /// or two; objects created by SQL or by Python).
     pub async fn run_txn(
         &mut self,
         workload: Workload,
         mops: &mut Vec<Mop>,
-        rng_split: bool,
+        variant: bool,
     ) -> Result<(), TxnError> {
         self.batch(Phase::Body, "BEGIN").await?;
         match workload {
-            Workload::ListAppend => self.list_append_sql(mops).await?,
-            Workload::ListAppendProc => self.list_append_proc(mops, rng_split).await?,
-            Workload::Register => self.register(mops).await?,
-            Workload::Set => self.set(mops, rng_split).await?,
+            Workload::ListAppend => self.list_append_sql(mops, variant).await?,
+            Workload::ListAppendProc => self.list_append_proc(mops, variant).await?,
+            Workload::Register => self.register(mops, variant).await?,
+            Workload::Set => self.set(mops, variant).await?,
         }
         self.batch(Phase::Commit, "COMMIT").await
     }
 
-    async fn list_append_sql(&mut self, mops: &mut [Mop]) -> Result<(), TxnError> {
+    /// Appends go through DataFusion (`array_append`); reads alternate
+    /// between the direct point-read path and a DataFusion plan (the extra
+    /// predicate keeps it off the direct path), so both are under test.
+    async fn list_append_sql(
+        &mut self,
+        mops: &mut [Mop],
+        planned_reads: bool,
+    ) -> Result<(), TxnError> {
         let append = self
             .statement("UPDATE jla.cell SET vals = array_append(vals, $2::bigint) WHERE id = $1")
             .await?;
-        let read = self
-            .statement("SELECT vals FROM jla.cell WHERE id = $1")
-            .await?;
+        let read = if planned_reads {
+            self.statement("SELECT vals FROM jla.cell WHERE id = $1 AND seq >= 0")
+                .await?
+        } else {
+            self.statement("SELECT vals FROM jla.cell WHERE id = $1")
+                .await?
+        };
         for m in mops.iter_mut() {
             match m {
                 Mop::Append { k, v } => {
@@ -455,13 +468,22 @@ impl Conn {
         Ok(())
     }
 
-    async fn register(&mut self, mops: &mut [Mop]) -> Result<(), TxnError> {
-        let write = self
-            .statement("UPDATE jreg.reg SET val = $2 WHERE id = $1")
-            .await?;
-        let read = self
-            .statement("SELECT val FROM jreg.reg WHERE id = $1")
-            .await?;
+    /// Writes and reads by the direct path, or (`planned`) through
+    /// DataFusion plans.
+    async fn register(&mut self, mops: &mut [Mop], planned: bool) -> Result<(), TxnError> {
+        let (write, read) = if planned {
+            (
+                "UPDATE jreg.reg SET val = $2 WHERE id = $1 AND seq >= 0",
+                "SELECT val FROM jreg.reg WHERE id = $1 AND seq >= 0",
+            )
+        } else {
+            (
+                "UPDATE jreg.reg SET val = $2 WHERE id = $1",
+                "SELECT val FROM jreg.reg WHERE id = $1",
+            )
+        };
+        let write = self.statement(write).await?;
+        let read = self.statement(read).await?;
         for m in mops.iter_mut() {
             match m {
                 Mop::Write { k, v } => {

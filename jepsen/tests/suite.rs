@@ -47,6 +47,10 @@ fn out_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// The two long runs take turns: a stability run measured beside a fault
+/// run would measure the fault run.
+static LONG_RUNS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -56,6 +60,7 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_workload_under_faults_has_no_anomaly() {
+    let _turn = LONG_RUNS.lock().await;
     let mut failures = Vec::new();
     for (i, workload) in Workload::ALL.into_iter().enumerate() {
         let mut config = RunConfig::new(workload, built("amber"), out_dir(workload.name()));
@@ -90,6 +95,7 @@ async fn every_workload_under_faults_has_no_anomaly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn throughput_holds_steady_without_faults() {
+    let _turn = LONG_RUNS.lock().await;
     let mut config = RunConfig::new(Workload::ListAppend, built("amber"), out_dir("stability"));
     config.duration = Duration::from_secs(25);
     config.faults = vec![];
@@ -232,7 +238,7 @@ async fn commits_are_acknowledged_only_after_fsync() {
     // A reader that sees a commit still being fsynced is not acknowledged
     // before that fsync ends: no acknowledged transaction observes state a
     // crash could take back.
-    std::fs::write(f.shim.path().join("delay_ms"), "1000").expect("delay");
+    std::fs::write(f.shim.path().join("delay_ms"), "2000").expect("delay");
     let writer = f.connect().await;
     let reader = f.connect().await;
     let write = tokio::spawn(async move {
@@ -242,17 +248,26 @@ async fn commits_are_acknowledged_only_after_fsync() {
             .expect("slow insert");
         monotonic_ns()
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    reader.batch_execute("BEGIN").await.expect("begin");
-    let seen: i64 = reader
-        .query_one("SELECT count(*) FROM dur.row WHERE x = 42", &[])
-        .await
-        .expect("read")
-        .get(0);
-    reader.batch_execute("COMMIT").await.expect("commit");
-    let reader_acked = monotonic_ns();
+    // Poll until the write is visible (it is, before its 2 s fsync ends).
+    let reader_acked = loop {
+        reader.batch_execute("BEGIN").await.expect("begin");
+        let seen: i64 = reader
+            .query_one("SELECT count(*) FROM dur.row WHERE x = 42", &[])
+            .await
+            .expect("read")
+            .get(0);
+        if seen == 1 {
+            reader.batch_execute("COMMIT").await.expect("commit");
+            break monotonic_ns();
+        }
+        reader.batch_execute("ROLLBACK").await.expect("rollback");
+        assert!(
+            !write.is_finished(),
+            "the write was acknowledged before the reader could see it; the case is not exercised"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let writer_acked = write.await.expect("writer");
-    assert_eq!(seen, 1, "the reader began after the write became visible");
     let write_fsync_end = fsyncs(f.shim.path())
         .into_iter()
         .filter(|(_, end, r)| *end <= writer_acked && *r == 0)
