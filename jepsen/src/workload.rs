@@ -640,31 +640,6 @@ impl Conn {
             .collect())
     }
 
-    /// Reads the lists of `keys` in one transaction (the final reads).
-    pub async fn read_lists(
-        &mut self,
-        table_is_register: bool,
-        keys: &[u64],
-    ) -> Result<Vec<Mop>, TxnError> {
-        let mut mops: Vec<Mop> = keys
-            .iter()
-            .map(|&k| {
-                if table_is_register {
-                    Mop::ReadReg { k, v: None }
-                } else {
-                    Mop::Read { k, v: None }
-                }
-            })
-            .collect();
-        let workload = if table_is_register {
-            Workload::Register
-        } else {
-            Workload::ListAppend
-        };
-        self.run_txn(workload, &mut mops, false).await?;
-        Ok(mops)
-    }
-
     pub async fn rollback(&self) -> Result<(), TxnError> {
         self.batch(Phase::Body, "ROLLBACK").await
     }
