@@ -82,10 +82,22 @@ class Cell(Persistent):
     vals: list[int] = []
 
 def txn(ops: str) -> str:
-    """Runs [["append", key, value] | ["r", key, null], ...] and returns
-    the reads (null for appends), as JSON."""
+    """Runs [["append", key, value, via] | ["r", key, null, via], ...] and
+    returns the reads (null for appends), as JSON. `via` "py" works on the
+    object (in-place list.append); "sql" runs the same operation through
+    amber.sql() in the same transaction, so both must see each other."""
     out = []
-    for f, k, v in json.loads(ops):
+    for f, k, v, via in json.loads(ops):
+        if via == "sql":
+            if f == "append":
+                amber.sql("UPDATE jla.cell SET vals = array_append(vals, $2::bigint) WHERE id = $1", k, v)
+                out.append(None)
+            else:
+                rows = amber.sql("SELECT vals FROM jla.cell WHERE id = $1", k)
+                if not rows:
+                    raise amber.Error("P0002", f"no key {k}")
+                out.append(list(rows[0][0]))
+            continue
         cell = Cell.get(k)
         if cell is None:
             raise amber.Error("P0002", f"no key {k}")
@@ -419,6 +431,9 @@ impl Conn {
         Ok(())
     }
 
+    /// `split`: two CALLs instead of one. Operations on the same key
+    /// alternate between Python objects and amber.sql() (by value parity,
+    /// so the history shows which was used).
     async fn list_append_proc(&mut self, mops: &mut [Mop], split: bool) -> Result<(), TxnError> {
         let call = self.statement("CALL jla.txn($1)").await?;
         let cut = if split && mops.len() > 1 {
@@ -434,8 +449,12 @@ impl Conn {
             let ops: Vec<serde_json::Value> = part
                 .iter()
                 .map(|m| match m {
-                    Mop::Append { k, v } => serde_json::json!(["append", k, v]),
-                    Mop::Read { k, .. } => serde_json::json!(["r", k, null]),
+                    Mop::Append { k, v } => {
+                        serde_json::json!(["append", k, v, if v % 3 == 0 { "sql" } else { "py" }])
+                    }
+                    Mop::Read { k, .. } => {
+                        serde_json::json!(["r", k, null, if k % 2 == 0 { "sql" } else { "py" }])
+                    }
                     _ => serde_json::Value::Null,
                 })
                 .collect();

@@ -508,6 +508,15 @@ pub fn scalar_to_plain_json(v: &ScalarValue) -> Json {
         | ScalarValue::Utf8View(Some(s))
         | ScalarValue::LargeUtf8(Some(s)) => Json::from(s.clone()),
         v if v.is_null() => Json::Null,
+        // A list is a JSON array (a Python list in amber.sql() rows).
+        ScalarValue::List(list) => {
+            let values = list.value(0);
+            Json::Array(
+                (0..values.len())
+                    .map(|i| cell(&values, i).map_or(Json::Null, |v| scalar_to_plain_json(&v)))
+                    .collect(),
+            )
+        }
         other => Json::from(scalar_text(other)),
     }
 }

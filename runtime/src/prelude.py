@@ -35,10 +35,33 @@ def unique(*columns):
 
 
 def sql(query, *params):
-    """Runs SQL in the calling transaction; returns a list of row tuples."""
+    """Runs SQL in the calling transaction; returns a list of row tuples.
+
+    The call's changes to loaded objects are written first, so the SQL sees
+    them; afterwards loaded objects are brought up to date with what the SQL
+    changed, so Python sees it and the end-of-call flush does not write the
+    older state over it."""
     _flush_objects()
     rows = _json.loads(_amber.sql(str(query), _json.dumps([_to_json_any(p) for p in params])))
+    _refresh_objects()
     return [tuple(r) for r in rows]
+
+
+def _refresh_objects():
+    for oid, obj in list(_st.identity.items()):
+        cols = _info(type(obj)).columns
+        raw = _amber.get(_oid_key(_info(type(obj)).cid, oid))
+        if raw is None:
+            # Deleted by the SQL: the object is no longer part of the call.
+            del _st.identity[oid]
+            _st.snap.pop(oid, None)
+            continue
+        if raw != _st.snap.get(oid):
+            state = _json.loads(raw)
+            d = obj.__dict__
+            for name, t, nullable, has_default, default in cols:
+                d[name] = _dec(t, state.get(name))
+            _st.snap[oid] = raw
 
 
 # ---------------------------------------------------------------- call state

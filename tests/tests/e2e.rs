@@ -844,3 +844,58 @@ async fn statement_timeout_interrupts_a_looping_procedure() {
         .get(0);
     assert_eq!(one, 1);
 }
+
+const NOTES: &str = r#"
+import amber
+from amber import Persistent
+
+class Note(Persistent):
+    text: str = ""
+    tags: list[int] = []
+    edits: int = 0
+
+def mixed(id: int) -> str:
+    n = Note.get(id)
+    n.edits += 1                       # Python change, flushed before the SQL
+    amber.sql("UPDATE notes.note SET tags = array_append(tags, $2::bigint) WHERE id = $1", id, 7)
+    seen_by_python = list(n.tags)      # the SQL's change, seen through the object
+    rows = amber.sql("SELECT tags, edits FROM notes.note WHERE id = $1", id)
+    n.text = "after"                   # a later Python change must not undo the SQL's
+    return f"{seen_by_python}|{rows[0][0]}|{rows[0][1]}"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amber_sql_and_loaded_objects_see_each_other() {
+    let server = Server::start();
+    let client = connect(&server).await;
+    client
+        .batch_execute(&format!("CREATE MODULE notes AS $${NOTES}$$"))
+        .await
+        .expect("deploy notes");
+    let id: i64 = client
+        .query_one(
+            "INSERT INTO notes.note (text) VALUES ('before') RETURNING id",
+            &[],
+        )
+        .await
+        .expect("insert")
+        .get(0);
+    let out: String = client
+        .query_one("SELECT notes.mixed($1)", &[&id])
+        .await
+        .expect("mixed")
+        .get(0);
+    // Python sees the SQL's append; the SQL sees Python's edit; lists come
+    // back from amber.sql() as lists.
+    assert_eq!(out, "[7]|[7]|1");
+    let row = client
+        .query_one(
+            "SELECT text, tags, edits FROM notes.note WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .expect("read back");
+    assert_eq!(row.get::<_, String>(0), "after");
+    assert_eq!(row.get::<_, Vec<i64>>(1), vec![7]);
+    assert_eq!(row.get::<_, i64>(2), 1);
+}
