@@ -271,8 +271,17 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             crashes.clone(),
             shared.clone(),
         );
+        let runtime = tokio::runtime::Handle::current();
         std::thread::spawn(move || {
-            nemesis_loop(&shared, &server, &proxy, nemesis_end, &events, &crashes)
+            nemesis_loop(
+                &shared,
+                &server,
+                &proxy,
+                nemesis_end,
+                &events,
+                &crashes,
+                &runtime,
+            )
         })
     };
 
@@ -350,6 +359,10 @@ const FINAL_READ_KEYS_PER_TXN: usize = 16;
 const FINAL_READ_TIMEOUT_MS: u64 = 60_000;
 /// Process number of the final reads (clients use small numbers).
 const FINAL_READ_PROCESS: u64 = 1 << 40;
+/// Process number of the reads of everything right after each restart.
+const AUDIT_PROCESS: u64 = (1 << 40) + 1;
+/// How long the post-restart audit may take.
+const AUDIT_TIMEOUT_MS: u64 = 30_000;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -473,6 +486,7 @@ fn nemesis_loop(
     end: Instant,
     events: &Mutex<Vec<NemesisEvent>>,
     crashes: &Mutex<Vec<String>>,
+    runtime: &tokio::runtime::Handle,
 ) {
     let cfg = &shared.config;
     let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0x6e656d65);
@@ -513,7 +527,18 @@ fn nemesis_loop(
                 std::thread::sleep(Duration::from_millis(rng.random_range(50..500)));
                 let started = lock(server).start();
                 match started {
-                    Ok(()) => event("restart", "server accepts connections again".into()),
+                    Ok(()) => {
+                        event("restart", "server accepts connections again".into());
+                        // Durability after this very crash: read everything
+                        // now; every write acknowledged before must be there.
+                        if let Err(e) = runtime.block_on(read_everything(
+                            shared,
+                            AUDIT_PROCESS,
+                            AUDIT_TIMEOUT_MS,
+                        )) {
+                            lock(crashes).push(format!("reads right after a restart: {e}"));
+                        }
+                    }
                     Err(e) => lock(crashes).push(format!("restart after kill failed: {e}")),
                 }
             }
@@ -541,8 +566,17 @@ fn nemesis_loop(
 /// After the clients stop: read every key (or the whole set) until it
 /// works, so that every acknowledged write must show up.
 async fn final_reads(shared: &Shared, crashes: &Mutex<Vec<String>>) {
+    if let Err(e) = read_everything(shared, FINAL_READ_PROCESS, FINAL_READ_TIMEOUT_MS).await {
+        lock(crashes).push(format!("final reads: {e}"));
+    }
+}
+
+/// Reads every key in use (or the whole set) as ordinary transactions of
+/// `process`, retrying until each succeeds or `timeout_ms` passes. Recorded
+/// in the history, so the checker's lost-write check applies to them.
+async fn read_everything(shared: &Shared, process: u64, timeout_ms: u64) -> Result<(), String> {
     let workload = shared.config.workload;
-    let deadline = Instant::now() + Duration::from_millis(FINAL_READ_TIMEOUT_MS);
+    let deadline = Instant::now() + Duration::from_millis(timeout_ms);
     let batches: Vec<Vec<Mop>> = match workload {
         Workload::Set => vec![vec![Mop::ReadSet { v: None }]],
         Workload::Register => lock(&shared.generator)
@@ -564,8 +598,7 @@ async fn final_reads(shared: &Shared, crashes: &Mutex<Vec<String>>) {
     for batch in batches {
         loop {
             if Instant::now() > deadline {
-                lock(crashes).push("final reads did not succeed within their time limit".into());
-                return;
+                return Err(format!("reads did not succeed within {timeout_ms} ms"));
             }
             let c = match &mut conn {
                 Some(c) => c,
@@ -583,7 +616,7 @@ async fn final_reads(shared: &Shared, crashes: &Mutex<Vec<String>>) {
             let start_us = shared.now_us();
             match c.run_txn(read_workload, &mut mops, false).await {
                 Ok(()) => {
-                    shared.record(FINAL_READ_PROCESS, start_us, Outcome::Ok, mops, None);
+                    shared.record(process, start_us, Outcome::Ok, mops, None);
                     break;
                 }
                 Err(e) => {
@@ -595,6 +628,7 @@ async fn final_reads(shared: &Shared, crashes: &Mutex<Vec<String>>) {
             }
         }
     }
+    Ok(())
 }
 
 fn stability_verdict(cfg: &StabilityConfig, throughput: &[u64], rss_kib: &[u64]) -> Option<String> {
