@@ -7,7 +7,7 @@ use crate::checker::{self, Report};
 use crate::history::{self, Mop, NemesisEvent, Outcome, Txn};
 use crate::proxy::Proxy;
 use crate::server::{AmberProcess, ServerConfig, ServerError};
-use crate::workload::{Conn, GenConfig, Generator, Phase, Workload};
+use crate::workload::{Conn, GenConfig, Generator, Phase, Variant, Workload};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -395,9 +395,9 @@ async fn client_loop(shared: Arc<Shared>, slot: usize) {
             tokio::time::sleep(Duration::from_millis(RECONNECT_PAUSE_MS)).await;
             continue;
         }
-        let split = rng.random_bool(0.5);
+        let variant = Variant::pick(&mut rng);
         let start_us = shared.now_us();
-        let result = c.run_txn(cfg.workload, &mut mops, split).await;
+        let result = c.run_txn(cfg.workload, &mut mops, variant).await;
         let (outcome, error) = match result {
             Ok(()) => (Outcome::Ok, None),
             Err(e) => {
@@ -614,7 +614,7 @@ async fn read_everything(shared: &Shared, process: u64, timeout_ms: u64) -> Resu
             };
             let mut mops = batch.clone();
             let start_us = shared.now_us();
-            match c.run_txn(read_workload, &mut mops, false).await {
+            match c.run_txn(read_workload, &mut mops, Variant::First).await {
                 Ok(()) => {
                     shared.record(process, start_us, Outcome::Ok, mops, None);
                     break;

@@ -7,7 +7,9 @@
 //! - `list-append-proc`: the same operations done in Python by `CALL
 //!   jla.txn(ops)`, split over one or two calls, so the runtime's change
 //!   tracking (in-place `list.append` on loaded objects) is under test.
-//! - `register`: integer registers, `UPDATE ... SET val = $v` and reads.
+//! - `register`: integer registers, `UPDATE ... SET val = $v` and reads, by
+//!   the direct path, through DataFusion plans, or the whole transaction as
+//!   one simple-protocol query (`BEGIN; ...; COMMIT`, as psql sends it).
 //! - `set`: objects created (by SQL INSERT ... RETURNING or by Python) and
 //!   read back at once by SQL and Python; and reads of the whole set.
 
@@ -251,6 +253,25 @@ impl Generator {
     }
 }
 
+/// Which of a workload's ways of running a transaction a client uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    First,
+    Second,
+    /// register only: the whole transaction in one simple query.
+    OneQuery,
+}
+
+impl Variant {
+    pub fn pick(rng: &mut impl Rng) -> Variant {
+        match rng.random_range(0..3) {
+            0 => Variant::First,
+            1 => Variant::Second,
+            _ => Variant::OneQuery,
+        }
+    }
+}
+
 /// Where a transaction failed: before COMMIT was sent (so it certainly
 /// did not commit) or at COMMIT (so, unless the server said it aborted,
 /// nobody knows).
@@ -359,14 +380,19 @@ impl Conn {
 
     /// Runs one transaction, filling in what its reads saw. On error,
     /// `mops` holds what was answered before it. `variant` picks between
-    /// two ways of doing the same thing (reads planned or direct; one CALL
-    /// or two; objects created by SQL or by Python).
+    /// ways of doing the same thing (reads planned or direct; one CALL or
+    /// two; objects created by SQL or by Python); for `register`, variant
+    /// `Variant::OneQuery` sends the whole transaction as one simple query.
     pub async fn run_txn(
         &mut self,
         workload: Workload,
         mops: &mut Vec<Mop>,
-        variant: bool,
+        variant: Variant,
     ) -> Result<(), TxnError> {
+        if workload == Workload::Register && variant == Variant::OneQuery {
+            return self.register_one_query(mops).await;
+        }
+        let variant = variant == Variant::Second;
         self.batch(Phase::Body, "BEGIN").await?;
         match workload {
             Workload::ListAppend => self.list_append_sql(mops, variant).await?,
@@ -482,6 +508,60 @@ impl Conn {
                 if let Mop::Read { v, .. } = m {
                     *v = Some(r.unwrap_or_default());
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// `BEGIN; UPDATE ...; SELECT ...; COMMIT` as one simple-protocol
+    /// message, as psql and many tools send it. The server stops at the
+    /// first error, so any SQL error means nothing committed (except 58030,
+    /// whose outcome is unknown); a broken connection leaves it unknown.
+    async fn register_one_query(&mut self, mops: &mut [Mop]) -> Result<(), TxnError> {
+        use tokio_postgres::SimpleQueryMessage;
+        let mut sql = String::from("BEGIN;");
+        for m in mops.iter() {
+            match m {
+                Mop::Write { k, v } => {
+                    sql.push_str(&format!(" UPDATE jreg.reg SET val = {v} WHERE id = {k};"))
+                }
+                Mop::ReadReg { k, .. } => {
+                    sql.push_str(&format!(" SELECT val FROM jreg.reg WHERE id = {k};"))
+                }
+                _ => {}
+            }
+        }
+        sql.push_str(" COMMIT;");
+        let messages = match tokio::time::timeout(
+            Duration::from_millis(self.op_timeout_ms),
+            self.client.simple_query(&sql),
+        )
+        .await
+        {
+            Err(_) => return Err(TxnError::timeout(Phase::Commit, self.op_timeout_ms)),
+            Ok(Err(e)) => {
+                let unknown = e.as_db_error().is_none()
+                    || e.as_db_error().map(|d| d.code().code()) == Some("58030");
+                let phase = if unknown { Phase::Commit } else { Phase::Body };
+                return Err(TxnError::from_pg(phase, e));
+            }
+            Ok(Ok(m)) => m,
+        };
+        let mut rows = messages.iter().filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        });
+        for m in mops.iter_mut() {
+            if let Mop::ReadReg { k, v } = m {
+                let row = rows.next().ok_or_else(|| {
+                    TxnError::protocol(Phase::Commit, format!("no row for the read of key {k}"))
+                })?;
+                *v = match row.get(0) {
+                    None => None,
+                    Some(text) => Some(text.parse().map_err(|e| {
+                        TxnError::protocol(Phase::Commit, format!("key {k} = {text:?}: {e}"))
+                    })?),
+                };
             }
         }
         Ok(())
