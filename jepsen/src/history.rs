@@ -88,6 +88,26 @@ pub struct Txn {
 }
 
 impl Txn {
+    /// The transaction's appends or register writes as (key, value, is it
+    /// the transaction's last write to the key), in order.
+    pub fn writes(&self) -> Vec<(u64, u64, bool)> {
+        let key_value = |m: &Mop| match m {
+            Mop::Append { k, v } | Mop::Write { k, v } => Some((*k, *v)),
+            _ => None,
+        };
+        let mut last: std::collections::HashMap<u64, usize> = Default::default();
+        for (i, m) in self.mops.iter().enumerate() {
+            if let Some((k, _)) = key_value(m) {
+                last.insert(k, i);
+            }
+        }
+        self.mops
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| key_value(m).map(|(k, v)| (k, v, last.get(&k) == Some(&i))))
+            .collect()
+    }
+
     /// The completion time, when known.
     pub fn end_known(&self) -> Option<u64> {
         (self.outcome != Outcome::Info).then_some(self.end_us)

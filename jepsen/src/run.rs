@@ -190,18 +190,19 @@ impl Shared {
         if outcome == Outcome::Ok {
             self.committed.fetch_add(1, Ordering::Relaxed);
         }
-        if let Ok(mut h) = self.history.lock() {
-            let index = h.len();
-            h.push(Txn {
-                index,
-                process,
-                start_us,
-                end_us,
-                outcome,
-                mops,
-                error,
-            });
-        }
+        // Never drop a transaction, even after a panic elsewhere: a missing
+        // one could hide an anomaly.
+        let mut h = lock(&self.history);
+        let index = h.len();
+        h.push(Txn {
+            index,
+            process,
+            start_us,
+            end_us,
+            outcome,
+            mops,
+            error,
+        });
     }
 }
 

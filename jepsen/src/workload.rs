@@ -423,38 +423,44 @@ impl Conn {
         };
         for m in mops.iter_mut() {
             match m {
-                Mop::Append { k, v } => {
-                    let (k, v) = (*k as i64, *v as i64);
-                    let n = self
-                        .timed(Phase::Body, self.client.execute(&append, &[&k, &v]))
-                        .await?;
-                    if n != 1 {
-                        return Err(TxnError::protocol(
-                            Phase::Body,
-                            format!("append to key {k} changed {n} rows"),
-                        ));
-                    }
-                }
+                Mop::Append { k, v } => self.write_key(&append, *k, *v).await?,
                 Mop::Read { k, v } => {
-                    let key = *k as i64;
-                    let row = self
-                        .timed(Phase::Body, self.client.query_opt(&read, &[&key]))
-                        .await?;
-                    let Some(row) = row else {
-                        return Err(TxnError::protocol(
-                            Phase::Body,
-                            format!("key {k} not found"),
-                        ));
-                    };
-                    let list: Vec<i64> = row.try_get(0).map_err(|e| {
-                        TxnError::protocol(Phase::Body, format!("reading key {k}: {e}"))
-                    })?;
+                    let list: Vec<i64> = self.read_key(&read, *k).await?;
                     *v = Some(list.into_iter().map(|x| x as u64).collect());
                 }
                 _ => {}
             }
         }
         Ok(())
+    }
+
+    /// Runs a prepared write of `(key, value)`, which must change one row.
+    async fn write_key(&self, statement: &Statement, k: u64, v: u64) -> Result<(), TxnError> {
+        let (key, value) = (k as i64, v as i64);
+        let n = self
+            .timed(Phase::Body, self.client.execute(statement, &[&key, &value]))
+            .await?;
+        if n != 1 {
+            return Err(TxnError::protocol(
+                Phase::Body,
+                format!("writing key {k} changed {n} rows"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs a prepared one-row read of `key`; returns its first column.
+    async fn read_key<T>(&self, statement: &Statement, k: u64) -> Result<T, TxnError>
+    where
+        T: for<'a> tokio_postgres::types::FromSql<'a>,
+    {
+        let key = k as i64;
+        let row = self
+            .timed(Phase::Body, self.client.query_opt(statement, &[&key]))
+            .await?
+            .ok_or_else(|| TxnError::protocol(Phase::Body, format!("key {k} not found")))?;
+        row.try_get(0)
+            .map_err(|e| TxnError::protocol(Phase::Body, format!("reading key {k}: {e}")))
     }
 
     /// `split`: two CALLs instead of one. Operations on the same key
@@ -585,32 +591,9 @@ impl Conn {
         let read = self.statement(read).await?;
         for m in mops.iter_mut() {
             match m {
-                Mop::Write { k, v } => {
-                    let (k, v) = (*k as i64, *v as i64);
-                    let n = self
-                        .timed(Phase::Body, self.client.execute(&write, &[&k, &v]))
-                        .await?;
-                    if n != 1 {
-                        return Err(TxnError::protocol(
-                            Phase::Body,
-                            format!("write to key {k} changed {n} rows"),
-                        ));
-                    }
-                }
+                Mop::Write { k, v } => self.write_key(&write, *k, *v).await?,
                 Mop::ReadReg { k, v } => {
-                    let key = *k as i64;
-                    let row = self
-                        .timed(Phase::Body, self.client.query_opt(&read, &[&key]))
-                        .await?;
-                    let Some(row) = row else {
-                        return Err(TxnError::protocol(
-                            Phase::Body,
-                            format!("key {k} not found"),
-                        ));
-                    };
-                    let val: Option<i64> = row.try_get(0).map_err(|e| {
-                        TxnError::protocol(Phase::Body, format!("reading key {k}: {e}"))
-                    })?;
+                    let val: Option<i64> = self.read_key(&read, *k).await?;
                     *v = val.map(|x| x as u64);
                 }
                 _ => {}

@@ -39,6 +39,18 @@ pub fn class_schema(class: &ClassDef) -> SchemaRef {
     convert::schema_of(fields)
 }
 
+/// A stored object as a row of `class`'s table: `id`, then the attributes.
+fn object_row(class: &ClassDef, oid: u64, value: &[u8]) -> Result<Vec<Json>, SqlError> {
+    let obj: serde_json::Map<String, Json> = serde_json::from_slice(value)
+        .map_err(|e| SqlError::internal(format!("corrupt object {oid}: {e}")))?;
+    let mut row = Vec::with_capacity(class.columns.len() + 1);
+    row.push(Json::from(oid));
+    for c in &class.columns {
+        row.push(obj.get(&c.name).cloned().unwrap_or(Json::Null));
+    }
+    Ok(row)
+}
+
 /// Reads every object of `class` and its subclasses as rows (`id` first),
 /// in id order, through `txn` (so the scanned ranges join its read set).
 pub fn read_class_rows(
@@ -54,14 +66,7 @@ pub fn read_class_rows(
     for cid in ids {
         for (key, value) in guard.scan_prefix(&class_prefix(cid))? {
             let oid = oid_of_key(&key).ok_or_else(|| SqlError::internal("corrupt object key"))?;
-            let obj: serde_json::Map<String, Json> = serde_json::from_slice(&value)
-                .map_err(|e| SqlError::internal(format!("corrupt object {oid}: {e}")))?;
-            let mut row = Vec::with_capacity(class.columns.len() + 1);
-            row.push(Json::from(oid));
-            for c in &class.columns {
-                row.push(obj.get(&c.name).cloned().unwrap_or(Json::Null));
-            }
-            rows.push((oid, row));
+            rows.push((oid, object_row(class, oid, &value)?));
         }
     }
     rows.sort_by_key(|(oid, _)| *oid);
@@ -88,14 +93,7 @@ pub fn read_class_rows_by_ids(
     for oid in oids {
         for cid in &ids {
             if let Some(value) = guard.get(&object_key(*cid, oid))? {
-                let obj: serde_json::Map<String, Json> = serde_json::from_slice(&value)
-                    .map_err(|e| SqlError::internal(format!("corrupt object {oid}: {e}")))?;
-                let mut row = Vec::with_capacity(class.columns.len() + 1);
-                row.push(Json::from(oid));
-                for c in &class.columns {
-                    row.push(obj.get(&c.name).cloned().unwrap_or(Json::Null));
-                }
-                rows.push(row);
+                rows.push(object_row(class, oid, &value)?);
                 break;
             }
         }

@@ -61,11 +61,15 @@ async fn connect(server: &Server) -> Client {
     client
 }
 
-async fn deploy_bank(client: &Client) {
+async fn deploy(client: &Client, name: &str, source: &str) {
     client
-        .batch_execute(&format!("CREATE MODULE bank AS $${BANK}$$"))
+        .batch_execute(&format!("CREATE MODULE {name} AS $${source}$$"))
         .await
-        .expect("deploy bank");
+        .unwrap_or_else(|e| panic!("deploy {name}: {e}"));
+}
+
+async fn deploy_bank(client: &Client) {
+    deploy(client, "bank", BANK).await;
 }
 
 fn code(e: &tokio_postgres::Error) -> String {
@@ -636,10 +640,7 @@ def version() -> int:
 async fn sandbox_stdlib_amber_sql_and_replace() {
     let server = Server::start();
     let client = connect(&server).await;
-    client
-        .batch_execute(&format!("CREATE MODULE tools AS $${TOOLS}$$"))
-        .await
-        .expect("deploy tools");
+    deploy(&client, "tools", TOOLS).await;
 
     let s: String = client
         .query_one("SELECT tools.stats()", &[])
@@ -868,10 +869,7 @@ def mixed(id: int) -> str:
 async fn amber_sql_and_loaded_objects_see_each_other() {
     let server = Server::start();
     let client = connect(&server).await;
-    client
-        .batch_execute(&format!("CREATE MODULE notes AS $${NOTES}$$"))
-        .await
-        .expect("deploy notes");
+    deploy(&client, "notes", NOTES).await;
     let id: i64 = client
         .query_one(
             "INSERT INTO notes.note (text) VALUES ('before') RETURNING id",

@@ -36,25 +36,17 @@ pub fn check(history: &[Txn]) -> Report {
     // Every append, whatever its transaction's outcome.
     let mut writers: HashMap<(u64, u64), Writer> = HashMap::new();
     for t in history {
-        let mut last_index: HashMap<u64, usize> = HashMap::new();
-        for (i, m) in t.mops.iter().enumerate() {
-            if let Mop::Append { k, .. } = m {
-                last_index.insert(*k, i);
-            }
-        }
-        for (i, m) in t.mops.iter().enumerate() {
-            if let Mop::Append { k, v } = m {
-                let w = Writer {
-                    txn: t.index,
-                    last_in_txn: last_index.get(k) == Some(&i),
-                };
-                if let Some(prev) = writers.insert((*k, *v), w) {
-                    report.push(
-                        "duplicate-appends",
-                        vec![prev.txn, t.index],
-                        format!("value {v} was appended to key {k} twice: the generator must make every append unique"),
-                    );
-                }
+        for (k, v, last_in_txn) in t.writes() {
+            let w = Writer {
+                txn: t.index,
+                last_in_txn,
+            };
+            if let Some(prev) = writers.insert((k, v), w) {
+                report.push(
+                    "duplicate-appends",
+                    vec![prev.txn, t.index],
+                    format!("value {v} was appended to key {k} twice: the generator must make every append unique"),
+                );
             }
         }
     }

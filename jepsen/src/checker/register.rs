@@ -24,25 +24,16 @@ pub fn check(history: &[Txn]) -> Report {
     // Every write of a key by a transaction that may have committed.
     let mut writes_of_key: HashMap<u64, Vec<(u64, usize)>> = HashMap::new();
     for t in history {
-        let mut last: HashMap<u64, usize> = HashMap::new();
-        for (i, m) in t.mops.iter().enumerate() {
-            if let Mop::Write { k, .. } = m {
-                last.insert(*k, i);
+        for (k, v, is_last) in t.writes() {
+            if writers.insert((k, v), (t.index, is_last)).is_some() {
+                report.push(
+                    "duplicate-writes",
+                    vec![t.index],
+                    format!("value {v} was written to key {k} twice: writes must be unique"),
+                );
             }
-        }
-        for (i, m) in t.mops.iter().enumerate() {
-            if let Mop::Write { k, v } = m {
-                let is_last = last.get(k) == Some(&i);
-                if writers.insert((*k, *v), (t.index, is_last)).is_some() {
-                    report.push(
-                        "duplicate-writes",
-                        vec![t.index],
-                        format!("value {v} was written to key {k} twice: writes must be unique"),
-                    );
-                }
-                if is_last && t.outcome != Outcome::Fail {
-                    writes_of_key.entry(*k).or_default().push((*v, t.index));
-                }
+            if is_last && t.outcome != Outcome::Fail {
+                writes_of_key.entry(k).or_default().push((v, t.index));
             }
         }
     }
