@@ -339,3 +339,53 @@ fn set_anomalies() {
         &["garbage-read", "duplicate-elements"],
     );
 }
+
+/// Transactions in the long-history tests: the checker must handle any
+/// history it is given, however deep its dependency chains.
+const LONG_HISTORY_TXNS: usize = 1_000_000;
+
+/// Runs `f` on a thread with Rust's default 2 MiB stack (what `cargo test`
+/// and `amber-jepsen check` give the checker), whatever RUST_MIN_STACK says.
+fn on_default_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(f)
+        .expect("spawn checker thread")
+        .join()
+        .expect("the checker must not overflow its stack")
+}
+
+/// `n` concurrent transactions appending 0, 1, ... to key 0 (a ww chain
+/// through all of them), then one that reads the whole list.
+fn long_chain(n: usize) -> Vec<Txn> {
+    let mut h: Vec<Txn> = (0..n).map(|i| ok(i, 0, 1, vec![ap(0, i as u64)])).collect();
+    let all: Vec<u64> = (0..n as u64).collect();
+    h.push(ok(n, 2, 3, vec![r(0, &all)]));
+    h
+}
+
+#[test]
+fn a_million_transactions_in_one_chain_are_checked_without_recursion() {
+    let report = on_default_stack(|| la(long_chain(LONG_HISTORY_TXNS)));
+    assert!(report.valid(), "{}", report.summary());
+    assert!(report.graph_edges >= LONG_HISTORY_TXNS, "{}", report.graph_edges);
+}
+
+#[test]
+fn a_cycle_through_a_million_transactions_is_found_without_recursion() {
+    // The last appender also appends to key 1, and the first one read that
+    // append: T(n-1) -wr-> T0 closes the ww chain into one cycle.
+    let n = LONG_HISTORY_TXNS;
+    let mut h = long_chain(n);
+    h[0].mops.insert(0, r(1, &[7]));
+    h[n - 1].mops.push(ap(1, 7));
+    let report = on_default_stack(move || la(h));
+    assert_only(&report, &["G1c"]);
+    let cycle = &report.examples[0];
+    assert_eq!(cycle.txns.len(), crate::checker::graph::STEPS_SHOWN_MAX);
+    assert!(
+        cycle.explanation.contains(&format!("({} more steps)", n - crate::checker::graph::STEPS_SHOWN_MAX)),
+        "{}",
+        &cycle.explanation[..200]
+    );
+}

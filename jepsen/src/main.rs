@@ -77,6 +77,10 @@ struct Common {
     duration_s: u64,
     #[arg(long, default_value_t = 8)]
     clients: usize,
+    /// At most this many transactions per workload, spread evenly over the
+    /// duration (clients wait for their turn); unbounded if not given.
+    #[arg(long)]
+    txns_max: Option<u64>,
     /// The server binary (default: `amber` beside this program).
     #[arg(long)]
     amber: Option<PathBuf>,
@@ -103,6 +107,7 @@ impl Common {
         let mut c = RunConfig::new(workload, amber, out);
         c.duration = Duration::from_secs(self.duration_s);
         c.clients = self.clients;
+        c.txns_max = self.txns_max;
         c.seed = self.seed;
         Ok(c)
     }

@@ -50,6 +50,12 @@ pub struct RunConfig {
     pub out_dir: PathBuf,
     pub clients: usize,
     pub duration: Duration,
+    /// At most this many transactions, started evenly over the duration:
+    /// the transaction numbered n starts no earlier than n x duration /
+    /// txns_max. So a fast machine builds no larger history than the
+    /// checker and CI were sized for (and its faults still fall among
+    /// transactions), while a slow one just runs as fast as it can.
+    pub txns_max: Option<u64>,
     pub faults: Vec<Fault>,
     /// Pause between faults, drawn uniformly from this range.
     pub fault_interval_ms: (u64, u64),
@@ -73,6 +79,7 @@ impl RunConfig {
             out_dir,
             clients: 8,
             duration: Duration::from_secs(30),
+            txns_max: None,
             faults: vec![Fault::Kill, Fault::Pause, Fault::Cut],
             fault_interval_ms: (1_000, 4_000),
             heal: Duration::from_secs(3),
@@ -168,6 +175,8 @@ struct Shared {
     generator: Mutex<Generator>,
     history: Mutex<Vec<Txn>>,
     committed: AtomicU64,
+    /// Transactions the clients have started (for `txns_max`).
+    started: AtomicU64,
     samples: Mutex<Samples>,
     proxy_port: u16,
     server_port: u16,
@@ -176,6 +185,27 @@ struct Shared {
 impl Shared {
     fn now_us(&self) -> u64 {
         self.t0.elapsed().as_micros() as u64
+    }
+
+    /// Waits for the next transaction's turn under `txns_max`; false when
+    /// the run has had all its transactions (or is stopping).
+    async fn take_turn(&self) -> bool {
+        let Some(max) = self.config.txns_max else {
+            return true;
+        };
+        let n = self.started.fetch_add(1, Ordering::SeqCst);
+        if n >= max {
+            return false;
+        }
+        let due = self.config.duration.mul_f64(n as f64 / max.max(1) as f64);
+        while self.t0.elapsed() < due {
+            if self.stop.load(Ordering::SeqCst) {
+                return false;
+            }
+            let wait = due.saturating_sub(self.t0.elapsed());
+            tokio::time::sleep(wait.min(Duration::from_millis(TURN_POLL_MS))).await;
+        }
+        true
     }
 
     fn record(
@@ -247,6 +277,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         generator: Mutex::new(generator),
         history: Mutex::new(Vec::new()),
         committed: AtomicU64::new(0),
+        started: AtomicU64::new(0),
         samples: Mutex::default(),
         proxy_port: proxy.port,
         server_port,
@@ -381,6 +412,9 @@ async fn client_loop(shared: Arc<Shared>, slot: usize) {
     let mut process = slot as u64;
     let mut conn: Option<Conn> = None;
     while !shared.stop.load(Ordering::SeqCst) {
+        if !shared.take_turn().await {
+            break;
+        }
         let c = match &mut conn {
             Some(c) => c,
             None => match Conn::connect(shared.proxy_port, cfg.op_timeout_ms).await {
@@ -422,6 +456,9 @@ async fn client_loop(shared: Arc<Shared>, slot: usize) {
         }
     }
 }
+
+/// Longest sleep of a client waiting for its turn (so it sees `stop`).
+const TURN_POLL_MS: u64 = 100;
 
 /// Pause before reconnecting or retrying.
 const RECONNECT_PAUSE_MS: u64 = 50;

@@ -11,7 +11,8 @@
 
 use crate::history::{Outcome, Txn};
 use petgraph::graph::{DiGraph, NodeIndex};
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use petgraph::visit::{EdgeFiltered, EdgeRef};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub enum EdgeKind {
@@ -34,9 +35,10 @@ impl EdgeKind {
     }
 }
 
-/// Seeds tried per cycle class and strongly connected component, so that a
-/// badly broken history still gets checked in bounded time.
-const SEEDS_PER_CLASS_MAX: usize = 256;
+/// Steps of a cycle written out in a verdict; a longer cycle is cut there
+/// (the count of the rest is given), so one huge cycle cannot make a
+/// verdict of gigabytes.
+pub const STEPS_SHOWN_MAX: usize = 64;
 
 /// One step of a cycle: `from -[kind]-> to`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,9 +55,14 @@ pub struct Cycle {
     pub steps: Vec<Step>,
 }
 
+/// Every algorithm here is iterative (petgraph's `kosaraju_scc` and
+/// breadth-first search): nothing recurses in proportion to the history,
+/// so a history of millions of transactions is checked on a default-sized
+/// thread.
 #[derive(Default)]
 pub struct Graph {
-    adjacency: HashMap<usize, Vec<(usize, EdgeKind)>>,
+    /// Edges in the order they were added (so verdicts are reproducible).
+    edges: Vec<(usize, usize, EdgeKind)>,
     reasons: HashMap<(usize, usize, EdgeKind), String>,
 }
 
@@ -67,7 +74,7 @@ impl Graph {
             return;
         }
         self.reasons.insert((from, to, kind), why());
-        self.adjacency.entry(from).or_default().push((to, kind));
+        self.edges.push((from, to, kind));
     }
 
     pub fn edge_count(&self) -> usize {
@@ -151,31 +158,27 @@ impl Graph {
 
     /// Finds cycles, at most one of each class per strongly connected
     /// component, named by their edges.
+    ///
+    /// Cost: one SCC pass over the whole graph, then per cycle class one
+    /// SCC pass over the edges that class may use and one breadth-first
+    /// search per component that has such a cycle: O(classes x (V + E)),
+    /// never a search per seed edge.
     pub fn cycles(&self) -> Vec<Cycle> {
-        let mut g: DiGraph<usize, ()> = DiGraph::new();
+        let mut g: DiGraph<usize, EdgeKind> = DiGraph::new();
         let mut ids: HashMap<usize, NodeIndex> = HashMap::new();
-        let mut node = |g: &mut DiGraph<usize, ()>, t: usize| -> NodeIndex {
-            *ids.entry(t).or_insert_with(|| g.add_node(t))
-        };
-        for (&from, outs) in &self.adjacency {
-            let a = node(&mut g, from);
-            for &(to, _) in outs {
-                let b = node(&mut g, to);
-                g.add_edge(a, b, ());
-            }
+        for &(from, to, kind) in &self.edges {
+            let a = *ids.entry(from).or_insert_with(|| g.add_node(from));
+            let b = *ids.entry(to).or_insert_with(|| g.add_node(to));
+            g.add_edge(a, b, kind);
         }
-        let mut found = Vec::new();
-        for scc in petgraph::algo::tarjan_scc(&g) {
-            if scc.len() < 2 {
-                continue;
-            }
-            let members: HashSet<usize> = scc.iter().map(|n| g[*n]).collect();
-            found.extend(self.classify_component(&members));
+        // Component of each node; components of one node have no cycle
+        // (self-loops are never added).
+        let component = component_ids(&g, |_| true);
+        let mut sizes: HashMap<usize, usize> = HashMap::new();
+        for &c in &component {
+            *sizes.entry(c).or_default() += 1;
         }
-        found
-    }
 
-    fn classify_component(&self, members: &HashSet<usize>) -> Vec<Cycle> {
         use EdgeKind::*;
         // (seed edge kind, kinds a path back may use), weakest class first.
         let searches: [(EdgeKind, &[EdgeKind]); 6] = [
@@ -186,75 +189,99 @@ impl Graph {
             (Process, &[Ww, Wr, Rw, Process]),
             (Realtime, &[Ww, Wr, Rw, Process, Realtime]),
         ];
-        let mut names = HashSet::new();
-        let mut out = Vec::new();
+        // Per component: the cycles found, and the names already used.
+        let mut per_component: BTreeMap<usize, (Vec<Cycle>, HashSet<String>)> = BTreeMap::new();
         for (seed_kind, allowed) in searches {
-            let seeds = members
-                .iter()
-                .flat_map(|&a| {
-                    self.adjacency
-                        .get(&a)
-                        .into_iter()
-                        .flatten()
-                        .filter(move |(b, k)| *k == seed_kind && members.contains(b))
-                        .map(move |&(b, k)| Step {
-                            from: a,
-                            to: b,
-                            kind: k,
-                        })
-                })
-                .take(SEEDS_PER_CLASS_MAX);
-            for seed in seeds {
-                if let Some(path) = self.path(seed.to, seed.from, allowed, members) {
-                    let mut steps = vec![seed];
-                    steps.extend(path);
-                    let name = classify(&steps);
-                    if names.insert(name.clone()) {
-                        out.push(Cycle { name, steps });
-                    }
-                    break;
+            // A seed edge a -> b closes a cycle over `allowed` exactly when
+            // b reaches a over `allowed`, i.e. both lie in one component
+            // of the graph restricted to `allowed`.
+            let sub = component_ids(&g, |k| allowed.contains(&k));
+            let mut seeded: HashSet<usize> = HashSet::new();
+            for e in g.edge_references() {
+                let (a, b) = (e.source(), e.target());
+                let c = component[a.index()];
+                if *e.weight() != seed_kind
+                    || sizes[&c] < 2
+                    || c != component[b.index()]
+                    || sub[a.index()] != sub[b.index()]
+                    || !seeded.insert(c)
+                {
+                    continue;
+                }
+                let Some(path) = shortest_path(&g, b, a, allowed) else {
+                    debug_assert!(false, "nodes of one component must reach each other");
+                    continue;
+                };
+                let mut steps = vec![Step {
+                    from: g[a],
+                    to: g[b],
+                    kind: seed_kind,
+                }];
+                steps.extend(path);
+                let name = classify(&steps);
+                let (cycles, names) = per_component.entry(c).or_default();
+                if names.insert(name.clone()) {
+                    cycles.push(Cycle { name, steps });
                 }
             }
         }
-        out
+        per_component
+            .into_values()
+            .flat_map(|(cycles, _)| cycles)
+            .collect()
     }
+}
 
-    /// Shortest path `from` ⇝ `to` over `allowed` edges inside `members`.
-    fn path(
-        &self,
-        from: usize,
-        to: usize,
-        allowed: &[EdgeKind],
-        members: &HashSet<usize>,
-    ) -> Option<Vec<Step>> {
-        let mut came_from: HashMap<usize, (usize, EdgeKind)> = HashMap::new();
-        let mut queue = VecDeque::from([from]);
-        let mut seen = HashSet::from([from]);
-        while let Some(n) = queue.pop_front() {
-            if n == to {
-                let mut steps = Vec::new();
-                let mut cur = to;
-                while cur != from {
-                    let (prev, kind) = came_from[&cur];
-                    steps.push(Step {
-                        from: prev,
-                        to: cur,
-                        kind,
-                    });
-                    cur = prev;
-                }
-                steps.reverse();
-                return Some(steps);
+/// The strongly connected component of every node (by node index), over
+/// the edges whose kind `keep` accepts. Iterative (Kosaraju's algorithm
+/// with explicit stacks).
+fn component_ids(g: &DiGraph<usize, EdgeKind>, keep: impl Fn(EdgeKind) -> bool) -> Vec<usize> {
+    let filtered = EdgeFiltered::from_fn(g, |e| keep(*e.weight()));
+    let mut ids = vec![usize::MAX; g.node_count()];
+    for (i, scc) in petgraph::algo::kosaraju_scc(&filtered).into_iter().enumerate() {
+        for n in scc {
+            ids[n.index()] = i;
+        }
+    }
+    debug_assert!(ids.iter().all(|&i| i != usize::MAX));
+    ids
+}
+
+/// Shortest path `from` ⇝ `to` over `allowed` edges (breadth-first).
+fn shortest_path(
+    g: &DiGraph<usize, EdgeKind>,
+    from: NodeIndex,
+    to: NodeIndex,
+    allowed: &[EdgeKind],
+) -> Option<Vec<Step>> {
+    let mut came_from: HashMap<NodeIndex, (NodeIndex, EdgeKind)> = HashMap::new();
+    let mut queue = VecDeque::from([from]);
+    let mut seen = HashSet::from([from]);
+    while let Some(n) = queue.pop_front() {
+        if n == to {
+            let mut steps = Vec::new();
+            let mut cur = to;
+            while cur != from {
+                let (prev, kind) = came_from[&cur];
+                steps.push(Step {
+                    from: g[prev],
+                    to: g[cur],
+                    kind,
+                });
+                cur = prev;
             }
-            for &(m, k) in self.adjacency.get(&n).into_iter().flatten() {
-                if allowed.contains(&k) && members.contains(&m) && seen.insert(m) {
-                    came_from.insert(m, (n, k));
-                    queue.push_back(m);
-                }
+            steps.reverse();
+            return Some(steps);
+        }
+        for e in g.edges(n) {
+            let (m, k) = (e.target(), *e.weight());
+            if allowed.contains(&k) && seen.insert(m) {
+                came_from.insert(m, (n, k));
+                queue.push_back(m);
             }
         }
-        None
     }
+    None
 }
 
 /// Adya's and Elle's names: G0 (only write-write), G1c (write-write and
@@ -283,14 +310,24 @@ pub fn classify(steps: &[Step]) -> String {
 /// A cycle written out for people: one line per edge with its reason.
 pub fn explain(graph: &Graph, cycle: &Cycle) -> String {
     let mut s = String::new();
-    let chain: Vec<String> = cycle
-        .steps
+    let shown = &cycle.steps[..cycle.steps.len().min(STEPS_SHOWN_MAX)];
+    let chain: Vec<String> = shown
         .iter()
         .map(|st| format!("T{}", st.from))
         .chain(cycle.steps.first().map(|st| format!("T{}", st.from)))
         .collect();
-    s.push_str(&chain.join(" -> "));
-    for st in &cycle.steps {
+    let hidden = cycle.steps.len() - shown.len();
+    if hidden == 0 {
+        s.push_str(&chain.join(" -> "));
+    } else {
+        let (head, first) = chain.split_at(chain.len() - 1);
+        s.push_str(&format!(
+            "{} -> ({hidden} more steps) -> {}",
+            head.join(" -> "),
+            first.join("")
+        ));
+    }
+    for st in shown {
         s.push_str(&format!(
             "\n    T{} -[{}]-> T{}: {}",
             st.from,

@@ -298,8 +298,14 @@ pub fn check(history: &[Txn]) -> Report {
     }
     for r in &reads {
         let reader = &history[r.txn];
-        for &(v, w, end_us) in acked.get(&r.key).map(Vec::as_slice).unwrap_or(&[]) {
-            if w != r.txn && end_us < reader.start_us && !r.list.contains(&v) {
+        let Some(candidates) = acked.get(&r.key) else {
+            continue;
+        };
+        // A set of what the read saw: a membership test per acknowledged
+        // append, not a scan of the list (which would be quadratic).
+        let seen: HashSet<u64> = r.list.iter().copied().collect();
+        for &(v, w, end_us) in candidates {
+            if w != r.txn && end_us < reader.start_us && !seen.contains(&v) {
                 report.push(
                     "lost-write",
                     vec![w, r.txn],

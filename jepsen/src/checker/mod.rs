@@ -105,7 +105,13 @@ impl Report {
     pub fn push_cycles(&mut self, g: &graph::Graph) {
         self.graph_edges = g.edge_count();
         for c in g.cycles() {
-            let txns = c.steps.iter().map(|s| s.from).collect();
+            // As many transactions as the explanation shows.
+            let txns = c
+                .steps
+                .iter()
+                .take(graph::STEPS_SHOWN_MAX)
+                .map(|s| s.from)
+                .collect();
             let text = graph::explain(g, &c);
             self.push(&c.name, txns, text);
         }
