@@ -368,7 +368,11 @@ fn long_chain(n: usize) -> Vec<Txn> {
 fn a_million_transactions_in_one_chain_are_checked_without_recursion() {
     let report = on_default_stack(|| la(long_chain(LONG_HISTORY_TXNS)));
     assert!(report.valid(), "{}", report.summary());
-    assert!(report.graph_edges >= LONG_HISTORY_TXNS, "{}", report.graph_edges);
+    assert!(
+        report.graph_edges >= LONG_HISTORY_TXNS,
+        "{}",
+        report.graph_edges
+    );
 }
 
 #[test]
@@ -384,7 +388,10 @@ fn a_cycle_through_a_million_transactions_is_found_without_recursion() {
     let cycle = &report.examples[0];
     assert_eq!(cycle.txns.len(), crate::checker::graph::STEPS_SHOWN_MAX);
     assert!(
-        cycle.explanation.contains(&format!("({} more steps)", n - crate::checker::graph::STEPS_SHOWN_MAX)),
+        cycle.explanation.contains(&format!(
+            "({} more steps)",
+            n - crate::checker::graph::STEPS_SHOWN_MAX
+        )),
         "{}",
         &cycle.explanation[..200]
     );

@@ -2,8 +2,10 @@
 //! DataFusion scalars.
 
 use crate::error::SqlError;
+use crate::value::datetime::{self, Zone};
+use crate::value::numeric::Numeric;
+use crate::value::{self, types, Settings};
 use amber_catalog::SqlType;
-use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::array::{
     Array, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
     Float64Builder, Int64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder,
@@ -16,14 +18,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Decimal columns are fixed precision in Arrow; PostgreSQL's numeric is
-/// arbitrary. 38 digits with 10 after the point covers money and most
-/// measurements.
+/// arbitrary. Computations run at 38 digits with 10 after the point
+/// (money and most measurements); stored values keep every digit and their
+/// own scale (see `exact.rs` for when SQL reads them as exact text).
 pub const NUMERIC_PRECISION: u8 = 38;
 pub const NUMERIC_SCALE: i8 = 10;
-/// Field metadata key naming the PostgreSQL type when Arrow's is ambiguous.
-pub const PG_TYPE_KEY: &str = "pg_type";
-
-const EPOCH_DAYS_FROM_CE: i32 = 719_163;
+pub use crate::value::types::PG_TYPE_KEY;
 
 pub fn arrow_type(t: &SqlType) -> DataType {
     match t {
@@ -44,12 +44,39 @@ pub fn arrow_type(t: &SqlType) -> DataType {
 pub fn field(name: &str, t: &SqlType, nullable: bool) -> Field {
     let f = Field::new(name, arrow_type(t), nullable);
     if matches!(t, SqlType::Jsonb) {
-        f.with_metadata(HashMap::from([(
-            PG_TYPE_KEY.to_string(),
-            "jsonb".to_string(),
-        )]))
+        with_pg_type(f, "jsonb")
     } else {
         f
+    }
+}
+
+/// As [`field`], but a numeric column holds the exact stored text (Utf8,
+/// described as numeric), so it prints exactly as stored (`100.50`).
+pub fn exact_field(name: &str, t: &SqlType, nullable: bool) -> Field {
+    if matches!(t, SqlType::Numeric) {
+        with_pg_type(Field::new(name, DataType::Utf8, nullable), "numeric")
+    } else {
+        field(name, t, nullable)
+    }
+}
+
+fn with_pg_type(f: Field, pg: &str) -> Field {
+    f.with_metadata(HashMap::from([(PG_TYPE_KEY.to_string(), pg.to_string())]))
+}
+
+/// The wire type oid of values of `t`.
+pub fn type_oid(t: &SqlType) -> u32 {
+    match t {
+        SqlType::Int8 | SqlType::Ref(_) => types::INT8,
+        SqlType::Float8 => types::FLOAT8,
+        SqlType::Text => types::TEXT,
+        SqlType::Bool => types::BOOL,
+        SqlType::Bytea => types::BYTEA,
+        SqlType::Numeric => types::NUMERIC,
+        SqlType::Date => types::DATE,
+        SqlType::Timestamptz => types::TIMESTAMPTZ,
+        SqlType::Jsonb => types::JSONB,
+        SqlType::Array(inner) => types::array_of(type_oid(inner)).unwrap_or(1009),
     }
 }
 
@@ -57,8 +84,9 @@ fn bad(what: &str, v: &Json) -> SqlError {
     SqlError::new("XX000", format!("corrupt stored {what} value: {v}"))
 }
 
-/// Builds one Arrow column from JSON values of type `t`.
-pub fn json_column(t: &SqlType, values: &[&Json]) -> Result<ArrayRef, SqlError> {
+/// Builds one Arrow column of type `dt` from JSON values of type `t`
+/// (`dt` is `arrow_type(t)`, or Utf8 for a numeric read as exact text).
+pub fn json_column(t: &SqlType, dt: &DataType, values: &[&Json]) -> Result<ArrayRef, SqlError> {
     Ok(match t {
         SqlType::Int8 | SqlType::Ref(_) => {
             let mut b = Int64Builder::with_capacity(values.len());
@@ -127,6 +155,20 @@ pub fn json_column(t: &SqlType, values: &[&Json]) -> Result<ArrayRef, SqlError> 
             }
             Arc::new(b.finish())
         }
+        SqlType::Numeric if *dt == DataType::Utf8 => {
+            let mut b = StringBuilder::new();
+            for v in values {
+                match v {
+                    Json::Null => b.append_null(),
+                    Json::String(s) => {
+                        let n = Numeric::parse(s).map_err(|_| bad("numeric", v))?;
+                        b.append_value(n.to_string())
+                    }
+                    v => return Err(bad("numeric", v)),
+                }
+            }
+            Arc::new(b.finish())
+        }
         SqlType::Numeric => {
             let mut b = Decimal128Builder::with_capacity(values.len())
                 .with_precision_and_scale(NUMERIC_PRECISION, NUMERIC_SCALE)
@@ -134,9 +176,12 @@ pub fn json_column(t: &SqlType, values: &[&Json]) -> Result<ArrayRef, SqlError> 
             for v in values {
                 match v {
                     Json::Null => b.append_null(),
-                    Json::String(s) => {
-                        b.append_value(parse_decimal(s).ok_or_else(|| bad("numeric", v))?)
-                    }
+                    Json::String(s) => b.append_value(
+                        Numeric::parse(s)
+                            .ok()
+                            .and_then(|n| n.to_i128(NUMERIC_PRECISION, NUMERIC_SCALE))
+                            .ok_or_else(|| numeric_too_big(s))?,
+                    ),
                     v => return Err(bad("numeric", v)),
                 }
             }
@@ -201,7 +246,7 @@ pub fn rows_to_batch(
             .iter()
             .map(|r| r.get(i).unwrap_or(&Json::Null))
             .collect();
-        columns.push(json_column(t, &col)?);
+        columns.push(json_column(t, schema.field(i).data_type(), &col)?);
     }
     if columns.is_empty() {
         return RecordBatch::try_new_with_options(
@@ -219,15 +264,20 @@ pub fn schema_of(fields: Vec<Field>) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-fn parse_float_special(s: &str) -> Option<f64> {
-    match s.to_ascii_lowercase().as_str() {
-        "nan" => Some(f64::NAN),
-        "infinity" | "inf" => Some(f64::INFINITY),
-        "-infinity" | "-inf" => Some(f64::NEG_INFINITY),
-        other => other.parse().ok(),
-    }
+fn numeric_too_big(s: &str) -> SqlError {
+    SqlError::new(
+        "22003",
+        format!(
+            "numeric value {s} does not fit SQL computation ({NUMERIC_PRECISION} digits, {NUMERIC_SCALE} after the point); select the column itself to read it exactly"
+        ),
+    )
 }
 
+fn parse_float_special(s: &str) -> Option<f64> {
+    value::float::parse_f64(s).ok()
+}
+
+/// Stored bytea: hex digits without `\x`.
 pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
     let s = s.strip_prefix("\\x").unwrap_or(s);
     if !s.len().is_multiple_of(2) {
@@ -240,133 +290,37 @@ pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
 }
 
 pub fn hex_encode(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    let h = value::text::format_bytea(b);
+    h[2..].to_string()
 }
 
-/// Parses a decimal string into a Decimal128 with [`NUMERIC_SCALE`].
-pub fn parse_decimal(s: &str) -> Option<i128> {
-    let s = s.trim();
-    let (neg, digits) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
-    if int_part.is_empty() && frac_part.is_empty() {
-        return None;
-    }
-    if !int_part.chars().all(|c| c.is_ascii_digit())
-        || !frac_part.chars().all(|c| c.is_ascii_digit())
-    {
-        return None;
-    }
-    let scale = NUMERIC_SCALE as usize;
-    let mut frac: String = frac_part.chars().take(scale).collect();
-    while frac.len() < scale {
-        frac.push('0');
-    }
-    let combined = format!(
-        "{}{}",
-        if int_part.is_empty() { "0" } else { int_part },
-        frac
-    );
-    let v: i128 = combined.parse().ok()?;
-    Some(if neg { -v } else { v })
-}
-
-/// Formats a Decimal128 value of `scale` as PostgreSQL prints numeric,
-/// without the padding zeros Arrow's fixed scale adds.
-pub fn format_decimal(v: i128, scale: i8) -> String {
-    if scale <= 0 {
-        return (v * 10i128.pow((-scale) as u32)).to_string();
-    }
-    let neg = v < 0;
-    let abs = v.unsigned_abs().to_string();
-    let scale = scale as usize;
-    let padded = if abs.len() <= scale {
-        format!("{}{}", "0".repeat(scale - abs.len() + 1), abs)
-    } else {
-        abs
-    };
-    let (i, f) = padded.split_at(padded.len() - scale);
-    let f = f.trim_end_matches('0');
-    let mut out = String::new();
-    if neg {
-        out.push('-');
-    }
-    out.push_str(i);
-    if !f.is_empty() {
-        out.push('.');
-        out.push_str(f);
-    }
-    out
-}
-
+/// Stored dates: ISO `YYYY-MM-DD` (what Python's `date.fromisoformat`
+/// reads) for years 1 to 9999, PostgreSQL's text (`0044-03-15 BC`,
+/// `infinity`) beyond.
 pub fn parse_date_days(s: &str) -> Option<i32> {
-    let d = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok()?;
-    Some(chrono::Datelike::num_days_from_ce(&d) - EPOCH_DAYS_FROM_CE)
+    datetime::parse_date(s).ok()
 }
 
 pub fn format_date_days(days: i32) -> String {
-    NaiveDate::from_num_days_from_ce_opt(days + EPOCH_DAYS_FROM_CE)
-        .map(|d| d.format("%Y-%m-%d").to_string())
-        .unwrap_or_else(|| days.to_string())
+    datetime::format_date(days)
 }
 
+/// Stored timestamps: RFC 3339 in UTC (what Python's
+/// `datetime.fromisoformat` reads) for years 1 to 9999, PostgreSQL's text
+/// in UTC beyond.
 pub fn parse_timestamp_micros(s: &str) -> Option<i64> {
-    let s = s.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc).timestamp_micros());
-    }
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
-        if let Ok(t) = DateTime::parse_from_str(s, fmt) {
-            return Some(t.with_timezone(&Utc).timestamp_micros());
-        }
-    }
-    for fmt in [
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%d",
-    ] {
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
-            return Some(t.and_utc().timestamp_micros());
-        }
-        if fmt == "%Y-%m-%d" {
-            if let Ok(d) = NaiveDate::parse_from_str(s, fmt) {
-                return d
-                    .and_hms_opt(0, 0, 0)
-                    .map(|t| t.and_utc().timestamp_micros());
-            }
-        }
-    }
-    None
-}
-
-pub fn format_timestamp_micros(us: i64, with_tz: bool) -> String {
-    match DateTime::<Utc>::from_timestamp_micros(us) {
-        Some(t) => {
-            let base = if t.timestamp_subsec_micros() == 0 {
-                t.format("%Y-%m-%d %H:%M:%S").to_string()
-            } else {
-                t.format("%Y-%m-%d %H:%M:%S%.6f")
-                    .to_string()
-                    .trim_end_matches('0')
-                    .to_string()
-            };
-            if with_tz {
-                format!("{base}+00")
-            } else {
-                base
-            }
-        }
-        None => us.to_string(),
-    }
+    datetime::parse_timestamp(s, Some(&Zone::UTC)).ok()
 }
 
 fn ts_iso(us: i64) -> String {
-    DateTime::<Utc>::from_timestamp_micros(us)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false))
-        .unwrap_or_default()
+    const YEAR_1_US: i64 = -62_135_596_800_000_000;
+    const YEAR_10000_US: i64 = 253_402_300_800_000_000;
+    match datetime::naive_datetime(us) {
+        Some(t) if (YEAR_1_US..YEAR_10000_US).contains(&us) => t
+            .and_utc()
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),
+        _ => datetime::format_timestamp(us, Some(&Zone::UTC)),
+    }
 }
 
 /// A JSON value (catalog encoding of `t`) as a DataFusion scalar.
@@ -390,11 +344,10 @@ pub fn json_to_scalar(t: &SqlType, v: &Json) -> Result<ScalarValue, SqlError> {
         SqlType::Jsonb => ScalarValue::Utf8(if null { None } else { Some(v.to_string()) }),
         SqlType::Bool => ScalarValue::Boolean(v.as_bool()),
         SqlType::Bytea => ScalarValue::Binary(v.as_str().and_then(hex_decode)),
-        SqlType::Numeric => ScalarValue::Decimal128(
-            v.as_str().and_then(parse_decimal),
-            NUMERIC_PRECISION,
-            NUMERIC_SCALE,
-        ),
+        SqlType::Numeric => match v.as_str() {
+            None => ScalarValue::Decimal128(None, NUMERIC_PRECISION, NUMERIC_SCALE),
+            Some(s) => value::numeric_scalar(&Numeric::parse(s).map_err(|_| bad("numeric", v))?),
+        },
         SqlType::Date => ScalarValue::Date32(v.as_str().and_then(parse_date_days)),
         SqlType::Timestamptz => ScalarValue::TimestampMicrosecond(
             v.as_str().and_then(parse_timestamp_micros),
@@ -406,11 +359,20 @@ pub fn json_to_scalar(t: &SqlType, v: &Json) -> Result<ScalarValue, SqlError> {
                     .map_err(|e| SqlError::internal(e.to_string()))?
             } else {
                 let items = v.as_array().ok_or_else(|| bad("array", v))?;
+                let item_type = arrow_type(inner);
                 let scalars: Vec<ScalarValue> = items
                     .iter()
-                    .map(|x| json_to_scalar(inner, x))
+                    .map(|x| {
+                        let v = json_to_scalar(inner, x)?;
+                        if v.data_type() == item_type {
+                            Ok(v)
+                        } else {
+                            v.cast_to(&item_type)
+                                .map_err(|e| SqlError::internal(e.to_string()))
+                        }
+                    })
                     .collect::<Result<_, _>>()?;
-                let arr = ScalarValue::new_list_nullable(&scalars, &arrow_type(inner));
+                let arr = ScalarValue::new_list_nullable(&scalars, &item_type);
                 ScalarValue::List(arr)
             }
         }
@@ -418,22 +380,69 @@ pub fn json_to_scalar(t: &SqlType, v: &Json) -> Result<ScalarValue, SqlError> {
 }
 
 /// A DataFusion scalar as the JSON encoding of `t`, coercing where SQL
-/// would (an integer literal into a float column, text into a date...).
-pub fn scalar_to_json(t: &SqlType, v: &ScalarValue) -> Result<Json, SqlError> {
+/// would: text through the type's PostgreSQL input function (a literal
+/// `'2024-01-01 10:00'` is read in the session's TimeZone, `'yes'` is a
+/// boolean), numbers between numeric types exactly.
+pub fn scalar_to_json(t: &SqlType, v: &ScalarValue, settings: &Settings) -> Result<Json, SqlError> {
     if v.is_null() {
         return Ok(Json::Null);
     }
+    // Text into a non-text type: PostgreSQL's input function of the type.
+    if let Some(text) = utf8_of(v) {
+        return match t {
+            SqlType::Text => Ok(Json::from(value::text::utf8(text.as_bytes())?)),
+            SqlType::Jsonb => value::json::parse(text, true).map_err(value::json_error),
+            SqlType::Numeric => match Numeric::parse(text) {
+                Ok(n) => Ok(Json::from(n.to_string())),
+                Err(_) => Err(value::text::invalid_syntax("numeric", text)),
+            },
+            _ => {
+                let typed = value::from_text(type_oid(t), text, settings)?;
+                if utf8_of(&typed).is_some() {
+                    return Err(value::text::invalid_syntax(&t.pg_name(), text));
+                }
+                scalar_to_json(t, &typed, settings)
+            }
+        };
+    }
+    match (t, v) {
+        (SqlType::Numeric, ScalarValue::Decimal128(Some(x), _, s)) => {
+            return Ok(Json::from(value::decimal_numeric(*x, *s).to_string()))
+        }
+        (SqlType::Numeric, ScalarValue::Float64(Some(f))) => {
+            // float8 to numeric keeps DBL_DIG significant digits, as
+            // PostgreSQL's float8_numeric.
+            let text = value::float::format_f64(*f, 0);
+            return Ok(Json::from(
+                Numeric::parse(&text).map(|n| n.to_string()).unwrap_or(text),
+            ));
+        }
+        (SqlType::Jsonb, other) => return Ok(scalar_to_plain_json(other)),
+        // Element by element, so each keeps its own numeric scale.
+        (SqlType::Array(inner), ScalarValue::List(list)) => {
+            let values = list.value(0);
+            let mut out = Vec::with_capacity(values.len());
+            for i in 0..values.len() {
+                let s = ScalarValue::try_from_array(&values, i)
+                    .map_err(|e| SqlError::internal(e.to_string()))?;
+                out.push(scalar_to_json(inner, &s, settings)?);
+            }
+            return Ok(Json::Array(out));
+        }
+        _ => {}
+    }
     let target = arrow_type(t);
-    let cast = if matches!(t, SqlType::Jsonb) || v.data_type() == target {
+    let cast = if v.data_type() == target {
         v.clone()
     } else {
         v.cast_to(&target).map_err(|_| {
             SqlError::new(
-                "22P02",
+                "42804",
                 format!(
-                    "invalid input syntax for type {}: \"{}\"",
-                    t.pg_name(),
-                    scalar_text(v)
+                    "value {} of type {} cannot be stored as {}",
+                    scalar_text(v),
+                    v.data_type(),
+                    t.pg_name()
                 ),
             )
         })?
@@ -451,33 +460,15 @@ pub fn scalar_to_json(t: &SqlType, v: &ScalarValue) -> Result<Json, SqlError> {
                 Json::from("-Infinity")
             }
         }
-        (SqlType::Text, ScalarValue::Utf8(Some(s))) => Json::from(s.clone()),
-        (SqlType::Jsonb, other) => match other {
-            ScalarValue::Utf8(Some(s))
-            | ScalarValue::LargeUtf8(Some(s))
-            | ScalarValue::Utf8View(Some(s)) => serde_json::from_str(s).map_err(|e| {
-                SqlError::new("22P02", format!("invalid input syntax for type json: {e}"))
-            })?,
-            other => scalar_to_plain_json(other),
-        },
         (SqlType::Bool, ScalarValue::Boolean(Some(b))) => Json::from(*b),
+        (SqlType::Text, ScalarValue::Utf8(Some(s))) => Json::from(s.clone()),
         (SqlType::Bytea, ScalarValue::Binary(Some(b))) => Json::from(hex_encode(b)),
         (SqlType::Numeric, ScalarValue::Decimal128(Some(x), _, s)) => {
-            Json::from(format_decimal(*x, *s))
+            Json::from(value::decimal_numeric(*x, *s).to_string())
         }
         (SqlType::Date, ScalarValue::Date32(Some(d))) => Json::from(format_date_days(*d)),
         (SqlType::Timestamptz, ScalarValue::TimestampMicrosecond(Some(us), _)) => {
             Json::from(ts_iso(*us))
-        }
-        (SqlType::Array(inner), ScalarValue::List(list)) => {
-            let values = list.value(0);
-            let mut out = Vec::with_capacity(values.len());
-            for i in 0..values.len() {
-                let s = ScalarValue::try_from_array(&values, i)
-                    .map_err(|e| SqlError::internal(e.to_string()))?;
-                out.push(scalar_to_json(inner, &s)?);
-            }
-            Json::Array(out)
         }
         (_, other) => {
             return Err(SqlError::new(
@@ -490,6 +481,15 @@ pub fn scalar_to_json(t: &SqlType, v: &ScalarValue) -> Result<Json, SqlError> {
             ))
         }
     })
+}
+
+fn utf8_of(v: &ScalarValue) -> Option<&str> {
+    match v {
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => Some(s),
+        _ => None,
+    }
 }
 
 /// Best-effort JSON of a scalar of any type (for jsonb parameters).
@@ -542,22 +542,6 @@ pub fn is_null_cell(array: &dyn Array, row: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decimal_round_trip() {
-        assert_eq!(
-            format_decimal(parse_decimal("100.50").unwrap(), NUMERIC_SCALE),
-            "100.5"
-        );
-        assert_eq!(
-            format_decimal(parse_decimal("-0.25").unwrap(), NUMERIC_SCALE),
-            "-0.25"
-        );
-        assert_eq!(
-            format_decimal(parse_decimal("7").unwrap(), NUMERIC_SCALE),
-            "7"
-        );
-    }
 
     #[test]
     fn dates() {

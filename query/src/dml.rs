@@ -2,9 +2,11 @@
 //! the session's transaction. Single-object statements by id with constant
 //! values take a direct path; others find their rows through DataFusion.
 
+use crate::constant::{constant_value, constant_values};
 use crate::convert;
 use crate::error::SqlError;
-use crate::session::{constant_value, constant_values, split_qualified, Output, Session};
+use crate::exact::ExactNumeric;
+use crate::session::{split_qualified, Output, Session};
 use crate::table;
 use amber_catalog::{object_key, ClassDef, ModuleDef, SqlType};
 use amber_runtime::TxnHandle;
@@ -19,6 +21,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use serde_json::{Map, Value as Json};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 type Object = Map<String, Json>;
@@ -48,18 +51,23 @@ impl Session {
             return Err(SqlError::unsupported("INSERT into a table function"));
         };
         let (module, class) = self.resolve_table(name)?;
+        let settings = self.value_settings();
         let targets = target_columns(&class, &ins.columns, name)?;
         let source = ins
             .source
             .as_ref()
             .ok_or_else(|| SqlError::unsupported("INSERT without VALUES or SELECT"))?;
         let fast = match source.body.as_ref() {
-            SetExpr::Values(values) => values
-                .rows
-                .iter()
-                .map(|row| constant_values(row, params))
-                .collect::<Result<Vec<_>, _>>()
-                .ok(),
+            SetExpr::Values(values) => {
+                let mut rows = Vec::with_capacity(values.rows.len());
+                for row in &values.rows {
+                    match constant_values(row, params, &settings)? {
+                        Some(r) => rows.push(r),
+                        None => break,
+                    }
+                }
+                (rows.len() == values.rows.len()).then_some(rows)
+            }
             _ => None,
         };
         let rows: Vec<Vec<ScalarValue>> = match fast {
@@ -94,7 +102,7 @@ impl Session {
             let mut obj = Object::new();
             for col in &class.columns {
                 let v = match targets.iter().position(|t| *t == col.name) {
-                    Some(i) => convert::scalar_to_json(&col.ty, &row[i])?,
+                    Some(i) => convert::scalar_to_json(&col.ty, &row[i], &settings)?,
                     None if col.has_default => col.default.clone(),
                     None => Json::Null,
                 };
@@ -123,6 +131,7 @@ impl Session {
             return Err(SqlError::unsupported("UPDATE ... FROM"));
         }
         let (module, class) = self.resolve_table(name)?;
+        let settings = self.value_settings();
         let mut columns = Vec::with_capacity(upd.assignments.len());
         for a in &upd.assignments {
             let AssignmentTarget::ColumnName(c) = &a.target else {
@@ -155,14 +164,12 @@ impl Session {
             columns.push(col.clone());
         }
         // (oid, new values) for each row to change.
+        let assigned: Vec<Expr> = upd.assignments.iter().map(|a| a.value.clone()).collect();
         let changes: Vec<(u64, Vec<ScalarValue>)> = match (
             id_equality(upd.selection.as_ref(), params),
-            upd.assignments
-                .iter()
-                .map(|a| constant_value(&a.value, params))
-                .collect::<Result<Vec<_>, _>>(),
+            constant_values(&assigned, params, &settings)?,
         ) {
-            (Some(oid), Ok(values)) => vec![(oid, values)],
+            (Some(oid), Some(values)) => vec![(oid, values)],
             _ => {
                 let items: Vec<String> = upd
                     .assignments
@@ -200,7 +207,10 @@ impl Session {
                 continue;
             };
             for (col, v) in columns.iter().zip(values) {
-                obj.insert(col.name.clone(), convert::scalar_to_json(&col.ty, v)?);
+                obj.insert(
+                    col.name.clone(),
+                    convert::scalar_to_json(&col.ty, v, &settings)?,
+                );
             }
             self.check_object(&module, &class, &obj, txn)?;
             returned.push(write_object(&class, cid, *oid, &obj, txn)?);
@@ -302,7 +312,8 @@ impl Session {
         let Ok((module, class)) = self.resolve_table(name) else {
             return Ok(None);
         };
-        let schema = table::class_schema(&class);
+        // Values go out as stored: numerics exactly.
+        let schema = table::class_schema(&class, &ExactNumeric::all());
         let types = table::class_types(&class);
         // (output name, index into the class row)
         let mut picks: Vec<(String, usize)> = Vec::new();
@@ -451,13 +462,6 @@ impl Session {
         let Some(items) = returning else {
             return Ok(Output::Command(tag));
         };
-        let schema = table::class_schema(class);
-        let batch = table::batch(schema.clone(), &table::class_types(class), &rows)?;
-        let ctx = self.make_context(txn)?;
-        ctx.register_table(
-            "__amber_returning",
-            Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
-        )?;
         let items: Vec<String> = items.iter().map(|i| i.to_string()).collect();
         let sql = format!(
             "SELECT {} FROM __amber_returning AS {}",
@@ -469,6 +473,14 @@ impl Session {
         let Some(Statement::Query(q)) = stmts.into_iter().next() else {
             return Err(SqlError::internal("RETURNING did not parse"));
         };
+        let exact = ExactNumeric::of_statement(&Statement::Query(q.clone()));
+        let schema = table::class_schema(class, &exact);
+        let batch = table::batch(schema.clone(), &table::class_types(class), &rows)?;
+        let ctx = self.make_context(txn, &exact)?;
+        ctx.register_table(
+            "__amber_returning",
+            Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
+        )?;
         let names = crate::names::select_item_names(&q);
         let plan = ctx
             .state()
@@ -500,8 +512,10 @@ impl Session {
         &mut self,
         stmt: &Statement,
         txn: &TxnHandle,
-    ) -> Result<(Vec<Option<DataType>>, Option<SchemaRef>), SqlError> {
+    ) -> Result<(Vec<Option<DataType>>, HashSet<usize>, Option<SchemaRef>), SqlError> {
         let mut types: Vec<Option<DataType>> = Vec::new();
+        // Parameters written to jsonb columns (Arrow computes them as Utf8).
+        let mut jsonb: HashSet<usize> = HashSet::new();
         let mut set = |idx: usize, t: DataType| {
             if types.len() <= idx {
                 types.resize(idx + 1, None);
@@ -513,7 +527,7 @@ impl Session {
         let (class, returning, where_sql) = match stmt {
             Statement::Insert(ins) => {
                 let TableObject::TableName(name) = &ins.table else {
-                    return Ok((types, None));
+                    return Ok((types, jsonb, None));
                 };
                 let (_m, class) = self.resolve_table(name)?;
                 let targets = target_columns(&class, &ins.columns, name)?;
@@ -524,6 +538,9 @@ impl Session {
                             if let (Some(idx), Some(col)) = (placeholder(e), targets.get(i)) {
                                 if let Some(c) = class.columns.iter().find(|c| &c.name == col) {
                                     set(idx, convert::arrow_type(&c.ty));
+                                    if matches!(c.ty, SqlType::Jsonb) {
+                                        jsonb.insert(idx);
+                                    }
                                 }
                             }
                         }
@@ -533,7 +550,7 @@ impl Session {
             }
             Statement::Update(upd) => {
                 let TableFactor::Table { name, .. } = &upd.table.relation else {
-                    return Ok((types, None));
+                    return Ok((types, jsonb, None));
                 };
                 let (_m, class) = self.resolve_table(name)?;
                 for a in &upd.assignments {
@@ -547,6 +564,9 @@ impl Session {
                                 .unwrap_or_default();
                         if let Some(col) = class.columns.iter().find(|k| k.name == cname) {
                             set(idx, convert::arrow_type(&col.ty));
+                            if matches!(col.ty, SqlType::Jsonb) {
+                                jsonb.insert(idx);
+                            }
                         }
                     }
                 }
@@ -562,7 +582,7 @@ impl Session {
                 };
                 let Some(TableFactor::Table { name, .. }) = tables.first().map(|t| &t.relation)
                 else {
-                    return Ok((types, None));
+                    return Ok((types, jsonb, None));
                 };
                 let (_m, class) = self.resolve_table(name)?;
                 let w = del
@@ -571,10 +591,10 @@ impl Session {
                     .map(|s| format!("SELECT id FROM {name} WHERE {s}"));
                 (class, del.returning.clone(), w)
             }
-            _ => return Ok((types, None)),
+            _ => return Ok((types, jsonb, None)),
         };
         if let Some(sql) = where_sql {
-            let ctx = self.make_context(txn)?;
+            let ctx = self.make_context(txn, &ExactNumeric::none())?;
             let stmts = Parser::parse_sql(&PostgreSqlDialect {}, &sql)
                 .map_err(|e| SqlError::syntax(e.to_string()))?;
             if let Some(s) = stmts.into_iter().next() {
@@ -598,8 +618,8 @@ impl Session {
         let columns = match returning {
             None => None,
             Some(items) => {
-                let schema = table::class_schema(&class);
-                let ctx = self.make_context(txn)?;
+                let schema = table::class_schema(&class, &ExactNumeric::none());
+                let ctx = self.make_context(txn, &ExactNumeric::none())?;
                 ctx.register_table(
                     "__amber_returning",
                     Arc::new(MemTable::try_new(schema, vec![vec![]])?),
@@ -613,7 +633,7 @@ impl Session {
                 let stmts = Parser::parse_sql(&PostgreSqlDialect {}, &sql)
                     .map_err(|e| SqlError::syntax(e.to_string()))?;
                 let Some(Statement::Query(q)) = stmts.into_iter().next() else {
-                    return Ok((types, None));
+                    return Ok((types, jsonb, None));
                 };
                 let names = crate::names::select_item_names(&q);
                 let plan = ctx
@@ -626,7 +646,7 @@ impl Session {
                 ))
             }
         };
-        Ok((types, columns))
+        Ok((types, jsonb, columns))
     }
 }
 
@@ -738,10 +758,11 @@ fn id_equality(selection: Option<&Expr>, params: &[ScalarValue]) -> Option<u64> 
         Expr::CompoundIdentifier(p) => p.last().is_some_and(|i| i.value == "id"),
         _ => false,
     };
+    let settings = crate::value::Settings::default();
     let value = if is_id(left) {
-        constant_value(right, params).ok()?
+        constant_value(right, params, &settings).ok().flatten()?
     } else if is_id(right) {
-        constant_value(left, params).ok()?
+        constant_value(left, params, &settings).ok().flatten()?
     } else {
         return None;
     };

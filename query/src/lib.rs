@@ -12,14 +12,17 @@
 //! - General queries go through DataFusion; writes, CALL and module DDL take
 //!   a direct path.
 
+mod constant;
 pub mod convert;
 mod ddl;
 mod dml;
 pub mod error;
+mod exact;
 mod names;
 mod nested;
 mod session;
 pub mod table;
+pub mod value;
 
 pub use datafusion::arrow;
 pub use datafusion::common::ScalarValue;

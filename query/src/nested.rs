@@ -1,8 +1,12 @@
 //! `amber.sql()`: SQL run from Python, inside the calling transaction.
 
 use crate::convert;
+use crate::error::SqlError;
 use crate::session::{Engine, Output, Session};
+use crate::value::{self, types::PG_TYPE_KEY};
+use amber_catalog::SqlType;
 use amber_runtime::{SqlCallback, TxnHandle};
+use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::ScalarValue;
 use serde_json::Value as Json;
 use std::sync::{Arc, Weak};
@@ -12,17 +16,90 @@ pub(crate) struct NestedSql {
     pub handle: tokio::runtime::Handle,
 }
 
-fn param(v: &Json) -> ScalarValue {
-    match v {
-        Json::Null => ScalarValue::Null,
-        Json::Bool(b) => ScalarValue::Boolean(Some(*b)),
-        Json::Number(n) => match n.as_i64() {
-            Some(i) => ScalarValue::Int64(Some(i)),
-            None => ScalarValue::Float64(n.as_f64()),
-        },
-        Json::String(s) => ScalarValue::Utf8(Some(s.clone())),
-        other => ScalarValue::Utf8(Some(other.to_string())),
+/// A parameter from Python: `[type, value]` in the column encoding of
+/// that type (`_sql_param` in prelude.py).
+fn param(v: &Json) -> Result<ScalarValue, SqlError> {
+    let (t, value) = match v.as_array().map(Vec::as_slice) {
+        Some([Json::String(t), value]) => (t.as_str(), value),
+        _ => {
+            return Err(SqlError::new(
+                "22P02",
+                format!("malformed amber.sql() parameter {v}"),
+            ))
+        }
+    };
+    if t == "null" {
+        return Ok(ScalarValue::Null);
     }
+    let t = SqlType::parse(t)
+        .ok_or_else(|| SqlError::new("22P02", format!("unknown amber.sql() parameter type {t}")))?;
+    convert::json_to_scalar(&t, value)
+}
+
+/// The column type a result column is returned to Python as.
+fn result_type(field: &Field) -> SqlType {
+    match field.metadata().get(PG_TYPE_KEY).map(String::as_str) {
+        Some("jsonb") | Some("json") => return SqlType::Jsonb,
+        Some("numeric") => return SqlType::Numeric,
+        _ => {}
+    }
+    match field.data_type() {
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64 => SqlType::Int8,
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => SqlType::Float8,
+        DataType::Boolean => SqlType::Bool,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => SqlType::Bytea,
+        DataType::Decimal128(..) | DataType::Decimal256(..) => SqlType::Numeric,
+        DataType::Date32 | DataType::Date64 => SqlType::Date,
+        DataType::Timestamp(..) => SqlType::Timestamptz,
+        DataType::List(f) | DataType::LargeList(f) => match result_type(f) {
+            SqlType::Array(_) | SqlType::Jsonb => SqlType::Jsonb,
+            inner => SqlType::Array(Box::new(inner)),
+        },
+        _ => SqlType::Text,
+    }
+}
+
+/// Rows for Python: `{"types": [...], "rows": [[...]]}`, each value in
+/// its column type's encoding, which `_dec` turns into Python values.
+fn rows_for_python(out: Output, settings: &value::Settings) -> Result<Json, SqlError> {
+    let Output::Rows {
+        schema, batches, ..
+    } = out
+    else {
+        return Ok(serde_json::json!({"types": [], "rows": []}));
+    };
+    let types: Vec<SqlType> = schema.fields().iter().map(|f| result_type(f)).collect();
+    let mut rows = Vec::new();
+    for b in &batches {
+        for r in 0..b.num_rows() {
+            let mut row = Vec::with_capacity(b.num_columns());
+            for (c, t) in types.iter().enumerate() {
+                let v = convert::cell(b.column(c), r)?;
+                let v = match (t, &v) {
+                    // Any other type is returned as its text.
+                    (SqlType::Text, v) if !matches!(v, ScalarValue::Utf8(_)) => {
+                        if v.is_null() {
+                            ScalarValue::Utf8(None)
+                        } else {
+                            ScalarValue::Utf8(Some(convert::scalar_text(v)))
+                        }
+                    }
+                    _ => v,
+                };
+                row.push(convert::scalar_to_json(t, &v, settings)?);
+            }
+            rows.push(Json::Array(row));
+        }
+    }
+    let types: Vec<Json> = types.iter().map(|t| Json::from(t.describe())).collect();
+    Ok(serde_json::json!({"types": types, "rows": rows}))
 }
 
 impl SqlCallback for NestedSql {
@@ -36,30 +113,22 @@ impl SqlCallback for NestedSql {
             .engine
             .upgrade()
             .ok_or_else(|| ("57P01".to_string(), "server is shutting down".to_string()))?;
+        let fail = |e: SqlError| (e.code, e.message);
         let params: Vec<ScalarValue> = serde_json::from_str::<Vec<Json>>(params_json)
             .map_err(|e| ("22P02".to_string(), e.to_string()))?
             .iter()
             .map(param)
-            .collect();
+            .collect::<Result<_, _>>()
+            .map_err(fail)?;
         // This runs on a Python worker thread, never on a tokio thread.
         let out = self
             .handle
             .block_on(Session::execute_nested(engine, sql, &params, txn))
-            .map_err(|e| (e.code, e.message))?;
-        let mut rows = Vec::new();
-        if let Output::Rows { batches, .. } = out {
-            for b in &batches {
-                for r in 0..b.num_rows() {
-                    let mut row = Vec::with_capacity(b.num_columns());
-                    for c in 0..b.num_columns() {
-                        let v = convert::cell(b.column(c), r).map_err(|e| (e.code, e.message))?;
-                        row.push(convert::scalar_to_plain_json(&v));
-                    }
-                    rows.push(Json::Array(row));
-                }
-            }
-        }
-        Ok(Json::Array(rows).to_string())
+            .map_err(fail)?;
+        // Values reach Python in UTC and at full float precision; the
+        // calling session's settings only shape text for clients.
+        let rows = rows_for_python(out, &value::Settings::default()).map_err(fail)?;
+        Ok(rows.to_string())
     }
 }
 

@@ -1,10 +1,13 @@
 //! Sessions: transaction state, statement dispatch, query execution.
 
+use crate::constant::{self, constant_values};
 use crate::convert;
 use crate::ddl::{self, ModuleDdl};
 use crate::error::SqlError;
+use crate::exact::ExactNumeric;
 use crate::names;
 use crate::table::{self, ClassTable, PythonUdf};
+use crate::value;
 use amber_catalog::{Catalog, Returns, SqlType};
 use amber_runtime::{CallSpec, Runtime, TxnHandle};
 use amber_storage::{Store, Txn};
@@ -23,7 +26,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use serde_json::Value as Json;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 /// Shared by all sessions.
@@ -80,6 +83,9 @@ pub struct Prepared {
     pub sql: String,
     pub kind: PreparedKind,
     pub param_types: Vec<DataType>,
+    /// Wire type oid of each parameter (jsonb where the parameter feeds a
+    /// jsonb column, argument or cast; otherwise its Arrow type's).
+    pub param_oids: Vec<u32>,
     /// Columns of the result; `None` for a statement without rows.
     pub columns: Option<SchemaRef>,
 }
@@ -106,7 +112,20 @@ pub struct Session {
     implicit: bool,
     /// Set by a cancel request for this session's running statement.
     cancel: Arc<std::sync::atomic::AtomicBool>,
+    /// Settings changed by SET that PostgreSQL reports to the client
+    /// (ParameterStatus), by their reported names; at most one entry per
+    /// name, so bounded by the number of reported settings.
+    reported: Vec<(String, String)>,
 }
+
+/// Settings PostgreSQL reports with ParameterStatus when they change
+/// (GUC_REPORT): (lower-case name, reported name).
+const REPORTED_SETTINGS: &[(&str, &str)] = &[
+    ("timezone", "TimeZone"),
+    ("datestyle", "DateStyle"),
+    ("intervalstyle", "IntervalStyle"),
+    ("application_name", "application_name"),
+];
 
 /// Parses `sql` into its statements: Amber's module DDL and ordinary SQL.
 pub fn parse_statements(sql: &str) -> Result<Vec<PreparedKind>, SqlError> {
@@ -160,7 +179,22 @@ impl Session {
             statement_deadline: None,
             implicit: false,
             cancel: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            reported: Vec::new(),
         }
+    }
+
+    /// Settings changed since the last call that the client must be told
+    /// of (ParameterStatus), as (name, value).
+    pub fn take_reported(&mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.reported)
+    }
+
+    fn set_setting(&mut self, name: String, value: String) {
+        if let Some((_, reported)) = REPORTED_SETTINGS.iter().find(|(n, _)| *n == name) {
+            self.reported.retain(|(n, _)| n != reported);
+            self.reported.push((reported.to_string(), value.clone()));
+        }
+        self.settings.insert(name, value);
     }
 
     /// statement_timeout in milliseconds (0: none), PostgreSQL's units.
@@ -178,6 +212,59 @@ impl Session {
             "h" => n.saturating_mul(3_600_000),
             "us" => n / 1000,
             _ => 0,
+        }
+    }
+
+    /// How this session reads and writes values (TimeZone,
+    /// extra_float_digits), from its settings (validated when SET).
+    pub fn value_settings(&self) -> value::Settings {
+        let mut out = value::Settings::default();
+        if let Some(zone) = self
+            .settings
+            .get("timezone")
+            .and_then(|z| value::Zone::parse(z))
+        {
+            out.zone = zone;
+        }
+        if let Some(d) = self
+            .settings
+            .get("extra_float_digits")
+            .and_then(|d| d.trim().parse::<i32>().ok())
+        {
+            out.extra_float_digits = d;
+        }
+        out
+    }
+
+    /// Checks a SET of a setting whose value Amber interprets, with
+    /// PostgreSQL's error for a bad value (22023), and returns the value
+    /// to keep.
+    fn checked_setting(name: &str, value: &str) -> Result<String, SqlError> {
+        let bad = || {
+            SqlError::new(
+                "22023",
+                format!("invalid value for parameter \"{name}\": \"{value}\""),
+            )
+        };
+        match name {
+            "timezone" => {
+                if value.eq_ignore_ascii_case("local") || value.eq_ignore_ascii_case("default") {
+                    return Ok("UTC".into());
+                }
+                value::Zone::parse(value).ok_or_else(bad)?;
+                Ok(value.to_string())
+            }
+            "extra_float_digits" => {
+                let d: i32 = value.trim().parse().map_err(|_| bad())?;
+                if !(-15..=3).contains(&d) {
+                    return Err(SqlError::new(
+                        "22023",
+                        format!("{d} is outside the valid range for parameter \"extra_float_digits\" (-15 .. 3)"),
+                    ));
+                }
+                Ok(d.to_string())
+            }
+            _ => Ok(value.to_string()),
         }
     }
 
@@ -305,14 +392,26 @@ impl Session {
             ));
         }
         let kind = stmts.pop().unwrap_or(PreparedKind::Empty);
-        let (param_types, columns) = match &kind {
+        let (param_types, jsonb, columns) = match &kind {
             PreparedKind::Sql(stmt) => self.describe(stmt, client_types).await?,
-            _ => (Vec::new(), None),
+            _ => (Vec::new(), HashSet::new(), None),
         };
+        let param_oids = param_types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                if jsonb.contains(&i) {
+                    value::types::JSONB
+                } else {
+                    value::types::oid_of(t)
+                }
+            })
+            .collect();
         Ok(Prepared {
             sql: sql.to_string(),
             kind,
             param_types,
+            param_oids,
             columns,
         })
     }
@@ -461,9 +560,41 @@ impl Session {
                         })
                         .collect::<Vec<_>>()
                         .join(", ");
-                    self.settings.insert(name, value);
+                    let name = if name == "time zone" {
+                        "timezone".to_string()
+                    } else {
+                        name
+                    };
+                    let value = Session::checked_setting(&name, &value)?;
+                    self.set_setting(name, value);
+                }
+                if let ast::Set::SetTimeZone { value, .. } = set {
+                    let text = match value {
+                        Expr::Value(v) => match &v.value {
+                            Value::SingleQuotedString(s) => s.clone(),
+                            other => other.to_string(),
+                        },
+                        other => other.to_string(),
+                    };
+                    let text = Session::checked_setting("timezone", &text)?;
+                    self.set_setting("timezone".into(), text);
                 }
                 Some(Output::Command("SET".into()))
+            }
+            Statement::Reset(r) => {
+                let names: Vec<String> = match &r.reset {
+                    ast::Reset::ALL => self.settings.keys().cloned().collect(),
+                    ast::Reset::ConfigurationParameter(n) => vec![n.to_string().to_lowercase()],
+                };
+                for name in names {
+                    if self.settings.remove(&name).is_some() {
+                        if let Some(default) = self.setting(&name) {
+                            self.set_setting(name.clone(), default);
+                            self.settings.remove(&name);
+                        }
+                    }
+                }
+                Some(Output::Command("RESET".into()))
             }
             Statement::ShowVariable { variable } => {
                 let name = variable
@@ -519,6 +650,9 @@ impl Session {
     ) -> Result<Output, SqlError> {
         match stmt {
             Statement::Query(q) => {
+                if let Some(out) = constant::constant_select(q, params, &self.value_settings())? {
+                    return Ok(out);
+                }
                 if let Some(out) = self.point_read(q, params, txn)? {
                     return Ok(out);
                 }
@@ -550,7 +684,7 @@ impl Session {
                 }
             }
             Statement::Explain { .. } => {
-                let ctx = self.make_context(txn)?;
+                let ctx = self.make_context(txn, &ExactNumeric::none())?;
                 let plan = ctx
                     .state()
                     .statement_to_plan(DfStatement::Statement(Box::new(stmt.clone())))
@@ -572,7 +706,11 @@ impl Session {
     }
 
     /// A DataFusion context whose tables and functions see `txn`.
-    pub(crate) fn make_context(&self, txn: &TxnHandle) -> Result<SessionContext, SqlError> {
+    pub(crate) fn make_context(
+        &self,
+        txn: &TxnHandle,
+        exact: &ExactNumeric,
+    ) -> Result<SessionContext, SqlError> {
         let mut config = SessionConfig::new()
             .with_information_schema(false)
             .with_default_catalog_and_schema("amber", "public")
@@ -588,7 +726,7 @@ impl Session {
             let schema = Arc::new(MemorySchemaProvider::new());
             let register_functions = self.allow_python;
             for class in &module.shape.classes {
-                let t = ClassTable::new(module.clone(), class.clone(), txn.clone());
+                let t = ClassTable::new(module.clone(), class.clone(), txn.clone(), exact);
                 datafusion::catalog::SchemaProvider::register_table(
                     schema.as_ref(),
                     class.table.clone(),
@@ -615,13 +753,17 @@ impl Session {
                     deadline: self.statement_deadline,
                     cancel: Some(self.cancel.clone()),
                 };
+                let name = format!("{}.{}", module.name, sql_name);
+                let exact_result = exact.keeps_function(&name);
                 let udf = PythonUdf::new(
-                    format!("{}.{}", module.name, sql_name),
+                    name,
                     spec,
                     callable.sql_params(),
                     returns,
                     self.engine.runtime.clone(),
                     txn.clone(),
+                    self.value_settings(),
+                    exact_result,
                 );
                 ctx.register_udf(ScalarUDF::new_from_impl(udf));
             }
@@ -669,9 +811,10 @@ impl Session {
         params: &[ScalarValue],
         txn: &TxnHandle,
     ) -> Result<(SchemaRef, Vec<RecordBatch>), SqlError> {
-        let ctx = self.make_context(txn)?;
+        let exact = ExactNumeric::of_statement(&Statement::Query(Box::new(query.clone())));
+        let ctx = self.make_context(txn, &exact)?;
         let mut query = query.clone();
-        self.rewrite_set_returning(&mut query, &ctx, params, txn)
+        self.rewrite_set_returning(&mut query, &ctx, params, txn, &exact)
             .await?;
         let names = names::select_item_names(&query);
         let stmt = Statement::Query(Box::new(query));
@@ -704,6 +847,7 @@ impl Session {
         ctx: &SessionContext,
         params: &[ScalarValue],
         txn: &TxnHandle,
+        exact: &ExactNumeric,
     ) -> Result<(), SqlError> {
         let SetExpr::Select(select) = query.body.as_mut() else {
             return Ok(());
@@ -758,8 +902,11 @@ impl Session {
                     })
                     .collect::<Result<_, _>>()?;
                 self.python_allowed()?;
-                let values = constant_values(&exprs, params)?;
-                let call_args = coerce_args(&callable.sql_params(), &values)?;
+                let values = constant_values(&exprs, params, &self.value_settings())?.ok_or_else(|| {
+                    SqlError::unsupported("arguments of a set-returning function in FROM must be constants or parameters")
+                })?;
+                let call_args =
+                    coerce_args(&callable.sql_params(), &values, &self.value_settings())?;
                 let spec = CallSpec {
                     module: module.clone(),
                     class: callable.class.map(|c| c.name.clone()),
@@ -782,7 +929,7 @@ impl Session {
                         .collect(),
                     _ => Vec::new(),
                 };
-                let schema = table::class_schema(&class);
+                let schema = table::class_schema(&class, exact);
                 let batch = table::batch(schema.clone(), &table::class_types(&class), &rows)?;
                 self.srf_counter += 1;
                 let tmp = format!("__amber_srf_{}", self.srf_counter);
@@ -848,11 +995,11 @@ impl Session {
                 ),
             ));
         }
-        let values = match constant_values(&exprs, params) {
-            Ok(v) => v,
-            Err(_) => self.evaluate_exprs(&exprs, params, txn).await?,
+        let values = match constant_values(&exprs, params, &self.value_settings())? {
+            Some(v) => v,
+            None => self.evaluate_exprs(&exprs, params, txn).await?,
         };
-        let args = coerce_args(&types, &values)?;
+        let args = coerce_args(&types, &values, &self.value_settings())?;
         let spec = CallSpec {
             module: module.clone(),
             class: callable.class.map(|c| c.name.clone()),
@@ -907,8 +1054,10 @@ impl Session {
         &mut self,
         stmt: &Statement,
         client_types: &[Option<DataType>],
-    ) -> Result<(Vec<DataType>, Option<SchemaRef>), SqlError> {
+    ) -> Result<(Vec<DataType>, HashSet<usize>, Option<SchemaRef>), SqlError> {
         let n_params = count_placeholders(stmt);
+        // Parameters that are jsonb (Arrow computes them as Utf8).
+        let mut jsonb: HashSet<usize> = HashSet::new();
         let mut types: Vec<Option<DataType>> = (0..n_params)
             .map(|i| client_types.get(i).cloned().flatten())
             .collect();
@@ -925,16 +1074,40 @@ impl Session {
                 ) {
                     if idx < types.len() && types[idx].is_none() {
                         types[idx] = Some(t);
+                        if constant::cast_oid(data_type) == Some(value::types::JSONB) {
+                            jsonb.insert(idx);
+                        }
                     }
                 }
             }
             std::ops::ControlFlow::<()>::Continue(())
         });
+        // `SELECT <constants>`: described by evaluating it with typed NULLs
+        // (no DataFusion: its types are the casts' own, jsonb included).
+        if let Statement::Query(q) = stmt {
+            let nulls: Vec<ScalarValue> = types
+                .iter()
+                .map(|t| {
+                    t.as_ref()
+                        .and_then(|t| ScalarValue::try_from(t).ok())
+                        .unwrap_or(ScalarValue::Utf8(None))
+                })
+                .collect();
+            if let Ok(Some(Output::Rows { schema, .. })) =
+                constant::constant_select(q, &nulls, &self.value_settings())
+            {
+                let types = types
+                    .into_iter()
+                    .map(|t| t.unwrap_or(DataType::Utf8))
+                    .collect();
+                return Ok((types, jsonb, Some(schema)));
+            }
+        }
         let txn: TxnHandle = Arc::new(Mutex::new(self.engine.store.begin()?));
         let mut columns = None;
         match stmt {
             Statement::Query(q) => {
-                let ctx = self.make_context(&txn)?;
+                let ctx = self.make_context(&txn, &ExactNumeric::of_statement(stmt))?;
                 let mut query = (**q).clone();
                 // A set-returning call needs its argument values; describe
                 // its shape from the catalog instead of calling it.
@@ -966,6 +1139,9 @@ impl Session {
                                             {
                                                 if idx < types.len() && types[idx].is_none() {
                                                     types[idx] = Some(convert::arrow_type(t));
+                                                    if matches!(t, SqlType::Jsonb) {
+                                                        jsonb.insert(idx);
+                                                    }
                                                 }
                                             }
                                         }
@@ -1004,6 +1180,9 @@ impl Session {
                                         if let Some(idx) = placeholder_index(e) {
                                             if idx < types.len() && types[idx].is_none() {
                                                 types[idx] = ptypes.get(i).map(convert::arrow_type);
+                                                if matches!(ptypes.get(i), Some(SqlType::Jsonb)) {
+                                                    jsonb.insert(idx);
+                                                }
                                             }
                                         }
                                     }
@@ -1014,10 +1193,13 @@ impl Session {
                 }
             }
             Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
-                let (ptypes, cols) = self.describe_dml(stmt, &txn).await?;
+                let (ptypes, dml_jsonb, cols) = self.describe_dml(stmt, &txn).await?;
                 for (i, t) in ptypes.into_iter().enumerate() {
                     if i < types.len() && types[i].is_none() {
                         types[i] = t;
+                        if dml_jsonb.contains(&i) {
+                            jsonb.insert(i);
+                        }
                     }
                 }
                 columns = cols;
@@ -1034,6 +1216,7 @@ impl Session {
                 .into_iter()
                 .map(|t| t.unwrap_or(DataType::Utf8))
                 .collect(),
+            jsonb,
             columns,
         ))
     }
@@ -1073,7 +1256,7 @@ impl Session {
                 let Some(class) = module.class(class_name) else {
                     continue;
                 };
-                let schema = table::class_schema(class);
+                let schema = table::class_schema(class, &ExactNumeric::none());
                 self.srf_counter += 1;
                 let tmp = format!("__amber_srf_{}", self.srf_counter);
                 ctx.register_table(
@@ -1179,20 +1362,9 @@ fn rename_columns(schema: &SchemaRef, names: Option<&[Option<String>]>) -> Schem
 }
 
 /// The Arrow type of a cast target, for the common PostgreSQL types.
+/// The Arrow type of a cast target: the one type table's.
 fn cast_arrow_type(t: &ast::DataType) -> Option<DataType> {
-    use ast::DataType as T;
-    Some(match t {
-        T::BigInt(_) | T::Int8(_) => DataType::Int64,
-        T::Int(_) | T::Integer(_) | T::Int4(_) => DataType::Int32,
-        T::SmallInt(_) | T::Int2(_) => DataType::Int16,
-        T::Double(_) | T::DoublePrecision | T::Float8 => DataType::Float64,
-        T::Real | T::Float4 => DataType::Float32,
-        T::Boolean | T::Bool => DataType::Boolean,
-        T::Text | T::Varchar(_) | T::CharacterVarying(_) | T::String(_) => DataType::Utf8,
-        T::Bytea => DataType::Binary,
-        T::Date => DataType::Date32,
-        _ => return None,
-    })
+    constant::cast_oid(t).and_then(value::types::arrow_of)
 }
 
 fn placeholder_index(e: &Expr) -> Option<usize> {
@@ -1221,73 +1393,11 @@ fn count_placeholders(stmt: &Statement) -> usize {
     max
 }
 
-/// Values of literal and parameter expressions without planning; an error
-/// means some expression needs the general path.
-pub(crate) fn constant_values(
-    exprs: &[Expr],
-    params: &[ScalarValue],
-) -> Result<Vec<ScalarValue>, SqlError> {
-    exprs.iter().map(|e| constant_value(e, params)).collect()
-}
-
-pub(crate) fn constant_value(e: &Expr, params: &[ScalarValue]) -> Result<ScalarValue, SqlError> {
-    match e {
-        Expr::Value(v) => match &v.value {
-            Value::Number(n, _) => Ok(if let Ok(i) = n.parse::<i64>() {
-                ScalarValue::Int64(Some(i))
-            } else if n.contains(['e', 'E']) {
-                ScalarValue::Float64(Some(
-                    n.parse()
-                        .map_err(|_| SqlError::new("22P02", format!("invalid number {n}")))?,
-                ))
-            } else {
-                match convert::parse_decimal(n) {
-                    Some(d) => ScalarValue::Decimal128(
-                        Some(d),
-                        convert::NUMERIC_PRECISION,
-                        convert::NUMERIC_SCALE,
-                    ),
-                    None => return Err(SqlError::new("22P02", format!("invalid number {n}"))),
-                }
-            }),
-            Value::SingleQuotedString(s)
-            | Value::DollarQuotedString(ast::DollarQuotedString { value: s, .. }) => {
-                Ok(ScalarValue::Utf8(Some(s.clone())))
-            }
-            Value::Boolean(b) => Ok(ScalarValue::Boolean(Some(*b))),
-            Value::Null => Ok(ScalarValue::Null),
-            Value::Placeholder(p) => {
-                let idx = p
-                    .trim_start_matches('$')
-                    .parse::<usize>()
-                    .ok()
-                    .and_then(|i| i.checked_sub(1))
-                    .ok_or_else(|| SqlError::syntax(format!("bad parameter {p}")))?;
-                params
-                    .get(idx)
-                    .cloned()
-                    .ok_or_else(|| SqlError::new("08P01", format!("no value for parameter {p}")))
-            }
-            _ => Err(SqlError::unsupported("expression")),
-        },
-        Expr::UnaryOp {
-            op: ast::UnaryOperator::Minus,
-            expr,
-        } => match constant_value(expr, params)? {
-            ScalarValue::Int64(Some(i)) => Ok(ScalarValue::Int64(Some(-i))),
-            ScalarValue::Float64(Some(f)) => Ok(ScalarValue::Float64(Some(-f))),
-            ScalarValue::Decimal128(Some(d), p, s) => Ok(ScalarValue::Decimal128(Some(-d), p, s)),
-            _ => Err(SqlError::unsupported("expression")),
-        },
-        Expr::Nested(inner) => constant_value(inner, params),
-        _ => Err(SqlError::unsupported("expression")),
-    }
-}
-
 /// Converts call arguments to the catalog encoding of the parameter types.
 pub(crate) fn coerce_args(
     types: &[SqlType],
     values: &[ScalarValue],
+    settings: &value::Settings,
 ) -> Result<Vec<Json>, SqlError> {
     if types.len() != values.len() {
         return Err(SqlError::new(
@@ -1302,7 +1412,7 @@ pub(crate) fn coerce_args(
     types
         .iter()
         .zip(values)
-        .map(|(t, v)| convert::scalar_to_json(t, v))
+        .map(|(t, v)| convert::scalar_to_json(t, v, settings))
         .collect()
 }
 

@@ -3,6 +3,8 @@
 
 use crate::convert;
 use crate::error::SqlError;
+use crate::exact::ExactNumeric;
+use crate::value::Settings;
 use amber_catalog::{class_prefix, object_key, oid_of_key, ClassDef, ModuleDef, SqlType};
 use amber_runtime::{CallSpec, Runtime, TxnHandle};
 use async_trait::async_trait;
@@ -28,14 +30,16 @@ pub fn class_types(class: &ClassDef) -> Vec<SqlType> {
     types
 }
 
-pub fn class_schema(class: &ClassDef) -> SchemaRef {
+/// The table's schema; numeric columns that `exact` keeps are exact text.
+pub fn class_schema(class: &ClassDef, exact: &ExactNumeric) -> SchemaRef {
     let mut fields = vec![convert::field("id", &SqlType::Int8, false)];
-    fields.extend(
-        class
-            .columns
-            .iter()
-            .map(|c| convert::field(&c.name, &c.ty, c.nullable)),
-    );
+    fields.extend(class.columns.iter().map(|c| {
+        if exact.keeps(&c.name) {
+            convert::exact_field(&c.name, &c.ty, c.nullable)
+        } else {
+            convert::field(&c.name, &c.ty, c.nullable)
+        }
+    }));
     convert::schema_of(fields)
 }
 
@@ -172,8 +176,13 @@ pub struct ClassTable {
 }
 
 impl ClassTable {
-    pub fn new(module: Arc<ModuleDef>, class: ClassDef, txn: TxnHandle) -> ClassTable {
-        let schema = class_schema(&class);
+    pub fn new(
+        module: Arc<ModuleDef>,
+        class: ClassDef,
+        txn: TxnHandle,
+        exact: &ExactNumeric,
+    ) -> ClassTable {
+        let schema = class_schema(&class, exact);
         ClassTable {
             module,
             class,
@@ -249,6 +258,10 @@ pub struct PythonUdf {
     signature: Signature,
     runtime: Arc<Runtime>,
     txn: TxnHandle,
+    settings: Settings,
+    /// A numeric result is returned as its exact text (the call is only
+    /// output, see `exact.rs`), so `Decimal('100.50')` prints 100.50.
+    exact_result: bool,
 }
 
 impl PartialEq for PythonUdf {
@@ -271,6 +284,8 @@ impl PythonUdf {
         returns: Option<SqlType>,
         runtime: Arc<Runtime>,
         txn: TxnHandle,
+        settings: Settings,
+        exact_result: bool,
     ) -> PythonUdf {
         // Arguments are cast to the parameter types (see `coerce_types`), as
         // PostgreSQL casts an integer literal to a numeric parameter.
@@ -283,7 +298,20 @@ impl PythonUdf {
             signature,
             runtime,
             txn,
+            settings,
+            exact_result,
         }
+    }
+
+    /// The result's SQL type and field (exact numeric text, jsonb marked).
+    fn result_field(&self) -> (SqlType, datafusion::arrow::datatypes::Field) {
+        let t = self.returns.clone().unwrap_or(SqlType::Text);
+        let field = if self.exact_result {
+            convert::exact_field(&self.name, &t, true)
+        } else {
+            convert::field(&self.name, &t, true)
+        };
+        (t, field)
     }
 }
 
@@ -315,6 +343,11 @@ impl ScalarUDFImpl for PythonUdf {
         }
         let mut out = Vec::with_capacity(arg_types.len());
         for (given, param) in arg_types.iter().zip(&self.params) {
+            // A numeric argument keeps its own scale (1.50 stays 1.50).
+            if matches!(param, SqlType::Numeric) && matches!(given, DataType::Decimal128(..)) {
+                out.push(given.clone());
+                continue;
+            }
             let wanted = convert::arrow_type(param);
             if given == &wanted
                 || given.is_null()
@@ -337,10 +370,14 @@ impl ScalarUDFImpl for PythonUdf {
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
-        Ok(match &self.returns {
-            Some(t) => convert::arrow_type(t),
-            None => DataType::Utf8,
-        })
+        Ok(self.result_field().1.data_type().clone())
+    }
+
+    fn return_field_from_args(
+        &self,
+        _args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> DfResult<datafusion::arrow::datatypes::FieldRef> {
+        Ok(Arc::new(self.result_field().1))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
@@ -355,7 +392,7 @@ impl ScalarUDFImpl for PythonUdf {
             let mut call_args = Vec::with_capacity(self.params.len());
             for (i, t) in self.params.iter().enumerate() {
                 let s = convert::cell(&arrays[i], row)?;
-                call_args.push(convert::scalar_to_json(t, &s)?);
+                call_args.push(convert::scalar_to_json(t, &s, &self.settings)?);
             }
             // The call blocks this thread until a Python worker answers.
             let out = tokio::task::block_in_place(|| {
@@ -365,7 +402,7 @@ impl ScalarUDFImpl for PythonUdf {
             .map_err(SqlError::from)?;
             results.push(out);
         }
-        let t = self.returns.clone().unwrap_or(SqlType::Text);
+        let (t, field) = self.result_field();
         let refs: Vec<&Json> = results
             .iter()
             .map(|v| {
@@ -376,7 +413,7 @@ impl ScalarUDFImpl for PythonUdf {
                 }
             })
             .collect();
-        let array = convert::json_column(&t, &refs)?;
+        let array = convert::json_column(&t, field.data_type(), &refs)?;
         Ok(ColumnarValue::Array(array))
     }
 }

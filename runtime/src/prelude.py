@@ -42,9 +42,49 @@ def sql(query, *params):
     changed, so Python sees it and the end-of-call flush does not write the
     older state over it."""
     _flush_objects()
-    rows = _json.loads(_amber.sql(str(query), _json.dumps([_to_json_any(p) for p in params])))
+    result = _json.loads(_amber.sql(str(query), _json.dumps([_sql_param(p) for p in params])))
     _refresh_objects()
-    return [tuple(r) for r in rows]
+    types = result["types"]
+    return [tuple(_dec(t, v) for t, v in zip(types, r)) for r in result["rows"]]
+
+
+def _sql_type_of(v):
+    """The column type name of a Python value given to amber.sql()."""
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
+    if isinstance(v, str):
+        return "str"
+    if isinstance(v, (bytes, bytearray)):
+        return "bytes"
+    if isinstance(v, _decimal.Decimal):
+        return "numeric"
+    if isinstance(v, _dt.datetime):
+        return "timestamptz"
+    if isinstance(v, _dt.date):
+        return "date"
+    if isinstance(v, Persistent):
+        return "int"
+    if isinstance(v, (list, tuple)):
+        inner = next((_sql_type_of(x) for x in v if x is not None), "str")
+        if inner.startswith("array:") or inner == "jsonb":
+            return "jsonb"
+        return "array:" + inner
+    return "jsonb"
+
+
+def _sql_param(v):
+    """[type, value in the column encoding]: amber.sql() parameters keep
+    their types (a Decimal stays numeric, bytes stay bytea)."""
+    if v is None:
+        return ["null", None]
+    t = _sql_type_of(v)
+    if isinstance(v, Persistent):
+        return [t, v.id]
+    return [t, _enc(t, v, "amber.sql() parameter")]
 
 
 def _refresh_objects():

@@ -2,6 +2,7 @@
 
 use crate::cancel::CancelRegistry;
 use crate::encode;
+use amber_query::value::Settings;
 use amber_query::{Engine, Output, Prepared, Session, SqlError};
 use async_trait::async_trait;
 use futures::{stream, Sink, SinkExt};
@@ -23,6 +24,7 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::data::{NoData, ParameterDescription};
 use pgwire::messages::extendedquery::{Describe, Sync as PgSync};
 use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
+use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -163,7 +165,7 @@ fn tag_of(tag: &str) -> Tag {
     }
 }
 
-fn to_response(out: Output, format: &Format) -> PgWireResult<Response> {
+fn to_response(out: Output, format: &Format, settings: &Settings) -> PgWireResult<Response> {
     Ok(match out {
         Output::Rows {
             schema,
@@ -171,7 +173,10 @@ fn to_response(out: Output, format: &Format) -> PgWireResult<Response> {
             tag,
         } => {
             let fields = Arc::new(encode::field_infos(&schema, format));
-            let rows = encode::encode_batches(&batches, &fields)?;
+            let rows = match encode::encode_batches(&batches, &fields, settings) {
+                Ok(rows) => rows,
+                Err(e) => return Ok(Response::Error(Box::new(error_info(&e)))),
+            };
             let mut resp = QueryResponse::new(fields, stream::iter(rows.into_iter().map(Ok)));
             resp.set_command_tag(&tag_prefix(&tag));
             Response::Query(resp)
@@ -185,22 +190,27 @@ fn to_response(out: Output, format: &Format) -> PgWireResult<Response> {
 
 #[async_trait]
 impl SimpleQueryHandler for Connection {
-    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let span = tracing::debug_span!("statement", sql = %truncate(query));
-        let results = tracing::Instrument::instrument(
-            async { self.session.lock().await.execute_simple(query).await },
+        let (results, settings, reported) = tracing::Instrument::instrument(
+            async {
+                let mut session = self.session.lock().await;
+                let results = session.execute_simple(query).await;
+                (results, session.value_settings(), session.take_reported())
+            },
             span,
         )
         .await;
+        report_settings(client, reported).await?;
         let mut out = Vec::with_capacity(results.len());
         for r in results {
             match r {
-                Ok(o) => out.push(to_response(o, &Format::UnifiedText)?),
+                Ok(o) => out.push(to_response(o, &Format::UnifiedText, &settings)?),
                 Err(e) => {
                     tracing::debug!(code = %e.code, error = %e.message, "statement failed");
                     out.push(Response::Error(Box::new(error_info(&e))));
@@ -209,6 +219,23 @@ impl SimpleQueryHandler for Connection {
         }
         Ok(out)
     }
+}
+
+/// ParameterStatus for each reported setting a statement changed (as
+/// PostgreSQL sends for TimeZone, DateStyle, ...).
+async fn report_settings<C>(client: &mut C, reported: Vec<(String, String)>) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    for (name, value) in reported {
+        client
+            .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                name, value,
+            )))
+            .await?;
+    }
+    Ok(())
 }
 
 fn truncate(s: &str) -> &str {
@@ -250,6 +277,9 @@ impl QueryParser for Parser {
             if let (Some(t), Some(dt)) = (t, prepared.param_types.get_mut(i)) {
                 if let Some(d) = encode::pg_to_data_type(t) {
                     *dt = d;
+                    if let Some(oid) = prepared.param_oids.get_mut(i) {
+                        *oid = t.oid();
+                    }
                 }
             }
         }
@@ -258,9 +288,9 @@ impl QueryParser for Parser {
 
     fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
         Ok(stmt
-            .param_types
+            .param_oids
             .iter()
-            .map(encode::data_type_to_pg)
+            .map(|o| encode::pg_type(*o))
             .collect())
     }
 
@@ -287,7 +317,7 @@ impl ExtendedQueryHandler for Connection {
 
     async fn do_query<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         portal: &Portal<Prepared>,
         _max_rows: usize,
     ) -> PgWireResult<Response>
@@ -299,30 +329,51 @@ impl ExtendedQueryHandler for Connection {
     {
         let prepared = &portal.statement.statement;
         let span = tracing::debug_span!("statement", sql = %truncate(&prepared.sql));
+        let mut session = self.session.lock().await;
+        let settings = session.value_settings();
+        if portal.parameters.len() != prepared.param_types.len() {
+            return Err(user_error(&SqlError::new(
+                "08P01",
+                format!(
+                    "bind message supplies {} parameters, but prepared statement requires {}",
+                    portal.parameters.len(),
+                    prepared.param_types.len()
+                ),
+            )));
+        }
         let mut params = Vec::with_capacity(prepared.param_types.len());
         for (i, dt) in prepared.param_types.iter().enumerate() {
-            let t = encode::data_type_to_pg(dt);
-            let v = encode::decode_param(portal, i, &t).map_err(|e| {
-                user_error(&SqlError::new(
-                    "22P02",
-                    format!("invalid value for parameter ${}: {e}", i + 1),
-                ))
-            })?;
+            // The client's declared type where it gave one, else ours.
+            let oid = portal
+                .statement
+                .parameter_types
+                .get(i)
+                .cloned()
+                .flatten()
+                .filter(|t| *t != Type::UNKNOWN)
+                .map(|t| t.oid())
+                .or_else(|| prepared.param_oids.get(i).copied())
+                .unwrap_or_else(|| encode::data_type_to_pg(dt).oid());
+            let v = encode::decode_param(
+                portal.parameters[i].as_deref(),
+                oid,
+                &portal.parameter_format,
+                i,
+                dt,
+                &settings,
+            )
+            .map_err(|e| user_error(&e))?;
             params.push(v);
         }
-        let result = tracing::Instrument::instrument(
-            async {
-                self.session
-                    .lock()
-                    .await
-                    .execute_prepared(prepared, &params)
-                    .await
-            },
-            span,
-        )
-        .await;
+        let result =
+            tracing::Instrument::instrument(session.execute_prepared(prepared, &params), span)
+                .await;
+        let settings = session.value_settings();
+        let reported = session.take_reported();
+        drop(session);
+        report_settings(client, reported).await?;
         match result {
-            Ok(out) => to_response(out, &portal.result_column_format),
+            Ok(out) => to_response(out, &portal.result_column_format, &settings),
             Err(e) => Err(user_error(&e)),
         }
     }
@@ -352,9 +403,9 @@ impl ExtendedQueryHandler for Connection {
                                 .flatten()
                                 .or_else(|| {
                                     stmt.statement
-                                        .param_types
+                                        .param_oids
                                         .get(i)
-                                        .map(encode::data_type_to_pg)
+                                        .map(|o| encode::pg_type(*o))
                                 })
                                 .unwrap_or(Type::UNKNOWN)
                                 .oid()

@@ -1,6 +1,8 @@
 //! End-to-end tests: the real `amber` binary, spoken to with tokio-postgres.
 
 use amber_tests::Server;
+
+mod values;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 const BANK: &str = r#"
@@ -705,17 +707,18 @@ async fn sandbox_stdlib_amber_sql_and_replace() {
         .get(0);
     assert_eq!(r, "clip,pen", "amber.sql sees the transaction's own writes");
     client.batch_execute("COMMIT").await.unwrap();
+    // Stored numerics keep their scale and jsonb prints as PostgreSQL's.
     let rows = simple_rows(
         &client,
-        "SELECT name, price, meta FROM tools.item ORDER BY price",
+        "SELECT name, price, meta FROM tools.item ORDER BY name",
     )
     .await;
     assert_eq!(
-        rows[0],
+        rows[1],
         vec![
             Some("clip".into()),
-            Some("0.1".into()),
-            Some(r#"{"k":[1,2]}"#.into())
+            Some("0.10".into()),
+            Some(r#"{"k": [1, 2]}"#.into())
         ]
     );
 

@@ -238,7 +238,10 @@ impl Graph {
 fn component_ids(g: &DiGraph<usize, EdgeKind>, keep: impl Fn(EdgeKind) -> bool) -> Vec<usize> {
     let filtered = EdgeFiltered::from_fn(g, |e| keep(*e.weight()));
     let mut ids = vec![usize::MAX; g.node_count()];
-    for (i, scc) in petgraph::algo::kosaraju_scc(&filtered).into_iter().enumerate() {
+    for (i, scc) in petgraph::algo::kosaraju_scc(&filtered)
+        .into_iter()
+        .enumerate()
+    {
         for n in scc {
             ids[n.index()] = i;
         }
