@@ -6,7 +6,7 @@ use crate::ddl::{self, ModuleDdl};
 use crate::error::SqlError;
 use crate::exact::ExactNumeric;
 use crate::names;
-use crate::table::{self, ClassTable, PythonUdf};
+use crate::table::{self, ClassTable, PythonUdf, UdfEnv};
 use crate::value;
 use amber_catalog::{Catalog, Returns, SqlType};
 use amber_runtime::{CallSpec, Runtime, TxnHandle};
@@ -722,6 +722,11 @@ impl Session {
             .catalog("amber")
             .ok_or_else(|| SqlError::internal("default catalog missing"))?;
         let modules = self.engine.catalog.modules();
+        let env = UdfEnv {
+            runtime: self.engine.runtime.clone(),
+            txn: txn.clone(),
+            settings: self.value_settings(),
+        };
         for module in &modules {
             let schema = Arc::new(MemorySchemaProvider::new());
             let register_functions = self.allow_python;
@@ -760,9 +765,7 @@ impl Session {
                     spec,
                     callable.sql_params(),
                     returns,
-                    self.engine.runtime.clone(),
-                    txn.clone(),
-                    self.value_settings(),
+                    env.clone(),
                     exact_result,
                 );
                 ctx.register_udf(ScalarUDF::new_from_impl(udf));

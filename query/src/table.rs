@@ -256,9 +256,7 @@ pub struct PythonUdf {
     params: Vec<SqlType>,
     returns: Option<SqlType>,
     signature: Signature,
-    runtime: Arc<Runtime>,
-    txn: TxnHandle,
-    settings: Settings,
+    env: UdfEnv,
     /// A numeric result is returned as its exact text (the call is only
     /// output, see `exact.rs`), so `Decimal('100.50')` prints 100.50.
     exact_result: bool,
@@ -276,15 +274,22 @@ impl std::hash::Hash for PythonUdf {
     }
 }
 
+/// What every module function of a statement runs with.
+#[derive(Debug, Clone)]
+pub struct UdfEnv {
+    pub runtime: Arc<Runtime>,
+    pub txn: TxnHandle,
+    /// The session's value settings (text arguments read in its TimeZone).
+    pub settings: Settings,
+}
+
 impl PythonUdf {
     pub fn new(
         name: String,
         spec: CallSpec,
         params: Vec<SqlType>,
         returns: Option<SqlType>,
-        runtime: Arc<Runtime>,
-        txn: TxnHandle,
-        settings: Settings,
+        env: UdfEnv,
         exact_result: bool,
     ) -> PythonUdf {
         // Arguments are cast to the parameter types (see `coerce_types`), as
@@ -296,9 +301,7 @@ impl PythonUdf {
             params,
             returns,
             signature,
-            runtime,
-            txn,
-            settings,
+            env,
             exact_result,
         }
     }
@@ -392,12 +395,13 @@ impl ScalarUDFImpl for PythonUdf {
             let mut call_args = Vec::with_capacity(self.params.len());
             for (i, t) in self.params.iter().enumerate() {
                 let s = convert::cell(&arrays[i], row)?;
-                call_args.push(convert::scalar_to_json(t, &s, &self.settings)?);
+                call_args.push(convert::scalar_to_json(t, &s, &self.env.settings)?);
             }
             // The call blocks this thread until a Python worker answers.
             let out = tokio::task::block_in_place(|| {
-                self.runtime
-                    .call_blocking(self.spec.clone(), call_args, self.txn.clone())
+                self.env
+                    .runtime
+                    .call_blocking(self.spec.clone(), call_args, self.env.txn.clone())
             })
             .map_err(SqlError::from)?;
             results.push(out);

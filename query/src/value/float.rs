@@ -1,7 +1,8 @@
 //! `float8`/`float4` text as PostgreSQL 12+ writes and reads it: the
-//! shortest digits that read back to the same value (`extra_float_digits`
-//! > 0, the default 1), or `%.{N}g` with N = DIG + extra_float_digits when
-//! it is 0 or less; `NaN`, `Infinity`, `-Infinity`, `-0`.
+//! shortest digits that read back to the same value when
+//! `extra_float_digits` is positive (the default, 1), or `%.{N}g` with
+//! N = DIG + extra_float_digits when it is 0 or less; `NaN`, `Infinity`,
+//! `-Infinity`, `-0`.
 
 /// Significant decimal digits a float8 / float4 always keeps (DBL_DIG,
 /// FLT_DIG): the switch to exponent notation.
@@ -193,7 +194,7 @@ mod tests {
             (0.0001, "0.0001"),
             (0.00001, "1e-05"),
             (3.4e38, "3.4e+38"),
-            (1.17549435e-38, "1.1754944e-38"),
+            (f32::MIN_POSITIVE, "1.1754944e-38"),
             (0.1, "0.1"),
         ] {
             assert_eq!(format_f32(v, 1), pg, "{v}");
