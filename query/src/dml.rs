@@ -27,7 +27,10 @@ use std::sync::Arc;
 type Object = Map<String, Json>;
 
 impl Session {
-    fn resolve_table(&self, name: &ObjectName) -> Result<(Arc<ModuleDef>, ClassDef), SqlError> {
+    pub(crate) fn resolve_table(
+        &self,
+        name: &ObjectName,
+    ) -> Result<(Arc<ModuleDef>, ClassDef), SqlError> {
         let (schema, table) =
             split_qualified(name).unwrap_or_else(|| ("public".into(), name.to_string()));
         let module =

@@ -2,17 +2,18 @@
 //!
 //! DataFusion computes numerics as Decimal128 with one scale per column,
 //! while a PostgreSQL numeric keeps its own scale per value (`100.50`).
-//! A column that a statement only outputs (a bare select item, or `*`)
-//! is read as its exact text and printed as stored; a column used in any
-//! other way (filters, arithmetic, joins, ordering, grouping, functions)
-//! is read as Decimal128, so computing with it works and its value is
-//! exact, though trailing zeros may not be. The analysis is syntactic and
-//! errs toward Decimal128: a name used anywhere else, an alias of it used
-//! anywhere, positional ORDER/GROUP BY, DISTINCT and set operations turn
-//! exact text off.
+//! A stored numeric column is read as its exact text, so it prints as
+//! stored; every other use of it (filters, ordering, arithmetic, joins,
+//! aggregates) is rewritten to `CAST(col AS DECIMAL(38, 10))`, so it
+//! computes as a number ([`ExactNumeric::prepare`]). Where that rewrite
+//! cannot be sure of a name (an alias, a non-numeric column of the same
+//! name in scope, GROUP BY, DISTINCT, set operations, positional ORDER
+//! BY), the column is read as Decimal128 throughout: its value is exact,
+//! though trailing zeros may not be.
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, GroupByExpr, OrderByKind, Query, SelectItem, SetExpr, Statement, Value, Visit, Visitor,
+    self, CastKind, DataType, ExactNumberInfo, Expr, GroupByExpr, OrderByKind, Query, SelectItem,
+    SetExpr, Statement, Value, Visit, VisitMut, Visitor, VisitorMut,
 };
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
@@ -24,6 +25,8 @@ pub struct ExactNumeric {
     used: HashSet<String>,
     /// Lower-cased function names called only as bare select items.
     bare_functions: HashSet<String>,
+    /// Columns used through an alias of a select item (never rewritten).
+    via_alias: HashSet<String>,
 }
 
 impl ExactNumeric {
@@ -39,6 +42,7 @@ impl ExactNumeric {
             enabled: true,
             used: HashSet::new(),
             bare_functions: HashSet::new(),
+            via_alias: HashSet::new(),
         }
     }
 
@@ -48,15 +52,67 @@ impl ExactNumeric {
         if v.disabled {
             return ExactNumeric::none();
         }
+        ExactNumeric::from_walk(&v)
+    }
+
+    /// Plans `query` so that numeric columns print exactly where output:
+    /// every other reference to a column named in `numeric` (numeric in
+    /// every class in scope) and not in `other` (a non-numeric column of
+    /// the same name in scope) is rewritten into a cast to Decimal128.
+    pub fn prepare(
+        query: &mut Query,
+        numeric: &HashSet<String>,
+        other: &HashSet<String>,
+    ) -> ExactNumeric {
+        let mut v = Walk::default();
+        let _ = Visit::visit(&*query, &mut v);
+        if v.disabled {
+            return ExactNumeric::none();
+        }
+        let mut exact = ExactNumeric::from_walk(&v);
+        let aliases: HashSet<&String> = v.all_aliases.iter().collect();
+        let castable: HashSet<String> = exact
+            .used
+            .iter()
+            .filter(|n| {
+                numeric.contains(*n)
+                    && !other.contains(*n)
+                    && !aliases.contains(n)
+                    && !v.grouped.contains(*n)
+                    && !exact.via_alias.contains(*n)
+            })
+            .cloned()
+            .collect();
+        if castable.is_empty() {
+            return exact;
+        }
+        let _ = ast::visit_expressions_mut(query, |e: &mut Expr| {
+            if column_name(e).is_some_and(|n| castable.contains(&n)) {
+                *e = decimal_cast(e.clone());
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        // Bare select items print the stored text: undo their cast.
+        let mut restore = Restore {
+            castable: &castable,
+        };
+        let _ = query.visit(&mut restore);
+        exact.used.retain(|n| !castable.contains(n));
+        exact
+    }
+
+    fn from_walk(v: &Walk) -> ExactNumeric {
         let mut used = HashSet::new();
         for (name, n) in &v.total {
             if *n > v.bare.get(name).copied().unwrap_or(0) {
                 used.insert(name.clone());
             }
         }
+        let mut via_alias = HashSet::new();
         for (alias, column) in &v.aliases {
             if v.total.get(alias).copied().unwrap_or(0) > v.bare.get(alias).copied().unwrap_or(0) {
                 used.insert(column.clone());
+                via_alias.insert(column.clone());
             }
         }
         let bare_functions = v
@@ -69,6 +125,7 @@ impl ExactNumeric {
             enabled: true,
             used,
             bare_functions,
+            via_alias,
         }
     }
 
@@ -92,6 +149,60 @@ struct Walk {
     aliases: Vec<(String, String)>,
     function_calls: HashMap<String, usize>,
     bare_function_calls: HashMap<String, usize>,
+    /// Every select-item alias.
+    all_aliases: Vec<String>,
+    /// Names used in GROUP BY expressions.
+    grouped: HashSet<String>,
+}
+
+/// `CAST(e AS DECIMAL(38, 10))`: how a numeric column read as exact text
+/// computes.
+fn decimal_cast(e: Expr) -> Expr {
+    Expr::Cast {
+        kind: CastKind::Cast,
+        expr: Box::new(e),
+        data_type: DataType::Decimal(ExactNumberInfo::PrecisionAndScale(
+            crate::convert::NUMERIC_PRECISION as u64,
+            crate::convert::NUMERIC_SCALE as i64,
+        )),
+        array: false,
+        format: None,
+    }
+}
+
+/// Undoes [`decimal_cast`] of bare select items.
+struct Restore<'a> {
+    castable: &'a HashSet<String>,
+}
+
+impl VisitorMut for Restore<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        if let SetExpr::Select(select) = query.body.as_mut() {
+            for item in select.projection.iter_mut() {
+                let expr = match item {
+                    SelectItem::UnnamedExpr(e) => e,
+                    SelectItem::ExprWithAlias { expr, .. } => expr,
+                    _ => continue,
+                };
+                if let Expr::Cast {
+                    kind: CastKind::Cast,
+                    expr: inner,
+                    data_type: DataType::Decimal(ExactNumberInfo::PrecisionAndScale(..)),
+                    format: None,
+                    ..
+                } = expr
+                {
+                    if column_name(inner).is_some_and(|n| self.castable.contains(&n)) {
+                        let column = (**inner).clone();
+                        *expr = column;
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 fn column_name(e: &Expr) -> Option<String> {
@@ -129,6 +240,14 @@ impl Visitor for Walk {
                         if exprs.iter().any(is_position) {
                             self.disabled = true;
                         }
+                        for e in exprs {
+                            let _ = ast::visit_expressions(e, |x: &Expr| {
+                                if let Some(n) = column_name(x) {
+                                    self.grouped.insert(n);
+                                }
+                                ControlFlow::<()>::Continue(())
+                            });
+                        }
                     }
                     GroupByExpr::All(_) => self.disabled = true,
                 }
@@ -143,6 +262,9 @@ impl Visitor for Walk {
                             .bare_function_calls
                             .entry(f.name.to_string().to_lowercase())
                             .or_default() += 1;
+                    }
+                    if let Some(a) = alias {
+                        self.all_aliases.push(a.value.to_lowercase());
                     }
                     if let Some(name) = column_name(expr) {
                         *self.bare.entry(name.clone()).or_default() += 1;
@@ -183,6 +305,38 @@ mod tests {
             .unwrap()
             .remove(0);
         ExactNumeric::of_statement(&stmt)
+    }
+
+    fn prepared(sql: &str) -> (String, ExactNumeric) {
+        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        let Statement::Query(mut q) = stmt else {
+            panic!("query")
+        };
+        let numeric = HashSet::from(["price".to_string()]);
+        let other = HashSet::from(["name".to_string()]);
+        let e = ExactNumeric::prepare(&mut q, &numeric, &other);
+        (q.to_string(), e)
+    }
+
+    #[test]
+    fn other_uses_of_exact_columns_compute_as_decimals() {
+        let (sql, e) = prepared("SELECT name, price FROM t WHERE price > 1 ORDER BY price DESC");
+        assert!(e.keeps("price"));
+        assert_eq!(
+            sql,
+            "SELECT name, price FROM t WHERE CAST(price AS DECIMAL(38,10)) > 1 ORDER BY CAST(price AS DECIMAL(38,10)) DESC"
+        );
+        let (sql, e) = prepared("SELECT sum(price) FROM t");
+        assert!(e.keeps("price"));
+        assert_eq!(sql, "SELECT sum(CAST(price AS DECIMAL(38,10))) FROM t");
+        // GROUP BY and aliases keep the Decimal128 column.
+        let (sql, e) = prepared("SELECT price, count(*) FROM t GROUP BY price");
+        assert!(!e.keeps("price"));
+        assert_eq!(sql, "SELECT price, count(*) FROM t GROUP BY price");
+        let (_, e) = prepared("SELECT price AS p FROM t ORDER BY p");
+        assert!(!e.keeps("price"));
     }
 
     #[test]

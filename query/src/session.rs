@@ -814,9 +814,10 @@ impl Session {
         params: &[ScalarValue],
         txn: &TxnHandle,
     ) -> Result<(SchemaRef, Vec<RecordBatch>), SqlError> {
-        let exact = ExactNumeric::of_statement(&Statement::Query(Box::new(query.clone())));
-        let ctx = self.make_context(txn, &exact)?;
         let mut query = query.clone();
+        let (numeric, other) = self.numeric_columns_in(&query);
+        let exact = ExactNumeric::prepare(&mut query, &numeric, &other);
+        let ctx = self.make_context(txn, &exact)?;
         self.rewrite_set_returning(&mut query, &ctx, params, txn, &exact)
             .await?;
         let names = names::select_item_names(&query);
@@ -840,6 +841,27 @@ impl Session {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| SqlError::internal(e.to_string()))?;
         Ok((schema, batches))
+    }
+
+    /// Names of the numeric columns of the classes `query` reads, and of
+    /// their other columns (a name in both is not rewritten by `exact.rs`).
+    fn numeric_columns_in(&self, query: &Query) -> (HashSet<String>, HashSet<String>) {
+        let mut numeric = HashSet::new();
+        let mut other = HashSet::new();
+        let _ = ast::visit_relations(query, |name: &ObjectName| {
+            if let Ok((_m, class)) = self.resolve_table(name) {
+                for c in &class.columns {
+                    if matches!(c.ty, SqlType::Numeric) {
+                        numeric.insert(c.name.to_lowercase());
+                    } else {
+                        other.insert(c.name.to_lowercase());
+                    }
+                }
+                other.insert("id".to_string());
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        (numeric, other)
     }
 
     /// Replaces `FROM schema.func(args)` of a set-returning module function

@@ -721,6 +721,20 @@ async fn sandbox_stdlib_amber_sql_and_replace() {
             Some(r#"{"k": [1, 2]}"#.into())
         ]
     );
+    // Filtered and ordered by the numeric, it still prints as stored
+    // (the comparisons compute on its value).
+    let rows = simple_rows(
+        &client,
+        "SELECT name, price FROM tools.item WHERE price < 5 ORDER BY price DESC",
+    )
+    .await;
+    assert_eq!(
+        rows,
+        vec![
+            vec![Some("pen".into()), Some("1.50".into())],
+            vec![Some("clip".into()), Some("0.10".into())],
+        ]
+    );
 
     // CREATE OR REPLACE MODULE changes code; objects stay.
     let v2 = TOOLS.replace(
