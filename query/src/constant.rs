@@ -183,6 +183,22 @@ fn cast(v: ScalarValue, oid: u32, settings: &Settings) -> Result<Option<ScalarVa
     }))
 }
 
+/// The SELECT of a query without WITH, ORDER BY, LIMIT or FETCH (the
+/// shape the direct paths answer).
+pub(crate) fn plain_select(query: &Query) -> Option<&ast::Select> {
+    if query.with.is_some()
+        || query.order_by.is_some()
+        || query.limit_clause.is_some()
+        || query.fetch.is_some()
+    {
+        return None;
+    }
+    match query.body.as_ref() {
+        SetExpr::Select(select) => Some(select),
+        _ => None,
+    }
+}
+
 /// `SELECT <constants>` (no FROM, no clauses): one row computed here.
 /// Numerics keep their exact text and jsonb its own type.
 pub(crate) fn constant_select(
@@ -190,14 +206,7 @@ pub(crate) fn constant_select(
     params: &[ScalarValue],
     settings: &Settings,
 ) -> Result<Option<Output>, SqlError> {
-    if query.with.is_some()
-        || query.order_by.is_some()
-        || query.limit_clause.is_some()
-        || query.fetch.is_some()
-    {
-        return Ok(None);
-    }
-    let SetExpr::Select(select) = query.body.as_ref() else {
+    let Some(select) = plain_select(query) else {
         return Ok(None);
     };
     if !select.from.is_empty()

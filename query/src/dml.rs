@@ -283,14 +283,7 @@ impl Session {
         params: &[ScalarValue],
         txn: &TxnHandle,
     ) -> Result<Option<Output>, SqlError> {
-        if query.with.is_some()
-            || query.order_by.is_some()
-            || query.limit_clause.is_some()
-            || query.fetch.is_some()
-        {
-            return Ok(None);
-        }
-        let SetExpr::Select(select) = query.body.as_ref() else {
+        let Some(select) = crate::constant::plain_select(query) else {
             return Ok(None);
         };
         if select.distinct.is_some()

@@ -304,14 +304,30 @@ fn checked_days(y: i64, m: u32, d: u32, bc: bool) -> Result<i64, DateTimeError> 
     Ok(days_from_civil(y, m, d))
 }
 
+/// The special input words dates and timestamps share.
+enum Special {
+    Infinity,
+    NegInfinity,
+    Epoch,
+}
+
+fn special_word(t: &str) -> Option<Special> {
+    match t.to_ascii_lowercase().as_str() {
+        "infinity" | "+infinity" => Some(Special::Infinity),
+        "-infinity" => Some(Special::NegInfinity),
+        "epoch" => Some(Special::Epoch),
+        _ => None,
+    }
+}
+
 /// `date_in` (ISO order).
 pub fn parse_date(text: &str) -> Result<i32, DateTimeError> {
     let t = text.trim();
-    match t.to_ascii_lowercase().as_str() {
-        "infinity" | "+infinity" => return Ok(DATE_INFINITY),
-        "-infinity" => return Ok(DATE_NEG_INFINITY),
-        "epoch" => return Ok(0),
-        _ => {}
+    match special_word(t) {
+        Some(Special::Infinity) => return Ok(DATE_INFINITY),
+        Some(Special::NegInfinity) => return Ok(DATE_NEG_INFINITY),
+        Some(Special::Epoch) => return Ok(0),
+        None => {}
     }
     let mut sc = Scan {
         s: t.as_bytes(),
@@ -334,11 +350,11 @@ pub fn parse_date(text: &str) -> Result<i32, DateTimeError> {
 /// `zone` None, `timestamp_in` (an offset given is ignored, as there).
 pub fn parse_timestamp(text: &str, zone: Option<&Zone>) -> Result<i64, DateTimeError> {
     let t = text.trim();
-    match t.to_ascii_lowercase().as_str() {
-        "infinity" | "+infinity" => return Ok(TS_INFINITY),
-        "-infinity" => return Ok(TS_NEG_INFINITY),
-        "epoch" => return Ok(0),
-        _ => {}
+    match special_word(t) {
+        Some(Special::Infinity) => return Ok(TS_INFINITY),
+        Some(Special::NegInfinity) => return Ok(TS_NEG_INFINITY),
+        Some(Special::Epoch) => return Ok(0),
+        None => {}
     }
     let mut sc = Scan {
         s: t.as_bytes(),
