@@ -89,6 +89,17 @@ impl ExactNumeric {
         let _ = ast::visit_expressions_mut(query, |e: &mut Expr| {
             if column_name(e).is_some_and(|n| castable.contains(&n)) {
                 *e = decimal_cast(e.clone());
+            } else if let Expr::Cast {
+                expr, data_type, ..
+            } = e
+            {
+                // `price::text` is the stored text itself, as PostgreSQL
+                // prints it, not the Decimal128's padded digits.
+                if is_text(data_type) {
+                    if let Some(column) = undo_decimal_cast(expr, &castable) {
+                        **expr = column;
+                    }
+                }
             }
             ControlFlow::<()>::Continue(())
         });
@@ -170,6 +181,30 @@ fn decimal_cast(e: Expr) -> Expr {
     }
 }
 
+/// The column inside a [`decimal_cast`] of a castable column.
+fn undo_decimal_cast(e: &Expr, castable: &HashSet<String>) -> Option<Expr> {
+    match e {
+        Expr::Cast {
+            kind: CastKind::Cast,
+            expr: inner,
+            data_type: DataType::Decimal(ExactNumberInfo::PrecisionAndScale(..)),
+            format: None,
+            ..
+        } if column_name(inner).is_some_and(|n| castable.contains(&n)) => Some((**inner).clone()),
+        _ => None,
+    }
+}
+
+fn is_text(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Text
+            | DataType::Varchar(None)
+            | DataType::CharacterVarying(None)
+            | DataType::String(None)
+    )
+}
+
 /// Undoes [`decimal_cast`] of bare select items.
 struct Restore<'a> {
     castable: &'a HashSet<String>,
@@ -186,18 +221,8 @@ impl VisitorMut for Restore<'_> {
                     SelectItem::ExprWithAlias { expr, .. } => expr,
                     _ => continue,
                 };
-                if let Expr::Cast {
-                    kind: CastKind::Cast,
-                    expr: inner,
-                    data_type: DataType::Decimal(ExactNumberInfo::PrecisionAndScale(..)),
-                    format: None,
-                    ..
-                } = expr
-                {
-                    if column_name(inner).is_some_and(|n| self.castable.contains(&n)) {
-                        let column = (**inner).clone();
-                        *expr = column;
-                    }
+                if let Some(column) = undo_decimal_cast(expr, self.castable) {
+                    *expr = column;
                 }
             }
         }
@@ -327,6 +352,11 @@ mod tests {
         assert_eq!(
             sql,
             "SELECT name, price FROM t WHERE CAST(price AS DECIMAL(38,10)) > 1 ORDER BY CAST(price AS DECIMAL(38,10)) DESC"
+        );
+        let (sql, _) = prepared("SELECT price::text FROM t WHERE price > 0");
+        assert_eq!(
+            sql,
+            "SELECT price::TEXT FROM t WHERE CAST(price AS DECIMAL(38,10)) > 0"
         );
         let (sql, e) = prepared("SELECT sum(price) FROM t");
         assert!(e.keeps("price"));

@@ -735,6 +735,12 @@ async fn sandbox_stdlib_amber_sql_and_replace() {
             vec![Some("clip".into()), Some("0.10".into())],
         ]
     );
+    let rows = simple_rows(
+        &client,
+        "SELECT price::text FROM tools.item WHERE price > 1 AND price < 2",
+    )
+    .await;
+    assert_eq!(rows, vec![vec![Some("1.50".into())]]);
 
     // CREATE OR REPLACE MODULE changes code; objects stay.
     let v2 = TOOLS.replace(
