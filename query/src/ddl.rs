@@ -23,7 +23,11 @@ pub enum ModuleDdl {
 /// Words of `s` matched case-insensitively; returns the rest.
 fn keyword<'a>(s: &'a str, word: &str) -> Option<&'a str> {
     let s = s.trim_start();
-    if s.len() >= word.len() && s[..word.len()].eq_ignore_ascii_case(word) {
+    // `get`, not indexing: the text may have a multi-byte character where
+    // the keyword would end (`CREAT€`).
+    if s.get(..word.len())
+        .is_some_and(|w| w.eq_ignore_ascii_case(word))
+    {
         let rest = &s[word.len()..];
         if rest
             .chars()

@@ -1080,7 +1080,7 @@ impl Session {
         stmt: &Statement,
         client_types: &[Option<DataType>],
     ) -> Result<(Vec<DataType>, HashSet<usize>, Option<SchemaRef>), SqlError> {
-        let n_params = count_placeholders(stmt);
+        let n_params = count_placeholders(stmt)?;
         // Parameters that are jsonb (Arrow computes them as Utf8).
         let mut jsonb: HashSet<usize> = HashSet::new();
         let mut types: Vec<Option<DataType>> = (0..n_params)
@@ -1407,15 +1407,29 @@ fn placeholder_index(e: &Expr) -> Option<usize> {
     }
 }
 
-fn count_placeholders(stmt: &Statement) -> usize {
+/// Most parameters a statement may have: what a Bind message can carry
+/// (its count is an int16). A `$n` beyond it is refused before anything
+/// is sized by it, so one Parse cannot make the server allocate for
+/// billions of parameters.
+pub const PARAMS_MAX: usize = u16::MAX as usize;
+
+fn count_placeholders(stmt: &Statement) -> Result<usize, SqlError> {
     let mut max = 0usize;
     let _ = ast::visit_expressions(stmt, |e: &Expr| {
         if let Some(i) = placeholder_index(e) {
-            max = max.max(i + 1);
+            max = max.max(i.saturating_add(1));
         }
         std::ops::ControlFlow::<()>::Continue(())
     });
-    max
+    if max > PARAMS_MAX {
+        return Err(SqlError::new(
+            "42P02",
+            format!(
+                "there is no parameter ${max}: a statement has at most {PARAMS_MAX} parameters"
+            ),
+        ));
+    }
+    Ok(max)
 }
 
 /// Converts call arguments to the catalog encoding of the parameter types.

@@ -920,3 +920,25 @@ async fn amber_sql_and_loaded_objects_see_each_other() {
     assert_eq!(row.get::<_, Vec<i64>>(1), vec![7]);
     assert_eq!(row.get::<_, i64>(2), 1);
 }
+
+/// One message cannot take the server down: a `$n` naming billions of
+/// parameters is refused before anything is sized by it (it used to make
+/// the server allocate 96 GB and abort), and a multi-byte character where
+/// a DDL keyword would end is a syntax error, not a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_message_cannot_take_the_server_down() {
+    let server = Server::start();
+    let client = connect(&server).await;
+    let e = client
+        .prepare("SELECT $4000000000::int")
+        .await
+        .expect_err("a parameter number beyond 65535");
+    assert_eq!(code(&e), "42P02", "{e:?}");
+    let e = client
+        .simple_query("CREAT€ MODULE m AS $$x = 1$$")
+        .await
+        .expect_err("not a statement");
+    assert_eq!(code(&e), "42601", "{e:?}");
+    let rows = simple_rows(&client, "SELECT 1").await;
+    assert_eq!(rows, vec![vec![Some("1".to_string())]]);
+}
