@@ -197,22 +197,13 @@ impl Session {
         self.settings.insert(name, value);
     }
 
-    /// statement_timeout in milliseconds (0: none), PostgreSQL's units.
+    /// statement_timeout in milliseconds (0: none). The value was checked
+    /// when it was SET, so an unreadable one never means "no limit".
     fn statement_timeout_ms(&self) -> u64 {
-        let Some(v) = self.settings.get("statement_timeout") else {
-            return 0;
-        };
-        let v = v.trim().trim_matches('\'').to_lowercase();
-        let digits: String = v.chars().take_while(|c| c.is_ascii_digit()).collect();
-        let n: u64 = digits.parse().unwrap_or(0);
-        match v[digits.len()..].trim() {
-            "" | "ms" => n,
-            "s" => n.saturating_mul(1000),
-            "min" => n.saturating_mul(60_000),
-            "h" => n.saturating_mul(3_600_000),
-            "us" => n / 1000,
-            _ => 0,
-        }
+        self.settings
+            .get("statement_timeout")
+            .and_then(|v| duration_ms(v))
+            .unwrap_or(0)
     }
 
     /// How this session reads and writes values (TimeZone,
@@ -253,6 +244,16 @@ impl Session {
                 }
                 value::Zone::parse(value).ok_or_else(bad)?;
                 Ok(value.to_string())
+            }
+            "statement_timeout" => {
+                let ms = duration_ms(value).ok_or_else(bad)?;
+                if ms > i32::MAX as u64 {
+                    return Err(SqlError::new(
+                        "22023",
+                        format!("{ms} ms is outside the valid range for parameter \"statement_timeout\" (0 .. {})", i32::MAX),
+                    ));
+                }
+                Ok(ms.to_string())
             }
             "extra_float_digits" => {
                 let d: i32 = value.trim().parse().map_err(|_| bad())?;
@@ -1405,6 +1406,23 @@ fn placeholder_index(e: &Expr) -> Option<usize> {
         Expr::Cast { expr, .. } => placeholder_index(expr),
         _ => None,
     }
+}
+
+/// A duration setting in milliseconds, in PostgreSQL's units (a bare
+/// number is milliseconds; us, ms, s, min, h, d); `None` if unreadable.
+fn duration_ms(v: &str) -> Option<u64> {
+    let v = v.trim().trim_matches('\'').trim().to_lowercase();
+    let digits_end = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let n: u64 = v[..digits_end].parse().ok()?;
+    Some(match v[digits_end..].trim() {
+        "" | "ms" => n,
+        "us" => n / 1000,
+        "s" => n.checked_mul(1000)?,
+        "min" => n.checked_mul(60_000)?,
+        "h" => n.checked_mul(3_600_000)?,
+        "d" => n.checked_mul(86_400_000)?,
+        _ => return None,
+    })
 }
 
 /// Most parameters a statement may have: what a Bind message can carry

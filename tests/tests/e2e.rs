@@ -832,6 +832,17 @@ async fn statement_timeout_interrupts_a_looping_procedure() {
         .await
         .unwrap_err();
     assert_eq!(code(&e), "57014");
+    // An unreadable limit is refused (it used to mean "no limit"), and the
+    // limit in force stays.
+    for bad in ["'abc'", "'10 parsecs'", "'-5'"] {
+        let e = client
+            .batch_execute(&format!("SET statement_timeout = {bad}"))
+            .await
+            .expect_err(bad);
+        assert_eq!(code(&e), "22023", "{bad}: {e:?}");
+    }
+    let rows = simple_rows(&client, "SHOW statement_timeout").await;
+    assert_eq!(rows, vec![vec![Some("300".to_string())]]);
     // A cancel request interrupts it too.
     client
         .batch_execute("SET statement_timeout = 0")
