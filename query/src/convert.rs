@@ -201,8 +201,12 @@ pub fn json_column(t: &SqlType, dt: &DataType, values: &[&Json]) -> Result<Array
             Arc::new(b.finish())
         }
         SqlType::Timestamptz => {
+            let zone: Arc<str> = match dt {
+                DataType::Timestamp(_, Some(z)) => z.clone(),
+                _ => "UTC".into(),
+            };
             let mut b =
-                TimestampMicrosecondBuilder::with_capacity(values.len()).with_timezone("UTC");
+                TimestampMicrosecondBuilder::with_capacity(values.len()).with_timezone(zone);
             for v in values {
                 match v {
                     Json::Null => b.append_null(),

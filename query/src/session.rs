@@ -723,6 +723,7 @@ impl Session {
             .catalog("amber")
             .ok_or_else(|| SqlError::internal("default catalog missing"))?;
         let modules = self.engine.catalog.modules();
+        let zone = self.value_settings().zone.arrow_name();
         let env = UdfEnv {
             runtime: self.engine.runtime.clone(),
             txn: txn.clone(),
@@ -732,7 +733,7 @@ impl Session {
             let schema = Arc::new(MemorySchemaProvider::new());
             let register_functions = self.allow_python;
             for class in &module.shape.classes {
-                let t = ClassTable::new(module.clone(), class.clone(), txn.clone(), exact);
+                let t = ClassTable::new(module.clone(), class.clone(), txn.clone(), exact, &zone);
                 datafusion::catalog::SchemaProvider::register_table(
                     schema.as_ref(),
                     class.table.clone(),
@@ -955,7 +956,8 @@ impl Session {
                         .collect(),
                     _ => Vec::new(),
                 };
-                let schema = table::class_schema(&class, exact);
+                let zone = self.value_settings().zone.arrow_name();
+                let schema = table::class_schema_in(&class, exact, &zone);
                 let batch = table::batch(schema.clone(), &table::class_types(&class), &rows)?;
                 self.srf_counter += 1;
                 let tmp = format!("__amber_srf_{}", self.srf_counter);

@@ -32,12 +32,27 @@ pub fn class_types(class: &ClassDef) -> Vec<SqlType> {
 
 /// The table's schema; numeric columns that `exact` keeps are exact text.
 pub fn class_schema(class: &ClassDef, exact: &ExactNumeric) -> SchemaRef {
+    class_schema_in(class, exact, "UTC")
+}
+
+/// As [`class_schema`], with timestamptz columns typed in the session's
+/// TimeZone `zone`: the instants are the same, but a string compared with
+/// such a column (`ts > '2024-01-02 08:00'`) is read in that zone, as
+/// PostgreSQL reads it.
+pub fn class_schema_in(class: &ClassDef, exact: &ExactNumeric, zone: &str) -> SchemaRef {
     let mut fields = vec![convert::field("id", &SqlType::Int8, false)];
     fields.extend(class.columns.iter().map(|c| {
-        if exact.keeps(&c.name) {
+        let f = if exact.keeps(&c.name) {
             convert::exact_field(&c.name, &c.ty, c.nullable)
         } else {
             convert::field(&c.name, &c.ty, c.nullable)
+        };
+        match (&c.ty, f.data_type()) {
+            (SqlType::Timestamptz, DataType::Timestamp(unit, _)) => {
+                let dt = DataType::Timestamp(*unit, Some(zone.into()));
+                f.with_data_type(dt)
+            }
+            _ => f,
         }
     }));
     convert::schema_of(fields)
@@ -181,8 +196,9 @@ impl ClassTable {
         class: ClassDef,
         txn: TxnHandle,
         exact: &ExactNumeric,
+        zone: &str,
     ) -> ClassTable {
-        let schema = class_schema(&class, exact);
+        let schema = class_schema_in(&class, exact, zone);
         ClassTable {
             module,
             class,

@@ -864,6 +864,40 @@ async fn settings_shape_values_as_in_postgres() {
         .as_deref(),
         Some("2024-01-02 08:34:05.123456+05:30")
     );
+    // A string compared with a timestamptz column is read in the session's
+    // TimeZone, in planned queries too.
+    deploy(&client, "rt", MODULE).await;
+    client
+        .batch_execute("INSERT INTO rt.v (t, ts) VALUES ('tz', '2024-01-02 08:34:05+05:30')")
+        .await
+        .unwrap();
+    for (zone, local) in [
+        ("Asia/Kolkata", "2024-01-02 08:34:05"),
+        ("UTC", "2024-01-02 03:04:05"),
+        ("America/New_York", "2024-01-01 22:04:05"),
+    ] {
+        client
+            .batch_execute(&format!("SET TimeZone = '{zone}'"))
+            .await
+            .unwrap();
+        let n = simple_one(
+            &client,
+            &format!("SELECT count(*) FROM rt.v WHERE t = 'tz' AND ts = '{local}'"),
+        )
+        .await;
+        assert_eq!(n.as_deref(), Some("1"), "{zone}: ts = '{local}'");
+        let n = simple_one(
+            &client,
+            &format!("SELECT count(*) FROM rt.v WHERE t = 'tz' AND ts > '{local}'"),
+        )
+        .await;
+        assert_eq!(n.as_deref(), Some("0"), "{zone}: ts > '{local}'");
+        let shown = simple_one(&client, "SELECT ts FROM rt.v WHERE t = 'tz' ORDER BY ts").await;
+        assert!(
+            shown.as_deref().is_some_and(|s| s.starts_with(local)),
+            "{zone}: {shown:?}"
+        );
+    }
     let e = client
         .batch_execute("SET TimeZone = 'Mars/Olympus'")
         .await

@@ -60,6 +60,24 @@ impl Zone {
             .map(Zone::Named)
     }
 
+    /// The zone's name as Arrow takes it for a timestamp type: a tz
+    /// database name, or a fixed `+HH:MM`.
+    pub fn arrow_name(&self) -> String {
+        match self {
+            Zone::Named(tz) => tz.name().to_string(),
+            Zone::Fixed(0) => "UTC".to_string(),
+            Zone::Fixed(s) => {
+                let a = s.unsigned_abs();
+                format!(
+                    "{}{:02}:{:02}",
+                    if *s < 0 { '-' } else { '+' },
+                    a / 3600,
+                    a / 60 % 60
+                )
+            }
+        }
+    }
+
     /// Seconds east of UTC in effect at `us` (UTC microseconds).
     pub fn offset_at_utc(&self, us: i64) -> i32 {
         match self {
