@@ -217,6 +217,15 @@ def _to_json_any(v):
     raise TypeError(f"{type(v).__name__} is not JSON serializable")
 
 
+def _copy_json(v):
+    """A deep copy of a JSON-shaped value (dicts, lists, scalars)."""
+    if isinstance(v, dict):
+        return {k: _copy_json(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_copy_json(x) for x in v]
+    return v
+
+
 def _dec(t, v):
     if v is None:
         return None
@@ -286,7 +295,9 @@ class Persistent:
             if name in attrs:
                 setattr(self, name, attrs.pop(name))
             elif has_default:
-                self.__dict__[name] = _dec(t, default)
+                # A copy: a dict default must not be shared between objects
+                # (nor outlive a rolled-back call that mutated it).
+                self.__dict__[name] = _dec(t, _copy_json(default))
             elif nullable:
                 self.__dict__[name] = None
             else:

@@ -636,6 +636,15 @@ def add(name: str, price: decimal.Decimal) -> int:
 
 def version() -> int:
     return 1
+
+def fresh_defaults() -> str:
+    a = Item(name="a", price=decimal.Decimal(1))
+    a.meta["mutated"] = True         # must not change the class default
+    b = Item(name="b", price=decimal.Decimal(2))
+    result = json.dumps(b.meta)
+    a.delete()
+    b.delete()
+    return result
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -668,6 +677,16 @@ async fn sandbox_stdlib_amber_sql_and_replace() {
             .get(0);
         assert_eq!(r, expected, "import {name}");
     }
+    // A dict default is copied for each object, never shared.
+    let r: String = client
+        .query_one("SELECT tools.fresh_defaults()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        r, "{}",
+        "a mutated dict default leaked into the next object"
+    );
     let r: String = client
         .query_one("SELECT tools.try_open()", &[])
         .await
