@@ -363,6 +363,10 @@ fn exec_module(
         })?;
     let dict: PyDictRef = vm.ctx.new_dict();
     let module = vm.new_module(name, dict.clone(), None);
+    // Source lines for tracebacks (never read from files: see
+    // `format_traceback`).
+    dict.set_item("__amber_source__", vm.ctx.new_str(source).into(), vm)
+        .map_err(ExecError::Python)?;
     if name != "amber" {
         // Modules may name these in annotations without importing them.
         for pre in ["datetime", "decimal"] {
@@ -415,12 +419,71 @@ fn format_exception(vm: &VirtualMachine, exc: &PyBaseExceptionRef) -> (String, O
     } else {
         format!("{class}: {text}")
     };
-    let mut tb = String::new();
-    let detail = vm
-        .write_exception(&mut tb, exc)
-        .ok()
-        .map(|_| shorten_traceback(&tb));
+    let detail = Some(shorten_traceback(&format_traceback(vm, exc, &message)));
     (message, detail)
+}
+
+/// Frames a traceback shows at most (the innermost are cut).
+const TRACEBACK_FRAMES_MAX: usize = 200;
+
+/// The traceback as Python prints it, but never reading a file: RustPython's
+/// own printer reads the source line of each frame from the file its code
+/// object names, so a code object naming `/etc/passwd` put that file's lines
+/// into the error. Source lines come only from deployed modules' own
+/// source (`__amber_source__` in the module's globals).
+fn format_traceback(vm: &VirtualMachine, exc: &PyBaseExceptionRef, message: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::from("Traceback (most recent call last):\n");
+    let text = |o: PyObjectRef| -> String {
+        o.str(vm)
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let mut tb = exc.as_object().get_attr("__traceback__", vm).ok();
+    let mut frames = 0;
+    while let Some(t) = tb.take().filter(|t| !vm.is_none(t)) {
+        if frames == TRACEBACK_FRAMES_MAX {
+            out.push_str("  ...\n");
+            break;
+        }
+        frames += 1;
+        let frame = t.get_attr("tb_frame", vm).ok();
+        let code = frame.as_ref().and_then(|f| f.get_attr("f_code", vm).ok());
+        let file = code
+            .as_ref()
+            .and_then(|c| c.get_attr("co_filename", vm).ok())
+            .map(text)
+            .unwrap_or_default();
+        let name = code
+            .as_ref()
+            .and_then(|c| c.get_attr("co_name", vm).ok())
+            .map(text)
+            .unwrap_or_default();
+        let line: usize = t
+            .get_attr("tb_lineno", vm)
+            .ok()
+            .and_then(|l| l.try_into_value(vm).ok())
+            .unwrap_or(0);
+        let _ = writeln!(out, "  File \"{file}\", line {line}, in {name}");
+        if file.starts_with("<module ") {
+            let source = frame
+                .and_then(|f| f.get_attr("f_globals", vm).ok())
+                .and_then(|g| g.get_item("__amber_source__", vm).ok())
+                .map(text);
+            if let Some(src) = source.and_then(|s| {
+                s.lines()
+                    .nth(line.saturating_sub(1))
+                    .map(|l| l.trim().to_string())
+            }) {
+                if !src.is_empty() {
+                    let _ = writeln!(out, "    {src}");
+                }
+            }
+        }
+        tb = t.get_attr("tb_next", vm).ok();
+    }
+    out.push_str(message);
+    out
 }
 
 /// Keeps the head and the innermost frames of a long traceback (deep

@@ -972,3 +972,39 @@ async fn one_message_cannot_take_the_server_down() {
     let rows = simple_rows(&client, "SELECT 1").await;
     assert_eq!(rows, vec![vec![Some("1".to_string())]]);
 }
+
+const LEAKY: &str = r#"
+def traceback_from(path: str) -> int:
+    # A code object that names a host file as its source.
+    code = compile("x = 1\ny = 2\nraise ValueError('boom')\n", path, "exec")
+    exec(code, {})
+    return 0
+"#;
+
+/// A procedure cannot read host files through an error's traceback (the
+/// traceback printer read the source line of every frame from the file its
+/// code object names).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracebacks_reveal_no_host_file() {
+    let server = Server::start();
+    let client = connect(&server).await;
+    deploy(&client, "leaky", LEAKY).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, "SECRET-1\nSECRET-2\nSECRET-3\n").expect("write secret");
+    let path = secret.to_str().expect("utf-8 path");
+    let e = client
+        .query_one("SELECT leaky.traceback_from($1)", &[&path])
+        .await
+        .expect_err("raises");
+    let db = e.as_db_error().expect("db error");
+    assert_eq!(db.message(), "ValueError: boom");
+    let detail = db.detail().unwrap_or("");
+    assert!(
+        detail.contains(&format!("File \"{path}\", line 3")),
+        "the frame is still named: {detail}"
+    );
+    assert!(!detail.contains("SECRET"), "host file leaked: {detail}");
+    // Deployed modules' own lines still show.
+    assert!(detail.contains("exec(code, {})"), "{detail}");
+}
