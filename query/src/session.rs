@@ -116,6 +116,9 @@ pub struct Session {
     /// (ParameterStatus), by their reported names; at most one entry per
     /// name, so bounded by the number of reported settings.
     reported: Vec<(String, String)>,
+    /// How values are read and written, kept in step with `settings` by
+    /// `set_setting` (so no statement parses TimeZone again).
+    values: value::Settings,
 }
 
 /// Settings PostgreSQL reports with ParameterStatus when they change
@@ -180,6 +183,7 @@ impl Session {
             implicit: false,
             cancel: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             reported: Vec::new(),
+            values: value::Settings::default(),
         }
     }
 
@@ -194,6 +198,15 @@ impl Session {
             self.reported.retain(|(n, _)| n != reported);
             self.reported.push((reported.to_string(), value.clone()));
         }
+        match name.as_str() {
+            "timezone" => {
+                self.values.zone = value::Zone::parse(&value).unwrap_or(value::Zone::UTC);
+            }
+            "extra_float_digits" => {
+                self.values.extra_float_digits = value.trim().parse().unwrap_or(1);
+            }
+            _ => {}
+        }
         self.settings.insert(name, value);
     }
 
@@ -207,24 +220,9 @@ impl Session {
     }
 
     /// How this session reads and writes values (TimeZone,
-    /// extra_float_digits), from its settings (validated when SET).
+    /// extra_float_digits), as its settings say (validated when SET).
     pub fn value_settings(&self) -> value::Settings {
-        let mut out = value::Settings::default();
-        if let Some(zone) = self
-            .settings
-            .get("timezone")
-            .and_then(|z| value::Zone::parse(z))
-        {
-            out.zone = zone;
-        }
-        if let Some(d) = self
-            .settings
-            .get("extra_float_digits")
-            .and_then(|d| d.trim().parse::<i32>().ok())
-        {
-            out.extra_float_digits = d;
-        }
-        out
+        self.values.clone()
     }
 
     /// Checks a SET of a setting whose value Amber interprets, with
@@ -637,6 +635,7 @@ impl Session {
                 "integer_datetimes" => "on",
                 "search_path" => "\"$user\", public",
                 "statement_timeout" => "0",
+                "extra_float_digits" => "1",
                 _ => return None,
             }
             .to_string(),

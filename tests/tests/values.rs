@@ -903,7 +903,29 @@ async fn settings_shape_values_as_in_postgres() {
         .await
         .unwrap_err();
     assert_eq!(e.code().map(|c| c.code()), Some("22023"));
-    client.batch_execute("RESET TimeZone").await.ok();
+    client
+        .batch_execute("SET extra_float_digits = 0")
+        .await
+        .unwrap();
+    client.batch_execute("RESET TimeZone").await.unwrap();
+    client
+        .batch_execute("RESET extra_float_digits")
+        .await
+        .unwrap();
+    assert_eq!(
+        simple_one(&client, "SELECT '2024-01-02 03:04:05+05:30'::timestamptz")
+            .await
+            .as_deref(),
+        Some("2024-01-01 21:34:05+00"),
+        "RESET TimeZone"
+    );
+    assert_eq!(
+        simple_one(&client, "SELECT 0.1::float8 + 0.2::float8")
+            .await
+            .as_deref(),
+        Some("0.30000000000000004"),
+        "RESET extra_float_digits"
+    );
 }
 
 /// Text parameters are the value itself: nothing is un-escaped (the bug
