@@ -64,19 +64,15 @@ fn with_pg_type(f: Field, pg: &str) -> Field {
     f.with_metadata(HashMap::from([(PG_TYPE_KEY.to_string(), pg.to_string())]))
 }
 
-/// The wire type oid of values of `t`.
+/// The wire type oid of values of `t`: the type table's for its Arrow
+/// type, but jsonb (which Arrow computes as Utf8) is jsonb.
 pub fn type_oid(t: &SqlType) -> u32 {
     match t {
-        SqlType::Int8 | SqlType::Ref(_) => types::INT8,
-        SqlType::Float8 => types::FLOAT8,
-        SqlType::Text => types::TEXT,
-        SqlType::Bool => types::BOOL,
-        SqlType::Bytea => types::BYTEA,
-        SqlType::Numeric => types::NUMERIC,
-        SqlType::Date => types::DATE,
-        SqlType::Timestamptz => types::TIMESTAMPTZ,
         SqlType::Jsonb => types::JSONB,
-        SqlType::Array(inner) => types::array_of(type_oid(inner)).unwrap_or(1009),
+        SqlType::Array(inner) => {
+            types::array_of(type_oid(inner)).unwrap_or(types::oid_of(&arrow_type(t)))
+        }
+        _ => types::oid_of(&arrow_type(t)),
     }
 }
 

@@ -20,11 +20,6 @@ pub fn pg_type(oid: u32) -> Type {
     Type::from_oid(oid).unwrap_or(Type::TEXT)
 }
 
-/// The wire type of parameters computed as `dt`.
-pub fn data_type_to_pg(dt: &DataType) -> Type {
-    pg_type(types::oid_of(dt))
-}
-
 /// The Arrow type of a parameter the client declared as `t`.
 pub fn pg_to_data_type(t: &Type) -> Option<DataType> {
     types::arrow_of(t.oid())

@@ -272,15 +272,19 @@ impl QueryParser for Parser {
             .prepare(sql, &client_types)
             .await
             .map_err(|e| user_error(&e))?;
-        // Keep the client's own types (e.g. int4) where it named them.
+        // Keep the client's own types (e.g. int4) where it named them: its
+        // parameters arrive in that type's format.
         for (i, t) in types.iter().enumerate() {
-            if let (Some(t), Some(dt)) = (t, prepared.param_types.get_mut(i)) {
-                if let Some(d) = encode::pg_to_data_type(t) {
-                    *dt = d;
-                    if let Some(oid) = prepared.param_oids.get_mut(i) {
-                        *oid = t.oid();
-                    }
-                }
+            let Some(t) = t.as_ref().filter(|t| **t != Type::UNKNOWN) else {
+                continue;
+            };
+            if let Some(oid) = prepared.param_oids.get_mut(i) {
+                *oid = t.oid();
+            }
+            if let (Some(dt), Some(d)) =
+                (prepared.param_types.get_mut(i), encode::pg_to_data_type(t))
+            {
+                *dt = d;
             }
         }
         Ok(Some(prepared))
@@ -342,21 +346,17 @@ impl ExtendedQueryHandler for Connection {
             )));
         }
         let mut params = Vec::with_capacity(prepared.param_types.len());
-        for (i, dt) in prepared.param_types.iter().enumerate() {
-            // The client's declared type where it gave one, else ours.
-            let oid = portal
-                .statement
-                .parameter_types
-                .get(i)
-                .cloned()
-                .flatten()
-                .filter(|t| *t != Type::UNKNOWN)
-                .map(|t| t.oid())
-                .or_else(|| prepared.param_oids.get(i).copied())
-                .unwrap_or_else(|| encode::data_type_to_pg(dt).oid());
+        for (i, (dt, oid)) in prepared
+            .param_types
+            .iter()
+            .zip(&prepared.param_oids)
+            .enumerate()
+        {
+            // `oid` is the client's declared type where it gave one (set
+            // in `parse_sql`), else ours.
             let v = encode::decode_param(
                 portal.parameters[i].as_deref(),
-                oid,
+                *oid,
                 &portal.parameter_format,
                 i,
                 dt,
