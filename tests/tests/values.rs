@@ -624,6 +624,11 @@ fn check_text(case: &Case, path: &str, got: Option<String>) {
     }
 }
 
+/// Checks the text `sql` returns for `case` (simple protocol).
+async fn check_text_of(client: &Client, case: &Case, path: &str, sql: &str) {
+    check_text(case, path, simple_one(client, sql).await);
+}
+
 fn check_binary(case: &Case, path: &str, got: Option<RawOut>) {
     let got = got.unwrap_or_else(|| panic!("{path}: NULL for {case:?}"));
     if case.kind == Kind::Float8
@@ -707,8 +712,13 @@ async fn values_round_trip_through_every_path() {
             let id: i64 = row.get(0);
             check_binary(&case, "binary INSERT ... RETURNING", row.get(1));
             // Read back as text through the point read and a scan.
-            let t = simple_one(&client, &format!("SELECT {col} FROM rt.v WHERE id = {id}")).await;
-            check_text(&case, "point read after binary insert", t);
+            check_text_of(
+                &client,
+                &case,
+                "point read after binary insert",
+                &format!("SELECT {col} FROM rt.v WHERE id = {id}"),
+            )
+            .await;
             let row = client.query_one(&scan, &[&id]).await.unwrap();
             check_binary(&case, "scan after binary insert", row.get(0));
 
@@ -718,32 +728,35 @@ async fn values_round_trip_through_every_path() {
                 .await
                 .unwrap_or_else(|e| panic!("text insert {case:?}: {e:?}"));
             let id2: i64 = row.get(0);
-            let t = simple_one(
+            check_text_of(
                 &client,
+                &case,
+                "scan after text insert",
                 &format!("SELECT {col} FROM rt.v WHERE id BETWEEN {id2} AND {id2}"),
             )
             .await;
-            check_text(&case, "scan after text insert", t);
 
             // Simple-protocol literal in, text out (INSERT and UPDATE).
-            let t = simple_one(
+            check_text_of(
                 &client,
+                &case,
+                "literal INSERT ... RETURNING",
                 &format!(
                     "INSERT INTO rt.v ({col}) VALUES ({}::{ty}) RETURNING {col}",
                     literal(&case.input)
                 ),
             )
             .await;
-            check_text(&case, "literal INSERT ... RETURNING", t);
-            let t = simple_one(
+            check_text_of(
                 &client,
+                &case,
+                "literal UPDATE ... RETURNING",
                 &format!(
                     "UPDATE rt.v SET {col} = {} WHERE id = {id} RETURNING {col}",
                     literal(&case.input)
                 ),
             )
             .await;
-            check_text(&case, "literal UPDATE ... RETURNING", t);
 
             // UPDATE with parameters, then WHERE finds the value.
             let row = client.query_one(&update, &[&text(), &id2]).await.unwrap();
@@ -770,12 +783,13 @@ async fn values_round_trip_through_every_path() {
                     .await
                     .unwrap_or_else(|e| panic!("make {case:?}: {e:?}"))
                     .get(0);
-                let t = simple_one(
+                check_text_of(
                     &client,
+                    &case,
+                    "written by Python, read by SQL",
                     &format!("SELECT {col} FROM rt.v WHERE id = {made}"),
                 )
                 .await;
-                check_text(&case, "written by Python, read by SQL", t);
                 // Written by SQL, read by Python.
                 let got = client
                     .query_one(&format!("SELECT rt.read_{col}($1)"), &[&id2])
