@@ -312,7 +312,7 @@ pub fn parse_timestamp_micros(s: &str) -> Option<i64> {
     datetime::parse_timestamp(s, Some(&Zone::UTC)).ok()
 }
 
-fn ts_iso(us: i64) -> String {
+pub fn ts_iso(us: i64) -> String {
     const YEAR_1_US: i64 = -62_135_596_800_000_000;
     const YEAR_10000_US: i64 = 253_402_300_800_000_000;
     match datetime::naive_datetime(us) {

@@ -140,19 +140,41 @@ pub fn parse_module_ddl(sql: &str) -> Result<Option<(ModuleDdl, &str)>, SqlError
     Ok(None)
 }
 
-pub async fn execute_module_ddl(engine: &Arc<Engine>, ddl: &ModuleDdl) -> Result<Output, SqlError> {
-    let _guard = engine.ddl_lock.lock().await;
+pub async fn execute_module_ddl(
+    engine: &Arc<Engine>,
+    ddl: &ModuleDdl,
+    deadline: Option<std::time::Instant>,
+    cancel: &Arc<std::sync::atomic::AtomicBool>,
+) -> Result<Output, SqlError> {
     match ddl {
         ModuleDdl::Create {
             name,
             source,
             replace,
-        } => create_module(engine, name, source, *replace).await,
+        } => {
+            // The module's top-level code runs in a worker of its own under
+            // the statement's deadline and cancel, before any lock: a module
+            // that never finishes loading blocks nobody else's deploy.
+            let shape = engine
+                .runtime
+                .analyze(
+                    name.to_string(),
+                    source.to_string(),
+                    deadline,
+                    Some(cancel.clone()),
+                )
+                .await?;
+            let _guard = engine.ddl_lock.lock().await;
+            create_module(engine, name, source, *replace, shape).await
+        }
         ModuleDdl::Drop {
             name,
             cascade,
             if_exists,
-        } => drop_module(engine, name, *cascade, *if_exists).await,
+        } => {
+            let _guard = engine.ddl_lock.lock().await;
+            drop_module(engine, name, *cascade, *if_exists).await
+        }
     }
 }
 
@@ -202,6 +224,7 @@ async fn create_module(
     name: &str,
     source: &str,
     replace: bool,
+    mut shape: ModuleShape,
 ) -> Result<Output, SqlError> {
     let existing = engine.catalog.module(name);
     if existing.is_some() && !replace {
@@ -210,10 +233,6 @@ async fn create_module(
             format!("module \"{name}\" already exists"),
         ));
     }
-    let mut shape = engine
-        .runtime
-        .analyze(name.to_string(), source.to_string())
-        .await?;
     validate_shape(name, &shape)?;
     let mut txn = engine.store.begin()?;
     // Keep the identity of classes that survive a replace.

@@ -12,6 +12,7 @@
 //! - General queries go through DataFusion; writes, CALL and module DDL take
 //!   a direct path.
 
+mod canonical;
 mod constant;
 pub mod convert;
 mod ddl;

@@ -1,11 +1,14 @@
-//! `amber.sql()`: SQL run from Python, inside the calling transaction.
+//! What Python calls need from the SQL layer (`CallServices`): `amber.sql()`
+//! run inside the calling transaction, and the canonical stored form of the
+//! values a procedure writes.
 
 use crate::convert;
 use crate::error::SqlError;
 use crate::session::{Engine, Output, Session};
 use crate::value::{self, types::PG_TYPE_KEY};
 use amber_catalog::SqlType;
-use amber_runtime::{SqlCallback, TxnHandle};
+use amber_catalog::{ClassDef, GlobalDef};
+use amber_runtime::{CallServices, TxnHandle};
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::ScalarValue;
 use serde_json::Value as Json;
@@ -102,8 +105,16 @@ fn rows_for_python(out: Output, settings: &value::Settings) -> Result<Json, SqlE
     Ok(serde_json::json!({"types": types, "rows": rows}))
 }
 
-impl SqlCallback for NestedSql {
-    fn run(
+impl CallServices for NestedSql {
+    fn object(&self, class: &ClassDef, json: &str) -> Result<Vec<u8>, (String, String)> {
+        crate::canonical::canonical_object(class, json).map_err(|e| (e.code, e.message))
+    }
+
+    fn global(&self, global: &GlobalDef, json: &str) -> Result<Vec<u8>, (String, String)> {
+        crate::canonical::canonical_global(global, json).map_err(|e| (e.code, e.message))
+    }
+
+    fn sql(
         &self,
         sql: &str,
         params_json: &str,
@@ -134,7 +145,7 @@ impl SqlCallback for NestedSql {
 
 pub(crate) fn install(engine: &Arc<Engine>) {
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        engine.runtime.set_sql_callback(Arc::new(NestedSql {
+        engine.runtime.set_services(Arc::new(NestedSql {
             engine: Arc::downgrade(engine),
             handle,
         }));

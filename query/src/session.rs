@@ -9,7 +9,7 @@ use crate::names;
 use crate::table::{self, ClassTable, PythonUdf, UdfEnv};
 use crate::value;
 use amber_catalog::{Catalog, Returns, SqlType};
-use amber_runtime::{CallSpec, Runtime, TxnHandle};
+use amber_runtime::{CallSpec, Runtime, TxnHandle, WorkerConfig};
 use amber_storage::{Store, Txn};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -39,11 +39,11 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn open(store: Store, python_workers: usize) -> Result<Arc<Engine>, SqlError> {
+    pub fn open(store: Store, workers: WorkerConfig) -> Result<Arc<Engine>, SqlError> {
         let txn = store.begin()?;
         let catalog = Catalog::load(&txn)?;
         txn.rollback();
-        let runtime = Arc::new(Runtime::new(store.clone(), python_workers));
+        let runtime = Arc::new(Runtime::new(store.clone(), workers));
         let engine = Arc::new(Engine {
             store,
             catalog,
@@ -440,7 +440,8 @@ impl Session {
                         "module DDL cannot run inside a transaction block",
                     ));
                 }
-                ddl::execute_module_ddl(&self.engine, ddl).await
+                ddl::execute_module_ddl(&self.engine, ddl, self.statement_deadline, &self.cancel)
+                    .await
             }
             PreparedKind::Sql(stmt) => self.execute_statement(stmt, params).await,
         }

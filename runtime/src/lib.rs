@@ -1,50 +1,46 @@
-//! Amber's Python runtime: RustPython interpreters on long-lived worker
-//! threads, loading modules, analysing their shape, calling procedures.
+//! Amber's Python runtime: RustPython interpreters in worker processes of
+//! the same binary, loading modules, analysing their shape, calling
+//! procedures.
 //!
 //! Architecture invariants:
-//! - An interpreter lives on one OS thread for its whole life (RustPython
-//!   objects are !Send); tokio threads never run Python. Callers submit jobs
-//!   through a bounded queue and await the answer.
-//! - Python code reaches storage only through the transaction of the call
-//!   that is running (`_amber` native functions read a thread-local handle set
-//!   for the duration of the call). Outside a call there is no transaction.
-//! - A panic inside the interpreter is caught; the worker builds a fresh
-//!   interpreter and the call fails with an error, never the process.
+//! - Python runs only in worker processes (`worker/`), never in the server.
+//!   A worker holds no storage handle: it asks the server over its socket
+//!   (`protocol`), and the server (`host`) serves only the called module's
+//!   objects and variables, and canonicalizes every value before storing it.
+//! - A fault in a worker (memory limit, crash, stack overflow, a call that
+//!   ignores its interrupt) kills that worker only; the call fails with an
+//!   error and a new worker takes its place.
+//! - Callers submit jobs through a bounded queue; tokio threads never block
+//!   on a worker.
 
-mod native;
-mod sandbox;
-mod watchdog;
+mod alloc;
+mod host;
+mod protocol;
+mod worker;
 
-use amber_catalog::{ModuleDef, ModuleShape};
+pub use alloc::Allocator;
+pub use worker::{worker_main, WORKER_ARG};
+
+use amber_catalog::{ClassDef, GlobalDef, ModuleDef, ModuleShape};
 use amber_storage::{Store, Txn};
-use rustpython_vm::{
-    builtins::{PyBaseExceptionRef, PyDictRef},
-    compiler::Mode,
-    scope::Scope,
-    AsObject, Interpreter, PyObjectRef, PyResult, VirtualMachine,
-};
-use std::collections::HashMap;
-use std::panic::AssertUnwindSafe;
-use std::sync::{mpsc, Arc, Mutex};
-
-pub use native::SqlCallback;
+use host::{CallRun, Host};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
 /// The transaction a call runs in, shared between the session (which
-/// commits it) and the worker running the call.
+/// commits it) and the server thread serving the call's worker.
 pub type TxnHandle = Arc<Mutex<Txn>>;
 
-const PRELUDE_SOURCE: &str = include_str!("prelude.py");
-/// Native stack of a worker thread: deep Python recursion must hit
-/// RecursionError long before it overflows this.
-const WORKER_STACK_BYTES: usize = 64 * 1024 * 1024;
 /// Jobs waiting for a worker; submitters wait when it is full.
 const JOB_QUEUE_MAX: usize = 1024;
-/// Python recursion limit inside procedures.
-const RECURSION_LIMIT: usize = 400;
+/// Default memory limit of one worker process (heap and anonymous
+/// mappings): generous for procedures, far from the machine's size.
+pub const WORKER_MEMORY_BYTES_DEFAULT: u64 = 1 << 30;
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum RuntimeError {
-    /// An exception escaped Python code.
+    /// An exception escaped Python code, or a limit ended the call.
     #[error("{message}")]
     Python {
         sqlstate: String,
@@ -70,11 +66,62 @@ impl RuntimeError {
 
 pub type Result<T> = std::result::Result<T, RuntimeError>;
 
-type Job = Box<dyn FnOnce(&mut Worker) + Send>;
+/// What a call needs from the layers above, passed down once: SQL for
+/// `amber.sql()` and the canonical stored form of a value written by
+/// Python. Errors are (SQLSTATE, message).
+pub trait CallServices: Send + Sync {
+    /// Runs `amber.sql()` in the calling transaction; a JSON result.
+    fn sql(
+        &self,
+        query: &str,
+        params_json: &str,
+        txn: &TxnHandle,
+    ) -> std::result::Result<String, (String, String)>;
+    /// The stored bytes of an object of `class` that Python encoded as
+    /// `json`, or why it cannot be stored.
+    fn object(
+        &self,
+        class: &ClassDef,
+        json: &str,
+    ) -> std::result::Result<Vec<u8>, (String, String)>;
+    /// The same for a module variable.
+    fn global(
+        &self,
+        global: &GlobalDef,
+        json: &str,
+    ) -> std::result::Result<Vec<u8>, (String, String)>;
+}
+
+/// How worker processes are started.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The `amber` binary (started with [`WORKER_ARG`]).
+    pub exe: PathBuf,
+    /// Worker processes serving calls.
+    pub workers: usize,
+    /// RLIMIT_DATA of each worker.
+    pub memory_bytes: u64,
+}
+
+type Job = Box<dyn FnOnce(&mut Slot) + Send>;
+
+/// One pool thread and the worker process it serves.
+struct Slot {
+    host: Option<Host>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: WorkerConfig,
+    store: Store,
+    services: OnceLock<Arc<dyn CallServices>>,
+    next_call_id: AtomicU64,
+}
 
 /// The pool of Python workers.
 pub struct Runtime {
     jobs: mpsc::SyncSender<Job>,
+    shared: Arc<Shared>,
 }
 
 /// One call of a module function or method.
@@ -97,34 +144,39 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    pub fn new(store: Store, workers: usize) -> Runtime {
-        assert!(workers > 0, "at least one Python worker");
+    pub fn new(store: Store, config: WorkerConfig) -> Runtime {
+        assert!(config.workers > 0, "at least one Python worker");
         let (tx, rx) = mpsc::sync_channel::<Job>(JOB_QUEUE_MAX);
         let rx = Arc::new(Mutex::new(rx));
-        for i in 0..workers {
+        let shared = Arc::new(Shared {
+            config,
+            store,
+            services: OnceLock::new(),
+            next_call_id: AtomicU64::new(1),
+        });
+        for i in 0..shared.config.workers {
             let rx = rx.clone();
-            let store = store.clone();
+            let shared = shared.clone();
             std::thread::Builder::new()
                 .name(format!("amber-python-{i}"))
-                .stack_size(WORKER_STACK_BYTES)
-                .spawn(move || worker_loop(rx, store))
-                .expect("spawn Python worker thread");
+                .spawn(move || pool_thread(rx, shared))
+                .expect("spawn Python pool thread");
         }
-        Runtime { jobs: tx }
+        Runtime { jobs: tx, shared }
     }
 
-    /// Installs the hook that `amber.sql()` uses to run SQL.
-    pub fn set_sql_callback(&self, cb: Arc<dyn SqlCallback>) {
-        native::set_sql_callback(cb);
+    /// Installs what calls need from the layers above (once).
+    pub fn set_services(&self, services: Arc<dyn CallServices>) {
+        let _ = self.shared.services.set(services);
     }
 
     fn submit<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Worker) -> Result<R> + Send + 'static,
+        f: impl FnOnce(&mut Slot) -> Result<R> + Send + 'static,
     ) -> Result<tokio::sync::oneshot::Receiver<Result<R>>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |w: &mut Worker| {
-            let _ = tx.send(f(w));
+        let job: Job = Box::new(move |s: &mut Slot| {
+            let _ = tx.send(f(s));
         });
         self.jobs
             .send(job)
@@ -132,12 +184,31 @@ impl Runtime {
         Ok(rx)
     }
 
-    /// Executes a module's source in a scratch namespace and describes its
-    /// classes, functions and persistent variables.
-    pub async fn analyze(&self, name: String, source: String) -> Result<ModuleShape> {
-        let rx = self.submit(move |w| w.analyze(&name, &source))?;
-        rx.await
-            .map_err(|_| RuntimeError::Internal("Python worker dropped the job".into()))?
+    /// Executes a module's source in a fresh worker of its own (killed
+    /// afterwards: the module's top-level code may have changed anything in
+    /// it) and describes its classes, functions and persistent variables.
+    /// Runs under the caller's deadline and cancel flag; holds no lock.
+    pub async fn analyze(
+        &self,
+        name: String,
+        source: String,
+        deadline: Option<std::time::Instant>,
+        cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
+    ) -> Result<ModuleShape> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let config = self.shared.config.clone();
+        std::thread::Builder::new()
+            .name("amber-python-analyze".into())
+            .spawn(move || {
+                let result = Host::spawn(&config)
+                    .and_then(|mut host| host.analyze(&name, &source, deadline, cancel.as_deref()));
+                let _ = tx.send(result);
+            })
+            .map_err(|e| RuntimeError::Internal(format!("spawning analysis: {e}")))?;
+        let text = rx
+            .await
+            .map_err(|_| RuntimeError::Internal("module analysis was lost".into()))??;
+        serde_json::from_str(&text).map_err(|e| RuntimeError::Internal(e.to_string()))
     }
 
     /// Calls a function in `txn`; arguments and result are JSON values in
@@ -148,7 +219,7 @@ impl Runtime {
         args: Vec<serde_json::Value>,
         txn: TxnHandle,
     ) -> Result<serde_json::Value> {
-        let rx = self.submit(move |w| w.call(&spec, &args, txn))?;
+        let rx = self.submit(move |s| s.call(&spec, &args, &txn))?;
         rx.await
             .map_err(|_| RuntimeError::Internal("Python worker dropped the job".into()))?
     }
@@ -161,15 +232,16 @@ impl Runtime {
         args: Vec<serde_json::Value>,
         txn: TxnHandle,
     ) -> Result<serde_json::Value> {
-        let rx = self.submit(move |w| w.call(&spec, &args, txn))?;
+        let rx = self.submit(move |s| s.call(&spec, &args, &txn))?;
         rx.blocking_recv()
             .map_err(|_| RuntimeError::Internal("Python worker dropped the job".into()))?
     }
 }
 
-fn worker_loop(rx: Arc<Mutex<mpsc::Receiver<Job>>>, store: Store) {
-    let mut worker = Worker::new(store.clone());
+fn pool_thread(rx: Arc<Mutex<mpsc::Receiver<Job>>>, shared: Arc<Shared>) {
+    let mut slot = Slot { host: None, shared };
     loop {
+        slot.ensure_host();
         let job = {
             let Ok(guard) = rx.lock() else { return };
             match guard.recv() {
@@ -177,382 +249,88 @@ fn worker_loop(rx: Arc<Mutex<mpsc::Receiver<Job>>>, store: Store) {
                 Err(_) => return,
             }
         };
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut worker)));
-        if outcome.is_err() {
-            // The interpreter may be in any state after a panic: replace it.
-            // The job's reply channel was dropped, so the caller sees an error.
-            tracing::error!("Python worker panicked; replacing its interpreter");
-            native::clear_context();
-            worker = Worker::new(store.clone());
-        }
+        job(&mut slot);
     }
 }
 
-struct LoadedModule {
-    version: u64,
-    module: PyObjectRef,
-}
-
-struct Worker {
-    interp: Interpreter,
-    store: Store,
-    loaded: HashMap<String, LoadedModule>,
-    interrupt: rustpython_vm::signal::UserSignalSender,
-}
-
-impl Worker {
-    fn new(store: Store) -> Worker {
-        let builder = Interpreter::builder(Default::default());
-        let defs = rustpython_stdlib::stdlib_module_defs(&builder.ctx);
-        let (interrupt, interrupt_rx) = rustpython_vm::signal::user_signal_channel();
-        let interp = builder
-            .add_native_modules(&defs)
-            .add_frozen_modules(rustpython_pylib::FROZEN_STDLIB)
-            .init_hook(move |vm| vm.set_user_signal_channel(interrupt_rx))
-            .build();
-        let worker = Worker {
-            interp,
-            store,
-            loaded: HashMap::new(),
-            interrupt,
-        };
-        let setup = worker.interp.enter(|vm| -> PyResult<()> {
-            native::install(vm)?;
-            sandbox::install(vm, RECURSION_LIMIT)?;
-            exec_module(vm, "amber", PRELUDE_SOURCE, None).map_err(|e| match e {
-                ExecError::Python(exc) => exc,
-                ExecError::Syntax(msg, _) => vm.new_runtime_error(msg),
-            })?;
-            Ok(())
-        });
-        if let Err(e) = setup {
-            let text = worker
-                .interp
-                .enter(|vm| format_exception(vm, &e).1.unwrap_or_default());
-            panic!("Amber prelude failed to load: {text}");
-        }
-        worker
-    }
-
-    fn analyze(&mut self, name: &str, source: &str) -> Result<ModuleShape> {
-        self.interp.enter(|vm| {
-            let module = match exec_module(vm, name, source, None) {
-                Ok(m) => m,
-                Err(ExecError::Syntax(message, line)) => {
-                    return Err(RuntimeError::Syntax { message, line })
-                }
-                Err(ExecError::Python(exc)) => return Err(python_error(vm, &exc, "42P13")),
-            };
-            let json = call_prelude(vm, "_analyze", vec![module])
-                .map_err(|exc| python_error(vm, &exc, "42P13"))?;
-            let text: String = json
-                .try_into_value(vm)
-                .map_err(|_| RuntimeError::Internal("_analyze returned a non-string".into()))?;
-            serde_json::from_str(&text).map_err(|e| RuntimeError::Internal(e.to_string()))
-        })
-    }
-
-    fn module_for(&mut self, def: &ModuleDef) -> Result<PyObjectRef> {
-        if let Some(m) = self.loaded.get(&def.name) {
-            if m.version == def.generation {
-                return Ok(m.module.clone());
+impl Slot {
+    /// Starts this slot's worker if it has none (first use, or the last
+    /// one died); a failure is logged and retried at the next job.
+    fn ensure_host(&mut self) {
+        if let Some(h) = &mut self.host {
+            if h.is_alive() {
+                return;
             }
+            self.host = None;
         }
-        let shape_json =
-            serde_json::to_string(&def.shape).map_err(|e| RuntimeError::Internal(e.to_string()))?;
-        let module = self.interp.enter(|vm| {
-            let module = match exec_module(vm, &def.name, &def.source, Some(&def.name)) {
-                Ok(m) => m,
-                Err(ExecError::Syntax(message, line)) => {
-                    return Err(RuntimeError::Syntax { message, line })
-                }
-                Err(ExecError::Python(exc)) => return Err(python_error(vm, &exc, "P0001")),
-            };
-            call_prelude(
-                vm,
-                "_bind",
-                vec![module.clone(), vm.ctx.new_str(shape_json).into()],
-            )
-            .map_err(|exc| python_error(vm, &exc, "XX000"))?;
-            Ok(module)
-        })?;
-        self.loaded.insert(
-            def.name.clone(),
-            LoadedModule {
-                version: def.generation,
-                module: module.clone(),
-            },
-        );
-        Ok(module)
+        match Host::spawn(&self.shared.config) {
+            Ok(h) => self.host = Some(h),
+            Err(e) => tracing::error!("starting a Python worker: {e}"),
+        }
     }
 
     fn call(
         &mut self,
         spec: &CallSpec,
         args: &[serde_json::Value],
-        txn: TxnHandle,
+        txn: &TxnHandle,
     ) -> Result<serde_json::Value> {
-        let module = self.module_for(&spec.module)?;
+        self.ensure_host();
+        let services =
+            self.shared.services.get().cloned().ok_or_else(|| {
+                RuntimeError::Internal("runtime services are not installed".into())
+            })?;
+        let table_name;
+        let sql_name = match &spec.class {
+            Some(c) => {
+                table_name = spec.module.class(c).map(|c| c.table.as_str()).unwrap_or("");
+                format!("{table_name}_{}", spec.function)
+            }
+            None => spec.function.clone(),
+        };
         let callable = spec
             .module
-            .sql_function(&match &spec.class {
-                Some(c) => format!(
-                    "{}_{}",
-                    spec.module.class(c).map(|c| c.table.as_str()).unwrap_or(""),
-                    spec.function
-                ),
-                None => spec.function.clone(),
-            })
+            .sql_function(&sql_name)
             .ok_or_else(|| RuntimeError::Internal(format!("no function {}", spec.function)))?;
-        let call_desc = serde_json::json!({
+        let desc = serde_json::json!({
             "class": spec.class,
             "func": spec.function,
             "params": callable.function.params.iter().map(|p| (p.name.clone(), p.ty.describe())).collect::<Vec<_>>(),
             "returns": callable.function.returns.describe(),
         });
-        let args_json = serde_json::Value::Array(args.to_vec()).to_string();
-        native::set_context(native::CallContext {
+        // The objects the call will load first: self, then object arguments.
+        let mut object_args = Vec::new();
+        let mut rest = args;
+        if let Some(c) = &spec.class {
+            if let Some(oid) = args.first().and_then(|a| a.as_u64()) {
+                object_args.push((c.clone(), oid));
+            }
+            rest = args.get(1..).unwrap_or(&[]);
+        }
+        for (p, a) in callable.function.params.iter().zip(rest) {
+            if let (amber_catalog::SqlType::Ref(c), Some(oid)) = (&p.ty, a.as_u64()) {
+                object_args.push((c.clone(), oid));
+            }
+        }
+        let run = CallRun {
+            call_id: self.shared.next_call_id.fetch_add(1, Ordering::Relaxed),
+            spec,
+            desc_json: desc.to_string(),
+            args_json: serde_json::Value::Array(args.to_vec()).to_string(),
+            object_args,
             txn,
-            store: self.store.clone(),
-        });
-        let _watch = (spec.deadline.is_some() || spec.cancel.is_some())
-            .then(|| watchdog::watch(self.interrupt.clone(), spec.deadline, spec.cancel.clone()));
-        let result = self.interp.enter(|vm| {
-            let out = call_prelude(
-                vm,
-                "_call",
-                vec![
-                    module,
-                    vm.ctx.new_str(call_desc.to_string()).into(),
-                    vm.ctx.new_str(args_json).into(),
-                ],
-            )
-            .map_err(|exc| python_error(vm, &exc, "P0001"))?;
-            let text: String = out
-                .try_into_value(vm)
-                .map_err(|_| RuntimeError::Internal("_call returned a non-string".into()))?;
-            serde_json::from_str(&text).map_err(|e| RuntimeError::Internal(e.to_string()))
-        });
-        native::clear_context();
-        result
-    }
-}
-
-enum ExecError {
-    Syntax(String, usize),
-    Python(PyBaseExceptionRef),
-}
-
-/// Compiles and runs `source` as module `name`. With `register`, the module
-/// is placed in `sys.modules` (a deployed module); without, it is a scratch
-/// module for analysis.
-fn exec_module(
-    vm: &VirtualMachine,
-    name: &str,
-    source: &str,
-    register: Option<&str>,
-) -> std::result::Result<PyObjectRef, ExecError> {
-    let code = vm
-        .compile(source, Mode::Exec, format!("<module {name}>"))
-        .map_err(|e| {
-            let (line, _col) = e.python_location();
-            ExecError::Syntax(
-                format!("syntax error in module {name}, line {line}: {e}"),
-                line,
-            )
-        })?;
-    let dict: PyDictRef = vm.ctx.new_dict();
-    let module = vm.new_module(name, dict.clone(), None);
-    // Source lines for tracebacks (never read from files: see
-    // `format_traceback`).
-    dict.set_item("__amber_source__", vm.ctx.new_str(source).into(), vm)
-        .map_err(ExecError::Python)?;
-    if name != "amber" {
-        // Modules may name these in annotations without importing them.
-        for pre in ["datetime", "decimal"] {
-            let m = vm.import(pre, 0).map_err(ExecError::Python)?;
-            dict.set_item(pre, m, vm).map_err(ExecError::Python)?;
-        }
-    }
-    let modules = vm
-        .sys_module
-        .get_attr("modules", vm)
-        .map_err(ExecError::Python)?;
-    if name != "amber" {
-        // Imports made by this module's code are checked by the sandbox.
-        vm.builtins
-            .get_attr("__amber_deployed__", vm)
-            .and_then(|set| set.get_attr("add", vm))
-            .and_then(|add| add.call((vm.ctx.new_str(name),), vm))
-            .map_err(ExecError::Python)?;
-    }
-    if name == "amber" || register.is_some() {
-        modules
-            .set_item(name, module.clone().into(), vm)
-            .map_err(ExecError::Python)?;
-    }
-    let scope = Scope::with_builtins(None, dict, vm);
-    vm.run_code_obj(code, scope).map_err(ExecError::Python)?;
-    Ok(module.into())
-}
-
-fn call_prelude(
-    vm: &VirtualMachine,
-    func: &'static str,
-    args: Vec<PyObjectRef>,
-) -> PyResult<PyObjectRef> {
-    let amber = vm.import("amber", 0)?;
-    let f = amber.get_attr(func, vm)?;
-    f.call(args, vm)
-}
-
-/// (message as `Type: text`, traceback)
-fn format_exception(vm: &VirtualMachine, exc: &PyBaseExceptionRef) -> (String, Option<String>) {
-    let class = exc.class().name().to_string();
-    let text = exc
-        .as_object()
-        .str(vm)
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let message = if text.is_empty() {
-        class
-    } else {
-        format!("{class}: {text}")
-    };
-    let detail = Some(shorten_traceback(&format_traceback(vm, exc, &message)));
-    (message, detail)
-}
-
-/// Frames a traceback shows at most (the innermost are cut).
-const TRACEBACK_FRAMES_MAX: usize = 200;
-
-/// The traceback as Python prints it, but never reading a file: RustPython's
-/// own printer reads the source line of each frame from the file its code
-/// object names, so a code object naming `/etc/passwd` put that file's lines
-/// into the error. Source lines come only from deployed modules' own
-/// source (`__amber_source__` in the module's globals).
-fn format_traceback(vm: &VirtualMachine, exc: &PyBaseExceptionRef, message: &str) -> String {
-    use std::fmt::Write;
-    let mut out = String::from("Traceback (most recent call last):\n");
-    let text = |o: PyObjectRef| -> String {
-        o.str(vm)
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
-    let mut tb = exc.as_object().get_attr("__traceback__", vm).ok();
-    let mut frames = 0;
-    while let Some(t) = tb.take().filter(|t| !vm.is_none(t)) {
-        if frames == TRACEBACK_FRAMES_MAX {
-            out.push_str("  ...\n");
-            break;
-        }
-        frames += 1;
-        let frame = t.get_attr("tb_frame", vm).ok();
-        let code = frame.as_ref().and_then(|f| f.get_attr("f_code", vm).ok());
-        let file = code
-            .as_ref()
-            .and_then(|c| c.get_attr("co_filename", vm).ok())
-            .map(text)
-            .unwrap_or_default();
-        let name = code
-            .as_ref()
-            .and_then(|c| c.get_attr("co_name", vm).ok())
-            .map(text)
-            .unwrap_or_default();
-        let line: usize = t
-            .get_attr("tb_lineno", vm)
-            .ok()
-            .and_then(|l| l.try_into_value(vm).ok())
-            .unwrap_or(0);
-        let _ = writeln!(out, "  File \"{file}\", line {line}, in {name}");
-        if file.starts_with("<module ") {
-            let source = frame
-                .and_then(|f| f.get_attr("f_globals", vm).ok())
-                .and_then(|g| g.get_item("__amber_source__", vm).ok())
-                .map(text);
-            if let Some(src) = source.and_then(|s| {
-                s.lines()
-                    .nth(line.saturating_sub(1))
-                    .map(|l| l.trim().to_string())
-            }) {
-                if !src.is_empty() {
-                    let _ = writeln!(out, "    {src}");
-                }
-            }
-        }
-        tb = t.get_attr("tb_next", vm).ok();
-    }
-    out.push_str(message);
-    out
-}
-
-/// Keeps the head and the innermost frames of a long traceback (deep
-/// recursion would otherwise send thousands of lines).
-fn shorten_traceback(tb: &str) -> String {
-    const HEAD_LINES: usize = 3;
-    const TAIL_LINES: usize = 30;
-    let lines: Vec<&str> = tb.lines().collect();
-    if lines.len() <= HEAD_LINES + TAIL_LINES {
-        return tb.trim_end().to_string();
-    }
-    let mut out: Vec<String> = lines[..HEAD_LINES].iter().map(|l| l.to_string()).collect();
-    out.push(format!(
-        "  ... {} lines omitted ...",
-        lines.len() - HEAD_LINES - TAIL_LINES
-    ));
-    out.extend(
-        lines[lines.len() - TAIL_LINES..]
-            .iter()
-            .map(|l| l.to_string()),
-    );
-    out.join("\n")
-}
-
-fn python_error(
-    vm: &VirtualMachine,
-    exc: &PyBaseExceptionRef,
-    default_state: &str,
-) -> RuntimeError {
-    let (mut message, detail) = format_exception(vm, exc);
-    let mut sqlstate = default_state.to_string();
-    if exc.class().name().to_string() == "KeyboardInterrupt" {
-        // Raised by the watchdog, never by user code (BaseException, so a
-        // bare `except Exception` does not swallow it).
-        let text = exc
-            .as_object()
-            .str(vm)
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let reason = if text.contains("user request") {
-            "user request"
-        } else {
-            "statement timeout"
+            store: &self.shared.store,
+            services: services.as_ref(),
         };
-        return RuntimeError::Python {
-            sqlstate: "57014".into(),
-            message: format!("canceling statement due to {reason}"),
-            detail: None,
-        };
-    }
-    // amber.Error(sqlstate, message) picks the SQLSTATE and a bare message.
-    if let Ok(state) = exc.as_object().get_attr("sqlstate", vm) {
-        if let Ok(s) = state.str(vm) {
-            let s = s.to_string_lossy().into_owned();
-            if s.len() == 5 && s.chars().all(|c| c.is_ascii_alphanumeric()) {
-                sqlstate = s;
-                if let Ok(m) = exc
-                    .as_object()
-                    .get_attr("message", vm)
-                    .and_then(|m| m.str(vm))
-                {
-                    message = m.to_string_lossy().into_owned();
-                }
-            }
+        let host = self
+            .host
+            .as_mut()
+            .ok_or_else(|| RuntimeError::Internal("no Python worker could be started".into()))?;
+        let result = host.call(&run);
+        if result.is_err() && !host.is_alive() {
+            self.host = None;
         }
-    }
-    RuntimeError::Python {
-        sqlstate,
-        message,
-        detail,
+        let text = result?;
+        serde_json::from_str(&text).map_err(|e| RuntimeError::Internal(e.to_string()))
     }
 }

@@ -88,20 +88,23 @@ def _sql_param(v):
 
 
 def _refresh_objects():
+    """Brings loaded objects up to date with storage after a SQL statement.
+    Compared by value (Python's encoding of the stored state), so an object
+    the statement did not change keeps its Python state, references held
+    into it included."""
     for oid, obj in list(_st.identity.items()):
-        cols = _info(type(obj)).columns
-        raw = _amber.get(_oid_key(_info(type(obj)).cid, oid))
+        cls = type(obj)
+        raw = _amber.get(_oid_key(_info(cls).cid, oid))
         if raw is None:
             # Deleted by the SQL: the object is no longer part of the call.
             del _st.identity[oid]
             _st.snap.pop(oid, None)
             continue
-        if raw != _st.snap.get(oid):
-            state = _json.loads(raw)
-            d = obj.__dict__
-            for name, t, nullable, has_default, default in cols:
-                d[name] = _dec(t, state.get(name))
-            _st.snap[oid] = raw
+        state = _decode_state(_info(cls).columns, raw)
+        enc = _encoding_or_none(cls, state)
+        if enc is None or enc != _st.snap.get(oid):
+            obj.__dict__.update(state)
+            _st.snap[oid] = enc
 
 
 # ---------------------------------------------------------------- call state
@@ -170,7 +173,14 @@ def _enc(t, v, where):
     if t == "numeric":
         if isinstance(v, bool) or not isinstance(v, (int, _decimal.Decimal)):
             raise TypeError(f"{where} must be Decimal, not {type(v).__name__}")
-        return str(v)
+        if isinstance(v, int):
+            return str(v)
+        if v.is_snan():
+            raise ValueError(f"{where}: a signaling NaN cannot be stored")
+        if not v.is_finite():
+            return str(v)
+        # Positional notation, as numeric prints: Decimal('1E+3') is 1000.
+        return format(v, "f")
     if t == "timestamptz":
         if not isinstance(v, _dt.datetime):
             raise TypeError(f"{where} must be datetime, not {type(v).__name__}")
@@ -374,26 +384,42 @@ def _materialize(cid, oid, raw, info):
     if cls is None:
         raise LookupError(f"no class with id {cid}")
     obj = cls.__new__(cls)
-    state = _json.loads(raw)
     d = obj.__dict__
-    for name, t, nullable, has_default, default in cls.__amber__.columns:
-        d[name] = _dec(t, state.get(name))
+    d.update(_decode_state(cls.__amber__.columns, raw))
     d["id"] = oid
     _st.identity[oid] = obj
-    _st.snap[oid] = raw
+    # Python's own encoding of what it loaded: the object is written back
+    # only if that changes, however the stored bytes were spelled.
+    _st.snap[oid] = _encoding_or_none(cls, d)
     return obj
 
 
-def _encode_object(obj):
-    info = _info(type(obj))
-    d = obj.__dict__
+def _decode_state(columns, raw):
+    state = _json.loads(raw)
+    return {name: _dec(t, state.get(name)) for name, t, _n, _h, _d in columns}
+
+
+def _encode_state(cls, d):
     state = {}
-    for name, t, nullable, has_default, default in info.columns:
+    for name, t, nullable, has_default, default in _info(cls).columns:
         v = d.get(name)
         if v is None and not nullable:
-            raise ValueError(f'null value in column "{name}" of {type(obj).__name__} violates not-null constraint')
-        state[name] = _enc(t, v, f"{type(obj).__name__}.{name}")
+            raise ValueError(f'null value in column "{name}" of {cls.__name__} violates not-null constraint')
+        state[name] = _enc(t, v, f"{cls.__name__}.{name}")
     return _json.dumps(state, separators=(",", ":"))
+
+
+def _encoding_or_none(cls, d):
+    """The encoding of a loaded state, or None if it cannot be encoded
+    (stored by an older shape): then any flush writes it."""
+    try:
+        return _encode_state(cls, d)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _encode_object(obj):
+    return _encode_state(type(obj), obj.__dict__)
 
 
 def _flush_objects():
@@ -422,8 +448,14 @@ def _begin(mod):
     _st.module = mod
     for name, t, nullable in mod.__amber_globals__:
         raw = _amber.get(_global_key(mod.__name__, name))
-        _st.globals[name] = raw
-        mod.__dict__[name] = _dec(t, _json.loads(raw)) if raw is not None else None
+        value = _dec(t, _json.loads(raw)) if raw is not None else None
+        mod.__dict__[name] = value
+        # Python's encoding of the loaded value, whatever the stored
+        # spelling: written back only if the call changes it.
+        try:
+            _st.globals[name] = _json.dumps(_enc(t, value, name), separators=(",", ":"))
+        except (TypeError, ValueError, OverflowError):
+            _st.globals[name] = None
 
 
 def _end():

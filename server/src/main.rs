@@ -47,12 +47,26 @@ struct ServeArgs {
     /// Log level (overridden by RUST_LOG).
     #[arg(long, env = "AMBER_LOG_LEVEL", default_value = "info")]
     log_level: String,
-    /// Python worker threads (default: the number of cores).
+    /// Python worker processes (default: the number of cores).
     #[arg(long, env = "AMBER_PYTHON_WORKERS")]
     python_workers: Option<usize>,
+    /// Memory limit of each Python worker process, in MiB: a procedure that
+    /// allocates past it fails with 53200 (out of memory).
+    #[arg(long, env = "AMBER_PYTHON_MEMORY_MB", default_value_t = amber_runtime::WORKER_MEMORY_BYTES_DEFAULT >> 20)]
+    python_memory_mb: u64,
 }
 
+/// A Python worker's allocation failure ends the worker with a status the
+/// server reports as 53200 (see `amber_runtime::Allocator`).
+#[global_allocator]
+static ALLOCATOR: amber_runtime::Allocator = amber_runtime::Allocator;
+
 fn main() -> Result<()> {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some(amber_runtime::WORKER_ARG) {
+        // A Python worker process of a running server, not a user command.
+        std::process::exit(amber_runtime::worker_main(&argv[2..]));
+    }
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(a)) => a,
@@ -102,8 +116,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 .unwrap_or(2)
         })
         .max(1);
+    let exe = std::env::current_exe().context("locating the amber binary for Python workers")?;
+    let config = amber_runtime::WorkerConfig {
+        exe,
+        workers,
+        memory_bytes: args.python_memory_mb.saturating_mul(1 << 20),
+    };
     let engine =
-        amber_query::Engine::open(store.clone(), workers).map_err(|e| anyhow::anyhow!("{e}"))?;
+        amber_query::Engine::open(store.clone(), config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;

@@ -106,6 +106,15 @@ def _no_recursion_change(limit):
     raise PermissionError("the recursion limit is fixed in Amber procedures")
 
 sys.setrecursionlimit = _no_recursion_change
+
+# Nothing about the host: the worker's command line, binary and paths.
+sys.argv = [""]
+sys.orig_argv = []
+for _name in ("executable", "_base_executable", "prefix", "exec_prefix", "base_prefix",
+              "base_exec_prefix", "platlibdir", "pycache_prefix"):
+    if hasattr(sys, _name):
+        setattr(sys, _name, "")
+sys.path = []
 "#;
 
 pub fn install(vm: &VirtualMachine, recursion_limit: usize) -> PyResult<()> {
