@@ -41,9 +41,8 @@ pub(crate) struct Host {
     sock: UnixStream,
     /// Module name -> generation this worker has executed.
     loaded: HashMap<String, u64>,
-    /// Object ids handed to this worker and not yet used: it keeps a few
-    /// between calls, and may create objects only under these.
-    spare_oids: HashSet<u64>,
+    /// Why the running call was interrupted, if it was.
+    interrupted: Option<&'static str>,
 }
 
 /// Why waiting for the worker stopped.
@@ -67,11 +66,16 @@ impl Host {
         let mut cmd = Command::new(&config.exe);
         cmd.arg(crate::worker::WORKER_ARG)
             .arg(config.memory_bytes.to_string())
+            .args(config.stderr_inherit.then_some("debug"))
             .env_clear()
             .current_dir("/")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(if config.stderr_inherit {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            });
         let target = crate::worker::SOCKET_FD;
         // Safety: only async-signal-safe calls between fork and exec.
         unsafe {
@@ -97,10 +101,10 @@ impl Host {
             child,
             sock: ours,
             loaded: HashMap::new(),
-            spare_oids: HashSet::new(),
+            interrupted: None,
         };
         let ready = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
-        match host.receive(Some(ready), None, 0) {
+        match host.receive(Some(ready), None, 0, false) {
             Ok(FromWorker::Ready) => Ok(host),
             Ok(_) => Err(RuntimeError::Internal("Python worker did not start".into())),
             Err(Stopped::Died(e)) => Err(e),
@@ -114,15 +118,19 @@ impl Host {
         protocol::send(&mut self.sock, msg).map_err(|_| self.death())
     }
 
-    /// Waits for the next message, interrupting the call (and killing the
-    /// worker past the grace period) at the deadline or on cancel.
+    /// Waits for the next message. At the deadline or on cancel the call is
+    /// interrupted (repeated every tick, so none is lost to a race); after
+    /// [`KILL_GRACE_MS`] the worker kills the call's child; if even that
+    /// goes unanswered (or `child` is false: analysis runs in the worker
+    /// itself), the worker is killed.
     fn receive(
         &mut self,
         deadline: Option<Instant>,
         cancel: Option<&std::sync::atomic::AtomicBool>,
         call_id: u64,
+        child: bool,
     ) -> Result<FromWorker, Stopped> {
-        let mut interrupted: Option<(&'static str, Instant)> = None;
+        let mut since: Option<Instant> = None;
         loop {
             let mut pfd = libc::pollfd {
                 fd: self.sock.as_raw_fd(),
@@ -134,6 +142,8 @@ impl Host {
             if ready > 0 {
                 return protocol::recv(&mut self.sock).map_err(|e| {
                     if e.kind() == std::io::ErrorKind::InvalidData {
+                        let _ = self.child.kill();
+                        let _ = self.child.wait();
                         Stopped::Died(RuntimeError::Python {
                             sqlstate: "54000".into(),
                             message: format!("Python worker message refused: {e}"),
@@ -145,31 +155,41 @@ impl Host {
                 });
             }
             let now = Instant::now();
-            match interrupted {
-                Some((reason, kill_at)) if now >= kill_at => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    return Err(Stopped::Interrupted(reason));
+            if since.is_none() {
+                let user = cancel.is_some_and(|c| c.load(Ordering::Relaxed));
+                let late = deadline.is_some_and(|d| now >= d);
+                if user || late {
+                    self.interrupted = Some(if user {
+                        "user request"
+                    } else {
+                        "statement timeout"
+                    });
+                    since = Some(now);
                 }
-                Some(_) => {}
-                None => {
-                    let user = cancel.is_some_and(|c| c.load(Ordering::Relaxed));
-                    let late = deadline.is_some_and(|d| now >= d);
-                    if user || late {
-                        let reason = if user {
-                            "user request"
-                        } else {
-                            "statement timeout"
-                        };
-                        self.interrupt(call_id, user);
-                        interrupted = Some((reason, now + Duration::from_millis(KILL_GRACE_MS)));
-                    }
-                }
+            }
+            let Some(start) = since else { continue };
+            let grace = Duration::from_millis(KILL_GRACE_MS);
+            let elapsed = now.duration_since(start);
+            if elapsed < grace {
+                self.signal_interrupt(call_id, self.interrupted == Some("user request"));
+            } else if child && elapsed < grace * 2 {
+                self.signal(libc::SIGUSR2);
+            } else {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return Err(Stopped::Interrupted(
+                    self.interrupted.unwrap_or("statement timeout"),
+                ));
             }
         }
     }
 
-    fn interrupt(&self, call_id: u64, user: bool) {
+    fn signal(&self, sig: libc::c_int) {
+        // Safety: plain syscall; the pid is our child's (reaped only by us).
+        unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
+    }
+
+    fn signal_interrupt(&self, call_id: u64, user: bool) {
         let value = crate::worker::interrupt_value(call_id, user);
         let sigval = libc::sigval {
             sival_ptr: value as usize as *mut libc::c_void,
@@ -190,11 +210,7 @@ impl Host {
         let _ = self.child.kill();
         let status = self.child.wait();
         match status {
-            Ok(s) if s.code() == Some(crate::worker::EXIT_OUT_OF_MEMORY) => RuntimeError::Python {
-                sqlstate: "53200".into(),
-                message: "out of memory".into(),
-                detail: Some("A Python procedure exceeded the worker memory limit.".into()),
-            },
+            Ok(s) if s.code() == Some(crate::worker::EXIT_OUT_OF_MEMORY) => out_of_memory(),
             Ok(s) => RuntimeError::Python {
                 sqlstate: "XX000".into(),
                 message: match s.signal() {
@@ -221,7 +237,7 @@ impl Host {
             name: name.to_string(),
             source: source.to_string(),
         })?;
-        match self.receive(deadline, cancel, 0) {
+        match self.receive(deadline, cancel, 0, false) {
             Ok(FromWorker::Analyzed(r)) => r,
             Ok(_) => Err(RuntimeError::Internal(
                 "unexpected message from a Python worker".into(),
@@ -235,10 +251,9 @@ impl Host {
     /// (`is_alive`), and is then replaced.
     pub fn call(&mut self, call: &CallRun<'_>) -> Result<String, RuntimeError> {
         let module = &call.spec.module;
-        let mut state = CallState::new(module, std::mem::take(&mut self.spare_oids));
-        let result = self.run_call(call, &mut state);
-        self.spare_oids = std::mem::take(&mut state.spare_oids);
-        result
+        let mut state = CallState::new(module);
+        self.interrupted = None;
+        self.run_call(call, &mut state)
     }
 
     fn run_call(
@@ -273,6 +288,7 @@ impl Host {
                 call.spec.deadline,
                 call.spec.cancel.as_deref(),
                 call.call_id,
+                true,
             ) {
                 Ok(m) => m,
                 Err(Stopped::Died(e)) => return Err(e),
@@ -298,6 +314,12 @@ impl Host {
                     };
                     self.send(&ToWorker::Reply(reply))?;
                 }
+                FromWorker::Died(end) => {
+                    return Err(match self.interrupted {
+                        Some(reason) => canceled(reason),
+                        None => child_error(end),
+                    })
+                }
                 FromWorker::Done { writes, outcome } => {
                     if !matches!(outcome, Err(RuntimeError::Syntax { .. })) {
                         self.loaded.insert(module.name.clone(), module.generation);
@@ -320,6 +342,30 @@ impl Host {
 
     pub fn is_alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// The error of a call whose process ended without answering.
+fn child_error(end: protocol::ChildEnd) -> RuntimeError {
+    use protocol::ChildEnd;
+    let message = match end {
+        ChildEnd::Exited(crate::worker::EXIT_OUT_OF_MEMORY) => return out_of_memory(),
+        ChildEnd::Exited(code) => format!("Python call process exited with status {code}"),
+        ChildEnd::Signaled(sig) => format!("Python call process terminated by signal {sig}"),
+        ChildEnd::Lost => "Python call process lost".to_string(),
+    };
+    RuntimeError::Python {
+        sqlstate: "XX000".into(),
+        message,
+        detail: None,
+    }
+}
+
+fn out_of_memory() -> RuntimeError {
+    RuntimeError::Python {
+        sqlstate: "53200".into(),
+        message: "out of memory".into(),
+        detail: Some("A Python procedure exceeded the worker memory limit.".into()),
     }
 }
 
@@ -399,7 +445,7 @@ fn object_of(key: &[u8]) -> Option<(u64, u64)> {
 }
 
 impl<'m> CallState<'m> {
-    fn new(module: &'m ModuleDef, spare_oids: HashSet<u64>) -> CallState<'m> {
+    fn new(module: &'m ModuleDef) -> CallState<'m> {
         CallState {
             module,
             classes: module.shape.classes.iter().map(|c| (c.id, c)).collect(),
@@ -410,7 +456,7 @@ impl<'m> CallState<'m> {
                 .map(|g| (global_key(&module.name, &g.name), g))
                 .collect(),
             known: HashSet::new(),
-            spare_oids,
+            spare_oids: HashSet::new(),
             failed: None,
         }
     }

@@ -101,6 +101,9 @@ pub struct WorkerConfig {
     pub workers: usize,
     /// RLIMIT_DATA of each worker.
     pub memory_bytes: u64,
+    /// Debugging only: workers write to the server's stderr (so do
+    /// procedures, through `sys.__stderr__`).
+    pub stderr_inherit: bool,
 }
 
 type Job = Box<dyn FnOnce(&mut Slot) + Send>;

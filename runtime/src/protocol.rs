@@ -99,6 +99,16 @@ pub enum FromWorker {
         outcome: Result<String, RuntimeError>,
     },
     Analyzed(Result<String, RuntimeError>),
+    /// The process running the call ended without answering.
+    Died(ChildEnd),
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ChildEnd {
+    Exited(i32),
+    Signaled(i32),
+    /// waitpid failed.
+    Lost,
 }
 
 pub fn send<T: Serialize>(w: &mut impl io::Write, msg: &T) -> io::Result<()> {

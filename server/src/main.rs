@@ -121,6 +121,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         exe,
         workers,
         memory_bytes: args.python_memory_mb.saturating_mul(1 << 20),
+        stderr_inherit: std::env::var_os("AMBER_DEBUG_WORKER_STDERR").is_some(),
     };
     let engine =
         amber_query::Engine::open(store.clone(), config).map_err(|e| anyhow::anyhow!("{e}"))?;

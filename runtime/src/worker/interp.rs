@@ -50,6 +50,7 @@ impl Worker {
             })?;
             Ok(())
         });
+        let setup = setup.and_then(|()| worker.interp.enter(freeze_heap));
         if let Err(e) = setup {
             let text = worker
                 .interp
@@ -74,6 +75,17 @@ impl Worker {
             json.try_into_value(vm)
                 .map_err(|_| RuntimeError::Internal("_analyze returned a non-string".into()))
         })
+    }
+
+    /// Loads the module at `generation` unless it is loaded.
+    pub fn prepare(
+        &mut self,
+        name: &str,
+        generation: u64,
+        load: Option<ModuleLoad>,
+    ) -> Result<String, RuntimeError> {
+        self.module_for(name, generation, load)
+            .map(|_| String::new())
     }
 
     fn module_for(
@@ -106,6 +118,7 @@ impl Worker {
                 vec![module.clone(), vm.ctx.new_str(load.shape_json).into()],
             )
             .map_err(|exc| python_error(vm, &exc, "XX000"))?;
+            freeze_heap(vm).map_err(|exc| python_error(vm, &exc, "XX000"))?;
             Ok(module)
         })?;
         self.loaded.insert(
@@ -123,11 +136,10 @@ impl Worker {
         &mut self,
         module: &str,
         generation: u64,
-        load: Option<ModuleLoad>,
         desc_json: &str,
         args_json: &str,
     ) -> Result<String, RuntimeError> {
-        let module = self.module_for(module, generation, load)?;
+        let module = self.module_for(module, generation, None)?;
         self.interp.enter(|vm| {
             let out = call_prelude(
                 vm,
@@ -201,6 +213,19 @@ fn exec_module(
     let scope = Scope::with_builtins(None, dict, vm);
     vm.run_code_obj(code, scope).map_err(ExecError::Python)?;
     Ok(module.into())
+}
+
+/// Moves every object alive now out of the cycle collector's reach (the
+/// parent's heap is the same for every call): a call's child then collects
+/// only what it created, instead of walking, and so copying, the whole
+/// inherited heap.
+fn freeze_heap(vm: &VirtualMachine) -> PyResult<()> {
+    // From sys.modules: the sandbox's import gate refuses `gc` to anyone
+    // without a module name, which includes this call.
+    let gc = vm.sys_module.get_attr("modules", vm)?.get_item("gc", vm)?;
+    gc.get_attr("collect", vm)?.call((), vm)?;
+    gc.get_attr("freeze", vm)?.call((), vm)?;
+    Ok(())
 }
 
 fn call_prelude(

@@ -34,7 +34,8 @@ pub const EXIT_FAILED: i32 = 87;
 const INTERPRETER_STACK_BYTES: usize = 64 * 1024 * 1024;
 
 /// Runs the worker; returns the process exit status. `args` are the
-/// arguments after [`WORKER_ARG`]: the memory limit in bytes.
+/// arguments after [`WORKER_ARG`]: the memory limit in bytes, then
+/// optionally `debug` (panics are printed on the inherited stderr).
 pub fn worker_main(args: &[String]) -> i32 {
     crate::alloc::enter_worker_mode();
     let memory_bytes: u64 = match args.first().and_then(|a| a.parse().ok()) {
@@ -50,7 +51,9 @@ pub fn worker_main(args: &[String]) -> i32 {
     }
     // Panics are reported to the server as the call's error; stderr is
     // /dev/null.
-    std::panic::set_hook(Box::new(|_| {}));
+    if args.get(1).map(String::as_str) != Some("debug") {
+        std::panic::set_hook(Box::new(|_| {}));
+    }
     interrupt::install();
     let thread = std::thread::Builder::new()
         .name("amber-python".into())
@@ -76,6 +79,63 @@ fn guarded(f: impl FnOnce() -> Result<String, RuntimeError>) -> Result<String, R
     })
 }
 
+/// Runs one call in a child process forked from this one, so that nothing
+/// the call changes in the interpreter (module globals, classes, imported
+/// modules, builtins) outlives it: every call starts from the same state,
+/// whichever worker runs it and whatever calls ran or rolled back before.
+/// Returns the message for the server if the child died without answering.
+fn fork_call(worker: &mut interp::Worker, mut call: protocol::CallMsg) -> Option<FromWorker> {
+    // Safety: the child runs only this thread's code (the interpreter is
+    // owned by this thread; no other thread of this process holds a lock
+    // the child takes) and ends with _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Some(FromWorker::Done {
+            writes: Vec::new(),
+            outcome: Err(RuntimeError::Internal(
+                "fork of the Python worker failed".into(),
+            )),
+        });
+    }
+    if pid == 0 {
+        // Safety: plain syscalls in the child.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+        interrupt::begin_call(call.call_id);
+        interrupt::start_watcher();
+        if seccomp::install_call().is_err() {
+            unsafe { libc::_exit(EXIT_FAILED) };
+        }
+        native::begin_call(std::mem::take(&mut call.prefetched));
+        let outcome = guarded(|| {
+            worker.call(
+                &call.module,
+                call.generation,
+                &call.desc_json,
+                &call.args_json,
+            )
+        });
+        interrupt::end_call();
+        let done = FromWorker::Done {
+            writes: native::end_call(),
+            outcome,
+        };
+        let code = if native::send(&done).is_ok() {
+            0
+        } else {
+            EXIT_FAILED
+        };
+        // Safety: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let status = interrupt::wait_child(pid);
+    match status {
+        ChildEnd::Exited(0) => None,
+        end => Some(FromWorker::Died(end)),
+    }
+}
+
+pub use protocol::ChildEnd;
+
 fn serve(sock: UnixStream) -> i32 {
     let mut reader = match sock.try_clone() {
         Ok(r) => r,
@@ -83,9 +143,9 @@ fn serve(sock: UnixStream) -> i32 {
     };
     native::connect(sock);
     let mut worker = interp::Worker::new();
-    // Everything that needed the host (the binary, the frozen stdlib, the
-    // watcher thread) is in place: from here on, no host access at all.
-    if let Err(e) = seccomp::install() {
+    // Everything that needed the host (the binary, the frozen stdlib) is
+    // in place: from here on, no host access at all.
+    if let Err(e) = seccomp::install_parent() {
         eprintln!("amber python worker: {e}");
         return EXIT_FAILED;
     }
@@ -105,21 +165,19 @@ fn serve(sock: UnixStream) -> i32 {
             }
             ToWorker::Call(call) => {
                 let mut call = *call;
-                interrupt::begin_call(call.call_id);
-                native::begin_call(std::mem::take(&mut call.prefetched));
-                let outcome = guarded(|| {
-                    worker.call(
-                        &call.module,
-                        call.generation,
-                        call.load,
-                        &call.desc_json,
-                        &call.args_json,
-                    )
-                });
-                interrupt::end_call();
-                FromWorker::Done {
-                    writes: native::end_call(),
-                    outcome,
+                // The module is loaded here, in the parent, so that every
+                // call's child starts from it; loading it runs only the
+                // module's own top-level code, the same for every call.
+                match guarded(|| worker.prepare(&call.module, call.generation, call.load.take())) {
+                    Err(e) => FromWorker::Done {
+                        writes: Vec::new(),
+                        outcome: Err(e),
+                    },
+                    Ok(_) => match fork_call(&mut worker, call) {
+                        Some(died) => died,
+                        // The child answered the server itself.
+                        None => continue,
+                    },
                 }
             }
             ToWorker::Reply(_) => return EXIT_FAILED,

@@ -9,6 +9,7 @@ use rustpython_vm::{compiler::Mode, scope::Scope, PyResult, VirtualMachine};
 
 const SANDBOX_SOURCE: &str = r#"
 import builtins, sys, types, _io, _random
+import gc  # for the worker itself (freeze before fork), not for procedures
 
 # There is no host OS layer (RustPython is built without host_env). Pure
 # modules that import `os` for a few names (random, tempfile-free parts of

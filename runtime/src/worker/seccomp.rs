@@ -1,12 +1,15 @@
-//! The worker's system-call filter, installed once the interpreter is
-//! built: from then on the process can compute, allocate, talk on its
-//! socket and exit, and nothing else. Opening any file, creating a socket,
-//! starting a process or thread, or signalling another process fails with
-//! EPERM (Python sees PermissionError), whatever Python object was found to
-//! ask for it.
+//! The worker's system-call filters. Once the interpreter is built, a
+//! call's process can compute, allocate, talk on its socket and exit, and
+//! nothing else: opening any file, creating a socket, starting a process
+//! or thread, or signalling another process fails with EPERM (Python sees
+//! PermissionError), whatever Python object was found to ask for it. The
+//! parent (which forks a child per call) may also fork, wait for and
+//! signal its children; filters only ever narrow, so a child installs the
+//! call filter on top.
 
 use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, SeccompRule};
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 fn allowed() -> Vec<libc::c_long> {
     let mut calls = vec![
@@ -48,18 +51,51 @@ fn allowed() -> Vec<libc::c_long> {
         libc::SYS_tgkill,
         libc::SYS_exit,
         libc::SYS_exit_group,
+        // A thread's own start-up (glibc aborts if rseq is refused).
+        libc::SYS_rseq,
+        libc::SYS_set_robust_list,
     ];
     #[cfg(target_arch = "x86_64")]
     calls.extend([libc::SYS_poll, libc::SYS_time]);
     calls
 }
 
-/// Installs the filter on every thread of the process.
-pub fn install() -> Result<(), String> {
-    let rules: BTreeMap<i64, Vec<SeccompRule>> = allowed()
-        .into_iter()
-        .map(|c| (c as i64, Vec::new()))
-        .collect();
+/// What the parent needs beyond a call: forking a call's child (which
+/// then starts its watcher thread), waiting for it, forwarding signals.
+fn parent_extra() -> Vec<libc::c_long> {
+    vec![
+        libc::SYS_clone,
+        libc::SYS_clone3,
+        libc::SYS_prctl,
+        libc::SYS_wait4,
+        libc::SYS_kill,
+        libc::SYS_rt_sigqueueinfo,
+        // The child narrows its own filter.
+        libc::SYS_seccomp,
+    ]
+}
+
+/// The call filter, compiled once in the parent (a child only applies it).
+static CALL_FILTER: OnceLock<BpfProgram> = OnceLock::new();
+
+/// The parent's filter, on every thread of the process.
+pub fn install_parent() -> Result<(), String> {
+    let _ = CALL_FILTER.set(compile(allowed())?);
+    let mut calls = allowed();
+    calls.extend(parent_extra());
+    let program = compile(calls)?;
+    seccompiler::apply_filter_all_threads(&program).map_err(|e| format!("seccomp: {e}"))
+}
+
+/// A call's filter, in its child, on top of the parent's.
+pub fn install_call() -> Result<(), String> {
+    let program = CALL_FILTER.get().ok_or("seccomp: no call filter")?;
+    seccompiler::apply_filter_all_threads(program).map_err(|e| format!("seccomp: {e}"))
+}
+
+fn compile(calls: Vec<libc::c_long>) -> Result<BpfProgram, String> {
+    let rules: BTreeMap<i64, Vec<SeccompRule>> =
+        calls.into_iter().map(|c| (c as i64, Vec::new())).collect();
     let arch = std::env::consts::ARCH
         .try_into()
         .map_err(|e| format!("seccomp: {e}"))?;
@@ -70,6 +106,5 @@ pub fn install() -> Result<(), String> {
         arch,
     )
     .map_err(|e| format!("seccomp: {e}"))?;
-    let program: BpfProgram = filter.try_into().map_err(|e| format!("seccomp: {e}"))?;
-    seccompiler::apply_filter_all_threads(&program).map_err(|e| format!("seccomp: {e}"))
+    filter.try_into().map_err(|e| format!("seccomp: {e}"))
 }
