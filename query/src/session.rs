@@ -440,11 +440,23 @@ impl Session {
                         "module DDL cannot run inside a transaction block",
                     ));
                 }
+                self.start_statement();
                 ddl::execute_module_ddl(&self.engine, ddl, self.statement_deadline, &self.cancel)
                     .await
             }
             PreparedKind::Sql(stmt) => self.execute_statement(stmt, params).await,
         }
+    }
+
+    /// A statement starts: its deadline from statement_timeout, and a
+    /// clean cancel flag (a cancel request only concerns the statement
+    /// running when it came).
+    fn start_statement(&mut self) {
+        self.cancel
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let timeout_ms = self.statement_timeout_ms();
+        self.statement_deadline = (timeout_ms > 0)
+            .then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms));
     }
 
     async fn execute_statement(
@@ -493,12 +505,7 @@ impl Session {
         if let Some(out) = self.session_command(stmt)? {
             return Ok(out);
         }
-        // A cancel request only concerns the statement running when it came.
-        self.cancel
-            .store(false, std::sync::atomic::Ordering::SeqCst);
-        let timeout_ms = self.statement_timeout_ms();
-        self.statement_deadline = (timeout_ms > 0)
-            .then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms));
+        self.start_statement();
         let (handle, autocommit) = match &self.state {
             TxnState::Open(h) => (h.clone(), false),
             _ => (Arc::new(Mutex::new(self.engine.store.begin()?)), true),

@@ -50,6 +50,10 @@ pub struct Server {
     pub data: PathBuf,
     child: Option<Child>,
     _dir: Option<tempfile::TempDir>,
+    /// With [`Server::start_captured`]: the server's stdin, held open, and
+    /// the file its stdout and stderr go to.
+    _stdin: Option<std::process::ChildStdin>,
+    log: Option<PathBuf>,
 }
 
 impl Server {
@@ -61,14 +65,46 @@ impl Server {
         s
     }
 
+    /// A server whose stdin is an open pipe nobody writes to and whose
+    /// output goes to a file ([`Server::log_text`]).
+    pub fn start_captured() -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let log = dir.path().join("server.log");
+        let mut s = Server::spawn(&data, free_port(), Some(&log));
+        s._dir = Some(dir);
+        s
+    }
+
+    /// What the server wrote to stdout and stderr (captured servers only).
+    pub fn log_text(&self) -> String {
+        self.log
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default()
+    }
+
     pub fn start_on(data: &Path, port: u16) -> Server {
-        let child = Command::new(amber_binary())
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+        Server::spawn(data, port, None)
+    }
+
+    fn spawn(data: &Path, port: u16, log: Option<&Path>) -> Server {
+        let mut cmd = Command::new(amber_binary());
+        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
             .arg(data)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start amber");
+            .env("RUST_LOG", "warn");
+        match log {
+            Some(path) => {
+                let out = std::fs::File::create(path).expect("log file");
+                let err = out.try_clone().expect("log file");
+                cmd.stdin(Stdio::piped()).stdout(out).stderr(err);
+            }
+            None => {
+                cmd.stdin(Stdio::null());
+            }
+        }
+        let mut child = cmd.spawn().expect("start amber");
+        let stdin = child.stdin.take();
         // The timer dies with the test process, which ends long before a
         // pid could be reused in a normal run.
         let pid = child.id();
@@ -81,6 +117,8 @@ impl Server {
             data: data.to_path_buf(),
             child: Some(child),
             _dir: None,
+            _stdin: stdin,
+            log: log.map(Path::to_path_buf),
         };
         server.wait_ready();
         server

@@ -199,11 +199,7 @@ fn exec_module(
         .map_err(ExecError::Python)?;
     if name != "amber" {
         // Imports made by this module's code are checked by the sandbox.
-        vm.builtins
-            .get_attr("__amber_deployed__", vm)
-            .and_then(|set| set.get_attr("add", vm))
-            .and_then(|add| add.call((vm.ctx.new_str(name),), vm))
-            .map_err(ExecError::Python)?;
+        sandbox::mark_deployed(name);
     }
     if name == "amber" || register.is_some() {
         modules
