@@ -119,6 +119,8 @@ impl CallServices for NestedSql {
         sql: &str,
         params_json: &str,
         txn: &TxnHandle,
+        deadline: Option<std::time::Instant>,
+        cancel: Option<&Arc<std::sync::atomic::AtomicBool>>,
     ) -> Result<String, (String, String)> {
         let engine = self
             .engine
@@ -134,7 +136,14 @@ impl CallServices for NestedSql {
         // This runs on a Python worker thread, never on a tokio thread.
         let out = self
             .handle
-            .block_on(Session::execute_nested(engine, sql, &params, txn))
+            .block_on(Session::execute_nested(
+                engine,
+                sql,
+                &params,
+                txn,
+                deadline,
+                cancel.cloned(),
+            ))
             .map_err(fail)?;
         // Values reach Python in UTC and at full float precision; the
         // calling session's settings only shape text for clients.

@@ -29,6 +29,10 @@ use serde_json::Value as Json;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+/// How often a nested statement (`amber.sql()`) looks at its call's cancel
+/// flag.
+const NESTED_CANCEL_POLL_MS: u64 = 25;
+
 /// Shared by all sessions.
 pub struct Engine {
     pub store: Store,
@@ -273,9 +277,57 @@ impl Session {
         sql: &str,
         params: &[ScalarValue],
         txn: &TxnHandle,
+        deadline: Option<std::time::Instant>,
+        cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
     ) -> Result<Output, SqlError> {
         let mut session = Session::new(engine);
         session.allow_python = false;
+        // The calling statement's limits: its deadline, and its cancel
+        // flag (the Python call is not watched while its SQL runs).
+        session.statement_deadline = deadline;
+        if let Some(c) = &cancel {
+            session.cancel = c.clone();
+        }
+        let limits = async {
+            let cancelled = async {
+                loop {
+                    if cancel
+                        .as_ref()
+                        .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+                    {
+                        return "user request";
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(NESTED_CANCEL_POLL_MS))
+                        .await;
+                }
+            };
+            let late = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+                "statement timeout"
+            };
+            tokio::select! {
+                r = cancelled => r,
+                r = late => r,
+            }
+        };
+        tokio::select! {
+            r = Session::run_nested(&mut session, sql, params, txn) => r,
+            reason = limits => Err(SqlError::new(
+                "57014",
+                format!("canceling statement due to {reason}"),
+            )),
+        }
+    }
+
+    async fn run_nested(
+        session: &mut Session,
+        sql: &str,
+        params: &[ScalarValue],
+        txn: &TxnHandle,
+    ) -> Result<Output, SqlError> {
         let mut stmts = parse_statements(sql)?;
         if stmts.len() != 1 {
             return Err(SqlError::syntax("amber.sql() runs exactly one statement"));

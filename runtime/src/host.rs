@@ -605,11 +605,27 @@ impl<'m> CallState<'m> {
                 Ok(Reply::Oids(oids))
             }
             Op::Sql { query, params_json } => {
-                let rows = call
-                    .services
-                    .sql(&query, &params_json, call.txn)
-                    .map_err(|(s, m)| invalid(s, m))?;
-                Ok(Reply::Sql(rows))
+                // Atomic, as each plpy.execute: a statement that fails
+                // leaves nothing, and the procedure may catch its error.
+                let sp = lock(call.txn)?.savepoint().map_err(storage)?;
+                let result = call.services.sql(
+                    &query,
+                    &params_json,
+                    call.txn,
+                    call.spec.deadline,
+                    call.spec.cancel.as_ref(),
+                );
+                let mut txn = lock(call.txn)?;
+                match result {
+                    Ok(rows) => {
+                        txn.release(sp);
+                        Ok(Reply::Sql(rows))
+                    }
+                    Err((sqlstate, message)) => {
+                        txn.rollback_to(sp).map_err(storage)?;
+                        Ok(Reply::Error { sqlstate, message })
+                    }
+                }
             }
         }
     }

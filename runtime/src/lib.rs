@@ -70,12 +70,16 @@ pub type Result<T> = std::result::Result<T, RuntimeError>;
 /// `amber.sql()` and the canonical stored form of a value written by
 /// Python. Errors are (SQLSTATE, message).
 pub trait CallServices: Send + Sync {
-    /// Runs `amber.sql()` in the calling transaction; a JSON result.
+    /// Runs `amber.sql()` in the calling transaction, under the call's
+    /// deadline and cancel flag; a JSON result. The caller undoes the
+    /// statement's writes if it fails.
     fn sql(
         &self,
         query: &str,
         params_json: &str,
         txn: &TxnHandle,
+        deadline: Option<std::time::Instant>,
+        cancel: Option<&Arc<std::sync::atomic::AtomicBool>>,
     ) -> std::result::Result<String, (String, String)>;
     /// The stored bytes of an object of `class` that Python encoded as
     /// `json`, or why it cannot be stored.

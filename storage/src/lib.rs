@@ -130,6 +130,8 @@ impl Store {
             tx: Some(tx),
             store: self.clone(),
             wrote: false,
+            undo: Vec::new(),
+            savepoints_open: 0,
         })
     }
 
@@ -230,7 +232,21 @@ pub struct Txn {
     tx: Option<fjall::OptimisticWriteTx>,
     store: Store,
     wrote: bool,
+    /// While a savepoint is open: each write's key and the value it
+    /// replaced, so that the writes after a savepoint can be undone.
+    undo: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    savepoints_open: usize,
 }
+
+/// A point in a transaction's writes to return to ([`Txn::rollback_to`]).
+#[derive(Debug)]
+#[must_use]
+pub struct Savepoint {
+    undo_len: usize,
+}
+
+/// Savepoints open at once in one transaction (nesting depth).
+const SAVEPOINTS_OPEN_MAX: usize = 64;
 
 impl std::fmt::Debug for Txn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -257,6 +273,7 @@ impl Txn {
     }
 
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.remember(key)?;
         let data = self.store.inner.data.clone();
         self.tx_mut()?.insert(&data, key.to_vec(), value.to_vec());
         self.wrote = true;
@@ -264,10 +281,66 @@ impl Txn {
     }
 
     pub fn delete(&mut self, key: &[u8]) -> Result<()> {
+        self.remember(key)?;
         let data = self.store.inner.data.clone();
         self.tx_mut()?.remove(&data, key.to_vec());
         self.wrote = true;
         Ok(())
+    }
+
+    /// Under a savepoint, records the value `key` had before this write
+    /// (a read: it joins the read set, as the write would have anyway for
+    /// any statement that looked at the key first).
+    fn remember(&mut self, key: &[u8]) -> Result<()> {
+        if self.savepoints_open > 0 {
+            let before = self.get(key)?;
+            self.undo.push((key.to_vec(), before));
+        }
+        Ok(())
+    }
+
+    /// Opens a savepoint: writes after it can be undone by
+    /// [`Txn::rollback_to`] (as a failed statement in PostgreSQL's
+    /// subtransaction).
+    pub fn savepoint(&mut self) -> Result<Savepoint> {
+        if self.savepoints_open >= SAVEPOINTS_OPEN_MAX {
+            return Err(StorageError::Engine(format!(
+                "more than {SAVEPOINTS_OPEN_MAX} savepoints open in one transaction"
+            )));
+        }
+        self.savepoints_open += 1;
+        Ok(Savepoint {
+            undo_len: self.undo.len(),
+        })
+    }
+
+    /// Undoes every write since `sp` and closes it.
+    pub fn rollback_to(&mut self, sp: Savepoint) -> Result<()> {
+        let data = self.store.inner.data.clone();
+        while self.undo.len() > sp.undo_len {
+            let Some((key, before)) = self.undo.pop() else {
+                break;
+            };
+            let tx = self.tx_mut()?;
+            match before {
+                Some(v) => tx.insert(&data, key, v),
+                None => tx.remove(&data, key),
+            }
+        }
+        self.release(sp);
+        Ok(())
+    }
+
+    /// Closes `sp`, keeping its writes.
+    pub fn release(&mut self, sp: Savepoint) {
+        debug_assert!(self.savepoints_open > 0, "release without a savepoint");
+        self.savepoints_open = self.savepoints_open.saturating_sub(1);
+        if self.savepoints_open == 0 {
+            self.undo.clear();
+        } else {
+            // An outer savepoint still needs these entries.
+            let _ = sp;
+        }
     }
 
     /// All pairs whose key starts with `prefix`, in key order. The whole

@@ -664,3 +664,58 @@ async fn limits_end_any_call_in_bounded_time() {
     assert_eq!(code(&e), "53200");
     intact(&observer).await;
 }
+
+const ATOMIC: &str = r#"
+import amber
+from amber import Persistent
+
+class Row(Persistent):
+    n: int
+
+def insert_then_fail() -> str:
+    try:
+        amber.sql("INSERT INTO atomic.row (n) VALUES (1), (2), (NULL)")
+    except Exception as e:
+        caught = getattr(e, 'sqlstate', '?')
+    else:
+        caught = 'none'
+    rows = amber.sql("SELECT count(*) FROM atomic.row")[0][0]
+    return f"{caught} {rows}"
+
+def slow_sql() -> int:
+    return amber.sql("SELECT count(*) FROM generate_series(1, 100000000000)")[0][0]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amber_sql_statements_are_atomic_and_bounded() {
+    let server = Server::start();
+    let client = connect(&server).await;
+    deploy(&client, "atomic", ATOMIC).await;
+    // The failed statement leaves none of its rows, and the procedure,
+    // which caught its error, goes on and commits.
+    let got = attempt(&client, "SELECT atomic.insert_then_fail()", &[])
+        .await
+        .unwrap();
+    assert_eq!(got, "23502 0");
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM atomic.row", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0);
+    // The statement runs under the call's deadline.
+    client
+        .batch_execute("SET statement_timeout = 300")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let e = attempt(&client, "SELECT atomic.slow_sql()", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "57014", "{e:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
