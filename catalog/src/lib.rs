@@ -35,6 +35,18 @@ pub type Result<T> = std::result::Result<T, CatalogError>;
 /// Key prefix of module records: `c\0m\0<module name>`.
 const MODULE_KEY_PREFIX: &[u8] = b"c\x00m\x00";
 
+/// Key prefix of each module's generation: `c\0g\0<module name>` -> 8
+/// bytes BE. Small, so that every statement using a module can read it:
+/// a deploy writes it, so a transaction that used the old version
+/// conflicts with the deploy (40001) instead of writing the old shape.
+const GENERATION_KEY_PREFIX: &[u8] = b"c\x00g\x00";
+
+pub fn generation_key(name: &str) -> Vec<u8> {
+    let mut k = GENERATION_KEY_PREFIX.to_vec();
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
 pub fn module_key(name: &str) -> Vec<u8> {
     let mut k = MODULE_KEY_PREFIX.to_vec();
     k.extend_from_slice(name.as_bytes());
@@ -329,12 +341,41 @@ impl Catalog {
     pub fn store_module(txn: &mut Txn, module: &ModuleDef) -> Result<()> {
         let bytes = serde_json::to_vec(module).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
         txn.put(&module_key(&module.name), &bytes)?;
+        txn.put(
+            &generation_key(&module.name),
+            &module.generation.to_be_bytes(),
+        )?;
         Ok(())
     }
 
     pub fn delete_module(txn: &mut Txn, name: &str) -> Result<()> {
         txn.delete(&module_key(name))?;
+        txn.delete(&generation_key(name))?;
         Ok(())
+    }
+
+    /// Whether `module` is the version `txn` sees. The read joins the
+    /// transaction's read set, so a deploy committed after it makes the
+    /// transaction's commit fail (serializable), and a version deployed
+    /// before the statement but after the transaction's snapshot is
+    /// reported here.
+    pub fn is_current(txn: &Txn, module: &ModuleDef) -> Result<bool> {
+        if let Some(g) = txn.get(&generation_key(&module.name))? {
+            let bytes: [u8; 8] = g
+                .as_slice()
+                .try_into()
+                .map_err(|_| CatalogError::Corrupt(format!("generation of {}", module.name)))?;
+            return Ok(u64::from_be_bytes(bytes) == module.generation);
+        }
+        // Deployed before generations had their own key: the record itself.
+        match txn.get(&module_key(&module.name))? {
+            None => Ok(false),
+            Some(bytes) => {
+                let stored: ModuleDef = serde_json::from_slice(&bytes)
+                    .map_err(|e| CatalogError::Corrupt(e.to_string()))?;
+                Ok(stored.generation == module.generation)
+            }
+        }
     }
 
     /// Makes a committed module visible (or removes it with `None`).

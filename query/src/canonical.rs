@@ -139,3 +139,28 @@ pub fn canonical_global(global: &GlobalDef, json: &str) -> Result<Vec<u8>, SqlEr
     let v = canonical_value(&global.ty, &v, &global.name)?;
     serde_json::to_vec(&v).map_err(|e| SqlError::internal(e.to_string()))
 }
+
+/// A stored value converted to type `t` (a module variable whose type
+/// changed): what PostgreSQL's assignment casts would do for the scalar
+/// types (numbers and booleans to text, numbers between numeric types),
+/// or the canonical value if it already fits.
+pub fn convert_value(t: &SqlType, v: &Json) -> Result<Json, SqlError> {
+    if let Ok(same) = canonical_value(t, v, "value") {
+        return Ok(same);
+    }
+    let converted = match (t, v) {
+        (SqlType::Text, Json::Number(_) | Json::Bool(_)) => Json::from(v.to_string()),
+        (SqlType::Numeric, Json::Number(n)) => Json::from(n.to_string()),
+        (SqlType::Float8, Json::String(s)) => match Numeric::parse(s) {
+            Ok(_) => s
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .map(Json::from)
+                .ok_or_else(|| invalid(t, v, "value"))?,
+            Err(_) => return Err(invalid(t, v, "value")),
+        },
+        _ => return Err(invalid(t, v, "value")),
+    };
+    canonical_value(t, &converted, "value")
+}

@@ -269,9 +269,44 @@ async fn create_module(
     }
     for g in &shape.globals {
         let key = global_key(name, &g.name);
-        if txn.get(&key)?.is_none() {
+        let Some(stored) = txn.get(&key)? else {
             txn.put(&key, g.value.to_string().as_bytes())?;
+            continue;
+        };
+        let old_type = existing
+            .as_ref()
+            .and_then(|m| m.shape.globals.iter().find(|o| o.name == g.name))
+            .map(|o| o.ty.clone());
+        if old_type.as_ref() == Some(&g.ty) {
+            continue;
         }
+        // The variable changes type: its stored value is converted, or the
+        // deploy is refused (a value no call can read would fail them all).
+        let value: serde_json::Value = serde_json::from_slice(&stored)
+            .map_err(|e| SqlError::internal(format!("stored module variable {}: {e}", g.name)))?;
+        let converted = crate::canonical::convert_value(&g.ty, &value).map_err(|e| {
+            SqlError::new(
+                "42804",
+                format!(
+                    "module variable {}.{} changes type to {} and its value {} cannot be converted; the old version stays",
+                    name,
+                    g.name,
+                    g.ty.pg_name(),
+                    value
+                ),
+            )
+            .with_detail(Some(e.message))
+        })?;
+        if converted.is_null() && !g.nullable {
+            return Err(SqlError::new(
+                "42804",
+                format!(
+                    "module variable {name}.{} may not be None; the old version stays",
+                    g.name
+                ),
+            ));
+        }
+        txn.put(&key, converted.to_string().as_bytes())?;
     }
     let def = ModuleDef {
         name: name.to_string(),

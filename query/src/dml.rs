@@ -54,6 +54,7 @@ impl Session {
             return Err(SqlError::unsupported("INSERT into a table function"));
         };
         let (module, class) = self.resolve_table(name)?;
+        pin_module(&module, txn)?;
         let settings = self.value_settings();
         let targets = target_columns(&class, &ins.columns, name)?;
         let source = ins
@@ -134,6 +135,7 @@ impl Session {
             return Err(SqlError::unsupported("UPDATE ... FROM"));
         }
         let (module, class) = self.resolve_table(name)?;
+        pin_module(&module, txn)?;
         let settings = self.value_settings();
         let mut columns = Vec::with_capacity(upd.assignments.len());
         for a in &upd.assignments {
@@ -242,6 +244,7 @@ impl Session {
             return Err(SqlError::unsupported("DELETE ... USING"));
         }
         let (module, class) = self.resolve_table(name)?;
+        pin_module(&module, txn)?;
         let oids: Vec<u64> = match id_equality(del.selection.as_ref(), params) {
             Some(oid) => vec![oid],
             None => {
@@ -660,6 +663,22 @@ fn rename(schema: &SchemaRef, names: Option<&[Option<String>]>) -> SchemaRef {
         .map(|(f, n)| f.as_ref().clone().with_name(n.clone().unwrap_or_default()))
         .collect();
     Arc::new(datafusion::arrow::datatypes::Schema::new(fields))
+}
+
+/// Fails (40001) unless `module` is the version the statement's
+/// transaction sees; the read makes a later deploy conflict with it.
+pub(crate) fn pin_module(module: &ModuleDef, txn: &TxnHandle) -> Result<(), SqlError> {
+    if amber_catalog::Catalog::is_current(&*lock(txn)?, module)? {
+        Ok(())
+    } else {
+        Err(SqlError::new(
+            "40001",
+            format!(
+                "could not serialize access: module {} was redeployed by a concurrent transaction",
+                module.name
+            ),
+        ))
+    }
 }
 
 fn lock(txn: &TxnHandle) -> Result<std::sync::MutexGuard<'_, amber_storage::Txn>, SqlError> {

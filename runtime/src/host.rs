@@ -473,6 +473,20 @@ impl<'m> CallState<'m> {
     /// variables, read before the call so that it needs no round trip.
     fn prefetch(&mut self, call: &CallRun<'_>) -> Result<Vec<KeyValue>, RuntimeError> {
         let txn = lock(call.txn)?;
+        // The version called is the one this transaction sees (and a
+        // deploy committed later conflicts with it).
+        let current = amber_catalog::Catalog::is_current(&txn, self.module)
+            .map_err(|e| RuntimeError::Internal(e.to_string()))?;
+        if !current {
+            return Err(RuntimeError::Python {
+                sqlstate: "40001".into(),
+                message: format!(
+                    "could not serialize access: module {} was redeployed by a concurrent transaction",
+                    self.module.name
+                ),
+                detail: None,
+            });
+        }
         let mut out = Vec::new();
         for (class, oid) in &call.object_args {
             for cid in self.module.class_ids_with_subclasses(class) {

@@ -2,6 +2,7 @@
 
 use amber_tests::Server;
 
+mod ddl;
 mod sandbox;
 mod values;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
