@@ -95,7 +95,7 @@ pub fn install_call() -> Result<(), String> {
 
 fn compile(calls: Vec<libc::c_long>) -> Result<BpfProgram, String> {
     let rules: BTreeMap<i64, Vec<SeccompRule>> =
-        calls.into_iter().map(|c| (c as i64, Vec::new())).collect();
+        calls.into_iter().map(|c| (c, Vec::new())).collect();
     let arch = std::env::consts::ARCH
         .try_into()
         .map_err(|e| format!("seccomp: {e}"))?;
