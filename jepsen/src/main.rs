@@ -164,12 +164,16 @@ fn main() -> Result<()> {
             all_passed
         }
         Command::Matrix { common } => {
-            let columns: [(&str, Vec<Fault>); 5] = [
+            let columns: [(&str, Vec<Fault>); 6] = [
                 ("none", vec![]),
                 ("kill", vec![Fault::Kill]),
                 ("pause", vec![Fault::Pause]),
                 ("cut", vec![Fault::Cut]),
-                ("all", vec![Fault::Kill, Fault::Pause, Fault::Cut]),
+                ("deploy", vec![Fault::Deploy]),
+                (
+                    "all",
+                    vec![Fault::Kill, Fault::Pause, Fault::Cut, Fault::Deploy],
+                ),
             ];
             let mut lines = Vec::new();
             let mut all_passed = true;

@@ -26,6 +26,10 @@ pub enum Fault {
     Pause,
     /// Every client connection cut at once, mid-transaction or mid-COMMIT.
     Cut,
+    /// `CREATE OR REPLACE MODULE` of the workload's module while clients
+    /// run: transactions that used the old version must fail (40001) or
+    /// serialize, never see a half-deployed module.
+    Deploy,
 }
 
 /// Throughput limits of a long run.
@@ -591,6 +595,14 @@ fn nemesis_loop(
                 let n = proxy.cut_all();
                 event("cut", format!("{n} client connections cut"));
             }
+            Fault::Deploy => {
+                let port = lock(server).config.port;
+                let detail = match runtime.block_on(redeploy(cfg.workload, port)) {
+                    Ok(()) => "new version of the module deployed".to_string(),
+                    Err(e) => format!("deploy failed: {e}"),
+                };
+                event("deploy", detail);
+            }
         }
     }
     // Heal: the server runs and answers for the rest of the run.
@@ -599,6 +611,23 @@ fn nemesis_loop(
         std::thread::sleep(Duration::from_millis(20));
         check_alive();
     }
+}
+
+/// Deploys the workload's module again (same source, new version), on a
+/// connection of its own that bypasses the cutting proxy.
+async fn redeploy(workload: Workload, port: u16) -> Result<(), String> {
+    let conn = format!("host=127.0.0.1 port={port} user=amber dbname=amber connect_timeout=5");
+    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let sql = workload
+        .module_sql()
+        .replacen("CREATE MODULE", "CREATE OR REPLACE MODULE", 1);
+    tokio::time::timeout(Duration::from_secs(30), client.batch_execute(&sql))
+        .await
+        .map_err(|_| "deploy timed out".to_string())?
+        .map_err(|e| e.to_string())
 }
 
 /// After the clients stop: read every key (or the whole set) until it

@@ -74,6 +74,10 @@ impl Workload {
     }
 }
 
+/// One list-append-in-Python transaction in this many (by its first
+/// appended value) fails on purpose after its writes.
+const FAIL_ON_PURPOSE_EVERY: u64 = 11;
+
 const LIST_APPEND_MODULE: &str = r#"CREATE MODULE jla AS $$
 import json
 import amber
@@ -90,6 +94,10 @@ def txn(ops: str) -> str:
     amber.sql() in the same transaction, so both must see each other."""
     out = []
     for f, k, v, via in json.loads(ops):
+        if f == "fail":
+            # Half way: the appends above (some through amber.sql) are
+            # done; none of them may ever be read.
+            raise ValueError("deliberate failure after the writes")
         if via == "sql":
             if f == "append":
                 amber.sql("UPDATE jla.cell SET vals = array_append(vals, $2::bigint) WHERE id = $1", k, v)
@@ -473,8 +481,19 @@ impl Conn {
         } else {
             mops.len()
         };
+        // Some transactions fail on purpose after their appends (in the
+        // procedure, after amber.sql() wrote some of them): recorded as
+        // failed, their values must never be read.
+        let fail_on_purpose = mops
+            .iter()
+            .find_map(|m| match m {
+                Mop::Append { v, .. } => Some(*v),
+                _ => None,
+            })
+            .is_some_and(|v| v % FAIL_ON_PURPOSE_EVERY == 0);
         let (first, second) = mops.split_at_mut(cut);
-        for part in [first, second] {
+        let last = if second.is_empty() { 0 } else { 1 };
+        for (i, part) in [first, second].into_iter().enumerate() {
             if part.is_empty() {
                 continue;
             }
@@ -490,6 +509,10 @@ impl Conn {
                     _ => serde_json::Value::Null,
                 })
                 .collect();
+            let mut ops = ops;
+            if fail_on_purpose && i == last {
+                ops.push(serde_json::json!(["fail", null, null, "py"]));
+            }
             let arg = serde_json::Value::Array(ops).to_string();
             let row = self
                 .timed(Phase::Body, self.client.query_one(&call, &[&arg]))

@@ -72,7 +72,7 @@ async fn every_workload_under_faults_has_no_anomaly() {
         let mut config = RunConfig::new(workload, built("amber"), out_dir(workload.name()));
         config.duration = Duration::from_secs(CI_RUN_S);
         config.txns_max = Some(CI_TXNS_MAX);
-        config.faults = vec![Fault::Kill, Fault::Pause, Fault::Cut];
+        config.faults = vec![Fault::Kill, Fault::Pause, Fault::Cut, Fault::Deploy];
         config.fault_interval_ms = (500, 2_500);
         config.seed = 17 + i as u64;
         let outcome = run::run(config).await.expect("run");
