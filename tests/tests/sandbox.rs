@@ -328,6 +328,20 @@ enum Expect {
     Returns(&'static str),
 }
 
+/// Two sessions (the attacker's and an observer's) on a server with the
+/// vault's committed data and the attack module deployed.
+async fn vault_and_attack(server: &Server) -> (Client, Client) {
+    let client = connect(server).await;
+    let observer = connect(server).await;
+    deploy(&client, "vault", VAULT).await;
+    client
+        .batch_execute("INSERT INTO vault.safe (owner, balance) VALUES ('ada', 1000), ('bob', 500)")
+        .await
+        .unwrap();
+    deploy(&client, "attack", ATTACK).await;
+    (client, observer)
+}
+
 async fn intact(observer: &Client) {
     let total: i64 = observer
         .query_one("SELECT vault.total()", &[])
@@ -377,14 +391,7 @@ fn check(name: &str, outcome: &Result<String, tokio_postgres::Error>, expect: &E
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sandbox_escapes_fail_and_harm_no_one() {
     let server = Server::start_captured();
-    let client = connect(&server).await;
-    let observer = connect(&server).await;
-    deploy(&client, "vault", VAULT).await;
-    client
-        .batch_execute("INSERT INTO vault.safe (owner, balance) VALUES ('ada', 1000), ('bob', 500)")
-        .await
-        .unwrap();
-    deploy(&client, "attack", ATTACK).await;
+    let (client, observer) = vault_and_attack(&server).await;
     let binary = amber_tests::amber_binary();
     let binary = binary.to_str().expect("utf-8 path").to_string();
     let data = server.data.to_str().expect("utf-8 path").to_string();
@@ -566,14 +573,7 @@ async fn no_call_leaves_state_for_the_next() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_end_any_call_in_bounded_time() {
     let server = Server::start();
-    let client = connect(&server).await;
-    let observer = connect(&server).await;
-    deploy(&client, "vault", VAULT).await;
-    client
-        .batch_execute("INSERT INTO vault.safe (owner, balance) VALUES ('ada', 1000), ('bob', 500)")
-        .await
-        .unwrap();
-    deploy(&client, "attack", ATTACK).await;
+    let (client, observer) = vault_and_attack(&server).await;
     client
         .batch_execute("SET statement_timeout = 300")
         .await
