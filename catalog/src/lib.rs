@@ -28,6 +28,19 @@ pub enum CatalogError {
     Corrupt(String),
     #[error("{0}")]
     Invalid(String),
+    /// A statement used a module version its transaction does not see.
+    #[error("could not serialize access: module {0} was redeployed by a concurrent transaction")]
+    Redeployed(String),
+}
+
+impl CatalogError {
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            CatalogError::Storage(s) => s.sqlstate(),
+            CatalogError::Redeployed(_) => "40001",
+            CatalogError::Corrupt(_) | CatalogError::Invalid(_) => "XX000",
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, CatalogError>;
@@ -72,6 +85,15 @@ pub fn object_key(class_id: u64, oid: u64) -> Vec<u8> {
 pub fn oid_of_key(key: &[u8]) -> Option<u64> {
     let tail: [u8; 8] = key.get(9..17)?.try_into().ok()?;
     Some(u64::from_be_bytes(tail))
+}
+
+/// (class id, object id) of an object key; `None` for any other key.
+pub fn object_of_key(key: &[u8]) -> Option<(u64, u64)> {
+    if key.len() != 17 || key[0] != b'o' {
+        return None;
+    }
+    let cid: [u8; 8] = key[1..9].try_into().ok()?;
+    Some((u64::from_be_bytes(cid), oid_of_key(key)?))
 }
 
 /// Key of a persistent module-level variable: `g` + module + `\0` + name.
@@ -354,12 +376,20 @@ impl Catalog {
         Ok(())
     }
 
-    /// Whether `module` is the version `txn` sees. The read joins the
+    /// Fails (40001) unless `module` is the version `txn` sees. The read joins the
     /// transaction's read set, so a deploy committed after it makes the
     /// transaction's commit fail (serializable), and a version deployed
     /// before the statement but after the transaction's snapshot is
     /// reported here.
-    pub fn is_current(txn: &Txn, module: &ModuleDef) -> Result<bool> {
+    pub fn check_current(txn: &Txn, module: &ModuleDef) -> Result<()> {
+        if Catalog::is_current(txn, module)? {
+            Ok(())
+        } else {
+            Err(CatalogError::Redeployed(module.name.clone()))
+        }
+    }
+
+    fn is_current(txn: &Txn, module: &ModuleDef) -> Result<bool> {
         if let Some(g) = txn.get(&generation_key(&module.name))? {
             let bytes: [u8; 8] = g
                 .as_slice()

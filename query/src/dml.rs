@@ -668,17 +668,7 @@ fn rename(schema: &SchemaRef, names: Option<&[Option<String>]>) -> SchemaRef {
 /// Fails (40001) unless `module` is the version the statement's
 /// transaction sees; the read makes a later deploy conflict with it.
 pub(crate) fn pin_module(module: &ModuleDef, txn: &TxnHandle) -> Result<(), SqlError> {
-    if amber_catalog::Catalog::is_current(&*lock(txn)?, module)? {
-        Ok(())
-    } else {
-        Err(SqlError::new(
-            "40001",
-            format!(
-                "could not serialize access: module {} was redeployed by a concurrent transaction",
-                module.name
-            ),
-        ))
-    }
+    Ok(amber_catalog::Catalog::check_current(&*lock(txn)?, module)?)
 }
 
 fn lock(txn: &TxnHandle) -> Result<std::sync::MutexGuard<'_, amber_storage::Txn>, SqlError> {

@@ -37,21 +37,14 @@ impl SqlError {
         self.detail = detail;
         self
     }
-
-    pub fn serialization_failure() -> SqlError {
-        SqlError::new(
-            "40001",
-            "could not serialize access due to concurrent update",
-        )
-    }
 }
 
 impl From<StorageError> for SqlError {
     fn from(e: StorageError) -> SqlError {
+        let sqlstate = e.sqlstate();
         match e {
-            StorageError::Conflict => SqlError::serialization_failure(),
-            StorageError::Poisoned => SqlError::new("58030", e.to_string()),
-            StorageError::Engine(m) => SqlError::new("58000", m),
+            StorageError::Engine(m) => SqlError::new(sqlstate, m),
+            other => SqlError::new(sqlstate, other.to_string()),
         }
     }
 }
@@ -60,6 +53,9 @@ impl From<amber_catalog::CatalogError> for SqlError {
     fn from(e: amber_catalog::CatalogError) -> SqlError {
         match e {
             amber_catalog::CatalogError::Storage(s) => s.into(),
+            stale @ amber_catalog::CatalogError::Redeployed(_) => {
+                SqlError::new(stale.sqlstate(), stale.to_string())
+            }
             other => SqlError::internal(other.to_string()),
         }
     }

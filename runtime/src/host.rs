@@ -13,7 +13,9 @@ use crate::protocol::{
     OIDS_PER_REQUEST_MAX,
 };
 use crate::{CallServices, CallSpec, RuntimeError, TxnHandle, WorkerConfig};
-use amber_catalog::{class_prefix, global_key, object_key, ClassDef, GlobalDef, ModuleDef};
+use amber_catalog::{
+    class_prefix, global_key, object_key, object_of_key, Catalog, ClassDef, GlobalDef, ModuleDef,
+};
 use amber_storage::Store;
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsRawFd, IntoRawFd};
@@ -144,11 +146,10 @@ impl Host {
                     if e.kind() == std::io::ErrorKind::InvalidData {
                         let _ = self.child.kill();
                         let _ = self.child.wait();
-                        Stopped::Died(RuntimeError::Python {
-                            sqlstate: "54000".into(),
-                            message: format!("Python worker message refused: {e}"),
-                            detail: None,
-                        })
+                        Stopped::Died(RuntimeError::python(
+                            "54000",
+                            format!("Python worker message refused: {e}"),
+                        ))
                     } else {
                         Stopped::Died(self.death())
                     }
@@ -208,20 +209,12 @@ impl Host {
             std::thread::sleep(Duration::from_millis(1));
         }
         let _ = self.child.kill();
-        let status = self.child.wait();
-        match status {
-            Ok(s) if s.code() == Some(crate::worker::EXIT_OUT_OF_MEMORY) => out_of_memory(),
-            Ok(s) => RuntimeError::Python {
-                sqlstate: "XX000".into(),
-                message: match s.signal() {
-                    Some(sig) => format!("Python worker terminated by signal {sig}"),
-                    None => format!(
-                        "Python worker exited with status {}",
-                        s.code().unwrap_or(-1)
-                    ),
-                },
-                detail: None,
-            },
+        match self.child.wait() {
+            Ok(s) => child_error(match (s.code(), s.signal()) {
+                (Some(code), _) => protocol::ChildEnd::Exited(code),
+                (None, Some(sig)) => protocol::ChildEnd::Signaled(sig),
+                (None, None) => protocol::ChildEnd::Lost,
+            }),
             Err(e) => RuntimeError::Internal(format!("Python worker lost: {e}")),
         }
     }
@@ -345,20 +338,17 @@ impl Host {
     }
 }
 
-/// The error of a call whose process ended without answering.
+/// The error of a call whose process (the call's child, or the worker
+/// itself) ended without answering.
 fn child_error(end: protocol::ChildEnd) -> RuntimeError {
     use protocol::ChildEnd;
     let message = match end {
         ChildEnd::Exited(crate::worker::EXIT_OUT_OF_MEMORY) => return out_of_memory(),
-        ChildEnd::Exited(code) => format!("Python call process exited with status {code}"),
-        ChildEnd::Signaled(sig) => format!("Python call process terminated by signal {sig}"),
-        ChildEnd::Lost => "Python call process lost".to_string(),
+        ChildEnd::Exited(code) => format!("Python process exited with status {code}"),
+        ChildEnd::Signaled(sig) => format!("Python process terminated by signal {sig}"),
+        ChildEnd::Lost => "Python process lost".to_string(),
     };
-    RuntimeError::Python {
-        sqlstate: "XX000".into(),
-        message,
-        detail: None,
-    }
+    RuntimeError::python("XX000", message)
 }
 
 fn out_of_memory() -> RuntimeError {
@@ -370,19 +360,11 @@ fn out_of_memory() -> RuntimeError {
 }
 
 fn canceled(reason: &str) -> RuntimeError {
-    RuntimeError::Python {
-        sqlstate: "57014".into(),
-        message: format!("canceling statement due to {reason}"),
-        detail: None,
-    }
+    RuntimeError::python("57014", format!("canceling statement due to {reason}"))
 }
 
 fn refused(message: String) -> RuntimeError {
-    RuntimeError::Python {
-        sqlstate: "42501".into(),
-        message,
-        detail: None,
-    }
+    RuntimeError::python("42501", message)
 }
 
 /// One call as the host runs it.
@@ -416,32 +398,7 @@ fn lock(txn: &TxnHandle) -> Result<std::sync::MutexGuard<'_, amber_storage::Txn>
 }
 
 fn storage(e: amber_storage::StorageError) -> RuntimeError {
-    let sqlstate = match &e {
-        amber_storage::StorageError::Conflict => "40001",
-        amber_storage::StorageError::Poisoned => "58030",
-        amber_storage::StorageError::Engine(_) => "58000",
-    };
-    let message = match &e {
-        amber_storage::StorageError::Conflict => {
-            "could not serialize access due to concurrent update".to_string()
-        }
-        other => other.to_string(),
-    };
-    RuntimeError::Python {
-        sqlstate: sqlstate.into(),
-        message,
-        detail: None,
-    }
-}
-
-/// (class id, object id) of an object key.
-fn object_of(key: &[u8]) -> Option<(u64, u64)> {
-    if key.len() != 17 || key[0] != b'o' {
-        return None;
-    }
-    let cid = u64::from_be_bytes(key[1..9].try_into().ok()?);
-    let oid = u64::from_be_bytes(key[9..17].try_into().ok()?);
-    Some((cid, oid))
+    RuntimeError::python(e.sqlstate(), e.to_string())
 }
 
 impl<'m> CallState<'m> {
@@ -475,29 +432,17 @@ impl<'m> CallState<'m> {
         let txn = lock(call.txn)?;
         // The version called is the one this transaction sees (and a
         // deploy committed later conflicts with it).
-        let current = amber_catalog::Catalog::is_current(&txn, self.module)
-            .map_err(|e| RuntimeError::Internal(e.to_string()))?;
-        if !current {
-            return Err(RuntimeError::Python {
-                sqlstate: "40001".into(),
-                message: format!(
-                    "could not serialize access: module {} was redeployed by a concurrent transaction",
-                    self.module.name
-                ),
-                detail: None,
-            });
-        }
+        Catalog::check_current(&txn, self.module)
+            .map_err(|e| RuntimeError::python(e.sqlstate(), e.to_string()))?;
         let mut out = Vec::new();
         for (class, oid) in &call.object_args {
             for cid in self.module.class_ids_with_subclasses(class) {
                 let key = object_key(cid, *oid);
                 let value = read(&txn, &key)?;
-                if value.is_some() {
-                    self.known.insert((cid, *oid));
-                }
                 let found = value.is_some();
                 out.push((key, value));
                 if found {
+                    self.known.insert((cid, *oid));
                     break;
                 }
             }
@@ -520,23 +465,23 @@ impl<'m> CallState<'m> {
         for w in writes {
             match w {
                 Write::Put(key, value) => {
-                    let stored = if let Some((cid, oid)) = object_of(&key) {
+                    let stored = if let Some((cid, oid)) = object_of_key(&key) {
                         let class = *self.classes.get(&cid).ok_or_else(|| self.outside(&key))?;
                         self.writable(cid, oid, &key)?;
                         call.services
                             .object(class, &value)
-                            .map_err(|(s, m)| invalid(s, m))?
+                            .map_err(|(s, m)| RuntimeError::python(&s, m))?
                     } else if let Some(g) = self.globals.get(&key) {
                         call.services
                             .global(g, &value)
-                            .map_err(|(s, m)| invalid(s, m))?
+                            .map_err(|(s, m)| RuntimeError::python(&s, m))?
                     } else {
                         return Err(self.outside(&key));
                     };
                     txn.put(&key, &stored).map_err(storage)?;
                 }
                 Write::Delete(key) => {
-                    let (cid, oid) = object_of(&key).ok_or_else(|| self.outside(&key))?;
+                    let (cid, oid) = object_of_key(&key).ok_or_else(|| self.outside(&key))?;
                     if !self.classes.contains_key(&cid) {
                         return Err(self.outside(&key));
                     }
@@ -566,7 +511,7 @@ impl<'m> CallState<'m> {
         match op {
             Op::Flush => Ok(Reply::Value(None)),
             Op::Get(key) => {
-                if let Some((cid, oid)) = object_of(&key) {
+                if let Some((cid, oid)) = object_of_key(&key) {
                     if !self.classes.contains_key(&cid) {
                         return Err(self.outside(&key));
                     }
@@ -582,17 +527,14 @@ impl<'m> CallState<'m> {
                 }
             }
             Op::Scan(prefix) => {
-                let cid = (prefix.len() == 9 && prefix[0] == b'o')
-                    .then(|| prefix[1..9].try_into().ok().map(u64::from_be_bytes))
-                    .flatten()
-                    .filter(|cid| self.classes.contains_key(cid))
-                    .ok_or_else(|| self.outside(&prefix))?;
-                let rows = lock(call.txn)?
-                    .scan_prefix(&class_prefix(cid))
-                    .map_err(storage)?;
+                // Only the whole of one of the module's classes.
+                if !self.classes.keys().any(|cid| class_prefix(*cid) == prefix) {
+                    return Err(self.outside(&prefix));
+                }
+                let rows = lock(call.txn)?.scan_prefix(&prefix).map_err(storage)?;
                 let mut out = Vec::with_capacity(rows.len());
                 for (k, v) in rows {
-                    if let Some((c, oid)) = object_of(&k) {
+                    if let Some((c, oid)) = object_of_key(&k) {
                         self.known.insert((c, oid));
                     }
                     out.push((k, utf8(v)?));
@@ -602,13 +544,12 @@ impl<'m> CallState<'m> {
             Op::NewOids(n) => {
                 let n = n.clamp(1, OIDS_PER_REQUEST_MAX);
                 if self.spare_oids.len() + n as usize > SPARE_OIDS_MAX {
-                    return Err(RuntimeError::Python {
-                        sqlstate: "54000".into(),
-                        message: format!(
+                    return Err(RuntimeError::python(
+                        "54000",
+                        format!(
                             "a call may hold at most {SPARE_OIDS_MAX} object ids it has not stored"
                         ),
-                        detail: None,
-                    });
+                    ));
                 }
                 let mut oids = Vec::with_capacity(n as usize);
                 for _ in 0..n {
@@ -642,14 +583,6 @@ impl<'m> CallState<'m> {
                 }
             }
         }
-    }
-}
-
-fn invalid(sqlstate: String, message: String) -> RuntimeError {
-    RuntimeError::Python {
-        sqlstate,
-        message,
-        detail: None,
     }
 }
 

@@ -55,6 +55,15 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
+    /// An error with this SQLSTATE and message, no detail.
+    pub fn python(sqlstate: &str, message: impl Into<String>) -> RuntimeError {
+        RuntimeError::Python {
+            sqlstate: sqlstate.to_string(),
+            message: message.into(),
+            detail: None,
+        }
+    }
+
     pub fn sqlstate(&self) -> &str {
         match self {
             RuntimeError::Python { sqlstate, .. } => sqlstate,

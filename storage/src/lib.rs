@@ -41,6 +41,17 @@ pub enum StorageError {
     Engine(String),
 }
 
+impl StorageError {
+    /// The SQLSTATE every layer reports this error with.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            StorageError::Conflict => "40001",
+            StorageError::Poisoned => "58030",
+            StorageError::Engine(_) => "58000",
+        }
+    }
+}
+
 impl From<fjall::Error> for StorageError {
     fn from(e: fjall::Error) -> Self {
         StorageError::Engine(e.to_string())
@@ -317,11 +328,9 @@ impl Txn {
     /// Undoes every write since `sp` and closes it.
     pub fn rollback_to(&mut self, sp: Savepoint) -> Result<()> {
         let data = self.store.inner.data.clone();
-        while self.undo.len() > sp.undo_len {
-            let Some((key, before)) = self.undo.pop() else {
-                break;
-            };
-            let tx = self.tx_mut()?;
+        let undone = self.undo.split_off(sp.undo_len.min(self.undo.len()));
+        let tx = self.tx_mut()?;
+        for (key, before) in undone.into_iter().rev() {
             match before {
                 Some(v) => tx.insert(&data, key, v),
                 None => tx.remove(&data, key),
@@ -331,15 +340,13 @@ impl Txn {
         Ok(())
     }
 
-    /// Closes `sp`, keeping its writes.
-    pub fn release(&mut self, sp: Savepoint) {
+    /// Closes `sp`, keeping its writes (an outer savepoint still needs
+    /// their undo entries).
+    pub fn release(&mut self, _sp: Savepoint) {
         debug_assert!(self.savepoints_open > 0, "release without a savepoint");
         self.savepoints_open = self.savepoints_open.saturating_sub(1);
         if self.savepoints_open == 0 {
             self.undo.clear();
-        } else {
-            // An outer savepoint still needs these entries.
-            let _ = sp;
         }
     }
 

@@ -130,11 +130,7 @@ pub(crate) fn python_error(
         } else {
             "statement timeout"
         };
-        return RuntimeError::Python {
-            sqlstate: "57014".into(),
-            message: format!("canceling statement due to {reason}"),
-            detail: None,
-        };
+        return RuntimeError::python("57014", format!("canceling statement due to {reason}"));
     }
     // amber.Error(sqlstate, message) picks the SQLSTATE and a bare message.
     if let Ok(state) = exc.as_object().get_attr("sqlstate", vm) {
