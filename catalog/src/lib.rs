@@ -3,9 +3,11 @@
 //!
 //! Architecture invariant: the catalog is the single source of truth for the
 //! shape of stored objects. It is persisted in the same transactional store
-//! as the objects (key prefix `c`), and an in-memory copy is swapped
-//! atomically when a module deploy commits, so readers never see half a
-//! module.
+//! as the objects (key prefix `c`) and read through the statement's
+//! transaction ([`Catalog::resolve`]): a statement uses the module versions
+//! of its snapshot (or its own transaction's uncommitted deploy), never half
+//! a deploy, and a deploy conflicts with every writer that used the module.
+//! The in-memory [`Catalog`] is only a cache of decoded records.
 //!
 //! Values are stored as JSON, directed by the column's [`SqlType`]: the same
 //! encoding is written by the Python runtime and by SQL DML, and read by the
@@ -327,39 +329,151 @@ impl Callable<'_> {
     }
 }
 
-/// The in-memory catalog, shared by all sessions.
+/// How many versions of one module the cache keeps: the newest few, enough
+/// for transactions that began before a deploy to keep using theirs.
+const VERSIONS_PER_MODULE_MAX: usize = 4;
+
+/// Decoded module records, shared by all sessions: a cache, never the
+/// truth. Which version of a module a statement uses is decided by what its
+/// transaction reads (the module's generation key); the cache only saves
+/// decoding the record again. Entries are keyed by generation, which is
+/// unique across all deploys, so a version that was never committed (or was
+/// rolled back) can only ever be found by the transaction that wrote it.
 #[derive(Default)]
 pub struct Catalog {
-    modules: RwLock<BTreeMap<String, Arc<ModuleDef>>>,
+    /// Module name -> its known versions, newest generation last.
+    versions: RwLock<BTreeMap<String, Vec<Arc<ModuleDef>>>>,
+}
+
+/// The modules one statement uses, as its transaction sees them: what every
+/// layer above the catalog resolves names through.
+#[derive(Debug, Default, Clone)]
+pub struct ModuleSet {
+    modules: BTreeMap<String, Arc<ModuleDef>>,
+}
+
+impl ModuleSet {
+    pub fn get(&self, name: &str) -> Option<Arc<ModuleDef>> {
+        self.modules.get(name).cloned()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<ModuleDef>> {
+        self.modules.values()
+    }
 }
 
 impl Catalog {
-    /// Loads every module record through `txn`.
+    /// Loads every module record through `txn` (warms the cache).
     pub fn load(txn: &Txn) -> Result<Catalog> {
-        let mut modules = BTreeMap::new();
+        let catalog = Catalog::default();
         for (_key, value) in txn.scan_prefix(MODULE_KEY_PREFIX)? {
-            let m: ModuleDef =
-                serde_json::from_slice(&value).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
-            modules.insert(m.name.clone(), Arc::new(m));
+            catalog.remember(Arc::new(decode(&value)?));
         }
-        Ok(Catalog {
-            modules: RwLock::new(modules),
-        })
+        Ok(catalog)
     }
 
-    pub fn module(&self, name: &str) -> Option<Arc<ModuleDef>> {
-        self.modules.read().ok()?.get(name).cloned()
+    /// The version of module `name` that `txn` sees, if any. Reads the
+    /// module's generation key, so the read joins the transaction's read
+    /// set: a deploy of `name` committed after this transaction's snapshot
+    /// makes its commit fail (40001) if it writes, and it never sees half a
+    /// deploy. A transaction sees its own uncommitted deploys.
+    pub fn resolve(&self, txn: &Txn, name: &str) -> Result<Option<Arc<ModuleDef>>> {
+        let generation = match txn.get(&generation_key(name))? {
+            Some(g) => Some(decode_generation(name, &g)?),
+            // Deployed before generations had their own key: the record.
+            None => None,
+        };
+        if let Some(g) = generation {
+            if let Some(def) = self.cached(name, g) {
+                return Ok(Some(def));
+            }
+        }
+        let Some(bytes) = txn.get(&module_key(name))? else {
+            return match generation {
+                None => Ok(None),
+                Some(_) => Err(CatalogError::Corrupt(format!(
+                    "module {name} has a generation but no record"
+                ))),
+            };
+        };
+        let def = decode(&bytes)?;
+        if generation.is_some_and(|g| g != def.generation) {
+            return Err(CatalogError::Corrupt(format!(
+                "module {name}: record and generation key disagree"
+            )));
+        }
+        let def = Arc::new(def);
+        self.remember(def.clone());
+        Ok(Some(def))
     }
 
-    pub fn modules(&self) -> Vec<Arc<ModuleDef>> {
-        self.modules
-            .read()
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default()
+    /// The modules named in `names` that `txn` sees (names that are no
+    /// module are left out, having joined the read set: a module created
+    /// under that name later conflicts with a writer that looked for it).
+    pub fn resolve_set<'a>(
+        &self,
+        txn: &Txn,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<ModuleSet> {
+        let mut set = ModuleSet::default();
+        for name in names {
+            if set.modules.contains_key(name) {
+                continue;
+            }
+            if let Some(def) = self.resolve(txn, name)? {
+                set.modules.insert(name.to_string(), def);
+            }
+        }
+        Ok(set)
     }
 
-    /// Writes a module record into `txn`; call [`Catalog::publish`] after the
-    /// transaction commits.
+    /// Every module `txn` sees (a scan of all generation keys: the whole
+    /// module list joins the read set). For statements that list modules.
+    pub fn resolve_all(&self, txn: &Txn) -> Result<ModuleSet> {
+        let mut names = Vec::new();
+        for (key, _) in txn.scan_prefix(GENERATION_KEY_PREFIX)? {
+            let name = std::str::from_utf8(&key[GENERATION_KEY_PREFIX.len()..])
+                .map_err(|_| CatalogError::Corrupt("module name is not UTF-8".into()))?;
+            names.push(name.to_string());
+        }
+        // Modules deployed before generation keys existed.
+        for (key, _) in txn.scan_prefix(MODULE_KEY_PREFIX)? {
+            let name = std::str::from_utf8(&key[MODULE_KEY_PREFIX.len()..])
+                .map_err(|_| CatalogError::Corrupt("module name is not UTF-8".into()))?;
+            names.push(name.to_string());
+        }
+        self.resolve_set(txn, names.iter().map(String::as_str))
+    }
+
+    fn cached(&self, name: &str, generation: u64) -> Option<Arc<ModuleDef>> {
+        let versions = self.versions.read().ok()?;
+        versions
+            .get(name)?
+            .iter()
+            .rev()
+            .find(|d| d.generation == generation)
+            .cloned()
+    }
+
+    /// Adds a decoded version to the cache, keeping the newest few.
+    fn remember(&self, def: Arc<ModuleDef>) {
+        let Ok(mut versions) = self.versions.write() else {
+            return;
+        };
+        let list = versions.entry(def.name.clone()).or_default();
+        if list.iter().any(|d| d.generation == def.generation) {
+            return;
+        }
+        list.push(def);
+        list.sort_by_key(|d| d.generation);
+        if list.len() > VERSIONS_PER_MODULE_MAX {
+            let excess = list.len() - VERSIONS_PER_MODULE_MAX;
+            list.drain(..excess);
+        }
+    }
+
+    /// Writes a module record into `txn`; call [`Catalog::published`] after
+    /// the transaction commits.
     pub fn store_module(txn: &mut Txn, module: &ModuleDef) -> Result<()> {
         let bytes = serde_json::to_vec(module).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
         txn.put(&module_key(&module.name), &bytes)?;
@@ -376,11 +490,8 @@ impl Catalog {
         Ok(())
     }
 
-    /// Fails (40001) unless `module` is the version `txn` sees. The read joins the
-    /// transaction's read set, so a deploy committed after it makes the
-    /// transaction's commit fail (serializable), and a version deployed
-    /// before the statement but after the transaction's snapshot is
-    /// reported here.
+    /// Fails (40001) unless `module` is the version `txn` sees. The read
+    /// joins the transaction's read set, like [`Catalog::resolve`]'s.
     pub fn check_current(txn: &Txn, module: &ModuleDef) -> Result<()> {
         if Catalog::is_current(txn, module)? {
             Ok(())
@@ -391,36 +502,42 @@ impl Catalog {
 
     fn is_current(txn: &Txn, module: &ModuleDef) -> Result<bool> {
         if let Some(g) = txn.get(&generation_key(&module.name))? {
-            let bytes: [u8; 8] = g
-                .as_slice()
-                .try_into()
-                .map_err(|_| CatalogError::Corrupt(format!("generation of {}", module.name)))?;
-            return Ok(u64::from_be_bytes(bytes) == module.generation);
+            return Ok(decode_generation(&module.name, &g)? == module.generation);
         }
-        // Deployed before generations had their own key: the record itself.
         match txn.get(&module_key(&module.name))? {
             None => Ok(false),
-            Some(bytes) => {
-                let stored: ModuleDef = serde_json::from_slice(&bytes)
-                    .map_err(|e| CatalogError::Corrupt(e.to_string()))?;
-                Ok(stored.generation == module.generation)
-            }
+            Some(bytes) => Ok(decode(&bytes)?.generation == module.generation),
         }
     }
 
-    /// Makes a committed module visible (or removes it with `None`).
-    pub fn publish(&self, name: &str, module: Option<ModuleDef>) {
-        if let Ok(mut m) = self.modules.write() {
-            match module {
-                Some(def) => {
-                    m.insert(name.to_string(), Arc::new(def));
-                }
-                None => {
-                    m.remove(name);
+    /// A committed change of the catalog: `Some(def)` deployed, `None` the
+    /// module dropped (its cached versions up to `generation` go).
+    pub fn published(&self, name: &str, generation: u64, def: Option<Arc<ModuleDef>>) {
+        match def {
+            Some(def) => self.remember(def),
+            None => {
+                if let Ok(mut versions) = self.versions.write() {
+                    if let Some(list) = versions.get_mut(name) {
+                        list.retain(|d| d.generation > generation);
+                        if list.is_empty() {
+                            versions.remove(name);
+                        }
+                    }
                 }
             }
         }
     }
+}
+
+fn decode(bytes: &[u8]) -> Result<ModuleDef> {
+    serde_json::from_slice(bytes).map_err(|e| CatalogError::Corrupt(e.to_string()))
+}
+
+fn decode_generation(name: &str, bytes: &[u8]) -> Result<u64> {
+    let bytes: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| CatalogError::Corrupt(format!("generation of {name}")))?;
+    Ok(u64::from_be_bytes(bytes))
 }
 
 /// `OrderLine` -> `order_line`.

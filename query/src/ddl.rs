@@ -1,10 +1,13 @@
 //! Module DDL: `CREATE [OR REPLACE] MODULE name AS $$source$$`,
 //! `DROP MODULE name [CASCADE]`.
 
+use crate::dml::lock;
 use crate::error::SqlError;
-use crate::session::{commit, Engine, Output};
+use crate::session::{Engine, Output};
 use amber_catalog::{class_prefix, global_key, Catalog, ClassDef, ModuleDef, ModuleShape, SqlType};
-use std::sync::{Arc, Mutex};
+use amber_runtime::TxnHandle;
+use amber_storage::Txn;
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub enum ModuleDdl {
@@ -140,21 +143,40 @@ pub fn parse_module_ddl(sql: &str) -> Result<Option<(ModuleDdl, &str)>, SqlError
     Ok(None)
 }
 
+/// A module deployed or dropped by a transaction: what the shared catalog
+/// cache learns once that transaction commits.
+#[derive(Debug, Clone)]
+pub struct Deployed {
+    name: String,
+    /// The new version's generation, or the dropped one's.
+    generation: u64,
+    def: Option<Arc<ModuleDef>>,
+}
+
+impl Deployed {
+    pub fn publish(&self, catalog: &Catalog) {
+        catalog.published(&self.name, self.generation, self.def.clone());
+    }
+}
+
+/// Runs module DDL in `txn` (the session's block or a fresh transaction the
+/// caller commits). The module's top-level code runs first, in a worker of
+/// its own under the statement's deadline and cancel and before the
+/// transaction is touched: a module that never finishes loading holds
+/// nothing anyone waits for.
 pub async fn execute_module_ddl(
     engine: &Arc<Engine>,
     ddl: &ModuleDdl,
+    txn: &TxnHandle,
     deadline: Option<std::time::Instant>,
     cancel: &Arc<std::sync::atomic::AtomicBool>,
-) -> Result<Output, SqlError> {
+) -> Result<(Output, Deployed), SqlError> {
     match ddl {
         ModuleDdl::Create {
             name,
             source,
             replace,
         } => {
-            // The module's top-level code runs in a worker of its own under
-            // the statement's deadline and cancel, before any lock: a module
-            // that never finishes loading blocks nobody else's deploy.
             let shape = engine
                 .runtime
                 .analyze(
@@ -164,16 +186,16 @@ pub async fn execute_module_ddl(
                     Some(cancel.clone()),
                 )
                 .await?;
-            let _guard = engine.ddl_lock.lock().await;
-            create_module(engine, name, source, *replace, shape).await
+            let mut txn = lock(txn)?;
+            create_module(engine, &mut txn, name, source, *replace, shape)
         }
         ModuleDdl::Drop {
             name,
             cascade,
             if_exists,
         } => {
-            let _guard = engine.ddl_lock.lock().await;
-            drop_module(engine, name, *cascade, *if_exists).await
+            let mut txn = lock(txn)?;
+            drop_module(engine, &mut txn, name, *cascade, *if_exists)
         }
     }
 }
@@ -211,7 +233,7 @@ fn check_refs(name: &str, shape: &ModuleShape, t: &SqlType) -> Result<(), SqlErr
     }
 }
 
-fn has_objects(txn: &amber_storage::Txn, class_id: u64) -> Result<bool, SqlError> {
+fn has_objects(txn: &Txn, class_id: u64) -> Result<bool, SqlError> {
     let prefix = class_prefix(class_id);
     let mut end = prefix.clone();
     end.push(0xff);
@@ -219,14 +241,15 @@ fn has_objects(txn: &amber_storage::Txn, class_id: u64) -> Result<bool, SqlError
     Ok(!txn.scan_range(&prefix, &end, 1)?.is_empty())
 }
 
-async fn create_module(
+fn create_module(
     engine: &Arc<Engine>,
+    txn: &mut Txn,
     name: &str,
     source: &str,
     replace: bool,
     mut shape: ModuleShape,
-) -> Result<Output, SqlError> {
-    let existing = engine.catalog.module(name);
+) -> Result<(Output, Deployed), SqlError> {
+    let existing = engine.catalog.resolve(txn, name)?;
     if existing.is_some() && !replace {
         return Err(SqlError::new(
             "42P06",
@@ -234,13 +257,12 @@ async fn create_module(
         ));
     }
     validate_shape(name, &shape)?;
-    let mut txn = engine.store.begin()?;
     // Keep the identity of classes that survive a replace.
     for class in shape.classes.iter_mut() {
         let old: Option<&ClassDef> = existing.as_ref().and_then(|m| m.class(&class.name));
         match old {
             Some(old) => {
-                if old.columns != class.columns && has_objects(&txn, old.id)? {
+                if old.columns != class.columns && has_objects(txn, old.id)? {
                     return Err(SqlError::new(
                         "0A000",
                         format!(
@@ -256,7 +278,7 @@ async fn create_module(
     }
     if let Some(old) = &existing {
         for class in &old.shape.classes {
-            if shape.class_ids(&class.name).is_none() && has_objects(&txn, class.id)? {
+            if shape.class_ids(&class.name).is_none() && has_objects(txn, class.id)? {
                 return Err(SqlError::new(
                     "2BP01",
                     format!(
@@ -316,15 +338,23 @@ async fn create_module(
         deployed_at: chrono::Utc::now().to_rfc3339(),
         shape,
     };
-    Catalog::store_module(&mut txn, &def)?;
-    commit(Arc::new(Mutex::new(txn))).await?;
-    engine.catalog.publish(name, Some(def));
-    tracing::info!(module = name, "module deployed");
-    Ok(Output::Command(if existing.is_some() {
+    Catalog::store_module(txn, &def)?;
+    tracing::info!(
+        module = name,
+        generation = def.generation,
+        "module deployed"
+    );
+    let output = Output::Command(if existing.is_some() {
         "CREATE OR REPLACE MODULE".into()
     } else {
         "CREATE MODULE".into()
-    }))
+    });
+    let deployed = Deployed {
+        name: name.to_string(),
+        generation: def.generation,
+        def: Some(Arc::new(def)),
+    };
+    Ok((output, deployed))
 }
 
 trait ShapeExt {
@@ -337,24 +367,29 @@ impl ShapeExt for ModuleShape {
     }
 }
 
-async fn drop_module(
+fn drop_module(
     engine: &Arc<Engine>,
+    txn: &mut Txn,
     name: &str,
     cascade: bool,
     if_exists: bool,
-) -> Result<Output, SqlError> {
-    let Some(existing) = engine.catalog.module(name) else {
+) -> Result<(Output, Deployed), SqlError> {
+    let Some(existing) = engine.catalog.resolve(txn, name)? else {
         if if_exists {
-            return Ok(Output::Command("DROP MODULE".into()));
+            let nothing = Deployed {
+                name: name.to_string(),
+                generation: 0,
+                def: None,
+            };
+            return Ok((Output::Command("DROP MODULE".into()), nothing));
         }
         return Err(SqlError::new(
             "3F000",
             format!("module \"{name}\" does not exist"),
         ));
     };
-    let mut txn = engine.store.begin()?;
     for class in &existing.shape.classes {
-        if !cascade && has_objects(&txn, class.id)? {
+        if !cascade && has_objects(txn, class.id)? {
             return Err(SqlError::new(
                 "2BP01",
                 format!(
@@ -373,8 +408,11 @@ async fn drop_module(
     for g in &existing.shape.globals {
         txn.delete(&global_key(name, &g.name))?;
     }
-    Catalog::delete_module(&mut txn, name)?;
-    commit(Arc::new(Mutex::new(txn))).await?;
-    engine.catalog.publish(name, None);
-    Ok(Output::Command("DROP MODULE".into()))
+    Catalog::delete_module(txn, name)?;
+    let dropped = Deployed {
+        name: name.to_string(),
+        generation: existing.generation,
+        def: None,
+    };
+    Ok((Output::Command("DROP MODULE".into()), dropped))
 }

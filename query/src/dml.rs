@@ -33,10 +33,9 @@ impl Session {
     ) -> Result<(Arc<ModuleDef>, ClassDef), SqlError> {
         let (schema, table) =
             split_qualified(name).unwrap_or_else(|| ("public".into(), name.to_string()));
-        let module =
-            self.engine.catalog.module(&schema).ok_or_else(|| {
-                SqlError::new("42P01", format!("relation \"{name}\" does not exist"))
-            })?;
+        let module = self
+            .module(&schema)
+            .ok_or_else(|| SqlError::new("42P01", format!("relation \"{name}\" does not exist")))?;
         let class = module
             .table(&table)
             .ok_or_else(|| SqlError::new("42P01", format!("relation \"{name}\" does not exist")))?
@@ -54,7 +53,6 @@ impl Session {
             return Err(SqlError::unsupported("INSERT into a table function"));
         };
         let (module, class) = self.resolve_table(name)?;
-        pin_module(&module, txn)?;
         let settings = self.value_settings();
         let targets = target_columns(&class, &ins.columns, name)?;
         let source = ins
@@ -135,7 +133,6 @@ impl Session {
             return Err(SqlError::unsupported("UPDATE ... FROM"));
         }
         let (module, class) = self.resolve_table(name)?;
-        pin_module(&module, txn)?;
         let settings = self.value_settings();
         let mut columns = Vec::with_capacity(upd.assignments.len());
         for a in &upd.assignments {
@@ -244,7 +241,6 @@ impl Session {
             return Err(SqlError::unsupported("DELETE ... USING"));
         }
         let (module, class) = self.resolve_table(name)?;
-        pin_module(&module, txn)?;
         let oids: Vec<u64> = match id_equality(del.selection.as_ref(), params) {
             Some(oid) => vec![oid],
             None => {
@@ -665,13 +661,9 @@ fn rename(schema: &SchemaRef, names: Option<&[Option<String>]>) -> SchemaRef {
     Arc::new(datafusion::arrow::datatypes::Schema::new(fields))
 }
 
-/// Fails (40001) unless `module` is the version the statement's
-/// transaction sees; the read makes a later deploy conflict with it.
-pub(crate) fn pin_module(module: &ModuleDef, txn: &TxnHandle) -> Result<(), SqlError> {
-    Ok(amber_catalog::Catalog::check_current(&*lock(txn)?, module)?)
-}
-
-fn lock(txn: &TxnHandle) -> Result<std::sync::MutexGuard<'_, amber_storage::Txn>, SqlError> {
+pub(crate) fn lock(
+    txn: &TxnHandle,
+) -> Result<std::sync::MutexGuard<'_, amber_storage::Txn>, SqlError> {
     txn.lock()
         .map_err(|_| SqlError::internal("transaction lock poisoned"))
 }

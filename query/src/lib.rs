@@ -9,6 +9,10 @@
 //!   everything it read is checked for conflicts at commit.
 //! - A failed statement inside BEGIN poisons the transaction (25P02 until
 //!   ROLLBACK), exactly as PostgreSQL; nothing of it is ever committed.
+//! - Module names resolve through the statement's transaction
+//!   (`modules.rs`): a statement uses the module versions of its snapshot,
+//!   and module DDL is a statement like any other (inside BEGIN it commits
+//!   or rolls back with the block).
 //! - General queries go through DataFusion; writes, CALL and module DDL take
 //!   a direct path.
 
@@ -19,8 +23,10 @@ mod ddl;
 mod dml;
 pub mod error;
 mod exact;
+mod modules;
 mod names;
 mod nested;
+mod parse;
 mod session;
 pub mod table;
 pub mod value;

@@ -6,9 +6,10 @@ use crate::ddl::{self, ModuleDdl};
 use crate::error::SqlError;
 use crate::exact::ExactNumeric;
 use crate::names;
+use crate::parse::parse_statements;
 use crate::table::{self, ClassTable, PythonUdf, UdfEnv};
 use crate::value;
-use amber_catalog::{Catalog, Returns, SqlType};
+use amber_catalog::{Catalog, ModuleDef, ModuleSet, Returns, SqlType};
 use amber_runtime::{CallSpec, Runtime, TxnHandle, WorkerConfig};
 use amber_storage::{Store, Txn};
 use datafusion::arrow::array::RecordBatch;
@@ -38,7 +39,9 @@ pub struct Engine {
     pub store: Store,
     pub catalog: Catalog,
     pub runtime: Arc<Runtime>,
-    /// Module deploys run one at a time.
+    /// Autocommit module deploys run one at a time (so two of them never
+    /// fail each other with 40001); deploys inside a transaction block
+    /// take no lock and serialize through their reads like any writer.
     pub(crate) ddl_lock: tokio::sync::Mutex<()>,
 }
 
@@ -123,6 +126,12 @@ pub struct Session {
     /// How values are read and written, kept in step with `settings` by
     /// `set_setting` (so no statement parses TimeZone again).
     values: value::Settings,
+    /// The modules the running statement uses, as its transaction sees
+    /// them (set when the statement starts, by `use_modules`).
+    modules: ModuleSet,
+    /// Modules deployed or dropped by the open transaction block: shown to
+    /// the shared catalog cache when the block commits.
+    deployed: Vec<crate::ddl::Deployed>,
 }
 
 /// Settings PostgreSQL reports with ParameterStatus when they change
@@ -133,47 +142,6 @@ const REPORTED_SETTINGS: &[(&str, &str)] = &[
     ("intervalstyle", "IntervalStyle"),
     ("application_name", "application_name"),
 ];
-
-/// Parses `sql` into its statements: Amber's module DDL and ordinary SQL.
-pub fn parse_statements(sql: &str) -> Result<Vec<PreparedKind>, SqlError> {
-    let mut out = Vec::new();
-    let mut rest = sql;
-    // Bounded: every iteration consumes at least one statement.
-    loop {
-        let trimmed = skip_blank(rest);
-        if trimmed.is_empty() {
-            break;
-        }
-        if let Some((ddl, after)) = ddl::parse_module_ddl(trimmed)? {
-            out.push(PreparedKind::Module(ddl));
-            rest = after;
-            continue;
-        }
-        let stmts = Parser::parse_sql(&PostgreSqlDialect {}, trimmed)
-            .map_err(|e| SqlError::syntax(parse_error_message(&e.to_string())))?;
-        out.extend(stmts.into_iter().map(|s| PreparedKind::Sql(Box::new(s))));
-        break;
-    }
-    Ok(out)
-}
-
-fn parse_error_message(m: &str) -> String {
-    let m = m.trim_start_matches("sql parser error: ");
-    format!("syntax error: {m}")
-}
-
-fn skip_blank(mut s: &str) -> &str {
-    loop {
-        let t = s.trim_start_matches(|c: char| c.is_whitespace() || c == ';');
-        if let Some(rest) = t.strip_prefix("--") {
-            s = rest.split_once('\n').map(|(_, r)| r).unwrap_or("");
-        } else if let Some(rest) = t.strip_prefix("/*") {
-            s = rest.split_once("*/").map(|(_, r)| r).unwrap_or("");
-        } else {
-            return t;
-        }
-    }
-}
 
 impl Session {
     pub fn new(engine: Arc<Engine>) -> Session {
@@ -188,6 +156,8 @@ impl Session {
             cancel: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             reported: Vec::new(),
             values: value::Settings::default(),
+            modules: ModuleSet::default(),
+            deployed: Vec::new(),
         }
     }
 
@@ -387,6 +357,7 @@ impl Session {
                 Ok(txn) => {
                     self.state = TxnState::Open(Arc::new(Mutex::new(txn)));
                     self.implicit = true;
+                    self.deployed.clear();
                 }
                 Err(e) => return vec![Err(e.into())],
             }
@@ -406,8 +377,9 @@ impl Session {
         if self.implicit {
             self.implicit = false;
             if let TxnState::Open(handle) = std::mem::replace(&mut self.state, TxnState::Idle) {
-                if let Err(e) = commit(handle).await {
-                    out.push(Err(e));
+                match commit(handle).await {
+                    Ok(()) => self.block_committed(),
+                    Err(e) => out.push(Err(e)),
                 }
             }
         }
@@ -483,20 +455,57 @@ impl Session {
         match kind {
             PreparedKind::Empty => Ok(Output::Command(String::new())),
             PreparedKind::Module(ddl) => {
-                if self.in_transaction() && !self.implicit {
-                    if self.is_failed() {
-                        return Err(aborted());
-                    }
-                    return Err(SqlError::new(
-                        "25001",
-                        "module DDL cannot run inside a transaction block",
-                    ));
+                if self.is_failed() {
+                    return Err(aborted());
                 }
                 self.start_statement();
-                ddl::execute_module_ddl(&self.engine, ddl, self.statement_deadline, &self.cancel)
-                    .await
+                self.module_ddl(ddl).await
             }
             PreparedKind::Sql(stmt) => self.execute_statement(stmt, params).await,
+        }
+    }
+
+    /// Module DDL: inside a transaction block it is part of the block
+    /// (visible to the block's later statements, published to other
+    /// sessions when the block commits, gone if it rolls back); alone it
+    /// commits at once.
+    async fn module_ddl(&mut self, ddl: &ModuleDdl) -> Result<Output, SqlError> {
+        let engine = self.engine.clone();
+        if let TxnState::Open(handle) = &self.state {
+            let handle = handle.clone();
+            return match ddl::execute_module_ddl(
+                &engine,
+                ddl,
+                &handle,
+                self.statement_deadline,
+                &self.cancel,
+            )
+            .await
+            {
+                Ok((out, deployed)) => {
+                    self.deployed.push(deployed);
+                    Ok(out)
+                }
+                Err(e) => {
+                    self.state = TxnState::Failed;
+                    Err(e)
+                }
+            };
+        }
+        let _guard = engine.ddl_lock.lock().await;
+        let handle: TxnHandle = Arc::new(Mutex::new(engine.store.begin()?));
+        let (out, deployed) =
+            ddl::execute_module_ddl(&engine, ddl, &handle, self.statement_deadline, &self.cancel)
+                .await?;
+        commit(handle).await?;
+        deployed.publish(&engine.catalog);
+        Ok(out)
+    }
+
+    /// The open block committed: other sessions' cache learns its deploys.
+    fn block_committed(&mut self) {
+        for d in self.deployed.drain(..) {
+            d.publish(&self.engine.catalog);
         }
     }
 
@@ -525,6 +534,7 @@ impl Session {
                     TxnState::Idle => {
                         let txn = self.engine.store.begin()?;
                         self.state = TxnState::Open(Arc::new(Mutex::new(txn)));
+                        self.deployed.clear();
                     }
                     // PostgreSQL warns and stays in the block.
                     TxnState::Open(_) | TxnState::Failed => {}
@@ -539,6 +549,7 @@ impl Session {
                     TxnState::Failed => Ok(Output::TxnEnd("ROLLBACK".into())),
                     TxnState::Open(handle) => {
                         commit(handle).await?;
+                        self.block_committed();
                         Ok(Output::TxnEnd("COMMIT".into()))
                     }
                 };
@@ -708,6 +719,7 @@ impl Session {
         params: &[ScalarValue],
         txn: &TxnHandle,
     ) -> Result<Output, SqlError> {
+        self.use_modules(stmt, txn)?;
         match stmt {
             Statement::Query(q) => {
                 if let Some(out) = constant::constant_select(q, params, &self.value_settings())? {
@@ -765,6 +777,19 @@ impl Session {
         }
     }
 
+    /// Resolves the modules `stmt` uses through `txn`: the versions the
+    /// statement's snapshot sees, for the whole statement.
+    fn use_modules(&mut self, stmt: &Statement, txn: &TxnHandle) -> Result<(), SqlError> {
+        let guard = crate::dml::lock(txn)?;
+        self.modules = crate::modules::resolve(&self.engine.catalog, &guard, stmt)?;
+        Ok(())
+    }
+
+    /// A module the running statement uses, as its transaction sees it.
+    pub(crate) fn module(&self, name: &str) -> Option<Arc<ModuleDef>> {
+        self.modules.get(name)
+    }
+
     /// A DataFusion context whose tables and functions see `txn`.
     pub(crate) fn make_context(
         &self,
@@ -781,7 +806,7 @@ impl Session {
         let catalog = ctx
             .catalog("amber")
             .ok_or_else(|| SqlError::internal("default catalog missing"))?;
-        let modules = self.engine.catalog.modules();
+        let modules: Vec<Arc<ModuleDef>> = self.modules.iter().cloned().collect();
         let zone = self.value_settings().zone.arrow_name();
         let env = UdfEnv {
             runtime: self.engine.runtime.clone(),
@@ -956,7 +981,7 @@ impl Session {
                 let Some((module_name, fname)) = split_qualified(name) else {
                     continue;
                 };
-                let Some(module) = self.engine.catalog.module(&module_name) else {
+                let Some(module) = self.module(&module_name) else {
                     return Err(SqlError::new(
                         "42883",
                         format!("function {module_name}.{fname} does not exist"),
@@ -1042,7 +1067,7 @@ impl Session {
                 format!("procedure {} does not exist", function.name),
             )
         })?;
-        let module = self.engine.catalog.module(&module_name).ok_or_else(|| {
+        let module = self.module(&module_name).ok_or_else(|| {
             SqlError::new(
                 "42883",
                 format!("procedure {module_name}.{fname} does not exist"),
@@ -1101,7 +1126,7 @@ impl Session {
     /// column named after the procedure); `None` for a void procedure.
     fn call_result_schema(&self, function: &ast::Function) -> Option<(SchemaRef, SqlType)> {
         let (m, f) = split_qualified(&function.name)?;
-        let module = self.engine.catalog.module(&m)?;
+        let module = self.module(&m)?;
         let callable = module.sql_function(&f)?;
         match &callable.function.returns {
             Returns::Scalar(t) => {
@@ -1190,7 +1215,13 @@ impl Session {
                 return Ok((types, jsonb, Some(schema)));
             }
         }
-        let txn: TxnHandle = Arc::new(Mutex::new(self.engine.store.begin()?));
+        // Inside a block, the block's view of the catalog (its own deploys
+        // included); otherwise the latest committed one.
+        let (txn, own): (TxnHandle, bool) = match &self.state {
+            TxnState::Open(h) => (h.clone(), false),
+            _ => (Arc::new(Mutex::new(self.engine.store.begin()?)), true),
+        };
+        self.use_modules(stmt, &txn)?;
         let mut columns = None;
         match stmt {
             Statement::Query(q) => {
@@ -1209,13 +1240,12 @@ impl Session {
                 let _ = has_srf;
                 // DataFusion does not infer placeholders in UDF arguments:
                 // take them from the module function's signature.
-                let catalog = &self.engine.catalog;
                 let _ = ast::visit_expressions(stmt, |e: &Expr| {
                     if let Expr::Function(f) = e {
                         if let (Some((m, fname)), FunctionArguments::List(list)) =
                             (split_qualified(&f.name), &f.args)
                         {
-                            if let Some(module) = catalog.module(&m) {
+                            if let Some(module) = self.module(&m) {
                                 if let Some(c) = module.sql_function(&fname) {
                                     let ptypes = c.sql_params();
                                     for (i, a) in list.args.iter().enumerate() {
@@ -1258,7 +1288,7 @@ impl Session {
             Statement::Call(function) => {
                 columns = self.call_result_schema(function).map(|(s, _)| s);
                 if let Some((m, f)) = split_qualified(&function.name) {
-                    if let Some(module) = self.engine.catalog.module(&m) {
+                    if let Some(module) = self.module(&m) {
                         if let Some(c) = module.sql_function(&f) {
                             let ptypes = c.sql_params();
                             if let FunctionArguments::List(list) = &function.args {
@@ -1293,9 +1323,11 @@ impl Session {
             }
             _ => {}
         }
-        if let Ok(m) = Arc::try_unwrap(txn) {
-            if let Ok(t) = m.into_inner() {
-                t.rollback();
+        if own {
+            if let Ok(m) = Arc::try_unwrap(txn) {
+                if let Ok(t) = m.into_inner() {
+                    t.rollback();
+                }
             }
         }
         Ok((
@@ -1331,7 +1363,7 @@ impl Session {
                 let Some((m, f)) = split_qualified(name) else {
                     continue;
                 };
-                let Some(module) = self.engine.catalog.module(&m) else {
+                let Some(module) = self.module(&m) else {
                     continue;
                 };
                 let Some(callable) = module.sql_function(&f) else {

@@ -245,7 +245,6 @@ impl TableProvider for ClassTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         // Several id filters (a conjunction) narrow to their intersection;
         // the smallest list is enough since DataFusion re-checks them all.
-        crate::dml::pin_module(&self.module, &self.txn)?;
         let narrowest = filters
             .iter()
             .filter_map(id_filter)
