@@ -313,6 +313,9 @@ def native_regex() -> int:
 
 def quick() -> int:
     return 1
+
+def huge_result() -> str:
+    return 'x' * (300 << 20)
 "#;
 
 #[derive(Debug)]
@@ -662,6 +665,17 @@ async fn limits_end_any_call_in_bounded_time() {
         .await
         .unwrap_err();
     assert_eq!(code(&e), "53200");
+    intact(&observer).await;
+
+    // A result over the limit (256 MiB) fails the call with 54000.
+    client
+        .batch_execute("SET statement_timeout = 0")
+        .await
+        .unwrap();
+    let e = attempt(&client, "SELECT attack.huge_result()", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "54000", "{e:?}");
     intact(&observer).await;
 }
 

@@ -31,6 +31,12 @@ pub const EXIT_OUT_OF_MEMORY: i32 = 86;
 pub const EXIT_FAILED: i32 = 87;
 /// Native stack of the interpreter thread: deep Python recursion must hit
 /// RecursionError long before it overflows this.
+/// The largest result one call may return (its JSON encoding): PostgreSQL
+/// caps one value at 1 GB; a quarter of that keeps a few concurrent large
+/// results within the server's memory. Beyond it the call fails with 54000
+/// (program_limit_exceeded).
+pub const RESULT_BYTES_MAX: usize = 256 << 20;
+
 const INTERPRETER_STACK_BYTES: usize = 64 * 1024 * 1024;
 
 /// Runs the worker; returns the process exit status. `args` are the
@@ -115,6 +121,21 @@ fn fork_call(worker: &mut interp::Worker, mut call: protocol::CallMsg) -> Option
             )
         });
         interrupt::end_call();
+        let outcome = outcome.and_then(|json| {
+            if json.len() > RESULT_BYTES_MAX {
+                Err(RuntimeError::python(
+                    "54000",
+                    format!(
+                        "result of {} is {} bytes, more than the {} a call may return",
+                        call.module,
+                        json.len(),
+                        RESULT_BYTES_MAX
+                    ),
+                ))
+            } else {
+                Ok(json)
+            }
+        });
         let done = FromWorker::Done {
             writes: native::end_call(),
             outcome,
