@@ -6,6 +6,7 @@ use crate::constant::{constant_value, constant_values};
 use crate::convert;
 use crate::error::SqlError;
 use crate::exact::ExactNumeric;
+use crate::rowexpr;
 use crate::session::{split_qualified, Output, Session};
 use crate::table;
 use amber_catalog::{object_key, ClassDef, ModuleDef, SqlType};
@@ -25,6 +26,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 type Object = Map<String, Json>;
+
+/// (object id, new values of the SET columns) of each object an UPDATE
+/// changes.
+type Changes = Vec<(u64, Vec<ScalarValue>)>;
 
 impl Session {
     pub(crate) fn resolve_table(
@@ -167,12 +172,19 @@ impl Session {
         }
         // (oid, new values) for each row to change.
         let assigned: Vec<Expr> = upd.assignments.iter().map(|a| a.value.clone()).collect();
-        let changes: Vec<(u64, Vec<ScalarValue>)> = match (
-            id_equality(upd.selection.as_ref(), params),
-            constant_values(&assigned, params, &settings)?,
-        ) {
-            (Some(oid), Some(values)) => vec![(oid, values)],
-            _ => {
+        let direct = match id_equality(upd.selection.as_ref(), params) {
+            Some(oid) => match constant_values(&assigned, params, &settings)? {
+                Some(values) => Some(vec![(oid, values)]),
+                // `SET n = n + $2`: computed on the object itself.
+                None => {
+                    self.computed_on_object(&module, &class, &columns, oid, &assigned, params, txn)?
+                }
+            },
+            None => None,
+        };
+        let changes: Changes = match direct {
+            Some(changes) => changes,
+            None => {
                 let items: Vec<String> = upd
                     .assignments
                     .iter()
@@ -220,6 +232,34 @@ impl Session {
         let tag = format!("UPDATE {}", returned.len());
         self.finish_dml(&class, upd.returning.as_deref(), returned, tag, txn)
             .await
+    }
+
+    /// The new values of a one-object UPDATE whose SET expressions the
+    /// row evaluator computes from the object itself; `None` when one of
+    /// them needs planning.
+    #[allow(clippy::too_many_arguments)]
+    fn computed_on_object(
+        &self,
+        module: &ModuleDef,
+        class: &ClassDef,
+        columns: &[amber_catalog::ColumnDef],
+        oid: u64,
+        assigned: &[Expr],
+        params: &[ScalarValue],
+        txn: &TxnHandle,
+    ) -> Result<Option<Changes>, SqlError> {
+        let Some((_cid, obj)) = self.load_object(module, class, oid, txn)? else {
+            return Ok(Some(Vec::new()));
+        };
+        let settings = self.value_settings();
+        let mut values = Vec::with_capacity(assigned.len());
+        for (col, e) in columns.iter().zip(assigned) {
+            match rowexpr::eval(e, class, &obj, params, &settings)? {
+                Some(v) if rowexpr::fits(&col.ty, &v) => values.push(v),
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(vec![(oid, values)]))
     }
 
     pub(crate) async fn delete(
@@ -565,11 +605,20 @@ impl Session {
                         }
                     }
                 }
-                let w = upd
-                    .selection
-                    .as_ref()
-                    .map(|s| format!("SELECT id FROM {name} WHERE {s}"));
-                (class, upd.returning.clone(), w)
+                // Parameters inside SET expressions (`n + $2`) and in WHERE
+                // are typed by planning them as a query over the class.
+                let mut items = vec!["id".to_string()];
+                items.extend(
+                    upd.assignments
+                        .iter()
+                        .filter(|a| placeholder(&a.value).is_none())
+                        .map(|a| a.value.to_string()),
+                );
+                let mut w = format!("SELECT {} FROM {name}", items.join(", "));
+                if let Some(s) = &upd.selection {
+                    w.push_str(&format!(" WHERE {s}"));
+                }
+                (class, upd.returning.clone(), Some(w))
             }
             Statement::Delete(del) => {
                 let tables = match &del.from {

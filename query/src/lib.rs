@@ -27,6 +27,7 @@ mod modules;
 mod names;
 mod nested;
 mod parse;
+mod rowexpr;
 mod session;
 pub mod table;
 pub mod value;

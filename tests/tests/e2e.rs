@@ -4,6 +4,7 @@ use amber_tests::Server;
 
 mod ddl;
 mod sandbox;
+mod update;
 mod values;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 

@@ -1,0 +1,2 @@
+\set id random(:lo, :hi)
+SELECT balance FROM bench.account WHERE id = :id;

@@ -1,0 +1,3 @@
+\set src random(:lo, :hi)
+\set dst random(:lo, :hi)
+CALL bench.transfer(:src, :dst, 1);

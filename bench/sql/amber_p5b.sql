@@ -1,0 +1,1 @@
+SELECT balance % 100 AS g, count(*), sum(balance) FROM bench.account GROUP BY 1 ORDER BY 1;

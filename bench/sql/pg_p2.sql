@@ -1,0 +1,3 @@
+\set src random(:lo, :hi)
+\set dst random(:lo, :hi)
+SELECT transfer(:src, :dst, 1);
