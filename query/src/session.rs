@@ -1426,6 +1426,12 @@ pub(crate) async fn commit(handle: TxnHandle) -> Result<(), SqlError> {
         .map_err(|_| SqlError::internal("transaction still in use at commit"))?
         .into_inner()
         .map_err(|_| SqlError::internal("transaction lock poisoned"))?;
+    // A read-only transaction whose view is durable commits here; anything
+    // that may wait for an fsync goes to a blocking thread.
+    let mut txn = txn;
+    if let Some(done) = txn.commit_if_immediate() {
+        return Ok(done?);
+    }
     tokio::task::spawn_blocking(move || txn.commit())
         .await
         .map_err(|e| SqlError::internal(e.to_string()))??;

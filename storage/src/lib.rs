@@ -415,6 +415,30 @@ impl Txn {
         self.store.wait_durable(ticket)
     }
 
+    /// Commits at once if that cannot block: a read-only transaction whose
+    /// view is already durable (the common case: nothing it could have seen
+    /// is still being fsynced). `None`: nothing was done, and the
+    /// transaction must go through [`Txn::commit`] on a thread that may
+    /// block.
+    pub fn commit_if_immediate(&mut self) -> Option<Result<()>> {
+        if self.wrote || self.tx.is_none() {
+            return None;
+        }
+        let ticket = match self.store.visible_ticket() {
+            Ok(t) => t,
+            Err(e) => return Some(Err(e)),
+        };
+        if self.store.inner.group_commit.synced.load(Ordering::SeqCst) < ticket {
+            return None;
+        }
+        // Everything this snapshot could see is durable: the same end as
+        // `commit` for a read-only transaction, without waiting.
+        if let Some(tx) = self.tx.take() {
+            tx.rollback();
+        }
+        Some(Ok(()))
+    }
+
     pub fn rollback(mut self) {
         if let Some(tx) = self.tx.take() {
             tx.rollback();
