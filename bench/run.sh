@@ -129,7 +129,7 @@ want P2 && throughput "P2 bank transfer procedure, 8 clients" 8 amber_p2.sql pg_
 want P2 && throughput "P2' no-op procedure call, 8 clients" 8 amber_nop.sql pg_nop.sql
 want P3 && throughput "P3 durable UPDATE by id, 16 clients" 16 amber_p3.sql pg_p3.sql
 want P4 && row "P4 COPY in/out" rows/s - - - "Amber has no COPY yet"
-if want P5 || want P7; then
+if { want P5 || want P7; } && [ "$big" != "$accounts" ]; then
   echo "loading $big accounts..." >&2
   load $big
 fi

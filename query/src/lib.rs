@@ -17,6 +17,7 @@
 //!   a direct path.
 
 mod canonical;
+mod columnar;
 mod constant;
 pub mod convert;
 mod ddl;

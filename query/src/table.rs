@@ -58,49 +58,39 @@ pub fn class_schema_in(class: &ClassDef, exact: &ExactNumeric, zone: &str) -> Sc
     convert::schema_of(fields)
 }
 
-/// A stored object as a row of `class`'s table: `id`, then the attributes.
-fn object_row(class: &ClassDef, oid: u64, value: &[u8]) -> Result<Vec<Json>, SqlError> {
-    let obj: serde_json::Map<String, Json> = serde_json::from_slice(value)
-        .map_err(|e| SqlError::internal(format!("corrupt object {oid}: {e}")))?;
-    let mut row = Vec::with_capacity(class.columns.len() + 1);
-    row.push(Json::from(oid));
-    for c in &class.columns {
-        row.push(obj.get(&c.name).cloned().unwrap_or(Json::Null));
-    }
-    Ok(row)
-}
-
-/// Reads every object of `class` and its subclasses as rows (`id` first),
-/// in id order, through `txn` (so the scanned ranges join its read set).
-pub fn read_class_rows(
+/// Reads every object of `class` and its subclasses as `(id, stored
+/// bytes)`, in id order, through `txn` (so the scanned ranges join its read
+/// set).
+pub fn read_class_objects(
     module: &ModuleDef,
     class: &ClassDef,
     txn: &TxnHandle,
-) -> Result<Vec<Vec<Json>>, SqlError> {
+) -> Result<Vec<(u64, Vec<u8>)>, SqlError> {
     let ids = module.class_ids_with_subclasses(&class.name);
     let guard = txn
         .lock()
         .map_err(|_| SqlError::internal("transaction lock poisoned"))?;
-    let mut rows: Vec<(u64, Vec<Json>)> = Vec::new();
+    let mut objects: Vec<(u64, Vec<u8>)> = Vec::new();
     for cid in ids {
         for (key, value) in guard.scan_prefix(&class_prefix(cid))? {
             let oid = oid_of_key(&key).ok_or_else(|| SqlError::internal("corrupt object key"))?;
-            rows.push((oid, object_row(class, oid, &value)?));
+            objects.push((oid, value));
         }
     }
-    rows.sort_by_key(|(oid, _)| *oid);
-    Ok(rows.into_iter().map(|(_, r)| r).collect())
+    objects.sort_by_key(|(oid, _)| *oid);
+    Ok(objects)
 }
 
-/// Reads the objects with the given ids (of `class` or a subclass) as rows,
-/// by point reads, so only those keys join the transaction's read set and a
-/// concurrent write to another object is no conflict.
-pub fn read_class_rows_by_ids(
+/// Reads the objects with the given ids (of `class` or a subclass) as
+/// `(id, stored bytes)`, by point reads, so only those keys join the
+/// transaction's read set and a concurrent write to another object is no
+/// conflict.
+pub fn read_class_objects_by_ids(
     module: &ModuleDef,
     class: &ClassDef,
     oids: &[u64],
     txn: &TxnHandle,
-) -> Result<Vec<Vec<Json>>, SqlError> {
+) -> Result<Vec<(u64, Vec<u8>)>, SqlError> {
     let ids = module.class_ids_with_subclasses(&class.name);
     let guard = txn
         .lock()
@@ -108,16 +98,16 @@ pub fn read_class_rows_by_ids(
     let mut oids = oids.to_vec();
     oids.sort_unstable();
     oids.dedup();
-    let mut rows = Vec::new();
+    let mut objects = Vec::new();
     for oid in oids {
         for cid in &ids {
             if let Some(value) = guard.get(&object_key(*cid, oid))? {
-                rows.push(object_row(class, oid, &value)?);
+                objects.push((oid, value));
                 break;
             }
         }
     }
-    Ok(rows)
+    Ok(objects)
 }
 
 /// Most ids an `id IN (...)` filter turns into point reads; a longer list
@@ -249,16 +239,18 @@ impl TableProvider for ClassTable {
             .iter()
             .filter_map(id_filter)
             .min_by_key(|ids| ids.len());
-        let rows = match narrowest {
-            Some(oids) => read_class_rows_by_ids(&self.module, &self.class, &oids, &self.txn)?,
-            None => read_class_rows(&self.module, &self.class, &self.txn)?,
+        let objects = match narrowest {
+            Some(oids) => read_class_objects_by_ids(&self.module, &self.class, &oids, &self.txn)?,
+            None => read_class_objects(&self.module, &self.class, &self.txn)?,
         };
-        let batch = convert::rows_to_batch(self.schema.clone(), &class_types(&self.class), &rows)?;
-        let exec = MemorySourceConfig::try_new_exec(
-            &[vec![batch]],
-            self.schema.clone(),
-            projection.cloned(),
+        // Only the projected columns are decoded.
+        let (schema, batch) = crate::columnar::objects_to_batch(
+            &self.class,
+            &self.schema,
+            projection.map(Vec::as_slice),
+            &objects,
         )?;
+        let exec = MemorySourceConfig::try_new_exec(&[vec![batch]], schema, None)?;
         Ok(exec)
     }
 }
