@@ -60,111 +60,162 @@ struct Column {
     sink: Sink,
 }
 
-/// Builds the batch of `schema` (a class table's: `id`, then the class's
-/// columns in order) projected to `projection`, from `(object id, stored
-/// bytes)` pairs.
-pub fn objects_to_batch(
-    class: &ClassDef,
-    schema: &SchemaRef,
-    projection: Option<&[usize]>,
-    objects: &[(u64, Vec<u8>)],
-) -> Result<(SchemaRef, RecordBatch), SqlError> {
-    let all: Vec<usize> = (0..schema.fields().len()).collect();
-    let projection = projection.unwrap_or(&all);
-    let projected = Arc::new(
-        schema
-            .project(projection)
-            .map_err(|e| SqlError::internal(e.to_string()))?,
-    );
-    let rows = objects.len();
-    let mut ids: Option<Int64Builder> = None;
-    let mut columns: Vec<Column> = Vec::new();
-    // Attribute name -> index into `columns`.
-    let mut slots: HashMap<&str, usize> = HashMap::new();
-    // Output position -> where its array comes from.
-    let mut order: Vec<Option<usize>> = Vec::with_capacity(projection.len());
-    for &field in projection {
-        if field == 0 {
-            ids = Some(Int64Builder::with_capacity(rows));
-            order.push(None);
-            continue;
+/// Attribute name -> index of its projected column. Few columns (the common
+/// projection) are found by comparing names, which is faster than hashing
+/// them; many by a hash map.
+enum Slots<'n> {
+    Few(Vec<(&'n str, usize)>),
+    Many(HashMap<&'n str, usize>),
+}
+
+/// Projections up to this many columns use [`Slots::Few`].
+const FEW_SLOTS_MAX: usize = 12;
+
+impl Slots<'_> {
+    fn get(&self, key: &str) -> Option<usize> {
+        match self {
+            Slots::Few(v) => v.iter().find(|(n, _)| *n == key).map(|(_, i)| *i),
+            Slots::Many(m) => m.get(key).copied(),
         }
-        let col = class
-            .columns
-            .get(field - 1)
-            .ok_or_else(|| SqlError::internal("projection beyond the class's columns"))?;
-        let dt = schema.field(field).data_type().clone();
-        slots.insert(col.name.as_str(), columns.len());
-        order.push(Some(columns.len()));
-        columns.push(Column {
-            sink: Sink::for_column(&col.ty, &dt, rows),
-            ty: col.ty.clone(),
-            dt,
-        });
     }
-    let mut seen = vec![false; columns.len()];
-    for (oid, bytes) in objects {
-        if let Some(b) = ids.as_mut() {
+}
+
+/// Decodes stored objects, one at a time, into the columns of a class
+/// table's schema (`id`, then the class's columns) projected to
+/// `projection`.
+pub struct Decoder<'c> {
+    projected: SchemaRef,
+    ids: Option<Int64Builder>,
+    columns: Vec<Column>,
+    slots: Slots<'c>,
+    /// Output position -> `None` for `id`, else the index into `columns`.
+    order: Vec<Option<usize>>,
+    seen: Vec<bool>,
+    rows: usize,
+}
+
+impl<'c> Decoder<'c> {
+    pub fn new(
+        class: &'c ClassDef,
+        schema: &SchemaRef,
+        projection: Option<&[usize]>,
+        capacity: usize,
+    ) -> Result<Decoder<'c>, SqlError> {
+        let all: Vec<usize> = (0..schema.fields().len()).collect();
+        let projection = projection.unwrap_or(&all);
+        let projected = Arc::new(
+            schema
+                .project(projection)
+                .map_err(|e| SqlError::internal(e.to_string()))?,
+        );
+        let mut ids = None;
+        let mut columns: Vec<Column> = Vec::new();
+        let mut names: Vec<(&'c str, usize)> = Vec::new();
+        let mut order = Vec::with_capacity(projection.len());
+        for &field in projection {
+            if field == 0 {
+                ids = Some(Int64Builder::with_capacity(capacity));
+                order.push(None);
+                continue;
+            }
+            let col = class
+                .columns
+                .get(field - 1)
+                .ok_or_else(|| SqlError::internal("projection beyond the class's columns"))?;
+            let dt = schema.field(field).data_type().clone();
+            names.push((col.name.as_str(), columns.len()));
+            order.push(Some(columns.len()));
+            columns.push(Column {
+                sink: Sink::for_column(&col.ty, &dt, capacity),
+                ty: col.ty.clone(),
+                dt,
+            });
+        }
+        let slots = if names.len() <= FEW_SLOTS_MAX {
+            Slots::Few(names)
+        } else {
+            Slots::Many(names.into_iter().collect())
+        };
+        Ok(Decoder {
+            projected,
+            ids,
+            seen: vec![false; columns.len()],
+            columns,
+            slots,
+            order,
+            rows: 0,
+        })
+    }
+
+    /// Appends one object.
+    pub fn push(&mut self, oid: u64, bytes: &[u8]) -> Result<(), SqlError> {
+        if let Some(b) = self.ids.as_mut() {
             let id =
-                i64::try_from(*oid).map_err(|_| SqlError::internal("object id out of range"))?;
+                i64::try_from(oid).map_err(|_| SqlError::internal("object id out of range"))?;
             b.append_value(id);
         }
-        if columns.is_empty() {
-            continue;
+        self.rows += 1;
+        if self.columns.is_empty() {
+            return Ok(());
         }
-        seen.iter_mut().for_each(|s| *s = false);
+        self.seen.iter_mut().for_each(|s| *s = false);
         let mut de = serde_json::Deserializer::from_slice(bytes);
         ObjectSeed {
-            slots: &slots,
-            columns: &mut columns,
-            seen: &mut seen,
+            slots: &self.slots,
+            columns: &mut self.columns,
+            seen: &mut self.seen,
         }
         .deserialize(&mut de)
         .and_then(|()| de.end())
         .map_err(|e| SqlError::internal(format!("corrupt object {oid}: {e}")))?;
-        for (c, s) in columns.iter_mut().zip(&seen) {
+        for (c, s) in self.columns.iter_mut().zip(&self.seen) {
             if !s {
                 c.sink.push_null();
             }
         }
+        Ok(())
     }
-    let mut built: Vec<Option<ArrayRef>> = Vec::with_capacity(columns.len());
-    for c in columns {
-        built.push(Some(match c.sink {
-            Sink::Int(mut b) => Arc::new(b.finish()),
-            Sink::Text(mut b) => Arc::new(b.finish()),
-            Sink::Bool(mut b) => Arc::new(b.finish()),
-            Sink::Json(values) => {
-                let refs: Vec<&Json> = values.iter().collect();
-                convert::json_column(&c.ty, &c.dt, &refs)?
-            }
-        }));
+
+    /// The projected schema and the batch of every object pushed.
+    pub fn finish(mut self) -> Result<(SchemaRef, RecordBatch), SqlError> {
+        let mut built: Vec<Option<ArrayRef>> = Vec::with_capacity(self.columns.len());
+        for c in self.columns {
+            built.push(Some(match c.sink {
+                Sink::Int(mut b) => Arc::new(b.finish()),
+                Sink::Text(mut b) => Arc::new(b.finish()),
+                Sink::Bool(mut b) => Arc::new(b.finish()),
+                Sink::Json(values) => {
+                    let refs: Vec<&Json> = values.iter().collect();
+                    convert::json_column(&c.ty, &c.dt, &refs)?
+                }
+            }));
+        }
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.order.len());
+        for o in self.order {
+            arrays.push(match o {
+                None => match self.ids.as_mut() {
+                    Some(b) => Arc::new(b.finish()),
+                    None => return Err(SqlError::internal("id column missing")),
+                },
+                Some(i) => built
+                    .get_mut(i)
+                    .and_then(Option::take)
+                    .ok_or_else(|| SqlError::internal("column built twice"))?,
+            });
+        }
+        let batch = RecordBatch::try_new_with_options(
+            self.projected.clone(),
+            arrays,
+            &RecordBatchOptions::new().with_row_count(Some(self.rows)),
+        )
+        .map_err(|e| SqlError::internal(e.to_string()))?;
+        Ok((self.projected, batch))
     }
-    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(order.len());
-    for o in order {
-        arrays.push(match o {
-            None => match ids.as_mut() {
-                Some(b) => Arc::new(b.finish()),
-                None => return Err(SqlError::internal("id column missing")),
-            },
-            Some(i) => built
-                .get_mut(i)
-                .and_then(Option::take)
-                .ok_or_else(|| SqlError::internal("column built twice"))?,
-        });
-    }
-    let batch = RecordBatch::try_new_with_options(
-        projected.clone(),
-        arrays,
-        &RecordBatchOptions::new().with_row_count(Some(rows)),
-    )
-    .map_err(|e| SqlError::internal(e.to_string()))?;
-    Ok((projected, batch))
 }
 
 /// One stored object: a JSON map whose wanted keys go to their sinks.
 struct ObjectSeed<'a, 'n> {
-    slots: &'a HashMap<&'n str, usize>,
+    slots: &'a Slots<'n>,
     columns: &'a mut [Column],
     seen: &'a mut [bool],
 }
@@ -205,7 +256,7 @@ impl<'de> Visitor<'de> for ObjectSeed<'_, '_> {
 
 /// A key: the index of its column if the scan wants it.
 struct KeySeed<'a, 'n> {
-    slots: &'a HashMap<&'n str, usize>,
+    slots: &'a Slots<'n>,
 }
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_> {
@@ -224,7 +275,7 @@ impl<'de> Visitor<'de> for KeySeed<'_, '_> {
     }
 
     fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Option<usize>, E> {
-        Ok(self.slots.get(key).copied())
+        Ok(self.slots.get(key))
     }
 }
 
@@ -285,6 +336,21 @@ mod tests {
     use super::*;
     use crate::exact::ExactNumeric;
     use datafusion::arrow::array::{Array, BooleanArray, Int64Array, StringArray};
+
+    /// The batch of `objects` (`(object id, stored bytes)` pairs), as
+    /// [`Decoder`] builds it.
+    fn objects_to_batch(
+        class: &ClassDef,
+        schema: &SchemaRef,
+        projection: Option<&[usize]>,
+        objects: &[(u64, Vec<u8>)],
+    ) -> Result<(SchemaRef, RecordBatch), SqlError> {
+        let mut d = Decoder::new(class, schema, projection, objects.len())?;
+        for (oid, bytes) in objects {
+            d.push(*oid, bytes)?;
+        }
+        d.finish()
+    }
 
     fn class() -> ClassDef {
         serde_json::from_value(serde_json::json!({

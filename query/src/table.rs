@@ -58,18 +58,28 @@ pub fn class_schema_in(class: &ClassDef, exact: &ExactNumeric, zone: &str) -> Sc
     convert::schema_of(fields)
 }
 
-/// Reads every object of `class` and its subclasses as `(id, stored
-/// bytes)`, in id order, through `txn` (so the scanned ranges join its read
-/// set).
-pub fn read_class_objects(
+/// Hands every object of `class` and its subclasses to `f` as `(id,
+/// stored bytes)`, in id order, through `txn` (so the scanned ranges join
+/// its read set). A class without subclasses streams straight from storage
+/// (its keys are already in id order); otherwise the objects are collected
+/// and sorted first.
+pub fn scan_class_objects(
     module: &ModuleDef,
     class: &ClassDef,
     txn: &TxnHandle,
-) -> Result<Vec<(u64, Vec<u8>)>, SqlError> {
+    mut f: impl FnMut(u64, &[u8]) -> Result<(), SqlError>,
+) -> Result<(), SqlError> {
     let ids = module.class_ids_with_subclasses(&class.name);
     let guard = txn
         .lock()
         .map_err(|_| SqlError::internal("transaction lock poisoned"))?;
+    if let [cid] = ids.as_slice() {
+        guard.scan_prefix_each(&class_prefix(*cid), |key, value| {
+            let oid = oid_of_key(key).ok_or_else(|| SqlError::internal("corrupt object key"))?;
+            f(oid, value)
+        })?;
+        return Ok(());
+    }
     let mut objects: Vec<(u64, Vec<u8>)> = Vec::new();
     for cid in ids {
         for (key, value) in guard.scan_prefix(&class_prefix(cid))? {
@@ -78,7 +88,10 @@ pub fn read_class_objects(
         }
     }
     objects.sort_by_key(|(oid, _)| *oid);
-    Ok(objects)
+    for (oid, value) in &objects {
+        f(*oid, value)?;
+    }
+    Ok(())
 }
 
 /// Reads the objects with the given ids (of `class` or a subclass) as
@@ -239,17 +252,26 @@ impl TableProvider for ClassTable {
             .iter()
             .filter_map(id_filter)
             .min_by_key(|ids| ids.len());
-        let objects = match narrowest {
-            Some(oids) => read_class_objects_by_ids(&self.module, &self.class, &oids, &self.txn)?,
-            None => read_class_objects(&self.module, &self.class, &self.txn)?,
-        };
-        // Only the projected columns are decoded.
-        let (schema, batch) = crate::columnar::objects_to_batch(
+        // Only the projected columns are decoded, as the objects stream by.
+        let mut decoder = crate::columnar::Decoder::new(
             &self.class,
             &self.schema,
             projection.map(Vec::as_slice),
-            &objects,
+            narrowest.as_ref().map_or(1024, Vec::len),
         )?;
+        match narrowest {
+            Some(oids) => {
+                for (oid, value) in
+                    read_class_objects_by_ids(&self.module, &self.class, &oids, &self.txn)?
+                {
+                    decoder.push(oid, &value)?;
+                }
+            }
+            None => scan_class_objects(&self.module, &self.class, &self.txn, |oid, value| {
+                decoder.push(oid, value)
+            })?,
+        }
+        let (schema, batch) = decoder.finish()?;
         let exec = MemorySourceConfig::try_new_exec(&[vec![batch]], schema, None)?;
         Ok(exec)
     }

@@ -366,6 +366,27 @@ impl Txn {
         Ok(out)
     }
 
+    /// As [`Txn::scan_prefix`], handing each pair to `f` without copying
+    /// it (a scan that decodes as it goes keeps no copy of the class);
+    /// returns how many pairs there were. Stops at `f`'s first error.
+    pub fn scan_prefix_each<E: From<StorageError>>(
+        &self,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> std::result::Result<(), E>,
+    ) -> std::result::Result<usize, E> {
+        let data = &self.store.inner.data;
+        let mut n = 0usize;
+        for guard in self.tx()?.prefix(data, prefix) {
+            let (k, v) = guard.into_inner().map_err(StorageError::from)?;
+            n += 1;
+            if n > SCAN_ROWS_MAX {
+                return Err(StorageError::Engine("scan exceeds row limit".into()).into());
+            }
+            f(&k, &v)?;
+        }
+        Ok(n)
+    }
+
     /// Pairs with `start <= key < end`, at most `limit` of them.
     pub fn scan_range(
         &self,
