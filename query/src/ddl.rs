@@ -159,25 +159,20 @@ impl Deployed {
     }
 }
 
-/// Runs module DDL in `txn` (the session's block or a fresh transaction the
-/// caller commits). The module's top-level code runs first, in a worker of
-/// its own under the statement's deadline and cancel and before the
-/// transaction is touched: a module that never finishes loading holds
+/// What module DDL needs before it touches a transaction: for CREATE, the
+/// module's shape, found by running its top-level code in a worker of its
+/// own under the statement's deadline and cancel. Called before any lock
+/// or transaction is taken, so a module that never finishes loading holds
 /// nothing anyone waits for.
-pub async fn execute_module_ddl(
+pub async fn prepare_module_ddl(
     engine: &Arc<Engine>,
     ddl: &ModuleDdl,
-    txn: &TxnHandle,
     deadline: Option<std::time::Instant>,
     cancel: &Arc<std::sync::atomic::AtomicBool>,
-) -> Result<(Output, Deployed), SqlError> {
+) -> Result<Option<ModuleShape>, SqlError> {
     match ddl {
-        ModuleDdl::Create {
-            name,
-            source,
-            replace,
-        } => {
-            let shape = engine
+        ModuleDdl::Create { name, source, .. } => Ok(Some(
+            engine
                 .runtime
                 .analyze(
                     name.to_string(),
@@ -185,18 +180,41 @@ pub async fn execute_module_ddl(
                     deadline,
                     Some(cancel.clone()),
                 )
-                .await?;
-            let mut txn = lock(txn)?;
-            create_module(engine, &mut txn, name, source, *replace, shape)
+                .await?,
+        )),
+        ModuleDdl::Drop { .. } => Ok(None),
+    }
+}
+
+/// Runs module DDL in `txn` (the session's block or a fresh transaction the
+/// caller commits), with the shape [`prepare_module_ddl`] found.
+pub fn execute_module_ddl(
+    engine: &Arc<Engine>,
+    ddl: &ModuleDdl,
+    shape: Option<ModuleShape>,
+    txn: &TxnHandle,
+) -> Result<(Output, Deployed), SqlError> {
+    let mut txn = lock(txn)?;
+    match (ddl, shape) {
+        (
+            ModuleDdl::Create {
+                name,
+                source,
+                replace,
+            },
+            Some(shape),
+        ) => create_module(engine, &mut txn, name, source, *replace, shape),
+        (ModuleDdl::Create { .. }, None) => {
+            Err(SqlError::internal("CREATE MODULE without its analysis"))
         }
-        ModuleDdl::Drop {
-            name,
-            cascade,
-            if_exists,
-        } => {
-            let mut txn = lock(txn)?;
-            drop_module(engine, &mut txn, name, *cascade, *if_exists)
-        }
+        (
+            ModuleDdl::Drop {
+                name,
+                cascade,
+                if_exists,
+            },
+            _,
+        ) => drop_module(engine, &mut txn, name, *cascade, *if_exists),
     }
 }
 

@@ -471,17 +471,27 @@ impl Session {
     /// commits at once.
     async fn module_ddl(&mut self, ddl: &ModuleDdl) -> Result<Output, SqlError> {
         let engine = self.engine.clone();
+        // The module's own code runs first, holding no lock and no
+        // transaction.
+        let shape = match ddl::prepare_module_ddl(
+            &engine,
+            ddl,
+            self.statement_deadline,
+            &self.cancel,
+        )
+        .await
+        {
+            Ok(shape) => shape,
+            Err(e) => {
+                if let TxnState::Open(_) = self.state {
+                    self.state = TxnState::Failed;
+                }
+                return Err(e);
+            }
+        };
         if let TxnState::Open(handle) = &self.state {
             let handle = handle.clone();
-            return match ddl::execute_module_ddl(
-                &engine,
-                ddl,
-                &handle,
-                self.statement_deadline,
-                &self.cancel,
-            )
-            .await
-            {
+            return match ddl::execute_module_ddl(&engine, ddl, shape, &handle) {
                 Ok((out, deployed)) => {
                     self.deployed.push(deployed);
                     Ok(out)
@@ -494,9 +504,7 @@ impl Session {
         }
         let _guard = engine.ddl_lock.lock().await;
         let handle: TxnHandle = Arc::new(Mutex::new(engine.store.begin()?));
-        let (out, deployed) =
-            ddl::execute_module_ddl(&engine, ddl, &handle, self.statement_deadline, &self.cancel)
-                .await?;
+        let (out, deployed) = ddl::execute_module_ddl(&engine, ddl, shape, &handle)?;
         commit(handle).await?;
         deployed.publish(&engine.catalog);
         Ok(out)
