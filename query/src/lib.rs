@@ -16,6 +16,7 @@
 //! - General queries go through DataFusion; writes, CALL and module DDL take
 //!   a direct path.
 
+mod call;
 mod canonical;
 mod columnar;
 mod constant;

@@ -736,6 +736,9 @@ impl Session {
                 if let Some(out) = self.point_read(q, params, txn)? {
                     return Ok(out);
                 }
+                if let Some(out) = self.select_call(q, params, txn).await? {
+                    return Ok(out);
+                }
                 let (schema, batches) = self.run_query(q, params, txn).await?;
                 let n: usize = batches.iter().map(|b| b.num_rows()).sum();
                 Ok(Output::Rows {
@@ -1063,7 +1066,7 @@ impl Session {
         Ok(())
     }
 
-    async fn call_statement(
+    pub(crate) async fn call_statement(
         &mut self,
         function: &ast::Function,
         params: &[ScalarValue],
