@@ -3,7 +3,7 @@
 //! cost the server a quarter of a no-op call (`perf`, bench P2'); the call
 //! itself takes the same path as `CALL`.
 
-use crate::constant::{constant_values, plain_select};
+use crate::constant::{bare_select, constant_values};
 use crate::convert;
 use crate::error::SqlError;
 use crate::names;
@@ -13,7 +13,7 @@ use amber_catalog::{Returns, SqlType};
 use amber_runtime::TxnHandle;
 use datafusion::common::ScalarValue;
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Query, SelectItem,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Query, SelectItem,
 };
 
 impl Session {
@@ -28,17 +28,9 @@ impl Session {
         params: &[ScalarValue],
         txn: &TxnHandle,
     ) -> Result<Option<Output>, SqlError> {
-        let Some(select) = plain_select(query) else {
+        let Some(select) = bare_select(query) else {
             return Ok(None);
         };
-        if !select.from.is_empty()
-            || select.selection.is_some()
-            || select.having.is_some()
-            || select.distinct.is_some()
-            || !matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty())
-        {
-            return Ok(None);
-        }
         let [item] = select.projection.as_slice() else {
             return Ok(None);
         };

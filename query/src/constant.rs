@@ -199,6 +199,18 @@ pub(crate) fn plain_select(query: &Query) -> Option<&ast::Select> {
     }
 }
 
+/// A `SELECT` of expressions only: no FROM, WHERE, GROUP BY, HAVING or
+/// DISTINCT (and none of `plain_select`'s clauses).
+pub(crate) fn bare_select(query: &Query) -> Option<&ast::Select> {
+    let select = plain_select(query)?;
+    let bare = select.from.is_empty()
+        && select.selection.is_none()
+        && select.having.is_none()
+        && select.distinct.is_none()
+        && matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
+    bare.then_some(select)
+}
+
 /// `SELECT <constants>` (no FROM, no clauses): one row computed here.
 /// Numerics keep their exact text and jsonb its own type.
 pub(crate) fn constant_select(
@@ -206,17 +218,9 @@ pub(crate) fn constant_select(
     params: &[ScalarValue],
     settings: &Settings,
 ) -> Result<Option<Output>, SqlError> {
-    let Some(select) = plain_select(query) else {
+    let Some(select) = bare_select(query) else {
         return Ok(None);
     };
-    if !select.from.is_empty()
-        || select.selection.is_some()
-        || select.having.is_some()
-        || select.distinct.is_some()
-        || !matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty())
-    {
-        return Ok(None);
-    }
     let mut fields = Vec::with_capacity(select.projection.len());
     let mut columns = Vec::with_capacity(select.projection.len());
     let names = names::select_item_names(query).unwrap_or_default();
