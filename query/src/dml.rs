@@ -27,9 +27,16 @@ use std::sync::Arc;
 
 type Object = Map<String, Json>;
 
-/// (object id, new values of the SET columns) of each object an UPDATE
-/// changes.
-type Changes = Vec<(u64, Vec<ScalarValue>)>;
+/// One object an UPDATE changes.
+struct Change {
+    oid: u64,
+    /// (class id, object), when finding the new values already loaded it.
+    loaded: Option<(u64, Object)>,
+    /// The new values of the SET columns.
+    values: Vec<ScalarValue>,
+}
+
+type Changes = Vec<Change>;
 
 impl Session {
     pub(crate) fn resolve_table(
@@ -174,7 +181,11 @@ impl Session {
         let assigned: Vec<Expr> = upd.assignments.iter().map(|a| a.value.clone()).collect();
         let direct = match id_equality(upd.selection.as_ref(), params) {
             Some(oid) => match constant_values(&assigned, params, &settings)? {
-                Some(values) => Some(vec![(oid, values)]),
+                Some(values) => Some(vec![Change {
+                    oid,
+                    loaded: None,
+                    values,
+                }]),
                 // `SET n = n + $2`: computed on the object itself.
                 None => {
                     self.computed_on_object(&module, &class, &columns, oid, &assigned, params, txn)?
@@ -210,24 +221,32 @@ impl Session {
                             _ => return Err(SqlError::internal("UPDATE lost the object id")),
                         };
                         r.remove(0);
-                        Ok((oid, r))
+                        Ok(Change {
+                            oid,
+                            loaded: None,
+                            values: r,
+                        })
                     })
                     .collect::<Result<_, _>>()?
             }
         };
         let mut returned = Vec::with_capacity(changes.len());
-        for (oid, values) in &changes {
-            let Some((cid, mut obj)) = self.load_object(&module, &class, *oid, txn)? else {
-                continue;
+        for change in changes {
+            let (cid, mut obj) = match change.loaded {
+                Some(loaded) => loaded,
+                None => match self.load_object(&module, &class, change.oid, txn)? {
+                    Some(loaded) => loaded,
+                    None => continue,
+                },
             };
-            for (col, v) in columns.iter().zip(values) {
+            for (col, v) in columns.iter().zip(&change.values) {
                 obj.insert(
                     col.name.clone(),
                     convert::scalar_to_json(&col.ty, v, &settings)?,
                 );
             }
             self.check_object(&module, &class, &obj, txn)?;
-            returned.push(write_object(&class, cid, *oid, &obj, txn)?);
+            returned.push(write_object(&class, cid, change.oid, &obj, txn)?);
         }
         let tag = format!("UPDATE {}", returned.len());
         self.finish_dml(&class, upd.returning.as_deref(), returned, tag, txn)
@@ -248,7 +267,7 @@ impl Session {
         params: &[ScalarValue],
         txn: &TxnHandle,
     ) -> Result<Option<Changes>, SqlError> {
-        let Some((_cid, obj)) = self.load_object(module, class, oid, txn)? else {
+        let Some((cid, obj)) = self.load_object(module, class, oid, txn)? else {
             return Ok(Some(Vec::new()));
         };
         let settings = self.value_settings();
@@ -259,7 +278,12 @@ impl Session {
                 _ => return Ok(None),
             }
         }
-        Ok(Some(vec![(oid, values)]))
+        // The object goes along, so the write does not read it again.
+        Ok(Some(vec![Change {
+            oid,
+            loaded: Some((cid, obj)),
+            values,
+        }]))
     }
 
     pub(crate) async fn delete(

@@ -70,9 +70,7 @@ pub fn scan_class_objects(
     mut f: impl FnMut(u64, &[u8]) -> Result<(), SqlError>,
 ) -> Result<(), SqlError> {
     let ids = module.class_ids_with_subclasses(&class.name);
-    let guard = txn
-        .lock()
-        .map_err(|_| SqlError::internal("transaction lock poisoned"))?;
+    let guard = crate::dml::lock(txn)?;
     if let [cid] = ids.as_slice() {
         guard.scan_prefix_each(&class_prefix(*cid), |key, value| {
             let oid = oid_of_key(key).ok_or_else(|| SqlError::internal("corrupt object key"))?;
@@ -105,9 +103,7 @@ pub fn read_class_objects_by_ids(
     txn: &TxnHandle,
 ) -> Result<Vec<(u64, Vec<u8>)>, SqlError> {
     let ids = module.class_ids_with_subclasses(&class.name);
-    let guard = txn
-        .lock()
-        .map_err(|_| SqlError::internal("transaction lock poisoned"))?;
+    let guard = crate::dml::lock(txn)?;
     let mut oids = oids.to_vec();
     oids.sort_unstable();
     oids.dedup();

@@ -354,15 +354,11 @@ impl Txn {
     /// prefix range joins the read set, so a concurrent insert into it is a
     /// conflict (no phantoms).
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let data = &self.store.inner.data;
         let mut out = Vec::new();
-        for guard in self.tx()?.prefix(data, prefix) {
-            let (k, v) = guard.into_inner()?;
+        self.scan_prefix_each(prefix, |k, v| {
             out.push((k.to_vec(), v.to_vec()));
-            if out.len() >= SCAN_ROWS_MAX {
-                return Err(StorageError::Engine("scan exceeds row limit".into()));
-            }
-        }
+            Ok::<(), StorageError>(())
+        })?;
         Ok(out)
     }
 
@@ -378,11 +374,11 @@ impl Txn {
         let mut n = 0usize;
         for guard in self.tx()?.prefix(data, prefix) {
             let (k, v) = guard.into_inner().map_err(StorageError::from)?;
+            f(&k, &v)?;
             n += 1;
-            if n > SCAN_ROWS_MAX {
+            if n >= SCAN_ROWS_MAX {
                 return Err(StorageError::Engine("scan exceeds row limit".into()).into());
             }
-            f(&k, &v)?;
         }
         Ok(n)
     }
