@@ -2,6 +2,7 @@
 
 use crate::cancel::CancelRegistry;
 use crate::encode;
+use crate::unflushed::Unflushed;
 use amber_query::value::Settings;
 use amber_query::{Engine, Output, Prepared, Session, SqlError};
 use async_trait::async_trait;
@@ -22,7 +23,7 @@ use pgwire::api::{
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::data::{NoData, ParameterDescription};
-use pgwire::messages::extendedquery::{Bind, BindComplete, Describe, Sync as PgSync};
+use pgwire::messages::extendedquery::{Bind, BindComplete, Describe, Execute, Sync as PgSync};
 use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
@@ -378,6 +379,19 @@ impl ExtendedQueryHandler for Connection {
         }
     }
 
+    /// As pgwire's, through [`Unflushed`]: the Execute's answer
+    /// (CommandComplete included) is queued and leaves with ReadyForQuery
+    /// at Sync, one write per Sync as PostgreSQL's.
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: pgwire::api::store::PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self._on_execute(&mut Unflushed(client), message).await
+    }
+
     /// As pgwire's, but BindComplete is queued, not flushed: the answer to
     /// Bind/Execute/Sync leaves in one write at Sync (as PostgreSQL's),
     /// where pgwire's default sends a segment per message.
@@ -416,7 +430,8 @@ impl ExtendedQueryHandler for Connection {
     }
 
     /// As pgwire's, but a statement without result columns is described
-    /// with NoData even when it has parameters (as PostgreSQL does).
+    /// with NoData even when it has parameters (as PostgreSQL does), and
+    /// the answer is queued until Sync or Flush (as Execute's).
     async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -449,18 +464,18 @@ impl ExtendedQueryHandler for Connection {
                         })
                         .collect();
                     client
-                        .send(PgWireBackendMessage::ParameterDescription(
+                        .feed(PgWireBackendMessage::ParameterDescription(
                             ParameterDescription::new(types),
                         ))
                         .await?;
                     client
-                        .send(PgWireBackendMessage::NoData(NoData::new()))
+                        .feed(PgWireBackendMessage::NoData(NoData::new()))
                         .await?;
                     return Ok(());
                 }
             }
         }
-        self._on_describe(client, message).await
+        self._on_describe(&mut Unflushed(client), message).await
     }
 
     async fn on_sync<C>(&self, client: &mut C, _message: PgSync) -> PgWireResult<()>

@@ -3,6 +3,7 @@
 mod cancel;
 mod encode;
 mod handler;
+mod unflushed;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
