@@ -25,7 +25,12 @@ use serde_json::{Map, Value as Json};
 use std::collections::HashSet;
 use std::sync::Arc;
 
-type Object = Map<String, Json>;
+pub(crate) type Object = Map<String, Json>;
+
+/// References a bulk load has seen exist: (column index, id).
+pub(crate) type RefsVerified = HashSet<(usize, i64)>;
+/// At most this many are remembered (16 bytes each, plus the set's own).
+const REFS_VERIFIED_MAX: usize = 1 << 16;
 
 /// One object an UPDATE changes.
 struct Change {
@@ -122,7 +127,7 @@ impl Session {
                 };
                 obj.insert(col.name.clone(), v);
             }
-            self.check_object(&module, &class, &obj, txn)?;
+            self.check_object(&module, &class, &obj, txn, None)?;
             let oid = self.engine.store.allocate_oid()?;
             returned.push(write_object(&class, class.id, oid, &obj, txn)?);
         }
@@ -245,7 +250,7 @@ impl Session {
                     convert::scalar_to_json(&col.ty, v, &settings)?,
                 );
             }
-            self.check_object(&module, &class, &obj, txn)?;
+            self.check_object(&module, &class, &obj, txn, None)?;
             returned.push(write_object(&class, cid, change.oid, &obj, txn)?);
         }
         let tag = format!("UPDATE {}", returned.len());
@@ -442,14 +447,19 @@ impl Session {
     }
 
     /// NOT NULL and reference checks before an object is written.
-    fn check_object(
+    /// `verified`: references (column index, id) already found to exist
+    /// in this transaction, which a bulk load (COPY) need not read again
+    /// (an object this transaction read cannot vanish before it commits:
+    /// a concurrent delete conflicts).
+    pub(crate) fn check_object(
         &self,
         module: &ModuleDef,
         class: &ClassDef,
         obj: &Object,
         txn: &TxnHandle,
+        mut verified: Option<&mut RefsVerified>,
     ) -> Result<(), SqlError> {
-        for col in &class.columns {
+        for (col_index, col) in class.columns.iter().enumerate() {
             let v = obj.get(&col.name).unwrap_or(&Json::Null);
             if v.is_null() {
                 if !col.nullable {
@@ -465,10 +475,21 @@ impl Session {
                 let target_class = module
                     .class(target)
                     .ok_or_else(|| SqlError::internal("reference to unknown class"))?;
-                let exists = oid >= 0
-                    && self
-                        .load_object(module, target_class, oid as u64, txn)?
-                        .is_some();
+                let known = verified
+                    .as_deref()
+                    .is_some_and(|v| v.contains(&(col_index, oid)));
+                let exists = known
+                    || oid >= 0
+                        && self
+                            .load_object(module, target_class, oid as u64, txn)?
+                            .is_some();
+                if exists && !known {
+                    if let Some(v) = verified.as_deref_mut() {
+                        if v.len() < REFS_VERIFIED_MAX {
+                            v.insert((col_index, oid));
+                        }
+                    }
+                }
                 if !exists {
                     return Err(SqlError::new(
                         "23503",
@@ -742,16 +763,27 @@ pub(crate) fn lock(
 }
 
 /// Stores an object under its class id; returns its row (`id` first).
-fn write_object(
+pub(crate) fn write_object(
     class: &ClassDef,
     class_id: u64,
     oid: u64,
     obj: &Object,
     txn: &TxnHandle,
 ) -> Result<Vec<Json>, SqlError> {
-    let bytes = serde_json::to_vec(obj).map_err(|e| SqlError::internal(e.to_string()))?;
-    lock(txn)?.put(&object_key(class_id, oid), &bytes)?;
+    put_object(class_id, oid, obj, &mut *lock(txn)?)?;
     Ok(object_row(class, oid, obj))
+}
+
+/// Stores an object under its class id.
+pub(crate) fn put_object(
+    class_id: u64,
+    oid: u64,
+    obj: &Object,
+    txn: &mut amber_storage::Txn,
+) -> Result<(), SqlError> {
+    let bytes = serde_json::to_vec(obj).map_err(|e| SqlError::internal(e.to_string()))?;
+    txn.put(&object_key(class_id, oid), &bytes)?;
+    Ok(())
 }
 
 fn object_row(class: &ClassDef, oid: u64, obj: &Object) -> Vec<Json> {

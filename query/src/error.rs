@@ -10,6 +10,9 @@ pub struct SqlError {
     pub code: String,
     pub message: String,
     pub detail: Option<String>,
+    /// Where it happened (PostgreSQL's CONTEXT field), e.g. `COPY account,
+    /// line 3, column balance: "x"`.
+    pub context: Option<String>,
 }
 
 impl SqlError {
@@ -18,6 +21,7 @@ impl SqlError {
             code: code.to_string(),
             message: message.into(),
             detail: None,
+            context: None,
         }
     }
 
@@ -35,6 +39,11 @@ impl SqlError {
 
     pub fn with_detail(mut self, detail: Option<String>) -> SqlError {
         self.detail = detail;
+        self
+    }
+
+    pub fn with_context(mut self, context: String) -> SqlError {
+        self.context = Some(context);
         self
     }
 }
@@ -72,6 +81,7 @@ impl From<RuntimeError> for SqlError {
                 code: sqlstate,
                 message,
                 detail,
+                context: None,
             },
             RuntimeError::Syntax { message, .. } => SqlError::new("42601", message),
             RuntimeError::Internal(m) => SqlError::internal(m),

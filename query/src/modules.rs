@@ -35,6 +35,13 @@ pub fn referenced(stmt: &Statement) -> BTreeSet<String> {
     if let Statement::Call(f) = stmt {
         add(&f.name);
     }
+    if let Statement::Copy {
+        source: ast::CopySource::Table { table_name, .. },
+        ..
+    } = stmt
+    {
+        add(table_name);
+    }
     out
 }
 

@@ -76,9 +76,14 @@ pub enum Output {
     TxnStart(String),
     /// COMMIT / ROLLBACK: the block ended.
     TxnEnd(String),
+    /// COPY FROM STDIN: the client is to send the data (CopyInResponse),
+    /// to `Session::copy_data` and `copy_done`.
+    CopyIn { columns: usize, binary: bool },
+    /// COPY TO STDOUT: the data, one message per row.
+    CopyOut(crate::copy::CopyOutRows),
 }
 
-enum TxnState {
+pub(crate) enum TxnState {
     Idle,
     Open(TxnHandle),
     Failed,
@@ -106,7 +111,7 @@ pub enum PreparedKind {
 
 pub struct Session {
     pub(crate) engine: Arc<Engine>,
-    state: TxnState,
+    pub(crate) state: TxnState,
     settings: HashMap<String, String>,
     srf_counter: u64,
     /// False for SQL run by `amber.sql()` from inside a Python call: a nested
@@ -132,6 +137,8 @@ pub struct Session {
     /// Modules deployed or dropped by the open transaction block: shown to
     /// the shared catalog cache when the block commits.
     deployed: Vec<crate::ddl::Deployed>,
+    /// The COPY FROM STDIN waiting for its data, if any.
+    pub(crate) copy_in: Option<Box<crate::copy::CopyIn>>,
 }
 
 /// Settings PostgreSQL reports with ParameterStatus when they change
@@ -158,6 +165,7 @@ impl Session {
             values: value::Settings::default(),
             modules: ModuleSet::default(),
             deployed: Vec::new(),
+            copy_in: None,
         }
     }
 
@@ -351,6 +359,18 @@ impl Session {
                 return vec![Err(e)];
             }
         };
+        if stmts.len() > 1
+            && stmts.iter().any(|k| {
+                matches!(k, PreparedKind::Sql(s) if matches!(**s, Statement::Copy { to: false, .. }))
+            })
+        {
+            // Its data would arrive after the statements that follow it
+            // had run.
+            self.abandon_copy();
+            return vec![Err(SqlError::unsupported(
+                "COPY FROM STDIN in a query string with other statements: send it alone",
+            ))];
+        }
         let mut out = Vec::with_capacity(stmts.len());
         if stmts.len() > 1 && matches!(self.state, TxnState::Idle) {
             match self.engine.store.begin() {
@@ -452,6 +472,7 @@ impl Session {
         kind: &PreparedKind,
         params: &[ScalarValue],
     ) -> Result<Output, SqlError> {
+        self.abandon_copy();
         match kind {
             PreparedKind::Empty => Ok(Output::Command(String::new())),
             PreparedKind::Module(ddl) => {
@@ -577,6 +598,10 @@ impl Session {
             return Ok(out);
         }
         self.start_statement();
+        if let Statement::Copy { to: false, .. } = stmt {
+            // Its data arrives in the messages that follow.
+            return self.copy_from(stmt);
+        }
         let (handle, autocommit) = match &self.state {
             TxnState::Open(h) => (h.clone(), false),
             _ => (Arc::new(Mutex::new(self.engine.store.begin()?)), true),
@@ -748,6 +773,7 @@ impl Session {
                 })
             }
             Statement::Insert(insert) => self.insert(insert, params, txn).await,
+            Statement::Copy { to: true, .. } => self.copy_to(stmt, params, txn).await,
             Statement::Update(update) => self.update(update, params, txn).await,
             Statement::Delete(delete) => self.delete(delete, params, txn).await,
             Statement::Call(function) => {
@@ -790,7 +816,7 @@ impl Session {
 
     /// Resolves the modules `stmt` uses through `txn`: the versions the
     /// statement's snapshot sees, for the whole statement.
-    fn use_modules(&mut self, stmt: &Statement, txn: &TxnHandle) -> Result<(), SqlError> {
+    pub(crate) fn use_modules(&mut self, stmt: &Statement, txn: &TxnHandle) -> Result<(), SqlError> {
         let guard = crate::dml::lock(txn)?;
         self.modules = crate::modules::resolve(&self.engine.catalog, &guard, stmt)?;
         Ok(())

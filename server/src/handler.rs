@@ -13,7 +13,10 @@ use pgwire::api::auth::{
 };
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::copy::CopyHandler;
+use pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use pgwire::messages::response::CommandComplete;
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::Entry;
 use pgwire::api::store::PortalStore;
@@ -80,11 +83,59 @@ impl PgWireServerHandlers for Handlers {
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
         self.0.cancels.clone()
     }
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        self.0.clone()
+    }
+}
+
+/// COPY FROM STDIN's data messages, to the session's running COPY.
+#[async_trait]
+impl CopyHandler for Connection {
+    async fn on_copy_data<C>(&self, _client: &mut C, data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut session = self.session.lock().await;
+        session.copy_data(&data.data).map_err(|e| user_error(&e))
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let out = self.session.lock().await.copy_done().await;
+        match out {
+            Ok(Output::Command(tag)) => {
+                let complete: CommandComplete = tag_of(&tag).into();
+                client
+                    .feed(PgWireBackendMessage::CommandComplete(complete))
+                    .await?;
+                Ok(())
+            }
+            Ok(_) => Err(user_error(&SqlError::internal("COPY ended without a tag"))),
+            Err(e) => Err(user_error(&e)),
+        }
+    }
+
+    async fn on_copy_fail<C>(&self, _client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let e = self.session.lock().await.copy_fail(&fail.message);
+        user_error(&e)
+    }
 }
 
 fn error_info(e: &SqlError) -> ErrorInfo {
     let mut info = ErrorInfo::new("ERROR".to_string(), e.code.clone(), e.message.clone());
     info.detail = e.detail.clone();
+    info.where_context = e.context.clone();
     info
 }
 
@@ -186,6 +237,23 @@ fn to_response(out: Output, format: &Format, settings: &Settings) -> PgWireResul
         Output::Command(tag) => Response::Execution(tag_of(&tag)),
         Output::TxnStart(tag) => Response::TransactionStart(Tag::new(&tag)),
         Output::TxnEnd(tag) => Response::TransactionEnd(Tag::new(&tag)),
+        Output::CopyIn { columns, binary } => Response::CopyIn(CopyResponse::new(
+            binary as i8,
+            columns,
+            stream::empty(),
+        )),
+        Output::CopyOut(rows) => {
+            let (columns, binary) = (rows.columns(), rows.binary());
+            let data = rows.map(|r| {
+                r.map(|bytes| CopyData::new(bytes.into()))
+                    .map_err(|e| user_error(&e))
+            });
+            Response::CopyOut(CopyResponse::new(
+                binary as i8,
+                columns,
+                stream::iter(data),
+            ))
+        }
     })
 }
 
@@ -389,7 +457,13 @@ impl ExtendedQueryHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        self._on_execute(&mut Unflushed(client), message).await
+        self._on_execute(&mut Unflushed(client), message).await?;
+        if matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
+            // The client sends its data only once it has CopyInResponse
+            // (its Sync, if it sent one, is ignored during the copy).
+            client.flush().await?;
+        }
+        Ok(())
     }
 
     /// As pgwire's, but BindComplete is queued, not flushed: the answer to

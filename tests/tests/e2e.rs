@@ -2,6 +2,7 @@
 
 use amber_tests::Server;
 
+mod copy;
 mod ddl;
 mod sandbox;
 mod update;

@@ -1,0 +1,212 @@
+//! COPY FROM STDIN / TO STDOUT in text, CSV and binary, through
+//! tokio-postgres's copy API (the extended protocol) and the simple
+//! protocol: values, NULLs, escapes and defaults round-trip; bad data is
+//! PostgreSQL's error with its context, and nothing of a failed COPY stays.
+
+use super::{code, connect, deploy, simple_rows};
+use amber_tests::Server;
+use bytes::Bytes;
+use futures::{SinkExt, TryStreamExt};
+use tokio_postgres::binary_copy::{BinaryCopyInWriter, BinaryCopyOutStream};
+use tokio_postgres::types::Type;
+use tokio_postgres::Client;
+
+const SHOP: &str = r#"
+from amber import Persistent
+
+class Customer(Persistent):
+    name: str
+
+class Item(Persistent):
+    owner: Customer
+    label: str
+    qty: int = 1
+    price: float | None = None
+    ok: bool = True
+"#;
+
+async fn copy_in(c: &Client, sql: &str, data: &str) -> Result<u64, tokio_postgres::Error> {
+    let sink = c.copy_in(sql).await?;
+    futures::pin_mut!(sink);
+    sink.send(Bytes::from(data.to_string())).await?;
+    sink.finish().await
+}
+
+async fn copy_out(c: &Client, sql: &str) -> String {
+    let stream = c.copy_out(sql).await.expect(sql);
+    let parts: Vec<Bytes> = stream.try_collect().await.expect(sql);
+    String::from_utf8(parts.concat()).expect("utf-8")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_round_trips_text_csv_and_binary() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    deploy(&c, "shop", SHOP).await;
+    let ann: i64 = c
+        .query_one("INSERT INTO shop.customer (name) VALUES ('ann') RETURNING id", &[])
+        .await
+        .unwrap()
+        .get(0);
+
+    // Text: escapes, \N, a column left to its default; split records.
+    let text = format!("{ann}\ttab\\there\t2\t\\N\n{ann}\tback\\\\slash\t3\t1.5\n");
+    let n = copy_in(&c, "COPY shop.item (owner, label, qty, price) FROM STDIN", &text)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let rows = simple_rows(&c, "SELECT label, qty, price, ok FROM shop.item ORDER BY id").await;
+    assert_eq!(
+        rows,
+        vec![
+            vec![Some("tab\there".into()), Some("2".into()), None, Some("t".into())],
+            vec![Some("back\\slash".into()), Some("3".into()), Some("1.5".into()), Some("t".into())],
+        ]
+    );
+    // TO STDOUT writes what FROM STDIN read (escaped the same way).
+    let out = copy_out(&c, "COPY shop.item (owner, label, qty, price) TO STDOUT").await;
+    assert_eq!(out, text);
+
+    // CSV with a header, quotes, an embedded newline and NULL vs "".
+    let csv = format!("owner,label,qty,price\n{ann},\"a,\"\"b\"\"\",4,\n{ann},\"\",5,2\n{ann},\"two\nlines\",6,\n");
+    let n = copy_in(
+        &c,
+        "COPY shop.item (owner, label, qty, price) FROM STDIN WITH (FORMAT csv, HEADER true)",
+        &csv,
+    )
+    .await
+    .unwrap();
+    assert_eq!(n, 3);
+    let out = copy_out(
+        &c,
+        "COPY (SELECT owner, label, qty, price FROM shop.item WHERE qty >= 4 ORDER BY qty) TO STDOUT WITH (FORMAT csv, HEADER)",
+    )
+    .await;
+    assert_eq!(out, csv);
+
+    // Binary, both ways, through tokio-postgres's binary copy.
+    let sink = c
+        .copy_in("COPY shop.item (owner, label, qty, price, ok) FROM STDIN (FORMAT binary)")
+        .await
+        .unwrap();
+    let types = [Type::INT8, Type::TEXT, Type::INT8, Type::FLOAT8, Type::BOOL];
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    futures::pin_mut!(writer);
+    for i in 0..1000i64 {
+        let price = (i % 2 == 0).then_some(i as f64 / 4.0);
+        writer
+            .as_mut()
+            .write(&[&ann, &format!("b{i}"), &(100 + i), &price, &(i % 3 == 0)])
+            .await
+            .unwrap();
+    }
+    assert_eq!(writer.finish().await.unwrap(), 1000);
+    let stream = c
+        .copy_out("COPY (SELECT label, qty, price, ok FROM shop.item WHERE qty >= 100 ORDER BY qty) TO STDOUT (FORMAT binary)")
+        .await
+        .unwrap();
+    let rows: Vec<_> = BinaryCopyOutStream::new(stream, &[Type::TEXT, Type::INT8, Type::FLOAT8, Type::BOOL])
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1000);
+    for (i, r) in rows.iter().enumerate() {
+        let i = i as i64;
+        assert_eq!(r.get::<String>(0), format!("b{i}"));
+        assert_eq!(r.get::<i64>(1), 100 + i);
+        assert_eq!(r.get::<Option<f64>>(2), (i % 2 == 0).then_some(i as f64 / 4.0));
+        assert_eq!(r.get::<bool>(3), i % 3 == 0);
+    }
+    // The simple protocol (psql's \copy) too.
+    let rows = simple_rows(&c, "SELECT count(*) FROM shop.item").await;
+    assert_eq!(rows, vec![vec![Some("1005".into())]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_copy_keeps_nothing() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    deploy(&c, "shop", SHOP).await;
+    let ann: i64 = c
+        .query_one("INSERT INTO shop.customer (name) VALUES ('ann') RETURNING id", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let count = || async {
+        c.query_one("SELECT count(*) FROM shop.item", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+
+    // A bad value: PostgreSQL's error and context; the good rows before it
+    // are not kept.
+    let e = copy_in(
+        &c,
+        "COPY shop.item (owner, label, qty) FROM STDIN",
+        &format!("{ann}\tok\t1\n{ann}\tbad\tzz\n"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(code(&e), "22P02");
+    let db = e.as_db_error().unwrap();
+    assert_eq!(db.message(), "invalid input syntax for type bigint: \"zz\"");
+    assert_eq!(db.where_(), Some("COPY item, line 2, column qty: \"zz\""));
+    assert_eq!(count().await, 0);
+
+    // Missing and extra fields, a broken reference, NOT NULL.
+    for (data, want) in [
+        (format!("{ann}\tx\n"), "22P04"),
+        (format!("{ann}\tx\t1\t9\n"), "22P04"),
+        ("999999\tx\t1\n".to_string(), "23503"),
+        (format!("{ann}\t\\N\t1\n"), "23502"),
+    ] {
+        let e = copy_in(&c, "COPY shop.item (owner, label, qty) FROM STDIN", &data)
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), want, "{data:?}");
+    }
+    assert_eq!(count().await, 0);
+
+    // Inside a block: the block is aborted, as by any failed statement.
+    c.batch_execute("BEGIN").await.unwrap();
+    copy_in(&c, "COPY shop.item (owner, label) FROM STDIN", &format!("{ann}\tin\n"))
+        .await
+        .unwrap();
+    let e = copy_in(&c, "COPY shop.item (owner, label) FROM STDIN", "x\ty\n")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "22P02");
+    let e = c.query_one("SELECT 1", &[]).await.unwrap_err();
+    assert_eq!(code(&e), "25P02");
+    c.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(count().await, 0);
+
+    // The client gives up (CopyFail): nothing kept, the session goes on.
+    {
+        let sink = c
+            .copy_in::<_, Bytes>("COPY shop.item (owner, label) FROM STDIN")
+            .await
+            .unwrap();
+        futures::pin_mut!(sink);
+        sink.send(Bytes::from(format!("{ann}\tgone\n"))).await.unwrap();
+        // Dropped without finish(): tokio-postgres sends CopyFail.
+    }
+    assert_eq!(count().await, 0);
+
+    // Server files are never read or written; options are checked.
+    for (sql, want) in [
+        ("COPY shop.item TO '/etc/passwd'", "42501"),
+        ("COPY shop.item FROM '/etc/passwd'", "42501"),
+        ("COPY shop.item TO STDOUT (FORMAT binary, HEADER)", "0A000"),
+        ("COPY shop.item TO STDOUT (FORMAT xml)", "22023"),
+        ("COPY shop.nothing TO STDOUT", "42P01"),
+        ("COPY shop.item (nope) TO STDOUT", "42703"),
+        ("COPY shop.item (id) FROM STDIN", "428C9"),
+    ] {
+        let e = c.simple_query(sql).await.unwrap_err();
+        assert_eq!(code(&e), want, "{sql}");
+    }
+    let rows = simple_rows(&c, "SELECT 1").await;
+    assert_eq!(rows, vec![vec![Some("1".into())]]);
+}
