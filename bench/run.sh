@@ -128,7 +128,6 @@ want P1 && throughput "P1 point read by id, 8 clients" 8 amber_p1.sql pg_p1.sql
 want P2 && throughput "P2 bank transfer procedure, 8 clients" 8 amber_p2.sql pg_p2.sql
 want P2 && throughput "P2' no-op procedure call, 8 clients" 8 amber_nop.sql pg_nop.sql
 want P3 && throughput "P3 durable UPDATE by id, 16 clients" 16 amber_p3.sql pg_p3.sql
-want P4 && row "P4 COPY in/out" rows/s - - - "Amber has no COPY yet"
 if { want P5 || want P7; } && [ "$big" != "$accounts" ]; then
   echo "loading $big accounts..." >&2
   load $big
@@ -156,6 +155,25 @@ if want P6; then
   a=$(awk 'NR==1 {f=$1} {l=$1} END {if (f > 0) printf "%.2f", l / f; else print 0}' "$work/p6_amber")
   p=$(awk 'NR==1 {f=$1} {l=$1} END {if (f > 0) printf "%.2f", l / f; else print 0}' "$work/p6_pg")
   row "P6 last/first ${p6_window}s window over ${p6_secs}s of P3" ratio "$a" "$p" "$a" "Amber's own ratio (goal >= 0.9)"
+fi
+
+if want P4; then
+  # COPY big rows in (a file sent by psql's \copy; the same rows in both:
+  # owner and balance, Amber assigning ids) and the whole table out.
+  cmin=$(A -c "SELECT min(id) FROM bench.customer")
+  pbase=$(P -c "SELECT coalesce(max(id), 0) FROM account")
+  awk -v n=$big -v c=$customers -v m=$cmin 'BEGIN { for (g = 1; g <= n; g++) printf "%d\t%d\n", m + g % c, 1000000 + g % 1000 }' > "$work/p4_amber.tsv"
+  awk -v n=$big -v c=$customers -v b=$pbase 'BEGIN { for (g = 1; g <= n; g++) printf "%d\t%d\t%d\n", b + g, 1 + g % c, 1000000 + g % 1000 }' > "$work/p4_pg.tsv"
+  secs_of() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N); awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'; }
+  ta=$(secs_of A -c "\\copy bench.account (owner, balance) FROM '$work/p4_amber.tsv'")
+  tp=$(secs_of P -c "\\copy account (id, owner, balance) FROM '$work/p4_pg.tsv'")
+  a=$(awk -v n=$big -v t="$ta" 'BEGIN { printf "%.0f", n / t }'); p=$(awk -v n=$big -v t="$tp" 'BEGIN { printf "%.0f", n / t }')
+  row "P4 COPY $big rows in" rows/s "$a" "$p" "$(ratio "$a" "$p")" "psql \\copy FROM a file, one transaction"
+  na=$(A -c "SELECT count(*) FROM bench.account"); np=$(P -c "SELECT count(*) FROM account")
+  ta=$(secs_of A -c "\\copy bench.account TO '/dev/null'")
+  tp=$(secs_of P -c "\\copy account TO '/dev/null'")
+  a=$(awk -v n=$na -v t="$ta" 'BEGIN { printf "%.0f", n / t }'); p=$(awk -v n=$np -v t="$tp" 'BEGIN { printf "%.0f", n / t }')
+  row "P4 COPY $na rows out" rows/s "$a" "$p" "$(ratio "$a" "$p")" "psql \\copy TO /dev/null"
 fi
 
 # JSON: one object per row.

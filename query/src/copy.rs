@@ -422,6 +422,8 @@ pub struct CopyOutRows {
     settings: Settings,
     header_pending: bool,
     cell: Vec<u8>,
+    /// The capacity a row's buffer starts with.
+    row_bytes: usize,
 }
 
 impl std::fmt::Debug for CopyOutRows {
@@ -456,6 +458,7 @@ impl CopyOutRows {
             settings,
             header_pending,
             cell: Vec::new(),
+            row_bytes: 64,
         }
     }
 
@@ -485,7 +488,7 @@ impl CopyOutRows {
     }
 
     fn encode_row(&mut self, batch: &RecordBatch, row: usize) -> Result<Vec<u8>, SqlError> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.row_bytes);
         self.header(&mut out);
         let binary = self.binary();
         if binary {
@@ -520,6 +523,8 @@ impl CopyOutRows {
         if !binary {
             out.push(b'\n');
         }
+        // Rows of one query are usually alike in size.
+        self.row_bytes = out.len().next_power_of_two();
         Ok(out)
     }
 }

@@ -548,6 +548,11 @@ pub fn write_text_field(o: &Options, text: Option<&[u8]>, out: &mut Vec<u8>) {
         out.push(o.quote);
         return;
     }
+    let plain = |b: &u8| !(*b == b'\\' || *b == o.delimiter || *b < 0x20);
+    if text.iter().all(plain) {
+        out.extend_from_slice(text);
+        return;
+    }
     for &b in text {
         match b {
             b'\\' => out.extend_from_slice(b"\\\\"),

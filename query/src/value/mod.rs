@@ -570,7 +570,7 @@ fn timestamp_micros(array: &ArrayRef, row: usize, unit: &TimeUnit) -> i64 {
 
 fn write_int(v: i128, oid: u32, binary: bool, out: &mut Vec<u8>) -> Result<(), SqlError> {
     if !binary {
-        out.extend_from_slice(v.to_string().as_bytes());
+        out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
         return Ok(());
     }
     let range = || SqlError::new("22003", format!("value {v} is out of range for its type"));
