@@ -9,8 +9,8 @@
 //! (`Output::CopyIn`), then `copy_data` per message, and `copy_done` (or
 //! `copy_fail`) ends it. Any other statement arriving first abandons it.
 
-use crate::copy_format::{self, Field, Format, Options, RecordReader};
 use crate::convert;
+use crate::copy_format::{self, Field, Format, Options, RecordReader};
 use crate::dml::{put_object, Object, RefsVerified};
 use crate::error::SqlError;
 use crate::session::{commit, Output, Session, TxnState};
@@ -60,9 +60,7 @@ fn file_error() -> SqlError {
     ))
 }
 
-fn copy_parts(
-    stmt: &Statement,
-) -> Result<(&CopySource, &CopyTarget, Options), SqlError> {
+fn copy_parts(stmt: &Statement) -> Result<(&CopySource, &CopyTarget, Options), SqlError> {
     let Statement::Copy {
         source,
         target,
@@ -258,9 +256,7 @@ impl Session {
                     match &fields[f] {
                         None => Json::Null,
                         Some(bytes) => field_value(col, oid, bytes, copy.binary, settings)
-                            .map_err(|e| {
-                                e.with_context(context(Some(&col.name), Some(bytes)))
-                            })?,
+                            .map_err(|e| e.with_context(context(Some(&col.name), Some(bytes))))?,
                     }
                 }
                 None if col.has_default => col.default.clone(),
@@ -396,7 +392,10 @@ fn copy_targets(
         let Some(i) = class.columns.iter().position(|k| k.name == c.value) else {
             return Err(SqlError::new(
                 "42703",
-                format!("column \"{}\" of relation \"{table}\" does not exist", c.value),
+                format!(
+                    "column \"{}\" of relation \"{table}\" does not exist",
+                    c.value
+                ),
             ));
         };
         if out.iter().any(|(j, _)| *j == i) {
@@ -518,7 +517,11 @@ impl CopyOutRows {
             if c > 0 {
                 out.push(self.options.delimiter);
             }
-            copy_format::write_text_field(&self.options, present.then_some(&self.cell[..]), &mut out);
+            copy_format::write_text_field(
+                &self.options,
+                present.then_some(&self.cell[..]),
+                &mut out,
+            );
         }
         if !binary {
             out.push(b'\n');

@@ -98,7 +98,9 @@ impl Options {
                     for c in csv {
                         match c {
                             CopyLegacyCsvOption::Header => header = true,
-                            CopyLegacyCsvOption::Quote(q) => quote = Some(single_byte("quote", *q)?),
+                            CopyLegacyCsvOption::Quote(q) => {
+                                quote = Some(single_byte("quote", *q)?)
+                            }
                             CopyLegacyCsvOption::Escape(e) => {
                                 escape = Some(single_byte("escape", *e)?)
                             }
@@ -163,9 +165,7 @@ impl Options {
             ));
         }
         if format == Format::Csv && (delimiter == quote) {
-            return Err(option_error(
-                "COPY delimiter and quote must be different",
-            ));
+            return Err(option_error("COPY delimiter and quote must be different"));
         }
         Ok(Options {
             format,
@@ -422,7 +422,9 @@ impl RecordReader {
             return Ok(true);
         }
         if count < 0 {
-            return Err(bad_data(format!("row field count is {count}, expected a count >= 0")));
+            return Err(bad_data(format!(
+                "row field count is {count}, expected a count >= 0"
+            )));
         }
         let mut at = 2;
         let mut out = Vec::with_capacity(count as usize);
@@ -589,7 +591,9 @@ mod tests {
             Format::Binary => "binary",
         };
         Options::parse(
-            &[CopyOption::Format(datafusion::sql::sqlparser::ast::Ident::new(f))],
+            &[CopyOption::Format(
+                datafusion::sql::sqlparser::ast::Ident::new(f),
+            )],
             &[],
         )
         .unwrap()
@@ -619,7 +623,11 @@ mod tests {
     fn text_records_split_anywhere() {
         let rows = read_all(
             options(Format::Text),
-            &[b"1\ta\\tb\\\\\t\\N\n2\t", b"x\\ny\t\r\n3\t\\101\\x41\tz", b"\n\\.\nignored"],
+            &[
+                b"1\ta\\tb\\\\\t\\N\n2\t",
+                b"x\\ny\t\r\n3\t\\101\\x41\tz",
+                b"\n\\.\nignored",
+            ],
         );
         assert_eq!(
             rows,
@@ -637,7 +645,10 @@ mod tests {
         o.header = true;
         let rows = read_all(
             o,
-            &[b"id,name\n1,\"a,\"\"b\"\"\",\n2,\"\",\"line\n", b"two\"\r\n3,x,y"],
+            &[
+                b"id,name\n1,\"a,\"\"b\"\"\",\n2,\"\",\"line\n",
+                b"two\"\r\n3,x,y",
+            ],
         );
         assert_eq!(
             rows,
@@ -677,7 +688,10 @@ mod tests {
             }
             line.push(b'\n');
             let rows = read_all(o, &[&line]);
-            let want: Vec<Field> = values.iter().map(|v| v.map(|t| t.as_bytes().to_vec())).collect();
+            let want: Vec<Field> = values
+                .iter()
+                .map(|v| v.map(|t| t.as_bytes().to_vec()))
+                .collect();
             assert_eq!(rows, vec![want], "{format:?}");
         }
     }

@@ -78,7 +78,10 @@ pub enum Output {
     TxnEnd(String),
     /// COPY FROM STDIN: the client is to send the data (CopyInResponse),
     /// to `Session::copy_data` and `copy_done`.
-    CopyIn { columns: usize, binary: bool },
+    CopyIn {
+        columns: usize,
+        binary: bool,
+    },
     /// COPY TO STDOUT: the data, one message per row.
     CopyOut(crate::copy::CopyOutRows),
 }
@@ -816,7 +819,11 @@ impl Session {
 
     /// Resolves the modules `stmt` uses through `txn`: the versions the
     /// statement's snapshot sees, for the whole statement.
-    pub(crate) fn use_modules(&mut self, stmt: &Statement, txn: &TxnHandle) -> Result<(), SqlError> {
+    pub(crate) fn use_modules(
+        &mut self,
+        stmt: &Statement,
+        txn: &TxnHandle,
+    ) -> Result<(), SqlError> {
         let guard = crate::dml::lock(txn)?;
         self.modules = crate::modules::resolve(&self.engine.catalog, &guard, stmt)?;
         Ok(())

@@ -11,12 +11,10 @@ use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
     DefaultServerParameterProvider, StartupHandler,
 };
+use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::copy::CopyHandler;
 use pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response, Tag};
-use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
-use pgwire::messages::response::CommandComplete;
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::Entry;
 use pgwire::api::store::PortalStore;
@@ -25,8 +23,10 @@ use pgwire::api::{
     ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::data::{NoData, ParameterDescription};
 use pgwire::messages::extendedquery::{Bind, BindComplete, Describe, Execute, Sync as PgSync};
+use pgwire::messages::response::CommandComplete;
 use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
@@ -237,22 +237,16 @@ fn to_response(out: Output, format: &Format, settings: &Settings) -> PgWireResul
         Output::Command(tag) => Response::Execution(tag_of(&tag)),
         Output::TxnStart(tag) => Response::TransactionStart(Tag::new(&tag)),
         Output::TxnEnd(tag) => Response::TransactionEnd(Tag::new(&tag)),
-        Output::CopyIn { columns, binary } => Response::CopyIn(CopyResponse::new(
-            binary as i8,
-            columns,
-            stream::empty(),
-        )),
+        Output::CopyIn { columns, binary } => {
+            Response::CopyIn(CopyResponse::new(binary as i8, columns, stream::empty()))
+        }
         Output::CopyOut(rows) => {
             let (columns, binary) = (rows.columns(), rows.binary());
             let data = rows.map(|r| {
                 r.map(|bytes| CopyData::new(bytes.into()))
                     .map_err(|e| user_error(&e))
             });
-            Response::CopyOut(CopyResponse::new(
-                binary as i8,
-                columns,
-                stream::iter(data),
-            ))
+            Response::CopyOut(CopyResponse::new(binary as i8, columns, stream::iter(data)))
         }
     })
 }

@@ -44,23 +44,44 @@ async fn copy_round_trips_text_csv_and_binary() {
     let c = connect(&server).await;
     deploy(&c, "shop", SHOP).await;
     let ann: i64 = c
-        .query_one("INSERT INTO shop.customer (name) VALUES ('ann') RETURNING id", &[])
+        .query_one(
+            "INSERT INTO shop.customer (name) VALUES ('ann') RETURNING id",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
 
     // Text: escapes, \N, a column left to its default; split records.
     let text = format!("{ann}\ttab\\there\t2\t\\N\n{ann}\tback\\\\slash\t3\t1.5\n");
-    let n = copy_in(&c, "COPY shop.item (owner, label, qty, price) FROM STDIN", &text)
-        .await
-        .unwrap();
+    let n = copy_in(
+        &c,
+        "COPY shop.item (owner, label, qty, price) FROM STDIN",
+        &text,
+    )
+    .await
+    .unwrap();
     assert_eq!(n, 2);
-    let rows = simple_rows(&c, "SELECT label, qty, price, ok FROM shop.item ORDER BY id").await;
+    let rows = simple_rows(
+        &c,
+        "SELECT label, qty, price, ok FROM shop.item ORDER BY id",
+    )
+    .await;
     assert_eq!(
         rows,
         vec![
-            vec![Some("tab\there".into()), Some("2".into()), None, Some("t".into())],
-            vec![Some("back\\slash".into()), Some("3".into()), Some("1.5".into()), Some("t".into())],
+            vec![
+                Some("tab\there".into()),
+                Some("2".into()),
+                None,
+                Some("t".into())
+            ],
+            vec![
+                Some("back\\slash".into()),
+                Some("3".into()),
+                Some("1.5".into()),
+                Some("t".into())
+            ],
         ]
     );
     // TO STDOUT writes what FROM STDIN read (escaped the same way).
@@ -105,16 +126,20 @@ async fn copy_round_trips_text_csv_and_binary() {
         .copy_out("COPY (SELECT label, qty, price, ok FROM shop.item WHERE qty >= 100 ORDER BY qty) TO STDOUT (FORMAT binary)")
         .await
         .unwrap();
-    let rows: Vec<_> = BinaryCopyOutStream::new(stream, &[Type::TEXT, Type::INT8, Type::FLOAT8, Type::BOOL])
-        .try_collect()
-        .await
-        .unwrap();
+    let rows: Vec<_> =
+        BinaryCopyOutStream::new(stream, &[Type::TEXT, Type::INT8, Type::FLOAT8, Type::BOOL])
+            .try_collect()
+            .await
+            .unwrap();
     assert_eq!(rows.len(), 1000);
     for (i, r) in rows.iter().enumerate() {
         let i = i as i64;
         assert_eq!(r.get::<String>(0), format!("b{i}"));
         assert_eq!(r.get::<i64>(1), 100 + i);
-        assert_eq!(r.get::<Option<f64>>(2), (i % 2 == 0).then_some(i as f64 / 4.0));
+        assert_eq!(
+            r.get::<Option<f64>>(2),
+            (i % 2 == 0).then_some(i as f64 / 4.0)
+        );
         assert_eq!(r.get::<bool>(3), i % 3 == 0);
     }
     // The simple protocol (psql's \copy) too.
@@ -128,7 +153,10 @@ async fn a_failed_copy_keeps_nothing() {
     let c = connect(&server).await;
     deploy(&c, "shop", SHOP).await;
     let ann: i64 = c
-        .query_one("INSERT INTO shop.customer (name) VALUES ('ann') RETURNING id", &[])
+        .query_one(
+            "INSERT INTO shop.customer (name) VALUES ('ann') RETURNING id",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -170,9 +198,13 @@ async fn a_failed_copy_keeps_nothing() {
 
     // Inside a block: the block is aborted, as by any failed statement.
     c.batch_execute("BEGIN").await.unwrap();
-    copy_in(&c, "COPY shop.item (owner, label) FROM STDIN", &format!("{ann}\tin\n"))
-        .await
-        .unwrap();
+    copy_in(
+        &c,
+        "COPY shop.item (owner, label) FROM STDIN",
+        &format!("{ann}\tin\n"),
+    )
+    .await
+    .unwrap();
     let e = copy_in(&c, "COPY shop.item (owner, label) FROM STDIN", "x\ty\n")
         .await
         .unwrap_err();
@@ -189,7 +221,9 @@ async fn a_failed_copy_keeps_nothing() {
             .await
             .unwrap();
         futures::pin_mut!(sink);
-        sink.send(Bytes::from(format!("{ann}\tgone\n"))).await.unwrap();
+        sink.send(Bytes::from(format!("{ann}\tgone\n")))
+            .await
+            .unwrap();
         // Dropped without finish(): tokio-postgres sends CopyFail.
     }
     assert_eq!(count().await, 0);
