@@ -24,6 +24,7 @@ pub mod convert;
 mod copy;
 mod copy_format;
 mod ddl;
+mod describe;
 mod dml;
 pub mod error;
 mod exact;
@@ -31,8 +32,10 @@ mod modules;
 mod names;
 mod nested;
 mod parse;
+mod plan;
 mod rowexpr;
 mod session;
+mod settings;
 pub mod table;
 pub mod value;
 

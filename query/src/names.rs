@@ -1,6 +1,8 @@
 //! PostgreSQL's output column names (`?column?`, `count`, `sum`, ...).
 
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::sql::sqlparser::ast::{Expr, FunctionArguments, Query, SelectItem, SetExpr};
+use std::sync::Arc;
 
 /// One name per select item; `None` for a wildcard (its columns keep the
 /// names the table gives them).
@@ -67,4 +69,36 @@ fn pg_type_column_name(t: &str) -> String {
         "date" => "date".into(),
         other => other.split('(').next().unwrap_or(other).trim().to_string(),
     }
+}
+
+pub(crate) fn rename_columns(schema: &SchemaRef, names: Option<&[Option<String>]>) -> SchemaRef {
+    let Some(names) = names else {
+        return schema.clone();
+    };
+    let wildcards = names.iter().filter(|n| n.is_none()).count();
+    let fixed = names.len() - wildcards;
+    if wildcards > 1
+        || (wildcards == 0 && names.len() != schema.fields().len())
+        || fixed > schema.fields().len()
+    {
+        return schema.clone();
+    }
+    let expanded = schema.fields().len() - fixed;
+    let mut out = Vec::with_capacity(schema.fields().len());
+    let mut i = 0;
+    for n in names {
+        match n {
+            Some(name) => {
+                out.push(schema.field(i).as_ref().clone().with_name(name.clone()));
+                i += 1;
+            }
+            None => {
+                for _ in 0..expanded {
+                    out.push(schema.field(i).as_ref().clone());
+                    i += 1;
+                }
+            }
+        }
+    }
+    Arc::new(Schema::new_with_metadata(out, schema.metadata().clone()))
 }

@@ -4,13 +4,15 @@
 
 use crate::convert;
 use crate::error::SqlError;
-use crate::session::{Engine, Output, Session};
+use crate::parse::parse_statements;
+use crate::session::{Engine, Output, PreparedKind, Session};
 use crate::value::{self, types::PG_TYPE_KEY};
 use amber_catalog::SqlType;
 use amber_catalog::{ClassDef, GlobalDef};
 use amber_runtime::{CallServices, TxnHandle};
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::ScalarValue;
+use datafusion::sql::sqlparser::ast::Statement;
 use serde_json::Value as Json;
 use std::sync::{Arc, Weak};
 
@@ -158,5 +160,96 @@ pub(crate) fn install(engine: &Arc<Engine>) {
             engine: Arc::downgrade(engine),
             handle,
         }));
+    }
+}
+
+/// How often a nested statement (`amber.sql()`) looks at its call's cancel
+/// flag.
+const NESTED_CANCEL_POLL_MS: u64 = 25;
+
+impl Session {
+    /// Runs one statement of `amber.sql()` in the calling transaction.
+    pub(crate) async fn execute_nested(
+        engine: Arc<Engine>,
+        sql: &str,
+        params: &[ScalarValue],
+        txn: &TxnHandle,
+        deadline: Option<std::time::Instant>,
+        cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
+    ) -> Result<Output, SqlError> {
+        let mut session = Session::new(engine);
+        session.allow_python = false;
+        // The calling statement's limits: its deadline, and its cancel
+        // flag (the Python call is not watched while its SQL runs).
+        session.statement_deadline = deadline;
+        if let Some(c) = &cancel {
+            session.cancel = c.clone();
+        }
+        let limits = async {
+            let cancelled = async {
+                loop {
+                    if cancel
+                        .as_ref()
+                        .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+                    {
+                        return "user request";
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(NESTED_CANCEL_POLL_MS))
+                        .await;
+                }
+            };
+            let late = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+                "statement timeout"
+            };
+            tokio::select! {
+                r = cancelled => r,
+                r = late => r,
+            }
+        };
+        tokio::select! {
+            r = Session::run_nested(&mut session, sql, params, txn) => r,
+            reason = limits => Err(SqlError::new(
+                "57014",
+                format!("canceling statement due to {reason}"),
+            )),
+        }
+    }
+
+    pub(crate) async fn run_nested(
+        session: &mut Session,
+        sql: &str,
+        params: &[ScalarValue],
+        txn: &TxnHandle,
+    ) -> Result<Output, SqlError> {
+        let mut stmts = parse_statements(sql)?;
+        if stmts.len() != 1 {
+            return Err(SqlError::syntax("amber.sql() runs exactly one statement"));
+        }
+        match stmts.pop() {
+            Some(PreparedKind::Sql(stmt)) => match stmt.as_ref() {
+                Statement::StartTransaction { .. }
+                | Statement::Commit { .. }
+                | Statement::Rollback { .. } => Err(SqlError::new(
+                    "2D000",
+                    "amber.sql() cannot control the transaction of the call",
+                )),
+                other => session.execute_in_txn(other, params, txn).await,
+            },
+            _ => Err(SqlError::unsupported("module DDL inside amber.sql()")),
+        }
+    }
+
+    pub(crate) fn python_allowed(&self) -> Result<(), SqlError> {
+        if self.allow_python {
+            Ok(())
+        } else {
+            Err(SqlError::unsupported(
+                "calling module functions from amber.sql() is not supported yet",
+            ))
+        }
     }
 }

@@ -1,0 +1,301 @@
+//! Describe (extended protocol): the types of a statement's parameters
+//! and result columns, without running it.
+
+use crate::constant::{self};
+use crate::convert;
+use crate::error::SqlError;
+use crate::exact::ExactNumeric;
+use crate::names;
+use crate::names::rename_columns;
+use crate::plan::temp_table_factor;
+use crate::session::PARAMS_MAX;
+use crate::session::{split_qualified, Output, Session, TxnState};
+use crate::table::{self};
+use crate::value;
+use amber_catalog::{Returns, SqlType};
+use amber_runtime::TxnHandle;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{
+    self, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Query, SetExpr, Statement,
+    TableFactor, Value,
+};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+impl Session {
+    /// Parameter and result types of a statement, for Describe.
+    pub(crate) async fn describe(
+        &mut self,
+        stmt: &Statement,
+        client_types: &[Option<DataType>],
+    ) -> Result<(Vec<DataType>, HashSet<usize>, Option<SchemaRef>), SqlError> {
+        let n_params = count_placeholders(stmt)?;
+        // Parameters that are jsonb (Arrow computes them as Utf8).
+        let mut jsonb: HashSet<usize> = HashSet::new();
+        let mut types: Vec<Option<DataType>> = (0..n_params)
+            .map(|i| client_types.get(i).cloned().flatten())
+            .collect();
+        // As in PostgreSQL, `$n::type` gives the parameter that type.
+        let _ = ast::visit_expressions(stmt, |e: &Expr| {
+            if let Expr::Cast {
+                expr, data_type, ..
+            } = e
+            {
+                if let (Expr::Value(_), Some(idx), Some(t)) = (
+                    expr.as_ref(),
+                    placeholder_index(expr),
+                    cast_arrow_type(data_type),
+                ) {
+                    if idx < types.len() && types[idx].is_none() {
+                        types[idx] = Some(t);
+                        if constant::cast_oid(data_type) == Some(value::types::JSONB) {
+                            jsonb.insert(idx);
+                        }
+                    }
+                }
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        // `SELECT <constants>`: described by evaluating it with typed NULLs
+        // (no DataFusion: its types are the casts' own, jsonb included).
+        if let Statement::Query(q) = stmt {
+            let nulls: Vec<ScalarValue> = types
+                .iter()
+                .map(|t| {
+                    t.as_ref()
+                        .and_then(|t| ScalarValue::try_from(t).ok())
+                        .unwrap_or(ScalarValue::Utf8(None))
+                })
+                .collect();
+            if let Ok(Some(Output::Rows { schema, .. })) =
+                constant::constant_select(q, &nulls, &self.value_settings())
+            {
+                let types = types
+                    .into_iter()
+                    .map(|t| t.unwrap_or(DataType::Utf8))
+                    .collect();
+                return Ok((types, jsonb, Some(schema)));
+            }
+        }
+        // Inside a block, the block's view of the catalog (its own deploys
+        // included); otherwise the latest committed one.
+        let (txn, own): (TxnHandle, bool) = match &self.state {
+            TxnState::Open(h) => (h.clone(), false),
+            _ => (Arc::new(Mutex::new(self.engine.store.begin()?)), true),
+        };
+        self.use_modules(stmt, &txn)?;
+        let mut columns = None;
+        match stmt {
+            Statement::Query(q) => {
+                let ctx = self.make_context(&txn, &ExactNumeric::of_statement(stmt))?;
+                let mut query = (**q).clone();
+                // A set-returning call needs its argument values; describe
+                // its shape from the catalog instead of calling it.
+                let has_srf = self.describe_srfs(&mut query, &ctx)?;
+                let names = names::select_item_names(&query);
+                let plan = ctx
+                    .state()
+                    .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(
+                        Box::new(query),
+                    ))))
+                    .await?;
+                let _ = has_srf;
+                // DataFusion does not infer placeholders in UDF arguments:
+                // take them from the module function's signature.
+                let _ = ast::visit_expressions(stmt, |e: &Expr| {
+                    if let Expr::Function(f) = e {
+                        if let (Some((m, fname)), FunctionArguments::List(list)) =
+                            (split_qualified(&f.name), &f.args)
+                        {
+                            if let Some(module) = self.module(&m) {
+                                if let Some(c) = module.sql_function(&fname) {
+                                    let ptypes = c.sql_params();
+                                    for (i, a) in list.args.iter().enumerate() {
+                                        if let FunctionArg::Unnamed(FunctionArgExpr::Expr(arg)) = a
+                                        {
+                                            if let (Some(idx), Some(t)) =
+                                                (placeholder_index(arg), ptypes.get(i))
+                                            {
+                                                if idx < types.len() && types[idx].is_none() {
+                                                    types[idx] = Some(convert::arrow_type(t));
+                                                    if matches!(t, SqlType::Jsonb) {
+                                                        jsonb.insert(idx);
+                                                    }
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    std::ops::ControlFlow::<()>::Continue(())
+                });
+                let inferred = plan.get_parameter_types()?;
+                for (name, t) in inferred {
+                    if let Some(idx) = name
+                        .trim_start_matches('$')
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|i| i.checked_sub(1))
+                    {
+                        if idx < types.len() && types[idx].is_none() {
+                            types[idx] = t;
+                        }
+                    }
+                }
+                let schema = Arc::new(plan.schema().as_arrow().clone());
+                columns = Some(rename_columns(&schema, names.as_deref()));
+            }
+            Statement::Call(function) => {
+                columns = self.call_result_schema(function).map(|(s, _)| s);
+                if let Some((m, f)) = split_qualified(&function.name) {
+                    if let Some(module) = self.module(&m) {
+                        if let Some(c) = module.sql_function(&f) {
+                            let ptypes = c.sql_params();
+                            if let FunctionArguments::List(list) = &function.args {
+                                for (i, a) in list.args.iter().enumerate() {
+                                    if let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = a {
+                                        if let Some(idx) = placeholder_index(e) {
+                                            if idx < types.len() && types[idx].is_none() {
+                                                types[idx] = ptypes.get(i).map(convert::arrow_type);
+                                                if matches!(ptypes.get(i), Some(SqlType::Jsonb)) {
+                                                    jsonb.insert(idx);
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
+                let (ptypes, dml_jsonb, cols) = self.describe_dml(stmt, &txn).await?;
+                for (i, t) in ptypes.into_iter().enumerate() {
+                    if i < types.len() && types[i].is_none() {
+                        types[i] = t;
+                        if dml_jsonb.contains(&i) {
+                            jsonb.insert(i);
+                        }
+                    }
+                }
+                columns = cols;
+            }
+            _ => {}
+        }
+        if own {
+            if let Ok(m) = Arc::try_unwrap(txn) {
+                if let Ok(t) = m.into_inner() {
+                    t.rollback();
+                }
+            }
+        }
+        Ok((
+            types
+                .into_iter()
+                .map(|t| t.unwrap_or(DataType::Utf8))
+                .collect(),
+            jsonb,
+            columns,
+        ))
+    }
+
+    pub(crate) fn describe_srfs(
+        &mut self,
+        query: &mut Query,
+        ctx: &SessionContext,
+    ) -> Result<bool, SqlError> {
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return Ok(false);
+        };
+        let mut any = false;
+        for twj in select.from.iter_mut() {
+            let mut factors: Vec<&mut TableFactor> = vec![&mut twj.relation];
+            for j in twj.joins.iter_mut() {
+                factors.push(&mut j.relation);
+            }
+            for factor in factors {
+                let TableFactor::Table {
+                    name,
+                    args: Some(_),
+                    alias,
+                    ..
+                } = factor
+                else {
+                    continue;
+                };
+                let Some((m, f)) = split_qualified(name) else {
+                    continue;
+                };
+                let Some(module) = self.module(&m) else {
+                    continue;
+                };
+                let Some(callable) = module.sql_function(&f) else {
+                    continue;
+                };
+                let Returns::SetOf(class_name) = &callable.function.returns else {
+                    continue;
+                };
+                let Some(class) = module.class(class_name) else {
+                    continue;
+                };
+                let schema = table::class_schema(class, &ExactNumeric::none());
+                self.srf_counter += 1;
+                let tmp = format!("__amber_srf_{}", self.srf_counter);
+                ctx.register_table(
+                    tmp.as_str(),
+                    Arc::new(MemTable::try_new(schema, vec![vec![]])?),
+                )?;
+                *factor = temp_table_factor(&tmp, alias.clone(), &f);
+                any = true;
+            }
+        }
+        Ok(any)
+    }
+}
+
+/// The Arrow type of a cast target, for the common PostgreSQL types.
+/// The Arrow type of a cast target: the one type table's.
+pub(crate) fn cast_arrow_type(t: &ast::DataType) -> Option<DataType> {
+    constant::cast_oid(t).and_then(value::types::arrow_of)
+}
+
+pub(crate) fn placeholder_index(e: &Expr) -> Option<usize> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Placeholder(p) => p
+                .trim_start_matches('$')
+                .parse::<usize>()
+                .ok()?
+                .checked_sub(1),
+            _ => None,
+        },
+        Expr::Cast { expr, .. } => placeholder_index(expr),
+        _ => None,
+    }
+}
+
+pub(crate) fn count_placeholders(stmt: &Statement) -> Result<usize, SqlError> {
+    let mut max = 0usize;
+    let _ = ast::visit_expressions(stmt, |e: &Expr| {
+        if let Some(i) = placeholder_index(e) {
+            max = max.max(i.saturating_add(1));
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    if max > PARAMS_MAX {
+        return Err(SqlError::new(
+            "42P02",
+            format!(
+                "there is no parameter ${max}: a statement has at most {PARAMS_MAX} parameters"
+            ),
+        ));
+    }
+    Ok(max)
+}
