@@ -7,7 +7,7 @@ use crate::error::SqlError;
 use crate::exact::ExactNumeric;
 use crate::names;
 use crate::names::rename_columns;
-use crate::plan::temp_table_factor;
+use crate::plan::{from_factors, temp_table_factor};
 use crate::session::PARAMS_MAX;
 use crate::session::{split_qualified, Output, Session, TxnState};
 use crate::table::{self};
@@ -20,8 +20,8 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    self, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Query, SetExpr, Statement,
-    TableFactor, Value,
+    self, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Query, Statement, TableFactor,
+    Value,
 };
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -211,50 +211,41 @@ impl Session {
         query: &mut Query,
         ctx: &SessionContext,
     ) -> Result<bool, SqlError> {
-        let SetExpr::Select(select) = query.body.as_mut() else {
-            return Ok(false);
-        };
         let mut any = false;
-        for twj in select.from.iter_mut() {
-            let mut factors: Vec<&mut TableFactor> = vec![&mut twj.relation];
-            for j in twj.joins.iter_mut() {
-                factors.push(&mut j.relation);
-            }
-            for factor in factors {
-                let TableFactor::Table {
-                    name,
-                    args: Some(_),
-                    alias,
-                    ..
-                } = factor
-                else {
-                    continue;
-                };
-                let Some((m, f)) = split_qualified(name) else {
-                    continue;
-                };
-                let Some(module) = self.module(&m) else {
-                    continue;
-                };
-                let Some(callable) = module.sql_function(&f) else {
-                    continue;
-                };
-                let Returns::SetOf(class_name) = &callable.function.returns else {
-                    continue;
-                };
-                let Some(class) = module.class(class_name) else {
-                    continue;
-                };
-                let schema = table::class_schema(class, &ExactNumeric::none());
-                self.srf_counter += 1;
-                let tmp = format!("__amber_srf_{}", self.srf_counter);
-                ctx.register_table(
-                    tmp.as_str(),
-                    Arc::new(MemTable::try_new(schema, vec![vec![]])?),
-                )?;
-                *factor = temp_table_factor(&tmp, alias.clone(), &f);
-                any = true;
-            }
+        for factor in from_factors(query) {
+            let TableFactor::Table {
+                name,
+                args: Some(_),
+                alias,
+                ..
+            } = factor
+            else {
+                continue;
+            };
+            let Some((m, f)) = split_qualified(name) else {
+                continue;
+            };
+            let Some(module) = self.module(&m) else {
+                continue;
+            };
+            let Some(callable) = module.sql_function(&f) else {
+                continue;
+            };
+            let Returns::SetOf(class_name) = &callable.function.returns else {
+                continue;
+            };
+            let Some(class) = module.class(class_name) else {
+                continue;
+            };
+            let schema = table::class_schema(class, &ExactNumeric::none());
+            self.srf_counter += 1;
+            let tmp = format!("__amber_srf_{}", self.srf_counter);
+            ctx.register_table(
+                tmp.as_str(),
+                Arc::new(MemTable::try_new(schema, vec![vec![]])?),
+            )?;
+            *factor = temp_table_factor(&tmp, alias.clone(), &f);
+            any = true;
         }
         Ok(any)
     }

@@ -199,97 +199,87 @@ impl Session {
         txn: &TxnHandle,
         exact: &ExactNumeric,
     ) -> Result<(), SqlError> {
-        let SetExpr::Select(select) = query.body.as_mut() else {
-            return Ok(());
-        };
-        for twj in select.from.iter_mut() {
-            let mut factors: Vec<&mut TableFactor> = vec![&mut twj.relation];
-            for j in twj.joins.iter_mut() {
-                factors.push(&mut j.relation);
-            }
-            for factor in factors {
-                let TableFactor::Table {
-                    name,
-                    args: Some(args),
-                    alias,
-                    ..
-                } = factor
-                else {
-                    continue;
-                };
-                let Some((module_name, fname)) = split_qualified(name) else {
-                    continue;
-                };
-                let Some(module) = self.module(&module_name) else {
-                    return Err(SqlError::new(
-                        "42883",
-                        format!("function {module_name}.{fname} does not exist"),
-                    ));
-                };
-                let Some(callable) = module.sql_function(&fname) else {
-                    return Err(SqlError::new(
-                        "42883",
-                        format!("function {module_name}.{fname} does not exist"),
-                    ));
-                };
-                let Returns::SetOf(class_name) = &callable.function.returns else {
-                    return Err(SqlError::unsupported(format!(
-                        "{module_name}.{fname} does not return a set"
-                    )));
-                };
-                let class = module
-                    .class(class_name)
-                    .ok_or_else(|| SqlError::internal("set-returning class missing"))?
-                    .clone();
-                let exprs: Vec<Expr> = args
-                    .args
-                    .iter()
-                    .map(|a| match a {
-                        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e.clone()),
-                        _ => Err(SqlError::unsupported(
-                            "named arguments are not supported yet",
-                        )),
-                    })
-                    .collect::<Result<_, _>>()?;
-                self.python_allowed()?;
-                let values = constant_values(&exprs, params, &self.value_settings())?.ok_or_else(|| {
+        for factor in from_factors(query) {
+            let TableFactor::Table {
+                name,
+                args: Some(args),
+                alias,
+                ..
+            } = factor
+            else {
+                continue;
+            };
+            let Some((module_name, fname)) = split_qualified(name) else {
+                continue;
+            };
+            let Some(module) = self.module(&module_name) else {
+                return Err(SqlError::new(
+                    "42883",
+                    format!("function {module_name}.{fname} does not exist"),
+                ));
+            };
+            let Some(callable) = module.sql_function(&fname) else {
+                return Err(SqlError::new(
+                    "42883",
+                    format!("function {module_name}.{fname} does not exist"),
+                ));
+            };
+            let Returns::SetOf(class_name) = &callable.function.returns else {
+                return Err(SqlError::unsupported(format!(
+                    "{module_name}.{fname} does not return a set"
+                )));
+            };
+            let class = module
+                .class(class_name)
+                .ok_or_else(|| SqlError::internal("set-returning class missing"))?
+                .clone();
+            let exprs: Vec<Expr> = args
+                .args
+                .iter()
+                .map(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e.clone()),
+                    _ => Err(SqlError::unsupported(
+                        "named arguments are not supported yet",
+                    )),
+                })
+                .collect::<Result<_, _>>()?;
+            self.python_allowed()?;
+            let values = constant_values(&exprs, params, &self.value_settings())?.ok_or_else(|| {
                     SqlError::unsupported("arguments of a set-returning function in FROM must be constants or parameters")
                 })?;
-                let call_args =
-                    coerce_args(&callable.sql_params(), &values, &self.value_settings())?;
-                let spec = CallSpec {
-                    module: module.clone(),
-                    class: callable.class.map(|c| c.name.clone()),
-                    function: callable.function.name.clone(),
-                    deadline: self.statement_deadline,
-                    cancel: Some(self.cancel.clone()),
-                };
-                let result = self
-                    .engine
-                    .runtime
-                    .call(spec, call_args, txn.clone())
-                    .await?;
-                let rows: Vec<Vec<Json>> = match result {
-                    Json::Array(rows) => rows
-                        .into_iter()
-                        .map(|r| match r {
-                            Json::Array(cells) => cells,
-                            other => vec![other],
-                        })
-                        .collect(),
-                    _ => Vec::new(),
-                };
-                let zone = self.value_settings().zone.arrow_name();
-                let schema = table::class_schema_in(&class, exact, &zone);
-                let batch = table::batch(schema.clone(), &table::class_types(&class), &rows)?;
-                self.srf_counter += 1;
-                let tmp = format!("__amber_srf_{}", self.srf_counter);
-                ctx.register_table(
-                    tmp.as_str(),
-                    Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
-                )?;
-                *factor = temp_table_factor(&tmp, alias.clone(), &fname);
-            }
+            let call_args = coerce_args(&callable.sql_params(), &values, &self.value_settings())?;
+            let spec = CallSpec {
+                module: module.clone(),
+                class: callable.class.map(|c| c.name.clone()),
+                function: callable.function.name.clone(),
+                deadline: self.statement_deadline,
+                cancel: Some(self.cancel.clone()),
+            };
+            let result = self
+                .engine
+                .runtime
+                .call(spec, call_args, txn.clone())
+                .await?;
+            let rows: Vec<Vec<Json>> = match result {
+                Json::Array(rows) => rows
+                    .into_iter()
+                    .map(|r| match r {
+                        Json::Array(cells) => cells,
+                        other => vec![other],
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let zone = self.value_settings().zone.arrow_name();
+            let schema = table::class_schema_in(&class, exact, &zone);
+            let batch = table::batch(schema.clone(), &table::class_types(&class), &rows)?;
+            self.srf_counter += 1;
+            let tmp = format!("__amber_srf_{}", self.srf_counter);
+            ctx.register_table(
+                tmp.as_str(),
+                Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
+            )?;
+            *factor = temp_table_factor(&tmp, alias.clone(), &fname);
         }
         Ok(())
     }
@@ -348,4 +338,20 @@ pub(crate) fn register_pg_functions(ctx: &SessionContext) {
     ctx.register_udf(constant("current_schema", "public".into()));
     ctx.register_udf(constant("current_user", "amber".into()));
     ctx.register_udf(constant("session_user", "amber".into()));
+}
+
+/// The FROM items of a SELECT, its joins' included (where a set-returning
+/// call can stand); none for anything else.
+pub(crate) fn from_factors(query: &mut Query) -> Vec<&mut TableFactor> {
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for twj in select.from.iter_mut() {
+        out.push(&mut twj.relation);
+        for j in twj.joins.iter_mut() {
+            out.push(&mut j.relation);
+        }
+    }
+    out
 }
