@@ -12,7 +12,7 @@ use crate::names;
 use crate::session::{split_qualified, Output, Session};
 use crate::table;
 use crate::value;
-use amber_catalog::{Returns, SqlType};
+use amber_catalog::{Callable, ModuleDef, Returns, SqlType};
 use amber_runtime::CallSpec;
 use amber_runtime::TxnHandle;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -24,6 +24,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use serde_json::Value as Json;
+use std::sync::Arc;
 
 impl Session {
     /// The result of `SELECT m.f(args) [AS name]` when every argument is a
@@ -129,16 +130,7 @@ impl Session {
             )
         })?;
         let exprs: Vec<Expr> = match &function.args {
-            FunctionArguments::List(list) => list
-                .args
-                .iter()
-                .map(|a| match a {
-                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e.clone()),
-                    _ => Err(SqlError::unsupported(
-                        "named arguments are not supported yet",
-                    )),
-                })
-                .collect::<Result<_, _>>()?,
+            FunctionArguments::List(list) => positional_args(&list.args)?,
             FunctionArguments::None => vec![],
             FunctionArguments::Subquery(_) => {
                 return Err(SqlError::unsupported("subquery arguments"))
@@ -161,13 +153,7 @@ impl Session {
             None => self.evaluate_exprs(&exprs, params, txn).await?,
         };
         let args = coerce_args(&types, &values, &self.value_settings())?;
-        let spec = CallSpec {
-            module: module.clone(),
-            class: callable.class.map(|c| c.name.clone()),
-            function: callable.function.name.clone(),
-            deadline: self.statement_deadline,
-            cancel: Some(self.cancel.clone()),
-        };
+        let spec = self.call_spec(&module, &callable);
         Ok(self.engine.runtime.call(spec, args, txn.clone()).await?)
     }
 
@@ -235,4 +221,31 @@ pub(crate) fn coerce_args(
         .zip(values)
         .map(|(t, v)| convert::scalar_to_json(t, v, settings))
         .collect()
+}
+
+/// The expressions of a call's arguments, all positional (named arguments
+/// are not supported yet).
+pub(crate) fn positional_args(args: &[FunctionArg]) -> Result<Vec<Expr>, SqlError> {
+    args.iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e.clone()),
+            _ => Err(SqlError::unsupported(
+                "named arguments are not supported yet",
+            )),
+        })
+        .collect()
+}
+
+impl Session {
+    /// What the runtime needs to call `callable` of `module` for the
+    /// running statement (its deadline and cancel flag).
+    pub(crate) fn call_spec(&self, module: &Arc<ModuleDef>, callable: &Callable<'_>) -> CallSpec {
+        CallSpec {
+            module: module.clone(),
+            class: callable.class.map(|c| c.name.clone()),
+            function: callable.function.name.clone(),
+            deadline: self.statement_deadline,
+            cancel: Some(self.cancel.clone()),
+        }
+    }
 }

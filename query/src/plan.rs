@@ -3,7 +3,7 @@
 //! planned path of a query (set-returning calls in FROM evaluated first,
 //! numeric columns read exactly).
 
-use crate::call::coerce_args;
+use crate::call::{coerce_args, positional_args};
 use crate::constant::constant_values;
 use crate::error::SqlError;
 use crate::exact::ExactNumeric;
@@ -12,7 +12,7 @@ use crate::names::rename_columns;
 use crate::session::{split_qualified, Session};
 use crate::table::{self, ClassTable, PythonUdf, UdfEnv};
 use amber_catalog::{ModuleDef, Returns, SqlType};
-use amber_runtime::{CallSpec, TxnHandle};
+use amber_runtime::TxnHandle;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::MemorySchemaProvider;
@@ -21,9 +21,7 @@ use datafusion::datasource::MemTable;
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::{
-    self, Expr, FunctionArg, FunctionArgExpr, ObjectName, Query, SetExpr, Statement, TableFactor,
-};
+use datafusion::sql::sqlparser::ast::{self, ObjectName, Query, SetExpr, Statement, TableFactor};
 use serde_json::Value as Json;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -76,13 +74,7 @@ impl Session {
                     // before planning); in a select list they give jsonb.
                     Returns::SetOf(_) => Some(SqlType::Jsonb),
                 };
-                let spec = CallSpec {
-                    module: module.clone(),
-                    class: callable.class.map(|c| c.name.clone()),
-                    function: callable.function.name.clone(),
-                    deadline: self.statement_deadline,
-                    cancel: Some(self.cancel.clone()),
-                };
+                let spec = self.call_spec(module, &callable);
                 let name = format!("{}.{}", module.name, sql_name);
                 let exact_result = exact.keeps_function(&name);
                 let udf = PythonUdf::new(
@@ -233,28 +225,13 @@ impl Session {
                 .class(class_name)
                 .ok_or_else(|| SqlError::internal("set-returning class missing"))?
                 .clone();
-            let exprs: Vec<Expr> = args
-                .args
-                .iter()
-                .map(|a| match a {
-                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e.clone()),
-                    _ => Err(SqlError::unsupported(
-                        "named arguments are not supported yet",
-                    )),
-                })
-                .collect::<Result<_, _>>()?;
+            let exprs = positional_args(&args.args)?;
             self.python_allowed()?;
             let values = constant_values(&exprs, params, &self.value_settings())?.ok_or_else(|| {
                     SqlError::unsupported("arguments of a set-returning function in FROM must be constants or parameters")
                 })?;
             let call_args = coerce_args(&callable.sql_params(), &values, &self.value_settings())?;
-            let spec = CallSpec {
-                module: module.clone(),
-                class: callable.class.map(|c| c.name.clone()),
-                function: callable.function.name.clone(),
-                deadline: self.statement_deadline,
-                cancel: Some(self.cancel.clone()),
-            };
+            let spec = self.call_spec(&module, &callable);
             let result = self
                 .engine
                 .runtime
