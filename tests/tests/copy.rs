@@ -142,9 +142,79 @@ async fn copy_round_trips_text_csv_and_binary() {
         );
         assert_eq!(r.get::<bool>(3), i % 3 == 0);
     }
-    // The simple protocol (psql's \copy) too.
     let rows = simple_rows(&c, "SELECT count(*) FROM shop.item").await;
     assert_eq!(rows, vec![vec![Some("1005".into())]]);
+}
+
+/// psql's `\copy`: the simple protocol (CopyInResponse from a Query, the
+/// tag after CopyDone, then ReadyForQuery), a file on the client's side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_copies_through_the_simple_protocol() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    deploy(&c, "shop", SHOP).await;
+    let ann: i64 = c
+        .query_one(
+            "INSERT INTO shop.customer (name) VALUES ('ann') RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let dir = std::env::temp_dir().join(format!("amber-copy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("in.csv");
+    let output = dir.join("out.csv");
+    std::fs::write(&input, format!("label,owner\n\"x, y\",{ann}\nz,{ann}\n")).unwrap();
+    let psql = |commands: &[String]| {
+        let mut cmd = std::process::Command::new("psql");
+        cmd.arg(server.conn_string()).arg("-X");
+        for c in commands {
+            cmd.arg("-c").arg(c);
+        }
+        let out = cmd.output().expect("psql (installed by .ci/run) runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, stdout, stderr) = psql(&[
+        format!(
+            "\\copy shop.item (label, owner) FROM '{}' WITH (FORMAT csv, HEADER)",
+            input.display()
+        ),
+        format!(
+            "\\copy (SELECT label, qty FROM shop.item ORDER BY id) TO '{}' CSV",
+            output.display()
+        ),
+    ]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "COPY 2\nCOPY 2\n");
+    assert_eq!(
+        std::fs::read_to_string(&output).unwrap(),
+        "\"x, y\",1\nz,1\n"
+    );
+    // A bad record: the error and its context, nothing kept, and the same
+    // connection goes on (psql runs the next command on it).
+    std::fs::write(&input, format!("label,owner\nok,{ann}\nbad,zz\n")).unwrap();
+    let (_, stdout, stderr) = psql(&[
+        format!(
+            "\\copy shop.item (label, owner) FROM '{}' WITH (FORMAT csv, HEADER)",
+            input.display()
+        ),
+        "SELECT count(*) FROM shop.item".to_string(),
+    ]);
+    assert!(
+        stderr.contains("invalid input syntax for type bigint: \"zz\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("COPY item, line 3, column owner: \"zz\""),
+        "{stderr}"
+    );
+    assert!(stdout.contains(" 2\n"), "{stdout}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
