@@ -11,7 +11,7 @@
 
 use crate::convert;
 use crate::copy_format::{self, Field, Format, Options, RecordReader};
-use crate::dml::{put_object, Object, RefsVerified};
+use crate::dml::{column_index, new_object, put_object, target_columns, RefsVerified};
 use crate::error::SqlError;
 use crate::session::{commit, Output, Session, TxnState};
 use crate::value::{self, types, Settings};
@@ -33,11 +33,9 @@ const IDS_PER_BATCH: u64 = 1024;
 pub(crate) struct CopyIn {
     module: Arc<ModuleDef>,
     class: ClassDef,
-    /// The class column each field of a record goes to, with the type the
-    /// field is read as.
-    targets: Vec<(usize, u32)>,
+    /// The class column each field of a record goes to.
+    targets: Vec<usize>,
     reader: RecordReader,
-    binary: bool,
     handle: TxnHandle,
     /// The COPY is its own transaction (committed by `copy_done`), not
     /// part of a block.
@@ -122,7 +120,6 @@ impl Session {
             class,
             targets,
             reader: RecordReader::new(options),
-            binary,
             handle,
             autocommit,
             rows: 0,
@@ -157,7 +154,7 @@ impl Session {
 
     /// CopyDone: the last record, then the command tag (`COPY n`); a COPY
     /// of its own commits here.
-    pub async fn copy_done(&mut self) -> Result<Output, SqlError> {
+    pub async fn copy_done(&mut self) -> Result<String, SqlError> {
         let Some(mut copy) = self.copy_in.take() else {
             return Err(SqlError::new("08P01", "unexpected CopyDone"));
         };
@@ -174,7 +171,7 @@ impl Session {
             let CopyIn { handle, .. } = *copy;
             commit(handle).await?;
         }
-        Ok(Output::Command(tag))
+        Ok(tag)
     }
 
     /// CopyFail: the client gave up; nothing of the COPY is kept.
@@ -220,18 +217,19 @@ impl Session {
         fields: &[Field],
         settings: &Settings,
     ) -> Result<(), SqlError> {
+        let binary = copy.reader.format() == Format::Binary;
         let context = |column: Option<&str>, value: Option<&[u8]>| {
             let mut c = format!("COPY {}, line {}", copy.class.table, copy.line);
             if let Some(column) = column {
                 c.push_str(&format!(", column {column}"));
-                if let Some(v) = value.filter(|_| !copy.binary) {
+                if let Some(v) = value.filter(|_| !binary) {
                     c.push_str(&format!(": \"{}\"", String::from_utf8_lossy(v)));
                 }
             }
             c
         };
         if fields.len() != copy.targets.len() {
-            let e = if copy.binary {
+            let e = if binary {
                 SqlError::new(
                     "22P04",
                     format!(
@@ -241,29 +239,20 @@ impl Session {
                     ),
                 )
             } else if fields.len() < copy.targets.len() {
-                let missing = &copy.class.columns[copy.targets[fields.len()].0].name;
+                let missing = &copy.class.columns[copy.targets[fields.len()]].name;
                 SqlError::new("22P04", format!("missing data for column \"{missing}\""))
             } else {
                 SqlError::new("22P04", "extra data after last expected column")
             };
             return Err(e.with_context(context(None, None)));
         }
-        let mut obj = Object::new();
-        for (index, col) in copy.class.columns.iter().enumerate() {
-            let v = match copy.targets.iter().position(|(c, _)| *c == index) {
-                Some(f) => {
-                    let (_, oid) = copy.targets[f];
-                    match &fields[f] {
-                        None => Json::Null,
-                        Some(bytes) => field_value(col, oid, bytes, copy.binary, settings)
-                            .map_err(|e| e.with_context(context(Some(&col.name), Some(bytes))))?,
-                    }
-                }
-                None if col.has_default => col.default.clone(),
-                None => Json::Null,
-            };
-            obj.insert(col.name.clone(), v);
-        }
+        let obj = new_object(&copy.class, &copy.targets, |field, col| {
+            match &fields[field] {
+                None => Ok(Json::Null),
+                Some(bytes) => field_value(col, bytes, binary, settings)
+                    .map_err(|e| e.with_context(context(Some(&col.name), Some(bytes)))),
+            }
+        })?;
         self.check_object(
             &copy.module,
             &copy.class,
@@ -307,14 +296,8 @@ impl Session {
                 let (_, class) = self.resolve_table(table_name)?;
                 let mut list = vec![];
                 for c in columns {
-                    if c.value != "id" && !class.columns.iter().any(|k| k.name == c.value) {
-                        return Err(SqlError::new(
-                            "42703",
-                            format!(
-                                "column \"{}\" of relation \"{table_name}\" does not exist",
-                                c.value
-                            ),
-                        ));
+                    if c.value != "id" {
+                        column_index(&class, &c.value, &table_name.to_string())?;
                     }
                     list.push(c.to_string());
                 }
@@ -332,9 +315,10 @@ impl Session {
                 }
             }
         };
-        if !matches!(query.body.as_ref(), SetExpr::Select(_) | SetExpr::Values(_))
-            && !matches!(query.body.as_ref(), SetExpr::SetOperation { .. })
-        {
+        if !matches!(
+            query.body.as_ref(),
+            SetExpr::Select(_) | SetExpr::Values(_) | SetExpr::SetOperation { .. }
+        ) {
             return Err(SqlError::unsupported("COPY of this statement"));
         }
         let (schema, batches) = self.run_query(&query, params, txn).await?;
@@ -347,14 +331,14 @@ impl Session {
     }
 }
 
-/// The stored value of one field of a record.
+/// The stored value of one field of a record, read as its column's type.
 fn field_value(
     col: &amber_catalog::ColumnDef,
-    oid: u32,
     bytes: &[u8],
     binary: bool,
     settings: &Settings,
 ) -> Result<Json, SqlError> {
+    let oid = convert::type_oid(&col.ty);
     let scalar = if binary {
         value::from_binary(oid, bytes, settings)?
     } else {
@@ -364,49 +348,23 @@ fn field_value(
 }
 
 /// The class columns a COPY FROM fills, in the order of the record's
-/// fields, with the type each is read as.
+/// fields: INSERT's rules, and each named once.
 fn copy_targets(
     class: &ClassDef,
     columns: &[datafusion::sql::sqlparser::ast::Ident],
     table: &str,
-) -> Result<Vec<(usize, u32)>, SqlError> {
-    if columns.is_empty() {
-        return Ok(class
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (i, convert::type_oid(&c.ty)))
-            .collect());
-    }
-    let mut out: Vec<(usize, u32)> = Vec::with_capacity(columns.len());
-    for c in columns {
-        if c.value == "id" {
-            return Err(SqlError::new(
-                "428C9",
-                "cannot insert a non-DEFAULT value into column \"id\"",
-            )
-            .with_detail(Some(
-                "Column \"id\" is an identity column defined as GENERATED ALWAYS.".into(),
-            )));
-        }
-        let Some(i) = class.columns.iter().position(|k| k.name == c.value) else {
-            return Err(SqlError::new(
-                "42703",
-                format!(
-                    "column \"{}\" of relation \"{table}\" does not exist",
-                    c.value
-                ),
-            ));
-        };
-        if out.iter().any(|(j, _)| *j == i) {
+) -> Result<Vec<usize>, SqlError> {
+    let names: Vec<String> = columns.iter().map(|c| c.value.clone()).collect();
+    let targets = target_columns(class, &names, table)?;
+    for (i, t) in targets.iter().enumerate() {
+        if targets[..i].contains(t) {
             return Err(SqlError::new(
                 "42701",
-                format!("column \"{}\" specified more than once", c.value),
+                format!("column \"{}\" specified more than once", names[i]),
             ));
         }
-        out.push((i, convert::type_oid(&class.columns[i].ty)));
     }
-    Ok(out)
+    Ok(targets)
 }
 
 /// The rows of a COPY TO, encoded as the client reads them: one CopyData

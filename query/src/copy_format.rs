@@ -398,7 +398,9 @@ impl RecordReader {
                 return Err(bad_data("COPY file signature not recognized"));
             }
             let flags = u32::from_be_bytes([rest[11], rest[12], rest[13], rest[14]]);
-            if flags & 0xffff_0000 & !(1 << 16) != 0 || flags & (1 << 16) != 0 {
+            // Bits 16-31 are critical (16: OIDs, which PostgreSQL 12+
+            // refuses too); a reader must fail on any it does not know.
+            if flags & 0xffff_0000 != 0 {
                 return Err(bad_data("unrecognized critical flags in COPY file header"));
             }
             let ext = u32::from_be_bytes([rest[15], rest[16], rest[17], rest[18]]) as usize;
@@ -450,6 +452,10 @@ impl RecordReader {
         self.pos += at;
         *fields = out;
         Ok(true)
+    }
+
+    pub fn format(&self) -> Format {
+        self.options.format
     }
 
     /// Bytes of an incomplete record are left (at the end of the data:

@@ -9,7 +9,7 @@ use crate::exact::ExactNumeric;
 use crate::rowexpr;
 use crate::session::{split_qualified, Output, Session};
 use crate::table;
-use amber_catalog::{object_key, ClassDef, ModuleDef, SqlType};
+use amber_catalog::{object_key, ClassDef, ColumnDef, ModuleDef, SqlType};
 use amber_runtime::TxnHandle;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
@@ -71,7 +71,11 @@ impl Session {
         };
         let (module, class) = self.resolve_table(name)?;
         let settings = self.value_settings();
-        let targets = target_columns(&class, &ins.columns, name)?;
+        let targets = target_columns(
+            &class,
+            &insert_column_names(&ins.columns),
+            &name.to_string(),
+        )?;
         let source = ins
             .source
             .as_ref()
@@ -118,15 +122,9 @@ impl Session {
                     "INSERT has more target columns than expressions",
                 ));
             }
-            let mut obj = Object::new();
-            for col in &class.columns {
-                let v = match targets.iter().position(|t| *t == col.name) {
-                    Some(i) => convert::scalar_to_json(&col.ty, &row[i], &settings)?,
-                    None if col.has_default => col.default.clone(),
-                    None => Json::Null,
-                };
-                obj.insert(col.name.clone(), v);
-            }
+            let obj = new_object(&class, &targets, |field, col| {
+                convert::scalar_to_json(&col.ty, &row[field], &settings)
+            })?;
             self.check_object(&module, &class, &obj, txn, None)?;
             let oid = self.engine.store.allocate_oid()?;
             returned.push(write_object(&class, class.id, oid, &obj, txn)?);
@@ -610,13 +608,17 @@ impl Session {
                     return Ok((types, jsonb, None));
                 };
                 let (_m, class) = self.resolve_table(name)?;
-                let targets = target_columns(&class, &ins.columns, name)?;
+                let targets = target_columns(
+                    &class,
+                    &insert_column_names(&ins.columns),
+                    &name.to_string(),
+                )?;
                 if let Some(SetExpr::Values(values)) = ins.source.as_ref().map(|s| s.body.as_ref())
                 {
                     for row in &values.rows {
                         for (i, e) in row.iter().enumerate() {
-                            if let (Some(idx), Some(col)) = (placeholder(e), targets.get(i)) {
-                                if let Some(c) = class.columns.iter().find(|c| &c.name == col) {
+                            if let (Some(idx), Some(&col)) = (placeholder(e), targets.get(i)) {
+                                if let Some(c) = class.columns.get(col) {
                                     set(idx, convert::arrow_type(&c.ty));
                                     if matches!(c.ty, SqlType::Jsonb) {
                                         jsonb.insert(idx);
@@ -763,7 +765,7 @@ pub(crate) fn lock(
 }
 
 /// Stores an object under its class id; returns its row (`id` first).
-pub(crate) fn write_object(
+fn write_object(
     class: &ClassDef,
     class_id: u64,
     oid: u64,
@@ -795,22 +797,19 @@ fn object_row(class: &ClassDef, oid: u64, obj: &Object) -> Vec<Json> {
     row
 }
 
-fn target_columns(
+/// The class columns an INSERT or COPY FROM fills, as indexes into
+/// `class.columns`, in the order named (all of them when none are).
+pub(crate) fn target_columns(
     class: &ClassDef,
-    columns: &[ObjectName],
-    table: &ObjectName,
-) -> Result<Vec<String>, SqlError> {
-    if columns.is_empty() {
-        return Ok(class.columns.iter().map(|c| c.name.clone()).collect());
+    names: &[String],
+    table: &str,
+) -> Result<Vec<usize>, SqlError> {
+    if names.is_empty() {
+        return Ok((0..class.columns.len()).collect());
     }
-    columns
+    names
         .iter()
-        .map(|c| {
-            let name =
-                c.0.last()
-                    .and_then(|p| p.as_ident())
-                    .map(|i| i.value.clone())
-                    .unwrap_or_default();
+        .map(|name| {
             if name == "id" {
                 return Err(SqlError::new(
                     "428C9",
@@ -820,15 +819,55 @@ fn target_columns(
                     "Column \"id\" is an identity column defined as GENERATED ALWAYS.".into(),
                 )));
             }
-            if !class.columns.iter().any(|k| k.name == name) {
-                return Err(SqlError::new(
-                    "42703",
-                    format!("column \"{name}\" of relation \"{table}\" does not exist"),
-                ));
-            }
-            Ok(name)
+            column_index(class, name, table)
         })
         .collect()
+}
+
+/// The index of attribute `name` in `class.columns` (42703 if none).
+pub(crate) fn column_index(class: &ClassDef, name: &str, table: &str) -> Result<usize, SqlError> {
+    class
+        .columns
+        .iter()
+        .position(|k| k.name == name)
+        .ok_or_else(|| {
+            SqlError::new(
+                "42703",
+                format!("column \"{name}\" of relation \"{table}\" does not exist"),
+            )
+        })
+}
+
+/// The names of an INSERT's target columns as written.
+fn insert_column_names(columns: &[ObjectName]) -> Vec<String> {
+    columns
+        .iter()
+        .map(|c| {
+            c.0.last()
+                .and_then(|p| p.as_ident())
+                .map(|i| i.value.clone())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// A new object of `class`: each target column (`targets[field]`) gets
+/// `value(field, column)`, every other column its default or NULL.
+pub(crate) fn new_object(
+    class: &ClassDef,
+    targets: &[usize],
+    mut value: impl FnMut(usize, &ColumnDef) -> Result<Json, SqlError>,
+) -> Result<Object, SqlError> {
+    let mut obj = Object::new();
+    for (index, col) in class.columns.iter().enumerate() {
+        let v = match targets.iter().position(|t| *t == index) {
+            Some(field) => value(field, col)?,
+            None if col.has_default => col.default.clone(),
+            None => Json::Null,
+        };
+        obj.insert(col.name.clone(), v);
+    }
+    Ok(obj)
 }
 
 fn placeholder(e: &Expr) -> Option<usize> {

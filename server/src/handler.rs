@@ -107,18 +107,18 @@ impl CopyHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let out = self.session.lock().await.copy_done().await;
-        match out {
-            Ok(Output::Command(tag)) => {
-                let complete: CommandComplete = tag_of(&tag).into();
-                client
-                    .feed(PgWireBackendMessage::CommandComplete(complete))
-                    .await?;
-                Ok(())
-            }
-            Ok(_) => Err(user_error(&SqlError::internal("COPY ended without a tag"))),
-            Err(e) => Err(user_error(&e)),
-        }
+        let tag = self
+            .session
+            .lock()
+            .await
+            .copy_done()
+            .await
+            .map_err(|e| user_error(&e))?;
+        let complete: CommandComplete = tag_of(&tag).into();
+        client
+            .feed(PgWireBackendMessage::CommandComplete(complete))
+            .await?;
+        Ok(())
     }
 
     async fn on_copy_fail<C>(&self, _client: &mut C, fail: CopyFail) -> PgWireError

@@ -25,6 +25,22 @@ class Item(Persistent):
     ok: bool = True
 "#;
 
+/// A client of `server` with the shop module deployed and one customer,
+/// whose id is returned.
+async fn shop(server: &Server) -> (Client, i64) {
+    let c = connect(server).await;
+    deploy(&c, "shop", SHOP).await;
+    let ann: i64 = c
+        .query_one(
+            "INSERT INTO shop.customer (name) VALUES ('ann') RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    (c, ann)
+}
+
 async fn copy_in(c: &Client, sql: &str, data: &str) -> Result<u64, tokio_postgres::Error> {
     let sink = c.copy_in(sql).await?;
     futures::pin_mut!(sink);
@@ -41,16 +57,7 @@ async fn copy_out(c: &Client, sql: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_round_trips_text_csv_and_binary() {
     let server = Server::start();
-    let c = connect(&server).await;
-    deploy(&c, "shop", SHOP).await;
-    let ann: i64 = c
-        .query_one(
-            "INSERT INTO shop.customer (name) VALUES ('ann') RETURNING id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let (c, ann) = shop(&server).await;
 
     // Text: escapes, \N, a column left to its default; split records.
     let text = format!("{ann}\ttab\\there\t2\t\\N\n{ann}\tback\\\\slash\t3\t1.5\n");
@@ -151,16 +158,7 @@ async fn copy_round_trips_text_csv_and_binary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_copies_through_the_simple_protocol() {
     let server = Server::start();
-    let c = connect(&server).await;
-    deploy(&c, "shop", SHOP).await;
-    let ann: i64 = c
-        .query_one(
-            "INSERT INTO shop.customer (name) VALUES ('ann') RETURNING id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let (_client, ann) = shop(&server).await;
     let dir = std::env::temp_dir().join(format!("amber-copy-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let input = dir.join("in.csv");
@@ -220,16 +218,7 @@ async fn psql_copies_through_the_simple_protocol() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_copy_keeps_nothing() {
     let server = Server::start();
-    let c = connect(&server).await;
-    deploy(&c, "shop", SHOP).await;
-    let ann: i64 = c
-        .query_one(
-            "INSERT INTO shop.customer (name) VALUES ('ann') RETURNING id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let (c, ann) = shop(&server).await;
     let count = || async {
         c.query_one("SELECT count(*) FROM shop.item", &[])
             .await
