@@ -9,9 +9,10 @@
 //! a deploy, and a deploy conflicts with every writer that used the module.
 //! The in-memory [`Catalog`] is only a cache of decoded records.
 //!
-//! Values are stored as JSON, directed by the column's [`SqlType`]: the same
-//! encoding is written by the Python runtime and by SQL DML, and read by the
-//! query engine. See ARCHITECTURE.md for the key layout.
+//! Objects are stored as binary rows keyed by column id ([`row`]), each
+//! value directed by its column's [`SqlType`]; module variables as JSON.
+//! The same encoding is written by the Python runtime and by SQL DML, and
+//! read by the query engine. See ARCHITECTURE.md for the key layout.
 
 use amber_storage::{StorageError, Txn};
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,7 @@ use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+pub mod row;
 mod types;
 pub use types::SqlType;
 
@@ -109,6 +111,12 @@ pub fn global_key(module: &str, name: &str) -> Vec<u8> {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ColumnDef {
+    /// Keys the column's field in stored objects ([`row`]); unique within
+    /// the class and kept by a redeploy for a column of the same name.
+    /// Records written before ids existed get their position (1-based)
+    /// when read ([`ModuleDef::assign_column_ids`]).
+    #[serde(default)]
+    pub id: u32,
     pub name: String,
     #[serde(rename = "type")]
     pub ty: SqlType,
@@ -225,9 +233,45 @@ pub struct ModuleDef {
     pub shape: ModuleShape,
 }
 
+impl ClassDef {
+    /// Gives every column without an id (0) one: the id of the column of
+    /// the same name in `old` (the version being replaced), else its
+    /// position (1-based) when no column has an id yet (a record written
+    /// before ids existed, whose objects are JSON keyed by name), else one
+    /// above every id this class or `old` has used.
+    pub fn assign_column_ids(&mut self, old: Option<&ClassDef>) {
+        let fresh = old.is_none() && self.columns.iter().all(|c| c.id == 0);
+        let mut next = self
+            .columns
+            .iter()
+            .chain(old.into_iter().flat_map(|o| o.columns.iter()))
+            .map(|c| c.id)
+            .max()
+            .unwrap_or(0);
+        for (i, c) in self.columns.iter_mut().enumerate() {
+            if c.id != 0 {
+                continue;
+            }
+            if let Some(o) = old.and_then(|o| o.columns.iter().find(|o| o.name == c.name)) {
+                c.id = o.id;
+            } else if fresh {
+                c.id = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            } else {
+                next += 1;
+                c.id = next;
+            }
+        }
+        debug_assert!(self.columns.iter().all(|c| c.id != 0));
+    }
+}
+
 impl ModuleDef {
     pub fn class(&self, python_name: &str) -> Option<&ClassDef> {
         self.shape.classes.iter().find(|c| c.name == python_name)
+    }
+
+    pub fn class_by_id(&self, id: u64) -> Option<&ClassDef> {
+        self.shape.classes.iter().find(|c| c.id == id)
     }
 
     pub fn table(&self, table: &str) -> Option<&ClassDef> {
@@ -530,7 +574,14 @@ impl Catalog {
 }
 
 fn decode(bytes: &[u8]) -> Result<ModuleDef> {
-    serde_json::from_slice(bytes).map_err(|e| CatalogError::Corrupt(e.to_string()))
+    let mut def: ModuleDef =
+        serde_json::from_slice(bytes).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
+    for class in &mut def.shape.classes {
+        if class.columns.iter().any(|c| c.id == 0) {
+            class.assign_column_ids(None);
+        }
+    }
+    Ok(def)
 }
 
 fn decode_generation(name: &str, bytes: &[u8]) -> Result<u64> {

@@ -1,6 +1,7 @@
-//! The one stored form of an object: what Python writes is checked and
-//! rewritten here into the form SQL writes (keys in byte order, each value
-//! in its column type's canonical text), so a table stays readable from SQL
+//! The one stored form of an object: what Python writes (JSON) is checked
+//! and rewritten here into the form SQL writes (each value in its column
+//! type's canonical form, then the binary row of `amber_catalog::row`), so
+//! a table stays readable from SQL
 //! whatever a procedure stores, and an unchanged object always encodes to
 //! the same bytes.
 
@@ -124,7 +125,7 @@ pub fn canonical_object(class: &ClassDef, json: &str) -> Result<Vec<u8>, SqlErro
             ),
         ));
     }
-    serde_json::to_vec(&Json::Object(out)).map_err(|e| SqlError::internal(e.to_string()))
+    Ok(amber_catalog::row::encode(class, &out)?)
 }
 
 /// The stored bytes of a module variable written as `json`.

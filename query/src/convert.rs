@@ -273,7 +273,7 @@ fn numeric_too_big(s: &str) -> SqlError {
     )
 }
 
-fn parse_float_special(s: &str) -> Option<f64> {
+pub(crate) fn parse_float_special(s: &str) -> Option<f64> {
     value::float::parse_f64(s).ok()
 }
 

@@ -271,7 +271,7 @@ impl Session {
             }
         };
         let mut txn = crate::dml::lock(&copy.handle)?;
-        put_object(copy.class.id, oid, &obj, &mut txn)?;
+        put_object(&copy.class, oid, &obj, &mut txn)?;
         copy.rows += 1;
         Ok(())
     }

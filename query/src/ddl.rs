@@ -278,6 +278,7 @@ fn create_module(
     // Keep the identity of classes that survive a replace.
     for class in shape.classes.iter_mut() {
         let old: Option<&ClassDef> = existing.as_ref().and_then(|m| m.class(&class.name));
+        class.assign_column_ids(old);
         match old {
             Some(old) => {
                 if old.columns != class.columns && has_objects(txn, old.id)? {

@@ -127,7 +127,7 @@ impl Session {
             })?;
             self.check_object(&module, &class, &obj, txn, None)?;
             let oid = self.engine.store.allocate_oid()?;
-            returned.push(write_object(&class, class.id, oid, &obj, txn)?);
+            returned.push(write_object(&class, &class, oid, &obj, txn)?);
         }
         let tag = format!("INSERT 0 {}", rows.len());
         self.finish_dml(&class, ins.returning.as_deref(), returned, tag, txn)
@@ -249,7 +249,8 @@ impl Session {
                 );
             }
             self.check_object(&module, &class, &obj, txn, None)?;
-            returned.push(write_object(&class, cid, change.oid, &obj, txn)?);
+            let stored = module.class_by_id(cid).unwrap_or(&class);
+            returned.push(write_object(&class, stored, change.oid, &obj, txn)?);
         }
         let tag = format!("UPDATE {}", returned.len());
         self.finish_dml(&class, upd.returning.as_deref(), returned, tag, txn)
@@ -436,8 +437,9 @@ impl Session {
         let guard = lock(txn)?;
         for cid in module.class_ids_with_subclasses(&class.name) {
             if let Some(raw) = guard.get(&object_key(cid, oid))? {
-                let obj: Object = serde_json::from_slice(&raw)
-                    .map_err(|e| SqlError::internal(format!("corrupt object {oid}: {e}")))?;
+                let stored = module.class_by_id(cid).unwrap_or(class);
+                let obj = amber_catalog::row::decode(stored, &raw)
+                    .map_err(|e| SqlError::new("XX001", format!("object {oid}: {e}")))?;
                 return Ok(Some((cid, obj)));
             }
         }
@@ -764,27 +766,28 @@ pub(crate) fn lock(
         .map_err(|_| SqlError::internal("transaction lock poisoned"))
 }
 
-/// Stores an object under its class id; returns its row (`id` first).
+/// Stores an object of class `stored` (`class` or a subclass); returns
+/// its row as a row of `class` (`id` first).
 fn write_object(
     class: &ClassDef,
-    class_id: u64,
+    stored: &ClassDef,
     oid: u64,
     obj: &Object,
     txn: &TxnHandle,
 ) -> Result<Vec<Json>, SqlError> {
-    put_object(class_id, oid, obj, &mut *lock(txn)?)?;
+    put_object(stored, oid, obj, &mut *lock(txn)?)?;
     Ok(object_row(class, oid, obj))
 }
 
-/// Stores an object under its class id.
+/// Stores an object under its class's id.
 pub(crate) fn put_object(
-    class_id: u64,
+    class: &ClassDef,
     oid: u64,
     obj: &Object,
     txn: &mut amber_storage::Txn,
 ) -> Result<(), SqlError> {
-    let bytes = serde_json::to_vec(obj).map_err(|e| SqlError::internal(e.to_string()))?;
-    txn.put(&object_key(class_id, oid), &bytes)?;
+    let bytes = amber_catalog::row::encode(class, obj)?;
+    txn.put(&object_key(class.id, oid), &bytes)?;
     Ok(())
 }
 

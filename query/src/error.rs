@@ -70,6 +70,17 @@ impl From<amber_catalog::CatalogError> for SqlError {
     }
 }
 
+impl From<amber_catalog::row::RowError> for SqlError {
+    fn from(e: amber_catalog::row::RowError) -> SqlError {
+        // XX001 data_corrupted: a stored object that cannot be read; a
+        // value that cannot be encoded is Amber's own bug (XX000).
+        match e {
+            amber_catalog::row::RowError::Corrupt(_) => SqlError::new("XX001", e.to_string()),
+            other => SqlError::internal(other.to_string()),
+        }
+    }
+}
+
 impl From<RuntimeError> for SqlError {
     fn from(e: RuntimeError) -> SqlError {
         match e {

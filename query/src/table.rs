@@ -58,8 +58,8 @@ pub fn class_schema_in(class: &ClassDef, exact: &ExactNumeric, zone: &str) -> Sc
     convert::schema_of(fields)
 }
 
-/// Hands every object of `class` and its subclasses to `f` as `(id,
-/// stored bytes)`, in id order, through `txn` (so the scanned ranges join
+/// Hands every object of `class` and its subclasses to `f` as `(class id,
+/// object id, stored bytes)`, in object id order, through `txn` (so the scanned ranges join
 /// its read set). A class without subclasses streams straight from storage
 /// (its keys are already in id order); otherwise the objects are collected
 /// and sorted first.
@@ -67,33 +67,33 @@ pub fn scan_class_objects(
     module: &ModuleDef,
     class: &ClassDef,
     txn: &TxnHandle,
-    mut f: impl FnMut(u64, &[u8]) -> Result<(), SqlError>,
+    mut f: impl FnMut(u64, u64, &[u8]) -> Result<(), SqlError>,
 ) -> Result<(), SqlError> {
     let ids = module.class_ids_with_subclasses(&class.name);
     let guard = crate::dml::lock(txn)?;
     if let [cid] = ids.as_slice() {
         guard.scan_prefix_each(&class_prefix(*cid), |key, value| {
             let oid = oid_of_key(key).ok_or_else(|| SqlError::internal("corrupt object key"))?;
-            f(oid, value)
+            f(*cid, oid, value)
         })?;
         return Ok(());
     }
-    let mut objects: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut objects: Vec<(u64, u64, Vec<u8>)> = Vec::new();
     for cid in ids {
         for (key, value) in guard.scan_prefix(&class_prefix(cid))? {
             let oid = oid_of_key(&key).ok_or_else(|| SqlError::internal("corrupt object key"))?;
-            objects.push((oid, value));
+            objects.push((cid, oid, value));
         }
     }
-    objects.sort_by_key(|(oid, _)| *oid);
-    for (oid, value) in &objects {
-        f(*oid, value)?;
+    objects.sort_by_key(|(_, oid, _)| *oid);
+    for (cid, oid, value) in &objects {
+        f(*cid, *oid, value)?;
     }
     Ok(())
 }
 
 /// Reads the objects with the given ids (of `class` or a subclass) as
-/// `(id, stored bytes)`, by point reads, so only those keys join the
+/// `(class id, object id, stored bytes)`, by point reads, so only those keys join the
 /// transaction's read set and a concurrent write to another object is no
 /// conflict.
 pub fn read_class_objects_by_ids(
@@ -101,7 +101,7 @@ pub fn read_class_objects_by_ids(
     class: &ClassDef,
     oids: &[u64],
     txn: &TxnHandle,
-) -> Result<Vec<(u64, Vec<u8>)>, SqlError> {
+) -> Result<Vec<(u64, u64, Vec<u8>)>, SqlError> {
     let ids = module.class_ids_with_subclasses(&class.name);
     let guard = crate::dml::lock(txn)?;
     let mut oids = oids.to_vec();
@@ -111,7 +111,7 @@ pub fn read_class_objects_by_ids(
     for oid in oids {
         for cid in &ids {
             if let Some(value) = guard.get(&object_key(*cid, oid))? {
-                objects.push((oid, value));
+                objects.push((*cid, oid, value));
                 break;
             }
         }
@@ -250,6 +250,7 @@ impl TableProvider for ClassTable {
             .min_by_key(|ids| ids.len());
         // Only the projected columns are decoded, as the objects stream by.
         let mut decoder = crate::columnar::Decoder::new(
+            &self.module,
             &self.class,
             &self.schema,
             projection.map(Vec::as_slice),
@@ -257,14 +258,14 @@ impl TableProvider for ClassTable {
         )?;
         match narrowest {
             Some(oids) => {
-                for (oid, value) in
+                for (cid, oid, value) in
                     read_class_objects_by_ids(&self.module, &self.class, &oids, &self.txn)?
                 {
-                    decoder.push(oid, &value)?;
+                    decoder.push(cid, oid, &value)?;
                 }
             }
-            None => scan_class_objects(&self.module, &self.class, &self.txn, |oid, value| {
-                decoder.push(oid, value)
+            None => scan_class_objects(&self.module, &self.class, &self.txn, |cid, oid, value| {
+                decoder.push(cid, oid, value)
             })?,
         }
         let (schema, batch) = decoder.finish()?;

@@ -14,7 +14,8 @@ use crate::protocol::{
 };
 use crate::{CallServices, CallSpec, RuntimeError, TxnHandle, WorkerConfig};
 use amber_catalog::{
-    class_prefix, global_key, object_key, object_of_key, Catalog, ClassDef, GlobalDef, ModuleDef,
+    class_prefix, global_key, object_key, object_of_key, row, Catalog, ClassDef, GlobalDef,
+    ModuleDef,
 };
 use amber_storage::Store;
 use std::collections::{HashMap, HashSet};
@@ -418,6 +419,33 @@ impl<'m> CallState<'m> {
         }
     }
 
+    /// An object of class `cid` as Python reads it: JSON keyed by
+    /// attribute name (objects are stored as binary rows).
+    fn object_json(&self, cid: u64, stored: Vec<u8>) -> Result<String, RuntimeError> {
+        if row::is_json(&stored) {
+            return utf8(stored);
+        }
+        let class = self
+            .classes
+            .get(&cid)
+            .ok_or_else(|| RuntimeError::Internal(format!("object of unknown class {cid}")))?;
+        let obj = row::decode(class, &stored)
+            .map_err(|e| RuntimeError::python("XX001", e.to_string()))?;
+        serde_json::to_string(&obj).map_err(|e| RuntimeError::Internal(e.to_string()))
+    }
+
+    fn read_object(
+        &self,
+        txn: &amber_storage::Txn,
+        cid: u64,
+        key: &[u8],
+    ) -> Result<Option<String>, RuntimeError> {
+        match txn.get(key).map_err(storage)? {
+            Some(v) => Ok(Some(self.object_json(cid, v)?)),
+            None => Ok(None),
+        }
+    }
+
     fn outside(&self, key: &[u8]) -> RuntimeError {
         refused(format!(
             "permission denied: a procedure of module {} reaches only its own objects and module variables (key {})",
@@ -438,7 +466,7 @@ impl<'m> CallState<'m> {
         for (class, oid) in &call.object_args {
             for cid in self.module.class_ids_with_subclasses(class) {
                 let key = object_key(cid, *oid);
-                let value = read(&txn, &key)?;
+                let value = self.read_object(&txn, cid, &key)?;
                 let found = value.is_some();
                 out.push((key, value));
                 if found {
@@ -515,7 +543,7 @@ impl<'m> CallState<'m> {
                     if !self.classes.contains_key(&cid) {
                         return Err(self.outside(&key));
                     }
-                    let v = read(&*lock(call.txn)?, &key)?;
+                    let v = self.read_object(&*lock(call.txn)?, cid, &key)?;
                     if v.is_some() {
                         self.known.insert((cid, oid));
                     }
@@ -534,10 +562,10 @@ impl<'m> CallState<'m> {
                 let rows = lock(call.txn)?.scan_prefix(&prefix).map_err(storage)?;
                 let mut out = Vec::with_capacity(rows.len());
                 for (k, v) in rows {
-                    if let Some((c, oid)) = object_of_key(&k) {
-                        self.known.insert((c, oid));
-                    }
-                    out.push((k, utf8(v)?));
+                    let (c, oid) = object_of_key(&k)
+                        .ok_or_else(|| RuntimeError::Internal("corrupt object key".into()))?;
+                    self.known.insert((c, oid));
+                    out.push((k, self.object_json(c, v)?));
                 }
                 Ok(Reply::Rows(out))
             }

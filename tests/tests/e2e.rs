@@ -5,6 +5,7 @@ use amber_tests::Server;
 mod copy;
 mod ddl;
 mod sandbox;
+mod stored_form;
 mod update;
 mod values;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
