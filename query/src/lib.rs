@@ -34,6 +34,7 @@ mod nested;
 mod parse;
 mod plan;
 mod rowexpr;
+mod scan;
 mod session;
 mod settings;
 pub mod table;

@@ -5,7 +5,7 @@ use crate::convert;
 use crate::error::SqlError;
 use crate::exact::ExactNumeric;
 use crate::value::Settings;
-use amber_catalog::{class_prefix, object_key, oid_of_key, ClassDef, ModuleDef, SqlType};
+use amber_catalog::{object_key, ClassDef, ModuleDef, SqlType};
 use amber_runtime::{CallSpec, Runtime, TxnHandle};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
@@ -56,40 +56,6 @@ pub fn class_schema_in(class: &ClassDef, exact: &ExactNumeric, zone: &str) -> Sc
         }
     }));
     convert::schema_of(fields)
-}
-
-/// Hands every object of `class` and its subclasses to `f` as `(class id,
-/// object id, stored bytes)`, in object id order, through `txn` (so the scanned ranges join
-/// its read set). A class without subclasses streams straight from storage
-/// (its keys are already in id order); otherwise the objects are collected
-/// and sorted first.
-pub fn scan_class_objects(
-    module: &ModuleDef,
-    class: &ClassDef,
-    txn: &TxnHandle,
-    mut f: impl FnMut(u64, u64, &[u8]) -> Result<(), SqlError>,
-) -> Result<(), SqlError> {
-    let ids = module.class_ids_with_subclasses(&class.name);
-    let guard = crate::dml::lock(txn)?;
-    if let [cid] = ids.as_slice() {
-        guard.scan_prefix_each(&class_prefix(*cid), |key, value| {
-            let oid = oid_of_key(key).ok_or_else(|| SqlError::internal("corrupt object key"))?;
-            f(*cid, oid, value)
-        })?;
-        return Ok(());
-    }
-    let mut objects: Vec<(u64, u64, Vec<u8>)> = Vec::new();
-    for cid in ids {
-        for (key, value) in guard.scan_prefix(&class_prefix(cid))? {
-            let oid = oid_of_key(&key).ok_or_else(|| SqlError::internal("corrupt object key"))?;
-            objects.push((cid, oid, value));
-        }
-    }
-    objects.sort_by_key(|(_, oid, _)| *oid);
-    for (cid, oid, value) in &objects {
-        f(*cid, *oid, value)?;
-    }
-    Ok(())
 }
 
 /// Reads the objects with the given ids (of `class` or a subclass) as
@@ -240,7 +206,7 @@ impl TableProvider for ClassTable {
         _state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
-        _limit: Option<usize>,
+        limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         // Several id filters (a conjunction) narrow to their intersection;
         // the smallest list is enough since DataFusion re-checks them all.
@@ -248,25 +214,28 @@ impl TableProvider for ClassTable {
             .iter()
             .filter_map(id_filter)
             .min_by_key(|ids| ids.len());
-        // Only the projected columns are decoded, as the objects stream by.
+        let Some(oids) = narrowest else {
+            return Ok(crate::scan::class_scan(
+                self.module.clone(),
+                &self.class,
+                self.schema.clone(),
+                projection,
+                limit,
+                &self.txn,
+            )?);
+        };
+        // Point reads: only those keys join the read set.
         let mut decoder = crate::columnar::Decoder::new(
             &self.module,
             &self.class,
             &self.schema,
             projection.map(Vec::as_slice),
-            narrowest.as_ref().map_or(1024, Vec::len),
+            oids.len(),
         )?;
-        match narrowest {
-            Some(oids) => {
-                for (cid, oid, value) in
-                    read_class_objects_by_ids(&self.module, &self.class, &oids, &self.txn)?
-                {
-                    decoder.push(cid, oid, &value)?;
-                }
-            }
-            None => scan_class_objects(&self.module, &self.class, &self.txn, |cid, oid, value| {
-                decoder.push(cid, oid, value)
-            })?,
+        for (cid, oid, value) in
+            read_class_objects_by_ids(&self.module, &self.class, &oids, &self.txn)?
+        {
+            decoder.push(cid, oid, &value)?;
         }
         let (schema, batch) = decoder.finish()?;
         let exec = MemorySourceConfig::try_new_exec(&[vec![batch]], schema, None)?;

@@ -283,6 +283,31 @@ pub struct Savepoint {
 /// Savepoints open at once in one transaction (nesting depth).
 const SAVEPOINTS_OPEN_MAX: usize = 64;
 
+/// A forward cursor over a key range of one transaction ([`Txn::cursor`]).
+pub struct Cursor {
+    iter: fjall::Iter,
+}
+
+impl Cursor {
+    /// Hands the next pairs, at most `rows_max` of them, to `f` without
+    /// copying them; returns how many there were (0: the range is done).
+    /// Stops at `f`'s first error.
+    pub fn next_batch<E: From<StorageError>>(
+        &mut self,
+        rows_max: usize,
+        mut f: impl FnMut(&[u8], &[u8]) -> std::result::Result<(), E>,
+    ) -> std::result::Result<usize, E> {
+        let mut n = 0usize;
+        while n < rows_max {
+            let Some(guard) = self.iter.next() else { break };
+            let (k, v) = guard.into_inner().map_err(StorageError::from)?;
+            f(&k, &v)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
 impl std::fmt::Debug for Txn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Txn").field("wrote", &self.wrote).finish()
@@ -405,6 +430,39 @@ impl Txn {
             }
         }
         Ok(n)
+    }
+
+    /// A cursor over the pairs with `start <= key < end`, in key order, as
+    /// this transaction sees them now (its snapshot and its own writes so
+    /// far). The whole range joins the read set when the cursor opens
+    /// (no phantoms), and reading it needs no access to the transaction:
+    /// several cursors of one transaction can be read at once, on other
+    /// threads, each batch bounded by its reader.
+    pub fn cursor(&self, start: &[u8], end: &[u8]) -> Result<Cursor> {
+        let data = &self.store.inner.data;
+        let range = (
+            Bound::Included(start.to_vec()),
+            Bound::Excluded(end.to_vec()),
+        );
+        Ok(Cursor {
+            iter: self.tx()?.range(data, range),
+        })
+    }
+
+    /// The first and the last key with `start <= key < end` (`None` if
+    /// there is none): two seeks, whatever lies between. The range joins
+    /// the read set.
+    pub fn key_bounds(&self, start: &[u8], end: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let mut c = self.cursor(start, end)?;
+        let Some(first) = c.iter.next() else {
+            return Ok(None);
+        };
+        let first = first.key()?.to_vec();
+        let last = match c.iter.next_back() {
+            Some(g) => g.key()?.to_vec(),
+            None => first.clone(),
+        };
+        Ok(Some((first, last)))
     }
 
     /// Pairs with `start <= key < end`, at most `limit` of them.

@@ -5,6 +5,7 @@ use amber_tests::Server;
 mod copy;
 mod ddl;
 mod sandbox;
+mod scan;
 mod stored_form;
 mod update;
 mod values;

@@ -1,0 +1,229 @@
+//! A class scan as DataFusion executes it: batches streamed from storage
+//! cursors, decoded as they come (only the projected columns), in
+//! partitions that run in parallel.
+//!
+//! A class's objects are one key range (`o` + class id + object id); a
+//! class with subclasses is one range per class. A large range is split by
+//! object id into `PARTITIONS_MAX` partitions, which DataFusion runs as
+//! concurrent tasks (partial aggregates per partition), so a scan uses
+//! every core. The split points come from the first and last key (two
+//! seeks), the first partition starts at the range's start and the last
+//! ends at its end, so together they cover the whole range (a concurrent
+//! insert anywhere in it conflicts: no phantoms).
+//!
+//! Each batch holds at most `BATCH_ROWS` objects, and a LIMIT reaches the
+//! scan, so `SELECT * FROM t LIMIT 10` reads about ten objects per
+//! partition, not the class. The cursors open when the scan is planned, in
+//! the statement's transaction (its snapshot and its writes so far); the
+//! partitions hold only them, not the transaction, so a partition task
+//! DataFusion abandons (a LIMIT met elsewhere) never delays the
+//! statement's commit.
+
+use crate::columnar::Decoder;
+use crate::error::SqlError;
+use amber_catalog::{class_prefix, oid_of_key, ClassDef, ModuleDef};
+use amber_runtime::TxnHandle;
+use amber_storage::Cursor;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::DataFusionError;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::ExecutionPlan;
+use std::sync::{Arc, Mutex};
+
+/// Objects per batch: DataFusion's default batch size.
+pub const BATCH_ROWS: usize = 8192;
+
+/// Most partitions one class range is split into (one per core on this
+/// kind of machine; more would only queue).
+const PARTITIONS_MAX: u64 = 2;
+
+/// A range narrower than this many object ids is not split: its objects
+/// fit in a few batches and a second task would cost more than it saves.
+const SPLIT_OIDS_MIN: u64 = 64 * 1024;
+
+/// One partition: the objects of one stored class in one key range.
+struct ClassPartition {
+    module: Arc<ModuleDef>,
+    class: Arc<ClassDef>,
+    /// The class table's full schema, and the projection of it to build.
+    schema: SchemaRef,
+    projection: Option<Vec<usize>>,
+    projected: SchemaRef,
+    /// The stored class of the objects in this range.
+    class_id: u64,
+    /// Taken by the first (only) execution.
+    cursor: Mutex<Option<Cursor>>,
+    /// Rows this partition need not exceed (the query's LIMIT).
+    rows_max: Option<usize>,
+}
+
+impl std::fmt::Debug for ClassPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClassPartition")
+            .field("class_id", &self.class_id)
+            .field("rows_max", &self.rows_max)
+            .finish()
+    }
+}
+
+/// What a partition's stream carries between batches.
+struct Scanning {
+    part: Arc<ClassPartition>,
+    cursor: Option<Cursor>,
+    rows_left: usize,
+}
+
+impl ClassPartition {
+    /// The next batch, or `None` at the end of the range.
+    fn next_batch(&self, st: &mut Scanning) -> Result<Option<RecordBatch>, SqlError> {
+        if st.rows_left == 0 {
+            return Ok(None);
+        }
+        let Some(cursor) = st.cursor.as_mut() else {
+            return Ok(None);
+        };
+        let want = st.rows_left.min(BATCH_ROWS);
+        let mut decoder = Decoder::new(
+            &self.module,
+            &self.class,
+            &self.schema,
+            self.projection.as_deref(),
+            want,
+        )?;
+        let n = cursor.next_batch(want, |key, value| {
+            let oid = oid_of_key(key).ok_or_else(|| SqlError::internal("corrupt object key"))?;
+            decoder.push(self.class_id, oid, value)
+        })?;
+        if n == 0 {
+            st.cursor = None;
+            st.rows_left = 0;
+            return Ok(None);
+        }
+        st.rows_left -= n;
+        let (_, batch) = decoder.finish()?;
+        debug_assert_eq!(batch.num_rows(), n);
+        Ok(Some(batch))
+    }
+}
+
+/// The partition as DataFusion polls it (it needs a `PartitionStream`
+/// behind an `Arc`).
+#[derive(Debug)]
+struct Partition(Arc<ClassPartition>);
+
+impl PartitionStream for Partition {
+    fn schema(&self) -> &SchemaRef {
+        &self.0.projected
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let cursor = match self.0.cursor.lock() {
+            Ok(mut c) => c.take(),
+            Err(_) => None,
+        };
+        // A partition is executed once; a second execution (which no plan
+        // Amber makes does) gets an error rather than an empty result.
+        let twice = cursor.is_none();
+        let st = Scanning {
+            part: self.0.clone(),
+            rows_left: self.0.rows_max.unwrap_or(usize::MAX),
+            cursor,
+        };
+        let stream = futures::stream::unfold(st, move |mut st| async move {
+            if twice && st.rows_left > 0 {
+                st.rows_left = 0;
+                let e = SqlError::internal("a class scan partition was executed twice");
+                return Some((Err(DataFusionError::from(e)), st));
+            }
+            let part = st.part.clone();
+            match part.next_batch(&mut st) {
+                Ok(Some(batch)) => Some((Ok(batch), st)),
+                Ok(None) => None,
+                Err(e) => {
+                    // Nothing after an error.
+                    st.rows_left = 0;
+                    Some((Err(DataFusionError::from(e)), st))
+                }
+            }
+        });
+        Box::pin(RecordBatchStreamAdapter::new(
+            self.0.projected.clone(),
+            stream,
+        ))
+    }
+}
+
+/// The end (exclusive) of the key range of a class's objects.
+fn class_range_end(class_id: u64) -> Vec<u8> {
+    let mut end = class_prefix(class_id);
+    end.push(0xff);
+    end
+}
+
+/// The execution plan of a scan of `class` (and its subclasses),
+/// projected to `projection`, reading at most `limit` rows.
+pub fn class_scan(
+    module: Arc<ModuleDef>,
+    class: &ClassDef,
+    schema: SchemaRef,
+    projection: Option<&Vec<usize>>,
+    limit: Option<usize>,
+    txn: &TxnHandle,
+) -> Result<Arc<dyn ExecutionPlan>, SqlError> {
+    let projected = match projection {
+        Some(p) => Arc::new(
+            schema
+                .project(p)
+                .map_err(|e| SqlError::internal(e.to_string()))?,
+        ),
+        None => schema.clone(),
+    };
+    let class = Arc::new(class.clone());
+    let guard = crate::dml::lock(txn)?;
+    let part =
+        |class_id: u64, start: &[u8], end: &[u8]| -> Result<Arc<dyn PartitionStream>, SqlError> {
+            Ok(Arc::new(Partition(Arc::new(ClassPartition {
+                module: module.clone(),
+                class: class.clone(),
+                schema: schema.clone(),
+                projection: projection.cloned(),
+                projected: projected.clone(),
+                class_id,
+                cursor: Mutex::new(Some(guard.cursor(start, end)?)),
+                rows_max: limit,
+            }))))
+        };
+    let mut partitions: Vec<Arc<dyn PartitionStream>> = Vec::new();
+    for cid in module.class_ids_with_subclasses(&class.name) {
+        let start = class_prefix(cid);
+        let end = class_range_end(cid);
+        // A LIMIT small enough for one batch is read by one partition.
+        let split = limit.is_none_or(|l| l > BATCH_ROWS);
+        let bounds = if split {
+            guard.key_bounds(&start, &end)?
+        } else {
+            None
+        };
+        let oids = bounds.and_then(|(first, last)| Some((oid_of_key(&first)?, oid_of_key(&last)?)));
+        match oids {
+            Some((lo, hi)) if hi.saturating_sub(lo) >= SPLIT_OIDS_MIN => {
+                let step = (hi - lo) / PARTITIONS_MAX + 1;
+                let mut from = start;
+                for i in 1..PARTITIONS_MAX {
+                    let cut = amber_catalog::object_key(cid, lo + step * i);
+                    partitions.push(part(cid, &from, &cut)?);
+                    from = cut;
+                }
+                partitions.push(part(cid, &from, &end)?);
+            }
+            _ => partitions.push(part(cid, &start, &end)?),
+        }
+    }
+    drop(guard);
+    debug_assert!(!partitions.is_empty());
+    let exec = StreamingTableExec::try_new(projected, partitions, None, [], false, limit)?;
+    Ok(Arc::new(exec))
+}
