@@ -66,8 +66,11 @@ pub enum Field<'a> {
     Bytes(&'a [u8]),
 }
 
+// The accessors, the field iterator and varints are `#[inline]`: a scan
+// calls them once per value, from another crate (no LTO).
 impl<'a> Field<'a> {
     /// A bigint or reference value.
+    #[inline]
     pub fn as_i64(self) -> Option<i64> {
         match self {
             Field::Varint(v) => Some(unzigzag(v)),
@@ -75,6 +78,7 @@ impl<'a> Field<'a> {
         }
     }
 
+    #[inline]
     pub fn as_f64(self) -> Option<f64> {
         match self {
             Field::Fixed64(bits) => Some(f64::from_bits(bits)),
@@ -82,6 +86,7 @@ impl<'a> Field<'a> {
         }
     }
 
+    #[inline]
     pub fn as_bool(self) -> Option<bool> {
         match self {
             Field::Varint(0) => Some(false),
@@ -90,6 +95,7 @@ impl<'a> Field<'a> {
         }
     }
 
+    #[inline]
     pub fn as_bytes(self) -> Option<&'a [u8]> {
         match self {
             Field::Bytes(b) => Some(b),
@@ -97,6 +103,7 @@ impl<'a> Field<'a> {
         }
     }
 
+    #[inline]
     pub fn as_str(self) -> Option<&'a str> {
         std::str::from_utf8(self.as_bytes()?).ok()
     }
@@ -113,6 +120,7 @@ pub struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
+    #[inline]
     pub fn new(bytes: &'a [u8]) -> Result<Fields<'a>, RowError> {
         match bytes.split_first() {
             Some((&FORMAT_V1, rest)) => Ok(Fields { rest }),
@@ -121,6 +129,7 @@ impl<'a> Fields<'a> {
         }
     }
 
+    #[inline]
     fn field(&mut self) -> Result<(u32, Field<'a>), RowError> {
         let tag = read_varint(&mut self.rest)?;
         let id = u32::try_from(tag >> 3)
@@ -156,6 +165,7 @@ impl<'a> Fields<'a> {
 impl<'a> Iterator for Fields<'a> {
     type Item = Result<(u32, Field<'a>), RowError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.rest.is_empty() {
             return None;
@@ -173,6 +183,7 @@ fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
+#[inline]
 fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
@@ -185,7 +196,19 @@ fn write_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+#[inline]
 fn read_varint(input: &mut &[u8]) -> Result<u64, RowError> {
+    // One byte (tags, small numbers) is the common case.
+    if let Some((&b, rest)) = input.split_first() {
+        if b < 0x80 {
+            *input = rest;
+            return Ok(u64::from(b));
+        }
+    }
+    read_varint_long(input)
+}
+
+fn read_varint_long(input: &mut &[u8]) -> Result<u64, RowError> {
     let mut v: u64 = 0;
     // At most 10 bytes encode 64 bits.
     for (i, &b) in input.iter().enumerate().take(10) {

@@ -81,6 +81,9 @@ struct Column {
     ty: SqlType,
     dt: DataType,
     sink: Sink,
+    /// Rows given a value so far (the rest are NULL): a row that leaves
+    /// it behind the decoder's count gets a NULL appended.
+    filled: usize,
 }
 
 /// Attribute name -> index of its projected column. Few columns (the common
@@ -165,6 +168,7 @@ impl<'c> Decoder<'c> {
                 sink: Sink::for_column(&col.ty, &dt, capacity),
                 ty: col.ty.clone(),
                 dt,
+                filled: 0,
             });
         }
         let slots = if names.len() <= FEW_SLOTS_MAX {
@@ -216,43 +220,59 @@ impl<'c> Decoder<'c> {
                 i64::try_from(oid).map_err(|_| SqlError::internal("object id out of range"))?;
             b.append_value(id);
         }
+        let row = self.rows;
         self.rows += 1;
         if self.columns.is_empty() {
             return Ok(());
         }
-        self.seen.iter_mut().for_each(|s| *s = false);
-        let corrupt = |e: String| SqlError::new("XX001", format!("corrupt object {oid}: {e}"));
         if row::is_json(bytes) {
-            let mut de = serde_json::Deserializer::from_slice(bytes);
-            ObjectSeed {
-                slots: &self.slots,
-                columns: &mut self.columns,
-                seen: &mut self.seen,
+            return self.push_json(oid, bytes);
+        }
+        let corrupt =
+            |e: &dyn fmt::Display| SqlError::new("XX001", format!("corrupt object {oid}: {e}"));
+        let at = match self.id_slots.first() {
+            Some(s) if s.class_id == class_id => 0,
+            _ => self.id_slots_of(class_id)?,
+        };
+        let slots = &self.id_slots[at].slots;
+        for field in Fields::new(bytes).map_err(|e| corrupt(&e))? {
+            let (id, f) = field.map_err(|e| corrupt(&e))?;
+            let Some(&Some(i)) = slots.get(id as usize) else {
+                continue;
+            };
+            let c = &mut self.columns[i];
+            if c.filled != row {
+                return Err(corrupt(&format_args!("column id {id} twice")));
             }
-            .deserialize(&mut de)
-            .and_then(|()| de.end())
-            .map_err(|e| corrupt(e.to_string()))?;
-        } else {
-            let at = self.id_slots_of(class_id)?;
-            let slots = &self.id_slots[at].slots;
-            for field in Fields::new(bytes).map_err(|e| corrupt(e.to_string()))? {
-                let (id, f) = field.map_err(|e| corrupt(e.to_string()))?;
-                let Some(&Some(i)) = slots.get(id as usize) else {
-                    continue;
-                };
-                if std::mem::replace(&mut self.seen[i], true) {
-                    return Err(corrupt(format!("column id {id} twice")));
-                }
-                let c = &mut self.columns[i];
-                c.sink
-                    .push_field(&c.ty, f)
-                    .map_err(|e| corrupt(e.to_string()))?;
+            c.sink.push_field(&c.ty, f).map_err(|e| corrupt(&e))?;
+            c.filled = row + 1;
+        }
+        for c in &mut self.columns {
+            if c.filled == row {
+                c.sink.push_null();
+                c.filled = row + 1;
             }
         }
+        Ok(())
+    }
+
+    /// Appends the attributes of an object stored as JSON (before format 1).
+    fn push_json(&mut self, oid: u64, bytes: &[u8]) -> Result<(), SqlError> {
+        self.seen.iter_mut().for_each(|s| *s = false);
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        ObjectSeed {
+            slots: &self.slots,
+            columns: &mut self.columns,
+            seen: &mut self.seen,
+        }
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+        .map_err(|e| SqlError::new("XX001", format!("corrupt object {oid}: {e}")))?;
         for (c, s) in self.columns.iter_mut().zip(&self.seen) {
             if !s {
                 c.sink.push_null();
             }
+            c.filled = self.rows;
         }
         Ok(())
     }
