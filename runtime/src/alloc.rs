@@ -1,15 +1,56 @@
-//! The process allocator. In the server it is the system allocator. In a
-//! Python worker an allocation that fails (the memory limit) ends the
-//! process with a status the server reads as "out of memory" (53200),
-//! instead of Rust's abort, which would look like a crash.
+//! The process allocator, chosen once per process at its first allocation.
+//!
+//! - The server uses mimalloc: malloc and free were 13 % of the server's
+//!   CPU under point reads with glibc's allocator (`perf`, bench P1), and
+//!   glibc keeps freed memory in per-thread arenas long after a large
+//!   query (20 MB of 108 MB after P5's queries, bench P7).
+//! - A Python worker (started with [`WORKER_ENV`] set, by `Host::spawn`)
+//!   keeps the system allocator, whose behaviour under its memory limit
+//!   (RLIMIT_DATA) and its fork per call the sandbox was built and tested
+//!   on; there a failed allocation ends the process with a status the
+//!   server reads as "out of memory" (53200), instead of Rust's abort,
+//!   which would look like a crash.
+//!
+//! The choice is made before anything is allocated (the environment is
+//! read with `getenv`, which does not allocate), so no block is ever freed
+//! by the other allocator.
 
+use mimalloc::MiMalloc;
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
-static WORKER: AtomicBool = AtomicBool::new(false);
+/// Set in a Python worker's (otherwise empty) environment.
+pub const WORKER_ENV: &str = "AMBER_PYTHON_WORKER";
+const WORKER_ENV_C: &std::ffi::CStr = c"AMBER_PYTHON_WORKER";
 
-pub(crate) fn enter_worker_mode() {
-    WORKER.store(true, Ordering::SeqCst);
+const UNDECIDED: u8 = 0;
+const SERVER: u8 = 1;
+const WORKER: u8 = 2;
+
+static MODE: AtomicU8 = AtomicU8::new(UNDECIDED);
+
+#[inline]
+fn is_worker() -> bool {
+    match MODE.load(Ordering::Relaxed) {
+        SERVER => false,
+        WORKER => true,
+        _ => decide(),
+    }
+}
+
+#[cold]
+fn decide() -> bool {
+    // Safety: getenv reads the environment block without allocating; the
+    // first allocation happens before any thread could change it.
+    let worker = unsafe { !libc::getenv(WORKER_ENV_C.as_ptr()).is_null() };
+    MODE.store(if worker { WORKER } else { SERVER }, Ordering::Relaxed);
+    worker
+}
+
+/// Checks, in the worker's main, that the worker uses the system allocator
+/// (the server set [`WORKER_ENV`]).
+pub(crate) fn enter_worker_mode() -> bool {
+    is_worker()
 }
 
 /// Install with `#[global_allocator] static A: amber_runtime::Allocator =
@@ -18,37 +59,59 @@ pub struct Allocator;
 
 #[cold]
 fn failed() {
-    if WORKER.load(Ordering::Relaxed) {
+    if is_worker() {
         // Safety: _exit is async-signal-safe and never returns; nothing
         // in this process must outlive an out-of-memory state.
         unsafe { libc::_exit(crate::worker::EXIT_OUT_OF_MEMORY) }
     }
 }
 
-// Safety: every method forwards to the system allocator unchanged.
+// Safety: every method forwards to one allocator, the same for the
+// process's whole life (`MODE` is decided before the first allocation and
+// never changes).
 unsafe impl GlobalAlloc for Allocator {
+    #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc(layout);
+        let p = if is_worker() {
+            System.alloc(layout)
+        } else {
+            MiMalloc.alloc(layout)
+        };
         if p.is_null() {
             failed();
         }
         p
     }
 
+    #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc_zeroed(layout);
+        let p = if is_worker() {
+            System.alloc_zeroed(layout)
+        } else {
+            MiMalloc.alloc_zeroed(layout)
+        };
         if p.is_null() {
             failed();
         }
         p
     }
 
+    #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
+        if is_worker() {
+            System.dealloc(ptr, layout)
+        } else {
+            MiMalloc.dealloc(ptr, layout)
+        }
     }
 
+    #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = System.realloc(ptr, layout, new_size);
+        let p = if is_worker() {
+            System.realloc(ptr, layout, new_size)
+        } else {
+            MiMalloc.realloc(ptr, layout, new_size)
+        };
         if p.is_null() {
             failed();
         }

@@ -71,6 +71,7 @@ impl Host {
             .arg(config.memory_bytes.to_string())
             .args(config.stderr_inherit.then_some("debug"))
             .env_clear()
+            .env(crate::alloc::WORKER_ENV, "1")
             .current_dir("/")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

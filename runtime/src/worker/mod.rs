@@ -43,7 +43,15 @@ const INTERPRETER_STACK_BYTES: usize = 64 * 1024 * 1024;
 /// arguments after [`WORKER_ARG`]: the memory limit in bytes, then
 /// optionally `debug` (panics are printed on the inherited stderr).
 pub fn worker_main(args: &[String]) -> i32 {
-    crate::alloc::enter_worker_mode();
+    if !crate::alloc::enter_worker_mode() {
+        // Started by hand, not by the server: the allocator is the
+        // server's, and an allocation failure would abort.
+        eprintln!(
+            "amber python worker: {} is not set; workers are started by the server",
+            crate::alloc::WORKER_ENV
+        );
+        return EXIT_FAILED;
+    }
     let memory_bytes: u64 = match args.first().and_then(|a| a.parse().ok()) {
         Some(m) => m,
         None => return EXIT_FAILED,
