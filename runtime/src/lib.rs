@@ -18,7 +18,7 @@ mod host;
 mod protocol;
 mod worker;
 
-pub use alloc::Allocator;
+pub use alloc::{tune as tune_allocator, Allocator};
 pub use worker::{worker_main, WORKER_ARG};
 
 use amber_catalog::{ClassDef, GlobalDef, ModuleDef, ModuleShape};

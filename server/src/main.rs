@@ -68,6 +68,7 @@ fn main() -> Result<()> {
         // A Python worker process of a running server, not a user command.
         std::process::exit(amber_runtime::worker_main(&argv[2..]));
     }
+    amber_runtime::tune_allocator();
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(a)) => a,
