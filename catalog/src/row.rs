@@ -36,9 +36,10 @@ const WIRE_VARINT: u64 = 0;
 const WIRE_FIXED64: u64 = 1;
 const WIRE_BYTES: u64 = 2;
 
-/// Largest column id: ids are small integers given out per class; a tag
-/// must fit a varint of at most 5 bytes.
-pub const COLUMN_ID_MAX: u32 = 1 << 28;
+/// Largest column id. Ids are given out per class, one above the largest
+/// the class has used (`ClassDef::assign_column_ids`), so this many column
+/// additions over a class's life; readers index a table by id.
+pub const COLUMN_ID_MAX: u32 = 65_535;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RowError {
@@ -301,7 +302,12 @@ pub fn encode(class: &ClassDef, obj: &Map<String, Json>) -> Result<Vec<u8>, RowE
         if v.is_null() {
             continue;
         }
-        debug_assert!(c.id != 0, "column {} of {} has no id", c.name, class.name);
+        if c.id == 0 || c.id > COLUMN_ID_MAX {
+            return Err(RowError::Corrupt(format!(
+                "column {} of class {} has no valid id ({})",
+                c.name, class.name, c.id
+            )));
+        }
         encode_field(&mut out, c.id, &c.name, &c.ty, v)?;
     }
     if used != obj.len() {
@@ -481,6 +487,9 @@ mod tests {
         assert!(encode(&c, &obj(serde_json::json!({"n": "x"}))).is_err());
         assert!(encode(&c, &obj(serde_json::json!({"nope": 1}))).is_err());
         assert!(encode(&c, &obj(serde_json::json!({"f": "1.5"}))).is_err());
+        let mut no_ids = c.clone();
+        no_ids.columns[0].id = 0;
+        assert!(encode(&no_ids, &obj(serde_json::json!({"n": 1}))).is_err());
     }
 
     #[test]

@@ -204,6 +204,12 @@ impl<'c> Decoder<'c> {
                 .ok_or_else(|| SqlError::internal(format!("object of unknown class {class_id}")))?
         };
         let top = stored.columns.iter().map(|c| c.id).max().unwrap_or(0);
+        if top > row::COLUMN_ID_MAX {
+            return Err(SqlError::new(
+                "XX001",
+                format!("class {} has column id {top}", stored.name),
+            ));
+        }
         let mut slots = vec![None; top as usize + 1];
         for c in &stored.columns {
             slots[c.id as usize] = self.slots.get(&c.name);
@@ -532,7 +538,7 @@ mod tests {
         bad[1].1.push(0x80);
         let e = objects_to_batch(&class, &schema, None, &bad).unwrap_err();
         assert_eq!(e.code, "XX001");
-        let kind = vec![(1, vec![row::FORMAT_V1, (2 << 3) | 0, 1])]; // s as a varint
+        let kind = vec![(1, vec![row::FORMAT_V1, 2 << 3, 1])]; // s (id 2) as a varint (wire 0)
         assert!(objects_to_batch(&class, &schema, None, &kind).is_err());
     }
 

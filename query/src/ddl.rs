@@ -279,6 +279,21 @@ fn create_module(
     for class in shape.classes.iter_mut() {
         let old: Option<&ClassDef> = existing.as_ref().and_then(|m| m.class(&class.name));
         class.assign_column_ids(old);
+        if let Some(c) = class
+            .columns
+            .iter()
+            .find(|c| c.id > amber_catalog::row::COLUMN_ID_MAX)
+        {
+            return Err(SqlError::new(
+                "54011",
+                format!(
+                    "class {} has used more than {} column ids (column {})",
+                    class.name,
+                    amber_catalog::row::COLUMN_ID_MAX,
+                    c.name
+                ),
+            ));
+        }
         match old {
             Some(old) => {
                 if old.columns != class.columns && has_objects(txn, old.id)? {

@@ -4,7 +4,7 @@
 //!
 //! A class's objects are one key range (`o` + class id + object id); a
 //! class with subclasses is one range per class. A large range is split by
-//! object id into `PARTITIONS_MAX` partitions, which DataFusion runs as
+//! object id into one partition per core, which DataFusion runs as
 //! concurrent tasks (partial aggregates per partition), so a scan uses
 //! every core. The split points come from the first and last key (two
 //! seeks), the first partition starts at the range's start and the last
@@ -36,9 +36,19 @@ use std::sync::{Arc, Mutex};
 /// Objects per batch: DataFusion's default batch size.
 pub const BATCH_ROWS: usize = 8192;
 
-/// Most partitions one class range is split into (one per core on this
-/// kind of machine; more would only queue).
-const PARTITIONS_MAX: u64 = 2;
+/// Most partitions one class range is split into: one per core (more
+/// would only queue), at most this many.
+const PARTITIONS_MAX: u64 = 8;
+
+/// Partitions a large range is split into: the cores this process may
+/// use, within `1..=PARTITIONS_MAX`.
+fn partition_count() -> u64 {
+    static CORES: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (n as u64).clamp(1, PARTITIONS_MAX)
+    })
+}
 
 /// A range narrower than this many object ids is not split: its objects
 /// fit in a few batches and a second task would cost more than it saves.
@@ -49,7 +59,7 @@ struct ClassPartition {
     module: Arc<ModuleDef>,
     class: Arc<ClassDef>,
     /// The class table's full schema, and the projection of it to build.
-    schema: SchemaRef,
+    table_schema: SchemaRef,
     projection: Option<Vec<usize>>,
     projected: SchemaRef,
     /// The stored class of the objects in this range.
@@ -89,7 +99,7 @@ impl ClassPartition {
         let mut decoder = Decoder::new(
             &self.module,
             &self.class,
-            &self.schema,
+            &self.table_schema,
             self.projection.as_deref(),
             want,
         )?;
@@ -188,7 +198,7 @@ pub fn class_scan(
             Ok(Arc::new(Partition(Arc::new(ClassPartition {
                 module: module.clone(),
                 class: class.clone(),
-                schema: schema.clone(),
+                table_schema: schema.clone(),
                 projection: projection.cloned(),
                 projected: projected.clone(),
                 class_id,
@@ -209,10 +219,11 @@ pub fn class_scan(
         };
         let oids = bounds.and_then(|(first, last)| Some((oid_of_key(&first)?, oid_of_key(&last)?)));
         match oids {
-            Some((lo, hi)) if hi.saturating_sub(lo) >= SPLIT_OIDS_MIN => {
-                let step = (hi - lo) / PARTITIONS_MAX + 1;
+            Some((lo, hi)) if hi.saturating_sub(lo) >= SPLIT_OIDS_MIN && partition_count() > 1 => {
+                let n = partition_count();
+                let step = (hi - lo) / n + 1;
                 let mut from = start;
-                for i in 1..PARTITIONS_MAX {
+                for i in 1..n {
                     let cut = amber_catalog::object_key(cid, lo + step * i);
                     partitions.push(part(cid, &from, &cut)?);
                     from = cut;

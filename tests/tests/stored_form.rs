@@ -88,7 +88,8 @@ async fn objects_stored_as_json_by_an_older_amber_stay_readable() {
         )
         .await
         .unwrap();
-    let got: Vec<(i64, String, i64, Option<f64>, Vec<String>)> = rows
+    type Item = (i64, String, i64, Option<f64>, Vec<String>);
+    let got: Vec<Item> = rows
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
         .collect();
