@@ -501,6 +501,19 @@ mod tests {
         c
     }
 
+    /// Objects as an older Amber stored them: JSON keyed by name, NULLs
+    /// absent or `null`, an attribute the class no longer has.
+    fn json_objects() -> Vec<(u64, Vec<u8>)> {
+        vec![
+            (7, br#"{"b":true,"f":1.5,"n":-3,"s":"a\"\u00e9"}"#.to_vec()),
+            (9, br#"{"n":null,"s":null}"#.to_vec()),
+            (
+                11,
+                br#"{"extra":[1,{"x":2}],"n":12345678901234,"f":"NaN","s":"plain"}"#.to_vec(),
+            ),
+        ]
+    }
+
     /// The same objects in the binary row format.
     fn as_rows(class: &ClassDef, objects: &[(u64, Vec<u8>)]) -> Vec<(u64, Vec<u8>)> {
         objects
@@ -517,14 +530,7 @@ mod tests {
     fn binary_rows_decode_as_json_objects_do() {
         let class = class();
         let schema = crate::table::class_schema(&class, &ExactNumeric::none());
-        let objects: Vec<(u64, Vec<u8>)> = vec![
-            (7, br#"{"b":true,"f":1.5,"n":-3,"s":"a\"\u00e9"}"#.to_vec()),
-            (9, br#"{"n":null,"s":null}"#.to_vec()),
-            (
-                11,
-                br#"{"n":12345678901234,"f":"-Infinity","s":"plain"}"#.to_vec(),
-            ),
-        ];
+        let objects = json_objects();
         let rows = as_rows(&class, &objects);
         assert!(rows.iter().all(|(_, b)| b[0] == row::FORMAT_V1));
         for projection in [None, Some(&[4, 2, 0][..]), Some(&[3][..]), Some(&[][..])] {
@@ -546,14 +552,7 @@ mod tests {
     fn decodes_projected_columns_like_the_json_path() {
         let class = class();
         let schema = crate::table::class_schema(&class, &ExactNumeric::none());
-        let objects: Vec<(u64, Vec<u8>)> = vec![
-            (7, br#"{"b":true,"f":1.5,"n":-3,"s":"a\"\u00e9"}"#.to_vec()),
-            (9, br#"{"n":null,"s":null}"#.to_vec()),
-            (
-                11,
-                br#"{"extra":[1,{"x":2}],"n":12345678901234,"f":"NaN","s":"plain"}"#.to_vec(),
-            ),
-        ];
+        let objects = json_objects();
         let (s, batch) = objects_to_batch(&class, &schema, Some(&[2, 0, 1, 4]), &objects).unwrap();
         assert_eq!(s.fields().len(), 4);
         let text = batch
