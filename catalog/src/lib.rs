@@ -78,6 +78,15 @@ pub fn class_prefix(class_id: u64) -> Vec<u8> {
     k
 }
 
+/// The end (exclusive) of the key range of a class's objects: the prefix
+/// of the next class id, so every object id of the class is below it.
+pub fn class_range_end(class_id: u64) -> Vec<u8> {
+    match class_id.checked_add(1) {
+        Some(next) => class_prefix(next),
+        None => vec![b'o' + 1],
+    }
+}
+
 /// Key of one object: `o` + class id (8 bytes BE) + object id (8 bytes BE).
 pub fn object_key(class_id: u64, oid: u64) -> Vec<u8> {
     let mut k = class_prefix(class_id);

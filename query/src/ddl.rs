@@ -252,11 +252,8 @@ fn check_refs(name: &str, shape: &ModuleShape, t: &SqlType) -> Result<(), SqlErr
 }
 
 fn has_objects(txn: &Txn, class_id: u64) -> Result<bool, SqlError> {
-    let prefix = class_prefix(class_id);
-    let mut end = prefix.clone();
-    end.push(0xff);
-    end.extend_from_slice(&[0xff; 8]);
-    Ok(!txn.scan_range(&prefix, &end, 1)?.is_empty())
+    let end = amber_catalog::class_range_end(class_id);
+    Ok(!txn.scan_range(&class_prefix(class_id), &end, 1)?.is_empty())
 }
 
 fn create_module(

@@ -21,7 +21,7 @@
 
 use crate::columnar::Decoder;
 use crate::error::SqlError;
-use amber_catalog::{class_prefix, oid_of_key, ClassDef, ModuleDef};
+use amber_catalog::{class_prefix, class_range_end, oid_of_key, ClassDef, ModuleDef};
 use amber_runtime::TxnHandle;
 use amber_storage::Cursor;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -164,13 +164,6 @@ impl PartitionStream for Partition {
             stream,
         ))
     }
-}
-
-/// The end (exclusive) of the key range of a class's objects.
-fn class_range_end(class_id: u64) -> Vec<u8> {
-    let mut end = class_prefix(class_id);
-    end.push(0xff);
-    end
 }
 
 /// The execution plan of a scan of `class` (and its subclasses),

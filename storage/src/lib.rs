@@ -403,33 +403,19 @@ impl Txn {
     /// prefix range joins the read set, so a concurrent insert into it is a
     /// conflict (no phantoms).
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let data = &self.store.inner.data;
+        let mut cursor = Cursor {
+            iter: self.tx()?.prefix(data, prefix),
+        };
         let mut out = Vec::new();
-        self.scan_prefix_each(prefix, |k, v| {
+        let n = cursor.next_batch(SCAN_ROWS_MAX, |k, v| {
             out.push((k.to_vec(), v.to_vec()));
             Ok::<(), StorageError>(())
         })?;
-        Ok(out)
-    }
-
-    /// As [`Txn::scan_prefix`], handing each pair to `f` without copying
-    /// it (a scan that decodes as it goes keeps no copy of the class);
-    /// returns how many pairs there were. Stops at `f`'s first error.
-    pub fn scan_prefix_each<E: From<StorageError>>(
-        &self,
-        prefix: &[u8],
-        mut f: impl FnMut(&[u8], &[u8]) -> std::result::Result<(), E>,
-    ) -> std::result::Result<usize, E> {
-        let data = &self.store.inner.data;
-        let mut n = 0usize;
-        for guard in self.tx()?.prefix(data, prefix) {
-            let (k, v) = guard.into_inner().map_err(StorageError::from)?;
-            f(&k, &v)?;
-            n += 1;
-            if n >= SCAN_ROWS_MAX {
-                return Err(StorageError::Engine("scan exceeds row limit".into()).into());
-            }
+        if n >= SCAN_ROWS_MAX {
+            return Err(StorageError::Engine("scan exceeds row limit".into()));
         }
-        Ok(n)
+        Ok(out)
     }
 
     /// A cursor over the pairs with `start <= key < end`, in key order, as
