@@ -72,6 +72,7 @@ impl Host {
             .args(config.stderr_inherit.then_some("debug"))
             .env_clear()
             .env(crate::alloc::WORKER_ENV, "1")
+            .env("GLIBC_TUNABLES", crate::alloc::WORKER_GLIBC_TUNABLES)
             .current_dir("/")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
