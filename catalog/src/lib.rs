@@ -190,6 +190,12 @@ pub struct FunctionDef {
     pub name: String,
     pub params: Vec<ParamDef>,
     pub returns: Returns,
+    /// The module variables a call may read or write (found by analysing
+    /// its code; see the prelude's `_globals_read`): a call loads only
+    /// these, so it does not conflict with a writer of the others. `None`:
+    /// every one (unbounded, or analysed before Amber recorded this).
+    #[serde(default)]
+    pub globals: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -378,6 +378,8 @@ pub(crate) struct CallRun<'a> {
     pub args_json: String,
     /// Object ids of the arguments: (class name, oid).
     pub object_args: Vec<(String, u64)>,
+    /// The module variables the called function may use (all if `None`).
+    pub globals: Option<&'a [String]>,
     pub txn: &'a TxnHandle,
     pub store: &'a Store,
     pub services: &'a dyn CallServices,
@@ -456,8 +458,9 @@ impl<'m> CallState<'m> {
         ))
     }
 
-    /// The call's self object and object arguments, and the module's
-    /// variables, read before the call so that it needs no round trip.
+    /// The call's self object and object arguments, and the module
+    /// variables it may use, read before the call so that it needs no
+    /// round trip.
     fn prefetch(&mut self, call: &CallRun<'_>) -> Result<Vec<KeyValue>, RuntimeError> {
         let txn = lock(call.txn)?;
         // The version called is the one this transaction sees (and a
@@ -477,7 +480,16 @@ impl<'m> CallState<'m> {
                 }
             }
         }
-        for key in self.globals.keys() {
+        // Only the variables the function may use join the read set: a
+        // call that never names `counter` does not conflict with one that
+        // increments it.
+        for (key, global) in &self.globals {
+            if call
+                .globals
+                .is_some_and(|names| !names.contains(&global.name))
+            {
+                continue;
+            }
             let value = read(&txn, key)?;
             out.push((key.clone(), value));
         }

@@ -313,6 +313,7 @@ impl Slot {
             "func": spec.function,
             "params": callable.function.params.iter().map(|p| (p.name.clone(), p.ty.describe())).collect::<Vec<_>>(),
             "returns": callable.function.returns.describe(),
+            "globals": callable.function.globals,
         });
         // The objects the call will load first: self, then object arguments.
         let mut object_args = Vec::new();
@@ -334,6 +335,7 @@ impl Slot {
             desc_json: desc.to_string(),
             args_json: serde_json::Value::Array(args.to_vec()).to_string(),
             object_args,
+            globals: callable.function.globals.as_deref(),
             txn,
             store: &self.shared.store,
             services: services.as_ref(),

@@ -114,6 +114,7 @@ class _CallState:
         self.identity = {}   # oid -> object
         self.snap = {}       # oid -> encoded state at load (None: new object)
         self.globals = {}    # name -> encoded value at load
+        self.loaded_globals = []  # (name, type, nullable) loaded by the call
         self.module = None
 
 
@@ -431,7 +432,7 @@ def _flush_objects():
 
 
 def _flush_globals(mod):
-    for name, t, nullable in mod.__amber_globals__:
+    for name, t, nullable in _st.loaded_globals:
         v = mod.__dict__.get(name)
         if v is None and not nullable:
             raise ValueError(f"module variable {name} may not be None")
@@ -441,12 +442,22 @@ def _flush_globals(mod):
             _st.globals[name] = raw
 
 
-def _begin(mod):
+def _begin(mod, reads=None):
+    """Starts a call: loads the module variables in `reads` (all of them if
+    None) from the call's transaction. The others are taken out of the
+    module's namespace for the call, so that a path to them the analysis
+    missed fails with NameError instead of seeing the value the module was
+    loaded with."""
     _st.identity = {}
     _st.snap = {}
     _st.globals = {}
     _st.module = mod
+    _st.loaded_globals = []
     for name, t, nullable in mod.__amber_globals__:
+        if reads is not None and name not in reads:
+            mod.__dict__.pop(name, None)
+            continue
+        _st.loaded_globals.append((name, t, nullable))
         raw = _amber.get(_global_key(mod.__name__, name))
         value = _dec(t, _json.loads(raw)) if raw is not None else None
         mod.__dict__[name] = value
@@ -462,6 +473,7 @@ def _end():
     _st.identity = {}
     _st.snap = {}
     _st.globals = {}
+    _st.loaded_globals = []
     _st.module = None
 
 
@@ -473,7 +485,7 @@ def _call(mod, desc_json, args_json):
     params = desc["params"]
     returns = desc["returns"]
     args = _json.loads(args_json)
-    _begin(mod)
+    _begin(mod, desc.get("globals"))
     try:
         if class_name is not None:
             cls = getattr(mod, class_name)
@@ -630,6 +642,135 @@ def _snake(name):
     return "".join(out)
 
 
+# Names through which code can reach a module variable without naming it
+# (the module's namespace, frames, the import machinery, code run from a
+# string): a function that uses one may read any module variable.
+_REACHES_NAMESPACE = frozenset({
+    "globals", "vars", "locals", "dir", "eval", "exec", "compile", "__import__",
+    "__globals__", "__dict__", "__builtins__", "f_globals", "f_locals",
+    "sys", "importlib", "inspect",
+})
+# Functions the compiler adds to evaluate annotations (never called by a
+# procedure's own code).
+_ANNOTATIONS_ONLY = frozenset({"__annotate__", "__annotate_func__"})
+_INERT_TYPES = (type(None), bool, int, float, complex, str, bytes,
+                _decimal.Decimal, _dt.date, _dt.time, _dt.timedelta, _dt.tzinfo)
+
+
+def _callables_of(value):
+    """The functions behind a class attribute (methods, static and class
+    methods, property accessors)."""
+    if isinstance(value, _types.FunctionType):
+        return [value]
+    if isinstance(value, (staticmethod, classmethod)):
+        return [value.__func__]
+    if isinstance(value, property):
+        return [f for f in (value.fget, value.fset, value.fdel) if f is not None]
+    return []
+
+
+def _inert(value):
+    """Whether a value can lead to no code (so no module variable)."""
+    if isinstance(value, _INERT_TYPES):
+        return True
+    if isinstance(value, (tuple, frozenset)):
+        return all(_inert(v) for v in value)
+    return False
+
+
+def _code_names(code, out):
+    """Every name a code object (and the code nested in it: lambdas,
+    comprehensions, inner functions) looks up: globals, builtins and
+    attribute names alike."""
+    out.update(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, _types.CodeType):
+            _code_names(const, out)
+
+
+def _globals_read(fn, mod, persistent):
+    """The module variables a call of `fn` may read or write, or None if
+    that cannot be bounded (then a call loads every one of them).
+
+    Over-approximated from the names its code uses: a module variable
+    named anywhere (also as an attribute name), and the same for every
+    function of the module it may reach: module functions and classes it
+    names, methods of the module's classes named like any attribute it
+    uses, every special method of the module's classes (called implicitly),
+    closures and defaults. A name that reaches the namespace itself
+    (`globals`, `sys`, the module's own name...) or a module-level value
+    that may hold code (a dict of handlers) makes it unbounded."""
+    ns = mod.__dict__
+    modname = mod.__name__
+    methods = {}
+    own_classes = []
+    for value in list(ns.values()):
+        if isinstance(value, type) and getattr(value, "__module__", None) == modname:
+            own_classes.append(value)
+            for klass in value.__mro__:
+                if getattr(klass, "__module__", None) != modname:
+                    continue
+                for aname, avalue in klass.__dict__.items():
+                    if aname not in _ANNOTATIONS_ONLY:
+                        methods.setdefault(aname, []).extend(_callables_of(avalue))
+    pending = [fn]
+    for aname, fns in methods.items():
+        if aname.startswith("__") and aname.endswith("__"):
+            pending.extend(fns)
+    found = set()
+    seen = set()
+
+    def reach(value):
+        """Queues what `value` may run; False if it cannot be followed."""
+        if isinstance(value, _types.FunctionType):
+            pending.append(value)
+        elif isinstance(value, type):
+            if value in own_classes:
+                for klass in value.__mro__:
+                    for aname, avalue in list(klass.__dict__.items()):
+                        if aname not in _ANNOTATIONS_ONLY:
+                            pending.extend(_callables_of(avalue))
+        elif isinstance(value, _types.ModuleType) or _inert(value):
+            pass
+        else:
+            return False
+        return True
+
+    while pending:
+        f = pending.pop()
+        if getattr(f, "__module__", None) != modname:
+            # Amber's own methods on persistent classes, and functions of
+            # other modules, never touch this module's variables.
+            continue
+        code = getattr(f, "__code__", None)
+        if code is None:
+            return None
+        if id(code) in seen:
+            continue
+        seen.add(id(code))
+        names = set()
+        _code_names(code, names)
+        if names & _REACHES_NAMESPACE or modname in names:
+            return None
+        held = list(f.__defaults__ or ()) + list((f.__kwdefaults__ or {}).values())
+        for cell in f.__closure__ or ():
+            try:
+                held.append(cell.cell_contents)
+            except ValueError:
+                pass
+        for value in held:
+            if not reach(value):
+                return None
+        for name in names:
+            if name in persistent:
+                found.add(name)
+                continue
+            pending.extend(methods.get(name, ()))
+            if name in ns and not reach(ns[name]):
+                return None
+    return sorted(found)
+
+
 def _analyze(mod):
     """Describes a freshly executed module as JSON (catalog ModuleShape)."""
     ns = mod.__dict__
@@ -637,6 +778,12 @@ def _analyze(mod):
     classes = []
     functions = []
     glob = []
+    persistent = {g for g in _annotations_of(mod) if not g.startswith("_")}
+
+    def described(fn, is_method):
+        desc = _function_desc(fn, ns, is_method)
+        desc["globals"] = _globals_read(fn, mod, persistent)
+        return desc
     for name, value in list(ns.items()):
         if name.startswith("_"):
             continue
@@ -672,11 +819,11 @@ def _analyze(mod):
             for mname, mval in value.__dict__.items():
                 if mname.startswith("_") or not isinstance(mval, _types.FunctionType):
                     continue
-                methods.append(_function_desc(mval, ns, True))
+                methods.append(described(mval, True))
             classes.append({"name": name, "table": _snake(name), "parent": parent,
                             "columns": columns, "methods": methods})
         elif isinstance(value, _types.FunctionType) and getattr(value, "__module__", None) == modname:
-            functions.append(_function_desc(value, ns, False))
+            functions.append(described(value, False))
     for gname, gann in _annotations_of(mod).items():
         if gname.startswith("_"):
             continue

@@ -4,6 +4,7 @@ use amber_tests::Server;
 
 mod copy;
 mod ddl;
+mod module_variables;
 mod sandbox;
 mod scan;
 mod stored_form;

@@ -1,0 +1,112 @@
+//! Module variables are read only by the calls that may use them: a call
+//! loads (and adds to its transaction's read set) just the variables its
+//! function, and everything the function can reach, names; so it does not
+//! conflict with a concurrent writer of another variable.
+
+use super::{code, connect, deploy};
+use amber_tests::Server;
+use tokio_postgres::Client;
+
+const CTR: &str = r#"
+from amber import Persistent
+
+class Item(Persistent):
+    n: int = 0
+
+    def bump(self) -> int:
+        self.n += 1
+        return self.n
+
+    def over(self) -> bool:
+        return self.n > limit
+
+hits: int = 0
+limit: int = 1
+names: list[str] = []
+
+def hit() -> int:
+    global hits
+    hits += 1
+    return hits
+
+def _read() -> int:
+    return hits
+
+def hits_now() -> int:
+    return _read()
+
+def bump_item(item: Item) -> int:
+    return item.bump()
+
+def over_limit(item: Item) -> bool:
+    return item.over()
+
+def by_name(name: str) -> int:
+    return globals()[name]
+
+def rename(name: str) -> int:
+    global names
+    names = names + [name]
+    return len(names)
+"#;
+
+async fn int(client: &Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).await.expect(sql).get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_reads_only_the_module_variables_it_may_use() {
+    let server = Server::start();
+    let setup = connect(&server).await;
+    deploy(&setup, "ctr", CTR).await;
+    let item = int(&setup, "INSERT INTO ctr.item (n) VALUES (0) RETURNING id").await;
+    let t1 = connect(&server).await;
+    let t2 = connect(&server).await;
+
+    // A method that names no module variable, and a function that reaches
+    // only a method of that kind: neither reads `hits`, so a concurrent
+    // increment of it is no conflict.
+    for call in [
+        format!("SELECT ctr.item_bump({item})"),
+        format!("SELECT ctr.bump_item({item})"),
+    ] {
+        t1.batch_execute("BEGIN").await.unwrap();
+        t1.batch_execute(&call).await.unwrap();
+        assert!(int(&t2, "SELECT ctr.hit()").await > 0);
+        t1.batch_execute("COMMIT")
+            .await
+            .unwrap_or_else(|e| panic!("{call} read `hits`: {e:?}"));
+    }
+    assert_eq!(
+        int(&setup, &format!("SELECT n FROM ctr.item WHERE id = {item}")).await,
+        2
+    );
+
+    // A function that reads `hits` through a helper does conflict.
+    t1.batch_execute("BEGIN").await.unwrap();
+    let seen = int(&t1, "SELECT ctr.hits_now()").await;
+    assert_eq!(seen, 2, "the helper sees the stored value");
+    t1.batch_execute(&format!("SELECT ctr.item_bump({item})"))
+        .await
+        .unwrap();
+    int(&t2, "SELECT ctr.hit()").await;
+    let e = t1.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(code(&e), "40001", "{e:?}");
+
+    // Values are the stored ones on every path: through a method reached
+    // by attribute name (`limit`), through `globals()` (unbounded: every
+    // variable is loaded), and a variable assigned without being read
+    // first is written.
+    assert_eq!(int(&setup, "SELECT ctr.hits_now()").await, 3);
+    assert_eq!(int(&setup, "SELECT ctr.by_name('hits')").await, 3);
+    assert_eq!(int(&setup, "SELECT ctr.by_name('limit')").await, 1);
+    let over: bool = setup
+        .query_one(&format!("SELECT ctr.over_limit({item})"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(over, "n = 3 > limit = 1");
+    assert_eq!(int(&setup, "SELECT ctr.rename('a')").await, 1);
+    assert_eq!(int(&setup, "SELECT ctr.rename('b')").await, 2);
+    assert_eq!(int(&setup, "SELECT ctr.hit()").await, 4);
+}
