@@ -386,21 +386,26 @@ impl ScalarUDFImpl for PythonUdf {
             .iter()
             .map(|a| a.to_array(n))
             .collect::<DfResult<Vec<_>>>()?;
-        let mut results = Vec::with_capacity(n);
+        let mut rows = Vec::with_capacity(n);
         for row in 0..n {
             let mut call_args = Vec::with_capacity(self.params.len());
             for (i, t) in self.params.iter().enumerate() {
                 let s = convert::cell(&arrays[i], row)?;
                 call_args.push(convert::scalar_to_json(t, &s, &self.env.settings)?);
             }
-            // The call blocks this thread until a Python worker answers.
-            let out = tokio::task::block_in_place(|| {
-                self.env
-                    .runtime
-                    .call_blocking(self.spec.clone(), call_args, self.env.txn.clone())
-            })
-            .map_err(SqlError::from)?;
-            results.push(out);
+            rows.push(call_args);
+        }
+        // One call of the worker for the batch's rows (a process per row
+        // cost milliseconds each). The call blocks this thread until a
+        // Python worker answers.
+        let results = tokio::task::block_in_place(|| {
+            self.env
+                .runtime
+                .call_rows_blocking(self.spec.clone(), rows, self.env.txn.clone())
+        })
+        .map_err(SqlError::from)?;
+        if results.len() != n {
+            return Err(SqlError::internal("a Python function returned too few results").into());
         }
         let (t, field) = self.result_field();
         let refs: Vec<&Json> = results

@@ -235,7 +235,7 @@ impl Runtime {
         args: Vec<serde_json::Value>,
         txn: TxnHandle,
     ) -> Result<serde_json::Value> {
-        let rx = self.submit(move |s| s.call(&spec, &args, &txn))?;
+        let rx = self.submit(move |s| s.call(&spec, Args::One(&args), &txn))?;
         rx.await
             .map_err(|_| RuntimeError::Internal("Python worker dropped the job".into()))?
     }
@@ -248,10 +248,53 @@ impl Runtime {
         args: Vec<serde_json::Value>,
         txn: TxnHandle,
     ) -> Result<serde_json::Value> {
-        let rx = self.submit(move |s| s.call(&spec, &args, &txn))?;
+        let rx = self.submit(move |s| s.call(&spec, Args::One(&args), &txn))?;
         rx.blocking_recv()
             .map_err(|_| RuntimeError::Internal("Python worker dropped the job".into()))?
     }
+
+    /// Calls the function once per row of `rows` (a query calling it over
+    /// a batch of rows), in order, as consecutive calls in `txn` would run,
+    /// but as one call of the worker: one process, one load of the module
+    /// variables, one write of what changed. At most [`ROWS_PER_CALL_MAX`]
+    /// rows go to one call. May block (see [`Runtime::call_blocking`]).
+    pub fn call_rows_blocking(
+        &self,
+        spec: CallSpec,
+        rows: Vec<Vec<serde_json::Value>>,
+        txn: TxnHandle,
+    ) -> Result<Vec<serde_json::Value>> {
+        let mut results = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(ROWS_PER_CALL_MAX) {
+            let expected = chunk.len();
+            let (spec, chunk, txn) = (spec.clone(), chunk.to_vec(), txn.clone());
+            let rx = self.submit(move |s| s.call(&spec, Args::Rows(&chunk), &txn))?;
+            let out = rx
+                .blocking_recv()
+                .map_err(|_| RuntimeError::Internal("Python worker dropped the job".into()))??;
+            match out {
+                serde_json::Value::Array(values) if values.len() == expected => {
+                    results.extend(values)
+                }
+                _ => {
+                    return Err(RuntimeError::Internal(
+                        "a call over rows returned no result per row".into(),
+                    ))
+                }
+            }
+        }
+        debug_assert_eq!(results.len(), rows.len());
+        Ok(results)
+    }
+}
+
+/// Rows one call over rows takes at most (a DataFusion batch).
+pub const ROWS_PER_CALL_MAX: usize = 8192;
+
+/// The arguments of one call, or of one call per row.
+enum Args<'a> {
+    One(&'a [serde_json::Value]),
+    Rows(&'a [Vec<serde_json::Value>]),
 }
 
 fn pool_thread(rx: Arc<Mutex<mpsc::Receiver<Job>>>, shared: Arc<Shared>) {
@@ -288,7 +331,7 @@ impl Slot {
     fn call(
         &mut self,
         spec: &CallSpec,
-        args: &[serde_json::Value],
+        args: Args<'_>,
         txn: &TxnHandle,
     ) -> Result<serde_json::Value> {
         self.ensure_host();
@@ -314,26 +357,28 @@ impl Slot {
             "params": callable.function.params.iter().map(|p| (p.name.clone(), p.ty.describe())).collect::<Vec<_>>(),
             "returns": callable.function.returns.describe(),
             "globals": callable.function.globals,
+            "batch": matches!(args, Args::Rows(_)),
         });
         // The objects the call will load first: self, then object arguments.
         let mut object_args = Vec::new();
-        let mut rest = args;
-        if let Some(c) = &spec.class {
-            if let Some(oid) = args.first().and_then(|a| a.as_u64()) {
-                object_args.push((c.clone(), oid));
+        let args_json = match args {
+            Args::One(args) => {
+                object_args_of(spec, &callable.function, args, &mut object_args);
+                serde_json::to_string(args)
             }
-            rest = args.get(1..).unwrap_or(&[]);
-        }
-        for (p, a) in callable.function.params.iter().zip(rest) {
-            if let (amber_catalog::SqlType::Ref(c), Some(oid)) = (&p.ty, a.as_u64()) {
-                object_args.push((c.clone(), oid));
+            Args::Rows(rows) => {
+                for args in rows {
+                    object_args_of(spec, &callable.function, args, &mut object_args);
+                }
+                serde_json::to_string(rows)
             }
         }
+        .map_err(|e| RuntimeError::Internal(e.to_string()))?;
         let run = CallRun {
             call_id: self.shared.next_call_id.fetch_add(1, Ordering::Relaxed),
             spec,
             desc_json: desc.to_string(),
-            args_json: serde_json::Value::Array(args.to_vec()).to_string(),
+            args_json,
             object_args,
             globals: callable.function.globals.as_deref(),
             txn,
@@ -350,5 +395,27 @@ impl Slot {
         }
         let text = result?;
         serde_json::from_str(&text).map_err(|e| RuntimeError::Internal(e.to_string()))
+    }
+}
+
+/// Appends the objects a call with `args` loads first: self, then object
+/// arguments.
+fn object_args_of(
+    spec: &CallSpec,
+    function: &amber_catalog::FunctionDef,
+    args: &[serde_json::Value],
+    out: &mut Vec<(String, u64)>,
+) {
+    let mut rest = args;
+    if let Some(c) = &spec.class {
+        if let Some(oid) = args.first().and_then(|a| a.as_u64()) {
+            out.push((c.clone(), oid));
+        }
+        rest = args.get(1..).unwrap_or(&[]);
+    }
+    for (p, a) in function.params.iter().zip(rest) {
+        if let (amber_catalog::SqlType::Ref(c), Some(oid)) = (&p.ty, a.as_u64()) {
+            out.push((c.clone(), oid));
+        }
     }
 }

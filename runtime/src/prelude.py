@@ -477,8 +477,53 @@ def _end():
     _st.module = None
 
 
+def _invoke(mod, class_name, func_name, params, returns, args):
+    """One call of the function on its JSON arguments; its JSON result."""
+    if class_name is not None:
+        cls = getattr(mod, class_name)
+        oid = args[0]
+        obj = cls.get(oid) if oid is not None else None
+        if obj is None:
+            raise LookupError(f"{class_name} with id {oid} does not exist")
+        fn = getattr(obj, func_name)
+        args = args[1:]
+    else:
+        fn = getattr(mod, func_name)
+    decoded = []
+    for (pname, ptype), a in zip(params, args):
+        if ptype.startswith("ref:"):
+            target = getattr(mod, ptype[4:])
+            obj = target.get(a) if a is not None else None
+            if a is not None and obj is None:
+                raise LookupError(f"{ptype[4:]} with id {a} does not exist")
+            decoded.append(obj)
+        else:
+            decoded.append(_dec(ptype, a))
+    result = fn(*decoded)
+    if returns == "void":
+        return None
+    if returns.startswith("setof:"):
+        cls = getattr(mod, returns[6:])
+        cols = _info(cls).columns
+        rows = []
+        for obj in result:
+            if not isinstance(obj, cls):
+                raise TypeError(f"{func_name}() must return {cls.__name__} objects, got {type(obj).__name__}")
+            d = obj.__dict__
+            rows.append([d.get("id")] + [_enc(t, d.get(n), n) for n, t, _nl, _hd, _df in cols])
+        return rows
+    return _enc(returns, result, f"{func_name}() result")
+
+
 def _call(mod, desc_json, args_json):
-    """Entry point for SQL calls. Returns the JSON-encoded result."""
+    """Entry point for SQL calls. Returns the JSON-encoded result.
+
+    With `batch` in the description, `args_json` is a list of argument
+    lists (the rows of a query calling the function) and the result the
+    list of their results: the function runs once per row, in order, as
+    consecutive calls in one transaction would (each sees what the ones
+    before it changed), with one load of the module variables and one
+    write of what changed at the end."""
     desc = _json.loads(desc_json)
     class_name = desc["class"]
     func_name = desc["func"]
@@ -487,41 +532,10 @@ def _call(mod, desc_json, args_json):
     args = _json.loads(args_json)
     _begin(mod, desc.get("globals"))
     try:
-        if class_name is not None:
-            cls = getattr(mod, class_name)
-            oid = args[0]
-            obj = cls.get(oid) if oid is not None else None
-            if obj is None:
-                raise LookupError(f"{class_name} with id {oid} does not exist")
-            fn = getattr(obj, func_name)
-            args = args[1:]
+        if desc.get("batch"):
+            out = [_invoke(mod, class_name, func_name, params, returns, row) for row in args]
         else:
-            fn = getattr(mod, func_name)
-        decoded = []
-        for (pname, ptype), a in zip(params, args):
-            if ptype.startswith("ref:"):
-                target = getattr(mod, ptype[4:])
-                obj = target.get(a) if a is not None else None
-                if a is not None and obj is None:
-                    raise LookupError(f"{ptype[4:]} with id {a} does not exist")
-                decoded.append(obj)
-            else:
-                decoded.append(_dec(ptype, a))
-        result = fn(*decoded)
-        if returns == "void":
-            out = None
-        elif returns.startswith("setof:"):
-            cls = getattr(mod, returns[6:])
-            cols = _info(cls).columns
-            rows = []
-            for obj in result:
-                if not isinstance(obj, cls):
-                    raise TypeError(f"{func_name}() must return {cls.__name__} objects, got {type(obj).__name__}")
-                d = obj.__dict__
-                rows.append([d.get("id")] + [_enc(t, d.get(n), n) for n, t, _nl, _hd, _df in cols])
-            out = rows
-        else:
-            out = _enc(returns, result, f"{func_name}() result")
+            out = _invoke(mod, class_name, func_name, params, returns, args)
         _flush_objects()
         _flush_globals(mod)
         return _json.dumps(out)
@@ -730,7 +744,12 @@ def _globals_read(fn, mod, persistent):
                     for aname, avalue in list(klass.__dict__.items()):
                         if aname not in _ANNOTATIONS_ONLY:
                             pending.extend(_callables_of(avalue))
-        elif isinstance(value, _types.ModuleType) or _inert(value):
+        elif isinstance(value, _types.ModuleType):
+            # A deployed module's code may import this one and read its
+            # variables; the standard library's cannot.
+            if hasattr(value, "__amber_source__"):
+                return False
+        elif _inert(value):
             pass
         else:
             return False

@@ -110,3 +110,88 @@ async fn a_call_reads_only_the_module_variables_it_may_use() {
     assert_eq!(int(&setup, "SELECT ctr.rename('b')").await, 2);
     assert_eq!(int(&setup, "SELECT ctr.hit()").await, 4);
 }
+
+const ROWS: &str = r#"
+from amber import Persistent
+
+class Item(Persistent):
+    n: int = 0
+
+    def bump(self, by: int) -> int:
+        self.n += by
+        return self.n
+
+hits: int = 0
+_seen = []
+
+def hit() -> int:
+    global hits
+    hits += 1
+    return hits
+
+def seen(x: int) -> int:
+    _seen.append(x)
+    return len(_seen)
+
+def bump_until(item: Item, bad: int) -> int:
+    item.n += 1
+    if item.id == bad:
+        raise ValueError("bad row")
+    return item.n
+"#;
+
+/// A query calling a function over many rows calls the worker once per
+/// batch of rows: the function runs once per row, in order, with the
+/// effects of consecutive calls; what else it changes in the interpreter
+/// lasts until the end of the batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_calls_python_once_per_batch_of_rows() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    deploy(&c, "rows", ROWS).await;
+    c.batch_execute("INSERT INTO rows.item (n) SELECT 0 FROM generate_series(1, 3000)")
+        .await
+        .unwrap();
+    assert_eq!(
+        int(&c, "SELECT sum(rows.item_bump(id, 2)) FROM rows.item").await,
+        6000
+    );
+    assert_eq!(
+        int(&c, "SELECT count(*) FROM rows.item WHERE n = 2").await,
+        3000
+    );
+
+    // Consecutive calls: each row sees the increments of the rows before.
+    assert_eq!(
+        int(&c, "SELECT max(rows.hit()) FROM generate_series(1, 500)").await,
+        500
+    );
+    assert_eq!(int(&c, "SELECT rows.hit()").await, 501);
+
+    // Plain Python state lasts for the batch and is gone after it.
+    for _ in 0..2 {
+        let seen: Vec<i64> = c
+            .query(
+                "SELECT rows.seen(g) FROM generate_series(1, 5) AS t(g)",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(seen, vec![1, 2, 3, 4, 5]);
+    }
+
+    // An exception in one row fails the statement; no row's change stays.
+    let mid = int(&c, "SELECT min(id) + 1500 FROM rows.item").await;
+    let e = c
+        .query(
+            &format!("SELECT rows.bump_until(id, {mid}) FROM rows.item"),
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "P0001", "{e:?}");
+    assert_eq!(int(&c, "SELECT sum(n) FROM rows.item").await, 6000);
+}
