@@ -363,12 +363,12 @@ impl Slot {
         let mut object_args = Vec::new();
         let args_json = match args {
             Args::One(args) => {
-                object_args_of(spec, &callable.function, args, &mut object_args);
+                object_args_of(spec, callable.function, args, &mut object_args);
                 serde_json::to_string(args)
             }
             Args::Rows(rows) => {
                 for args in rows {
-                    object_args_of(spec, &callable.function, args, &mut object_args);
+                    object_args_of(spec, callable.function, args, &mut object_args);
                 }
                 serde_json::to_string(rows)
             }
