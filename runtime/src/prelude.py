@@ -695,11 +695,14 @@ def _inert(value):
 def _code_names(code, out):
     """Every name a code object (and the code nested in it: lambdas,
     comprehensions, inner functions) looks up: globals, builtins and
-    attribute names alike."""
+    attribute names alike, and its string constants that could be names
+    (`getattr(obj, "bump")` reaches a method by one)."""
     out.update(code.co_names)
     for const in code.co_consts:
         if isinstance(const, _types.CodeType):
             _code_names(const, out)
+        elif isinstance(const, str) and const.isidentifier():
+            out.add(const)
 
 
 def _globals_read(fn, mod, persistent):

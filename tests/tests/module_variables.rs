@@ -41,6 +41,9 @@ def bump_item(item: Item) -> int:
 def over_limit(item: Item) -> bool:
     return item.over()
 
+def over_by_name(item: Item) -> bool:
+    return getattr(item, "over")()
+
 def by_name(name: str) -> int:
     return globals()[name]
 
@@ -106,6 +109,13 @@ async fn a_call_reads_only_the_module_variables_it_may_use() {
         .unwrap()
         .get(0);
     assert!(over, "n = 3 > limit = 1");
+    // A method reached through a name in a string still gets `limit`.
+    let over: bool = setup
+        .query_one(&format!("SELECT ctr.over_by_name({item})"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(over, "n = 3 > limit = 1, through getattr");
     assert_eq!(int(&setup, "SELECT ctr.rename('a')").await, 1);
     assert_eq!(int(&setup, "SELECT ctr.rename('b')").await, 2);
     assert_eq!(int(&setup, "SELECT ctr.hit()").await, 4);
