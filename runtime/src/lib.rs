@@ -264,10 +264,15 @@ impl Runtime {
         rows: Vec<Vec<serde_json::Value>>,
         txn: TxnHandle,
     ) -> Result<Vec<serde_json::Value>> {
-        let mut results = Vec::with_capacity(rows.len());
-        for chunk in rows.chunks(ROWS_PER_CALL_MAX) {
+        let total = rows.len();
+        let mut results = Vec::with_capacity(total);
+        let mut rest = rows;
+        while !rest.is_empty() {
+            // The rows move to the job, a chunk at a time (not copied).
+            let tail = rest.split_off(rest.len().min(ROWS_PER_CALL_MAX));
+            let chunk = std::mem::replace(&mut rest, tail);
             let expected = chunk.len();
-            let (spec, chunk, txn) = (spec.clone(), chunk.to_vec(), txn.clone());
+            let (spec, txn) = (spec.clone(), txn.clone());
             let rx = self.submit(move |s| s.call(&spec, Args::Rows(&chunk), &txn))?;
             let out = rx
                 .blocking_recv()
@@ -283,7 +288,7 @@ impl Runtime {
                 }
             }
         }
-        debug_assert_eq!(results.len(), rows.len());
+        debug_assert_eq!(results.len(), total);
         Ok(results)
     }
 }

@@ -719,17 +719,19 @@ def _globals_read(fn, mod, persistent):
     that may hold code (a dict of handlers) makes it unbounded."""
     ns = mod.__dict__
     modname = mod.__name__
-    methods = {}
-    own_classes = []
+    methods = {}       # attribute name -> the module's functions under it
+    class_code = {}    # the module's class -> the module's functions it has
     for value in list(ns.values()):
         if isinstance(value, type) and getattr(value, "__module__", None) == modname:
-            own_classes.append(value)
+            funcs = class_code.setdefault(value, [])
             for klass in value.__mro__:
                 if getattr(klass, "__module__", None) != modname:
                     continue
                 for aname, avalue in klass.__dict__.items():
                     if aname not in _ANNOTATIONS_ONLY:
-                        methods.setdefault(aname, []).extend(_callables_of(avalue))
+                        found_here = _callables_of(avalue)
+                        methods.setdefault(aname, []).extend(found_here)
+                        funcs.extend(found_here)
     pending = [fn]
     for aname, fns in methods.items():
         if aname.startswith("__") and aname.endswith("__"):
@@ -742,11 +744,7 @@ def _globals_read(fn, mod, persistent):
         if isinstance(value, _types.FunctionType):
             pending.append(value)
         elif isinstance(value, type):
-            if value in own_classes:
-                for klass in value.__mro__:
-                    for aname, avalue in list(klass.__dict__.items()):
-                        if aname not in _ANNOTATIONS_ONLY:
-                            pending.extend(_callables_of(avalue))
+            pending.extend(class_code.get(value, ()))
         elif isinstance(value, _types.ModuleType):
             # A deployed module's code may import this one and read its
             # variables; the standard library's cannot.

@@ -53,7 +53,8 @@ def rename(name: str) -> int:
     return len(names)
 "#;
 
-async fn int(client: &Client, sql: &str) -> i64 {
+/// The one value of a one-row, one-column query.
+async fn one<T: for<'a> tokio_postgres::types::FromSql<'a>>(client: &Client, sql: &str) -> T {
     client.query_one(sql, &[]).await.expect(sql).get(0)
 }
 
@@ -62,7 +63,7 @@ async fn a_call_reads_only_the_module_variables_it_may_use() {
     let server = Server::start();
     let setup = connect(&server).await;
     deploy(&setup, "ctr", CTR).await;
-    let item = int(&setup, "INSERT INTO ctr.item (n) VALUES (0) RETURNING id").await;
+    let item = one::<i64>(&setup, "INSERT INTO ctr.item (n) VALUES (0) RETURNING id").await;
     let t1 = connect(&server).await;
     let t2 = connect(&server).await;
 
@@ -75,24 +76,24 @@ async fn a_call_reads_only_the_module_variables_it_may_use() {
     ] {
         t1.batch_execute("BEGIN").await.unwrap();
         t1.batch_execute(&call).await.unwrap();
-        assert!(int(&t2, "SELECT ctr.hit()").await > 0);
+        assert!(one::<i64>(&t2, "SELECT ctr.hit()").await > 0);
         t1.batch_execute("COMMIT")
             .await
             .unwrap_or_else(|e| panic!("{call} read `hits`: {e:?}"));
     }
     assert_eq!(
-        int(&setup, &format!("SELECT n FROM ctr.item WHERE id = {item}")).await,
+        one::<i64>(&setup, &format!("SELECT n FROM ctr.item WHERE id = {item}")).await,
         2
     );
 
     // A function that reads `hits` through a helper does conflict.
     t1.batch_execute("BEGIN").await.unwrap();
-    let seen = int(&t1, "SELECT ctr.hits_now()").await;
+    let seen = one::<i64>(&t1, "SELECT ctr.hits_now()").await;
     assert_eq!(seen, 2, "the helper sees the stored value");
     t1.batch_execute(&format!("SELECT ctr.item_bump({item})"))
         .await
         .unwrap();
-    int(&t2, "SELECT ctr.hit()").await;
+    one::<i64>(&t2, "SELECT ctr.hit()").await;
     let e = t1.batch_execute("COMMIT").await.unwrap_err();
     assert_eq!(code(&e), "40001", "{e:?}");
 
@@ -100,25 +101,17 @@ async fn a_call_reads_only_the_module_variables_it_may_use() {
     // by attribute name (`limit`), through `globals()` (unbounded: every
     // variable is loaded), and a variable assigned without being read
     // first is written.
-    assert_eq!(int(&setup, "SELECT ctr.hits_now()").await, 3);
-    assert_eq!(int(&setup, "SELECT ctr.by_name('hits')").await, 3);
-    assert_eq!(int(&setup, "SELECT ctr.by_name('limit')").await, 1);
-    let over: bool = setup
-        .query_one(&format!("SELECT ctr.over_limit({item})"), &[])
-        .await
-        .unwrap()
-        .get(0);
+    assert_eq!(one::<i64>(&setup, "SELECT ctr.hits_now()").await, 3);
+    assert_eq!(one::<i64>(&setup, "SELECT ctr.by_name('hits')").await, 3);
+    assert_eq!(one::<i64>(&setup, "SELECT ctr.by_name('limit')").await, 1);
+    let over: bool = one(&setup, &format!("SELECT ctr.over_limit({item})")).await;
     assert!(over, "n = 3 > limit = 1");
     // A method reached through a name in a string still gets `limit`.
-    let over: bool = setup
-        .query_one(&format!("SELECT ctr.over_by_name({item})"), &[])
-        .await
-        .unwrap()
-        .get(0);
+    let over: bool = one(&setup, &format!("SELECT ctr.over_by_name({item})")).await;
     assert!(over, "n = 3 > limit = 1, through getattr");
-    assert_eq!(int(&setup, "SELECT ctr.rename('a')").await, 1);
-    assert_eq!(int(&setup, "SELECT ctr.rename('b')").await, 2);
-    assert_eq!(int(&setup, "SELECT ctr.hit()").await, 4);
+    assert_eq!(one::<i64>(&setup, "SELECT ctr.rename('a')").await, 1);
+    assert_eq!(one::<i64>(&setup, "SELECT ctr.rename('b')").await, 2);
+    assert_eq!(one::<i64>(&setup, "SELECT ctr.hit()").await, 4);
 }
 
 const ROWS: &str = r#"
@@ -163,20 +156,20 @@ async fn a_query_calls_python_once_per_batch_of_rows() {
         .await
         .unwrap();
     assert_eq!(
-        int(&c, "SELECT sum(rows.item_bump(id, 2)) FROM rows.item").await,
+        one::<i64>(&c, "SELECT sum(rows.item_bump(id, 2)) FROM rows.item").await,
         6000
     );
     assert_eq!(
-        int(&c, "SELECT count(*) FROM rows.item WHERE n = 2").await,
+        one::<i64>(&c, "SELECT count(*) FROM rows.item WHERE n = 2").await,
         3000
     );
 
     // Consecutive calls: each row sees the increments of the rows before.
     assert_eq!(
-        int(&c, "SELECT max(rows.hit()) FROM generate_series(1, 500)").await,
+        one::<i64>(&c, "SELECT max(rows.hit()) FROM generate_series(1, 500)").await,
         500
     );
-    assert_eq!(int(&c, "SELECT rows.hit()").await, 501);
+    assert_eq!(one::<i64>(&c, "SELECT rows.hit()").await, 501);
 
     // Plain Python state lasts for the batch and is gone after it.
     for _ in 0..2 {
@@ -194,7 +187,7 @@ async fn a_query_calls_python_once_per_batch_of_rows() {
     }
 
     // An exception in one row fails the statement; no row's change stays.
-    let mid = int(&c, "SELECT min(id) + 1500 FROM rows.item").await;
+    let mid = one::<i64>(&c, "SELECT min(id) + 1500 FROM rows.item").await;
     let e = c
         .query(
             &format!("SELECT rows.bump_until(id, {mid}) FROM rows.item"),
@@ -203,5 +196,5 @@ async fn a_query_calls_python_once_per_batch_of_rows() {
         .await
         .unwrap_err();
     assert_eq!(code(&e), "P0001", "{e:?}");
-    assert_eq!(int(&c, "SELECT sum(n) FROM rows.item").await, 6000);
+    assert_eq!(one::<i64>(&c, "SELECT sum(n) FROM rows.item").await, 6000);
 }
