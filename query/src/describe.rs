@@ -2,6 +2,7 @@
 //! and result columns, without running it.
 
 use crate::constant::{self};
+use crate::context::StatementContext;
 use crate::convert;
 use crate::error::SqlError;
 use crate::exact::ExactNumeric;
@@ -17,8 +18,6 @@ use amber_runtime::TxnHandle;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
-use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
     self, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Query, Statement, TableFactor,
     Value,
@@ -91,19 +90,13 @@ impl Session {
         let mut columns = None;
         match stmt {
             Statement::Query(q) => {
-                let ctx = self.make_context(&txn, &ExactNumeric::of_statement(stmt))?;
+                let mut ctx = self.statement_context(&txn, &ExactNumeric::of_statement(stmt));
                 let mut query = (**q).clone();
                 // A set-returning call needs its argument values; describe
                 // its shape from the catalog instead of calling it.
-                let has_srf = self.describe_srfs(&mut query, &ctx)?;
+                self.describe_srfs(&mut query, &mut ctx)?;
                 let names = names::select_item_names(&query);
-                let plan = ctx
-                    .state()
-                    .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(
-                        Box::new(query),
-                    ))))
-                    .await?;
-                let _ = has_srf;
+                let plan = ctx.plan(Statement::Query(Box::new(query)))?;
                 // DataFusion does not infer placeholders in UDF arguments:
                 // take them from the module function's signature.
                 let _ = ast::visit_expressions(stmt, |e: &Expr| {
@@ -209,7 +202,7 @@ impl Session {
     pub(crate) fn describe_srfs(
         &mut self,
         query: &mut Query,
-        ctx: &SessionContext,
+        ctx: &mut StatementContext,
     ) -> Result<bool, SqlError> {
         let mut any = false;
         for factor in from_factors(query) {
@@ -240,10 +233,7 @@ impl Session {
             let schema = table::class_schema(class, &ExactNumeric::none());
             self.srf_counter += 1;
             let tmp = format!("__amber_srf_{}", self.srf_counter);
-            ctx.register_table(
-                tmp.as_str(),
-                Arc::new(MemTable::try_new(schema, vec![vec![]])?),
-            )?;
+            ctx.register_temp(&tmp, Arc::new(MemTable::try_new(schema, vec![vec![]])?));
             *factor = temp_table_factor(&tmp, alias.clone(), &f);
             any = true;
         }

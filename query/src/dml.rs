@@ -14,7 +14,6 @@ use amber_runtime::TxnHandle;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
-use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
     self, AssignmentTarget, BinaryOperator, Expr, FromTable, ObjectName, SelectItem, SetExpr,
     Statement, TableFactor, TableObject,
@@ -556,19 +555,13 @@ impl Session {
         let exact = ExactNumeric::of_statement(&Statement::Query(q.clone()));
         let schema = table::class_schema(class, &exact);
         let batch = table::batch(schema.clone(), &table::class_types(class), &rows)?;
-        let ctx = self.make_context(txn, &exact)?;
-        ctx.register_table(
+        let mut ctx = self.statement_context(txn, &exact);
+        ctx.register_temp(
             "__amber_returning",
             Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
-        )?;
+        );
         let names = crate::names::select_item_names(&q);
-        let plan = ctx
-            .state()
-            .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(q))))
-            .await?;
-        let df = ctx.execute_logical_plan(plan).await?;
-        let out_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await?;
+        let (out_schema, batches) = ctx.run(Statement::Query(q), &[]).await?;
         let out_schema = rename(&out_schema, names.as_deref());
         let batches = batches
             .into_iter()
@@ -687,14 +680,11 @@ impl Session {
             _ => return Ok((types, jsonb, None)),
         };
         if let Some(sql) = where_sql {
-            let ctx = self.make_context(txn, &ExactNumeric::none())?;
+            let ctx = self.statement_context(txn, &ExactNumeric::none());
             let stmts = Parser::parse_sql(&PostgreSqlDialect {}, &sql)
                 .map_err(|e| SqlError::syntax(e.to_string()))?;
             if let Some(s) = stmts.into_iter().next() {
-                let plan = ctx
-                    .state()
-                    .statement_to_plan(DfStatement::Statement(Box::new(s)))
-                    .await?;
+                let plan = ctx.plan(s)?;
                 for (name, t) in plan.get_parameter_types()? {
                     if let (Some(idx), Some(t)) = (
                         name.trim_start_matches('$')
@@ -712,11 +702,11 @@ impl Session {
             None => None,
             Some(items) => {
                 let schema = table::class_schema(&class, &ExactNumeric::none());
-                let ctx = self.make_context(txn, &ExactNumeric::none())?;
-                ctx.register_table(
+                let mut ctx = self.statement_context(txn, &ExactNumeric::none());
+                ctx.register_temp(
                     "__amber_returning",
                     Arc::new(MemTable::try_new(schema, vec![vec![]])?),
-                )?;
+                );
                 let items: Vec<String> = items.iter().map(|i| i.to_string()).collect();
                 let sql = format!(
                     "SELECT {} FROM __amber_returning AS {}",
@@ -729,10 +719,7 @@ impl Session {
                     return Ok((types, jsonb, None));
                 };
                 let names = crate::names::select_item_names(&q);
-                let plan = ctx
-                    .state()
-                    .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(q))))
-                    .await?;
+                let plan = ctx.plan(Statement::Query(q))?;
                 Some(rename(
                     &Arc::new(plan.schema().as_arrow().clone()),
                     names.as_deref(),

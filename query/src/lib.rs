@@ -20,6 +20,7 @@ mod call;
 mod canonical;
 mod columnar;
 mod constant;
+mod context;
 pub mod convert;
 mod copy;
 mod copy_format;

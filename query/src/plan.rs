@@ -1,127 +1,77 @@
-//! The planning context: a DataFusion `SessionContext` whose tables and
-//! functions see the statement's transaction and modules, and the
-//! planned path of a query (set-returning calls in FROM evaluated first,
-//! numeric columns read exactly).
+//! A statement's planning context (`context.rs`) with its module functions,
+//! and the planned path of a query (set-returning calls in FROM evaluated
+//! first, numeric columns read exactly).
 
 use crate::call::{coerce_args, positional_args};
 use crate::constant::constant_values;
+use crate::context::StatementContext;
 use crate::error::SqlError;
 use crate::exact::ExactNumeric;
 use crate::names;
 use crate::names::rename_columns;
 use crate::session::{split_qualified, Session};
-use crate::table::{self, ClassTable, PythonUdf, UdfEnv};
+use crate::table::{self, PythonUdf, UdfEnv};
 use amber_catalog::{ModuleDef, Returns, SqlType};
 use amber_runtime::TxnHandle;
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::catalog::MemorySchemaProvider;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
 use datafusion::logical_expr::ScalarUDF;
-use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{self, ObjectName, Query, SetExpr, Statement, TableFactor};
 use serde_json::Value as Json;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 impl Session {
-    /// A DataFusion context whose tables and functions see `txn`.
-    pub(crate) fn make_context(
+    /// The statement's view of the shared planning context: its modules'
+    /// classes and functions, read and called through `txn`.
+    pub(crate) fn statement_context(
         &self,
         txn: &TxnHandle,
         exact: &ExactNumeric,
-    ) -> Result<SessionContext, SqlError> {
-        let mut config = SessionConfig::new()
-            .with_information_schema(false)
-            .with_default_catalog_and_schema("amber", "public")
-            .with_target_partitions(1);
-        // PostgreSQL reads 1.50 as numeric, not double precision.
-        config.options_mut().sql_parser.parse_float_as_decimal = true;
-        let ctx = SessionContext::new_with_config(config);
-        let catalog = ctx
-            .catalog("amber")
-            .ok_or_else(|| SqlError::internal("default catalog missing"))?;
+    ) -> StatementContext {
         let modules: Vec<Arc<ModuleDef>> = self.modules.iter().cloned().collect();
-        let zone = self.value_settings().zone.arrow_name();
-        let env = UdfEnv {
-            runtime: self.engine.runtime.clone(),
-            txn: txn.clone(),
-            settings: self.value_settings(),
-        };
-        for module in &modules {
-            let schema = Arc::new(MemorySchemaProvider::new());
-            let register_functions = self.allow_python;
-            for class in &module.shape.classes {
-                let t = ClassTable::new(module.clone(), class.clone(), txn.clone(), exact, &zone);
-                datafusion::catalog::SchemaProvider::register_table(
-                    schema.as_ref(),
-                    class.table.clone(),
-                    Arc::new(t),
-                )?;
-            }
-            catalog.register_schema(&module.name, schema)?;
-            for (sql_name, callable) in module
-                .sql_functions()
-                .into_iter()
-                .filter(|_| register_functions)
-            {
-                let returns = match &callable.function.returns {
-                    Returns::Scalar(t) => Some(t.clone()),
-                    Returns::Void => None,
-                    // Set-returning functions are called in FROM (rewritten
-                    // before planning); in a select list they give jsonb.
-                    Returns::SetOf(_) => Some(SqlType::Jsonb),
-                };
-                let spec = self.call_spec(module, &callable);
-                let name = format!("{}.{}", module.name, sql_name);
-                let exact_result = exact.keeps_function(&name);
-                let udf = PythonUdf::new(
-                    name,
-                    spec,
-                    callable.sql_params(),
-                    returns,
-                    env.clone(),
-                    exact_result,
-                );
-                ctx.register_udf(ScalarUDF::new_from_impl(udf));
+        let settings = self.value_settings();
+        let zone = settings.zone.arrow_name().to_string();
+        let mut functions = HashMap::new();
+        if self.allow_python {
+            let env = UdfEnv {
+                runtime: self.engine.runtime.clone(),
+                txn: txn.clone(),
+                settings,
+            };
+            for module in &modules {
+                for (sql_name, callable) in module.sql_functions() {
+                    let returns = match &callable.function.returns {
+                        Returns::Scalar(t) => Some(t.clone()),
+                        Returns::Void => None,
+                        // Set-returning functions are called in FROM
+                        // (rewritten before planning); in a select list
+                        // they give jsonb.
+                        Returns::SetOf(_) => Some(SqlType::Jsonb),
+                    };
+                    let name = format!("{}.{}", module.name, sql_name);
+                    let udf = PythonUdf::new(
+                        name.clone(),
+                        self.call_spec(module, &callable),
+                        callable.sql_params(),
+                        returns,
+                        env.clone(),
+                        exact.keeps_function(&name),
+                    );
+                    functions.insert(name, Arc::new(ScalarUDF::new_from_impl(udf)));
+                }
             }
         }
-        // amber.modules: the deployed modules.
-        let amber_schema = Arc::new(MemorySchemaProvider::new());
-        let fields = vec![
-            Field::new("name", DataType::Utf8, false),
-            Field::new("version", DataType::Int64, false),
-            Field::new("source", DataType::Utf8, false),
-            Field::new("deployed_at", DataType::Utf8, false),
-        ];
-        let schema = Arc::new(Schema::new(fields));
-        let rows: Vec<Vec<Json>> = modules
-            .iter()
-            .map(|m| {
-                vec![
-                    Json::from(m.name.clone()),
-                    Json::from(m.version),
-                    Json::from(m.source.clone()),
-                    Json::from(m.deployed_at.clone()),
-                ]
-            })
-            .collect();
-        let batch = table::batch(
-            schema.clone(),
-            &[SqlType::Text, SqlType::Int8, SqlType::Text, SqlType::Text],
-            &rows,
-        )?;
-        let mem = MemTable::try_new(schema, vec![vec![batch]])?;
-        datafusion::catalog::SchemaProvider::register_table(
-            amber_schema.as_ref(),
-            "modules".into(),
-            Arc::new(mem),
-        )?;
-        catalog.register_schema("amber", amber_schema)?;
-        register_pg_functions(&ctx);
-        Ok(ctx)
+        StatementContext::new(
+            self.engine.planning.clone(),
+            modules,
+            txn.clone(),
+            exact,
+            zone,
+            functions,
+        )
     }
 
     /// Plans and runs a query; columns are named as PostgreSQL names them.
@@ -134,23 +84,11 @@ impl Session {
         let mut query = query.clone();
         let (numeric, other) = self.numeric_columns_in(&query);
         let exact = ExactNumeric::prepare(&mut query, &numeric, &other);
-        let ctx = self.make_context(txn, &exact)?;
-        self.rewrite_set_returning(&mut query, &ctx, params, txn, &exact)
+        let mut ctx = self.statement_context(txn, &exact);
+        self.rewrite_set_returning(&mut query, &mut ctx, params, txn, &exact)
             .await?;
         let names = names::select_item_names(&query);
-        let stmt = Statement::Query(Box::new(query));
-        let plan = ctx
-            .state()
-            .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
-            .await?;
-        let plan = if params.is_empty() {
-            plan
-        } else {
-            plan.with_param_values(params.to_vec())?
-        };
-        let df = ctx.execute_logical_plan(plan).await?;
-        let schema = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await?;
+        let (schema, batches) = ctx.run(Statement::Query(Box::new(query)), params).await?;
         let schema = rename_columns(&schema, names.as_deref());
         let batches = batches
             .into_iter()
@@ -186,7 +124,7 @@ impl Session {
     pub(crate) async fn rewrite_set_returning(
         &mut self,
         query: &mut Query,
-        ctx: &SessionContext,
+        ctx: &mut StatementContext,
         params: &[ScalarValue],
         txn: &TxnHandle,
         exact: &ExactNumeric,
@@ -252,10 +190,10 @@ impl Session {
             let batch = table::batch(schema.clone(), &table::class_types(&class), &rows)?;
             self.srf_counter += 1;
             let tmp = format!("__amber_srf_{}", self.srf_counter);
-            ctx.register_table(
-                tmp.as_str(),
+            ctx.register_temp(
+                &tmp,
                 Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
-            )?;
+            );
             *factor = temp_table_factor(&tmp, alias.clone(), &fname);
         }
         Ok(())
@@ -287,34 +225,6 @@ pub(crate) fn temp_table_factor(
         sample: None,
         index_hints: vec![],
     }
-}
-
-/// PostgreSQL functions that clients call on connect.
-pub(crate) fn register_pg_functions(ctx: &SessionContext) {
-    use datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
-    let constant = |name: &str, value: String| {
-        let v = value.clone();
-        create_udf(
-            name,
-            vec![],
-            DataType::Utf8,
-            Volatility::Stable,
-            Arc::new(move |_args: &[ColumnarValue]| {
-                Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(v.clone()))))
-            }),
-        )
-    };
-    ctx.register_udf(constant(
-        "version",
-        format!(
-            "PostgreSQL 15.0 (Amber {}) on x86_64-pc-linux-gnu, compiled by rustc, 64-bit",
-            env!("CARGO_PKG_VERSION")
-        ),
-    ));
-    ctx.register_udf(constant("current_database", "amber".into()));
-    ctx.register_udf(constant("current_schema", "public".into()));
-    ctx.register_udf(constant("current_user", "amber".into()));
-    ctx.register_udf(constant("session_user", "amber".into()));
 }
 
 /// The FROM items of a SELECT, its joins' included (where a set-returning

@@ -17,7 +17,6 @@ use amber_storage::{Store, Txn};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
-use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -31,6 +30,9 @@ pub struct Engine {
     /// fail each other with 40001); deploys inside a transaction block
     /// take no lock and serialize through their reads like any writer.
     pub(crate) ddl_lock: tokio::sync::Mutex<()>,
+    /// DataFusion's configuration, functions and rules, built once and
+    /// shared by every statement (`context.rs`).
+    pub(crate) planning: Arc<crate::context::PlanningBase>,
 }
 
 impl Engine {
@@ -44,6 +46,7 @@ impl Engine {
             catalog,
             runtime,
             ddl_lock: tokio::sync::Mutex::new(()),
+            planning: Arc::new(crate::context::PlanningBase::new()),
         });
         crate::nested::install(&engine);
         Ok(engine)
@@ -507,14 +510,8 @@ impl Session {
                 }
             }
             Statement::Explain { .. } => {
-                let ctx = self.make_context(txn, &ExactNumeric::none())?;
-                let plan = ctx
-                    .state()
-                    .statement_to_plan(DfStatement::Statement(Box::new(stmt.clone())))
-                    .await?;
-                let df = ctx.execute_logical_plan(plan).await?;
-                let schema = Arc::new(df.schema().as_arrow().clone());
-                let batches = df.collect().await?;
+                let ctx = self.statement_context(txn, &ExactNumeric::none());
+                let (schema, batches) = ctx.run(stmt.clone(), params).await?;
                 Ok(Output::Rows {
                     schema,
                     batches,
