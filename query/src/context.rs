@@ -103,17 +103,9 @@ impl PlanningBase {
         }
     }
 
-    /// Analyzes, optimizes and physically plans `plan`; `now()` is the
-    /// time of this call.
-    pub async fn physical_plan(&self, plan: &LogicalPlan) -> DfResult<Arc<dyn ExecutionPlan>> {
-        if matches!(plan, LogicalPlan::Explain(_)) {
-            // EXPLAIN records every rule's output: DataFusion's own path,
-            // on a copy of the state (rare enough that the copy is cheap).
-            let mut state = self.state.clone();
-            let options = state.config_options().clone();
-            state.execution_props_mut().mark_start_execution(options);
-            return state.create_physical_plan(plan).await;
-        }
+    /// Analyzes and optimizes `plan`; `now()` folds to the time of this
+    /// call.
+    pub fn optimize(&self, plan: &LogicalPlan) -> DfResult<LogicalPlan> {
         let analyzed = self.state.analyzer().execute_and_check(
             plan.clone(),
             self.state.config_options(),
@@ -124,10 +116,22 @@ impl PlanningBase {
             start: Utc::now(),
             aliases: Arc::new(AliasGenerator::new()),
         };
-        let optimized = self
-            .state
+        self.state
             .optimizer()
-            .optimize(analyzed, &config, |_, _| {})?;
+            .optimize(analyzed, &config, |_, _| {})
+    }
+
+    /// Analyzes, optimizes and physically plans `plan`.
+    pub async fn physical_plan(&self, plan: &LogicalPlan) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if matches!(plan, LogicalPlan::Explain(_)) {
+            // EXPLAIN records every rule's output: DataFusion's own path,
+            // on a copy of the state (rare enough that the copy is cheap).
+            let mut state = self.state.clone();
+            let options = state.config_options().clone();
+            state.execution_props_mut().mark_start_execution(options);
+            return state.create_physical_plan(plan).await;
+        }
+        let optimized = self.optimize(plan)?;
         self.state
             .query_planner()
             .create_physical_plan(&optimized, &self.state)
@@ -137,8 +141,29 @@ impl PlanningBase {
     /// Runs `plan` to completion; the schema is the plan's (so its column
     /// names are the ones SQL gave them).
     pub async fn collect(&self, plan: &LogicalPlan) -> DfResult<(SchemaRef, Vec<RecordBatch>)> {
-        let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
         let physical = self.physical_plan(plan).await?;
+        self.run(plan, physical).await
+    }
+
+    /// Runs an already optimized `plan` (a cached one, bound).
+    pub async fn collect_optimized(
+        &self,
+        plan: &LogicalPlan,
+    ) -> DfResult<(SchemaRef, Vec<RecordBatch>)> {
+        let physical = self
+            .state
+            .query_planner()
+            .create_physical_plan(plan, &self.state)
+            .await?;
+        self.run(plan, physical).await
+    }
+
+    async fn run(
+        &self,
+        plan: &LogicalPlan,
+        physical: Arc<dyn ExecutionPlan>,
+    ) -> DfResult<(SchemaRef, Vec<RecordBatch>)> {
+        let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
         let batches = datafusion::physical_plan::collect(physical, self.task.clone()).await?;
         Ok((schema, batches))
     }
@@ -232,6 +257,22 @@ impl StatementContext {
             plan.with_param_values(params.to_vec())?
         };
         Ok(self.base.collect(&plan).await?)
+    }
+
+    pub(crate) fn base(&self) -> &PlanningBase {
+        &self.base
+    }
+
+    /// The class table `name` names, read through this statement's
+    /// transaction (binding a cached plan).
+    pub(crate) fn class_table(&self, name: &TableReference) -> DfResult<Arc<dyn TableProvider>> {
+        let (schema, table) = match name {
+            TableReference::Partial { schema, table } => (schema.as_ref(), table.as_ref()),
+            TableReference::Full { schema, table, .. } => (schema.as_ref(), table.as_ref()),
+            TableReference::Bare { .. } => ("", ""),
+        };
+        self.table(schema, table)?
+            .ok_or_else(|| DataFusionError::Plan(format!("table '{name}' not found")))
     }
 
     fn module(&self, name: &str) -> Option<&Arc<ModuleDef>> {

@@ -81,6 +81,13 @@ impl Session {
         params: &[ScalarValue],
         txn: &TxnHandle,
     ) -> Result<(SchemaRef, Vec<RecordBatch>), SqlError> {
+        if let Some(cache) = self.plan_cache.clone() {
+            if let Some((schema, batches, names)) =
+                self.run_cached(&cache, query, params, txn).await?
+            {
+                return with_names(schema, batches, names.as_deref());
+            }
+        }
         let mut query = query.clone();
         let (numeric, other) = self.numeric_columns_in(&query);
         let exact = ExactNumeric::prepare(&mut query, &numeric, &other);
@@ -89,13 +96,7 @@ impl Session {
             .await?;
         let names = names::select_item_names(&query);
         let (schema, batches) = ctx.run(Statement::Query(Box::new(query)), params).await?;
-        let schema = rename_columns(&schema, names.as_deref());
-        let batches = batches
-            .into_iter()
-            .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| SqlError::internal(e.to_string()))?;
-        Ok((schema, batches))
+        with_names(schema, batches, names.as_deref())
     }
 
     /// Names of the numeric columns of the classes `query` reads, and of
@@ -198,6 +199,21 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// The result with its columns named as PostgreSQL names them.
+fn with_names(
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    names: Option<&[Option<String>]>,
+) -> Result<(SchemaRef, Vec<RecordBatch>), SqlError> {
+    let schema = rename_columns(&schema, names);
+    let batches = batches
+        .into_iter()
+        .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SqlError::internal(e.to_string()))?;
+    Ok((schema, batches))
 }
 
 /// `FROM <tmp> AS <alias or function name>`: where a set-returning call

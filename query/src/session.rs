@@ -94,6 +94,8 @@ pub struct Prepared {
     pub param_oids: Vec<u32>,
     /// Columns of the result; `None` for a statement without rows.
     pub columns: Option<SchemaRef>,
+    /// The query's generic plan, once executed (`plan_cache.rs`).
+    pub plans: Arc<crate::plan_cache::PlanCache>,
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +135,8 @@ pub struct Session {
     pub(crate) deployed: Vec<crate::ddl::Deployed>,
     /// The COPY FROM STDIN waiting for its data, if any.
     pub(crate) copy_in: Option<Box<crate::copy::CopyIn>>,
+    /// The plan cache of the prepared statement being executed, if any.
+    pub(crate) plan_cache: Option<Arc<crate::plan_cache::PlanCache>>,
 }
 
 impl Session {
@@ -151,6 +155,7 @@ impl Session {
             modules: ModuleSet::default(),
             deployed: Vec::new(),
             copy_in: None,
+            plan_cache: None,
         }
     }
 
@@ -276,6 +281,7 @@ impl Session {
             param_types,
             param_oids,
             columns,
+            plans: Arc::default(),
         })
     }
 
@@ -284,7 +290,10 @@ impl Session {
         prepared: &Prepared,
         params: &[ScalarValue],
     ) -> Result<Output, SqlError> {
-        self.execute_kind(&prepared.kind, params).await
+        self.plan_cache = Some(prepared.plans.clone());
+        let out = self.execute_kind(&prepared.kind, params).await;
+        self.plan_cache = None;
+        out
     }
 
     async fn execute_kind(

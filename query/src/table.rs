@@ -146,6 +146,25 @@ fn id_filter(filter: &Expr) -> Option<Vec<u64>> {
     }
 }
 
+/// `filter` with every parameter placeholder as the id 0: the shape a
+/// cached plan's filter will have once its parameters are bound, so that
+/// `id = $1` is pushed into the scan of a generic plan as `id = 5` is.
+fn bound_placeholders(filter: &Expr) -> Expr {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::scalar::ScalarValue;
+    filter
+        .clone()
+        .transform_up(|e| match e {
+            Expr::Placeholder(_) => Ok(Transformed::yes(Expr::Literal(
+                ScalarValue::Int64(Some(0)),
+                None,
+            ))),
+            e => Ok(Transformed::no(e)),
+        })
+        .map(|t| t.data)
+        .unwrap_or_else(|_| filter.clone())
+}
+
 /// A class as a DataFusion table, read through one transaction.
 #[derive(Debug)]
 pub struct ClassTable {
@@ -192,7 +211,7 @@ impl TableProvider for ClassTable {
         Ok(filters
             .iter()
             .map(|f| {
-                if id_filter(f).is_some() {
+                if id_filter(f).is_some() || id_filter(&bound_placeholders(f)).is_some() {
                     TableProviderFilterPushDown::Inexact
                 } else {
                     TableProviderFilterPushDown::Unsupported
