@@ -26,7 +26,7 @@ use amber_storage::{Store, Txn};
 use host::{CallRun, Host};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The transaction a call runs in, shared between the session (which
 /// commits it) and the server thread serving the call's worker.
@@ -117,6 +117,10 @@ pub struct WorkerConfig {
     /// Debugging only: workers write to the server's stderr (so do
     /// procedures, through `sys.__stderr__`).
     pub stderr_inherit: bool,
+    /// A worker that served no call for this long is stopped (its ~30 MiB
+    /// returned to the system) and started again by the next call; None:
+    /// workers run until the server stops.
+    pub idle_stop: Option<std::time::Duration>,
 }
 
 type Job = Box<dyn FnOnce(&mut Slot) + Send>;
@@ -136,7 +140,7 @@ struct Shared {
 
 /// The pool of Python workers.
 pub struct Runtime {
-    jobs: mpsc::SyncSender<Job>,
+    jobs: flume::Sender<Job>,
     shared: Arc<Shared>,
 }
 
@@ -162,8 +166,9 @@ impl std::fmt::Debug for Runtime {
 impl Runtime {
     pub fn new(store: Store, config: WorkerConfig) -> Runtime {
         assert!(config.workers > 0, "at least one Python worker");
-        let (tx, rx) = mpsc::sync_channel::<Job>(JOB_QUEUE_MAX);
-        let rx = Arc::new(Mutex::new(rx));
+        // Every pool thread receives from the one queue (flume is
+        // multi-consumer), each waiting with its own idle deadline.
+        let (tx, rx) = flume::bounded::<Job>(JOB_QUEUE_MAX);
         let shared = Arc::new(Shared {
             config,
             store,
@@ -302,18 +307,37 @@ enum Args<'a> {
     Rows(&'a [Vec<serde_json::Value>]),
 }
 
-fn pool_thread(rx: Arc<Mutex<mpsc::Receiver<Job>>>, shared: Arc<Shared>) {
+fn pool_thread(rx: flume::Receiver<Job>, shared: Arc<Shared>) {
+    let idle_stop = shared.config.idle_stop;
     let mut slot = Slot { host: None, shared };
+    // The first worker starts at once, so the first call does not wait
+    // for it; one stopped for idleness starts again with the next call.
+    slot.ensure_host();
+    let mut last_job = std::time::Instant::now();
     loop {
-        slot.ensure_host();
-        let job = {
-            let Ok(guard) = rx.lock() else { return };
-            match guard.recv() {
+        let job = match (idle_stop, slot.host.is_some()) {
+            (Some(idle), true) => {
+                let left = idle.saturating_sub(last_job.elapsed());
+                match rx.recv_timeout(left) {
+                    Ok(job) => job,
+                    Err(flume::RecvTimeoutError::Timeout) => {
+                        tracing::debug!("stopping an idle Python worker");
+                        slot.host = None;
+                        continue;
+                    }
+                    Err(flume::RecvTimeoutError::Disconnected) => return,
+                }
+            }
+            _ => match rx.recv() {
                 Ok(job) => job,
                 Err(_) => return,
-            }
+            },
         };
         job(&mut slot);
+        last_job = std::time::Instant::now();
+        // A worker that died is replaced before the next call rather than
+        // during it.
+        slot.ensure_host();
     }
 }
 

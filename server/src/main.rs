@@ -55,6 +55,10 @@ struct ServeArgs {
     /// allocates past it fails with 53200 (out of memory).
     #[arg(long, env = "AMBER_PYTHON_MEMORY_MB", default_value_t = amber_runtime::WORKER_MEMORY_BYTES_DEFAULT >> 20)]
     python_memory_mb: u64,
+    /// Seconds a Python worker may stay idle before it is stopped (the
+    /// next call starts it again, ~0.1 s); 0 keeps workers running.
+    #[arg(long, env = "AMBER_PYTHON_IDLE_SECS", default_value_t = 60)]
+    python_idle_secs: u64,
 }
 
 /// A Python worker's allocation failure ends the worker with a status the
@@ -124,6 +128,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         workers,
         memory_bytes: args.python_memory_mb.saturating_mul(1 << 20),
         stderr_inherit: std::env::var_os("AMBER_DEBUG_WORKER_STDERR").is_some(),
+        idle_stop: (args.python_idle_secs > 0)
+            .then(|| std::time::Duration::from_secs(args.python_idle_secs)),
     };
     let engine =
         amber_query::Engine::open(store.clone(), config).map_err(|e| anyhow::anyhow!("{e}"))?;

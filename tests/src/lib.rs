@@ -71,7 +71,7 @@ impl Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         let log = dir.path().join("server.log");
-        let mut s = Server::spawn(&data, free_port(), Some(&log));
+        let mut s = Server::spawn(&data, free_port(), Some(&log), &[]);
         s._dir = Some(dir);
         s
     }
@@ -85,14 +85,31 @@ impl Server {
     }
 
     pub fn start_on(data: &Path, port: u16) -> Server {
-        Server::spawn(data, port, None)
+        Server::spawn(data, port, None, &[])
     }
 
-    fn spawn(data: &Path, port: u16, log: Option<&Path>) -> Server {
+    /// A server with these environment variables set (its options).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let mut s = Server::spawn(&data, free_port(), None, env);
+        s._dir = Some(dir);
+        s
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    fn spawn(data: &Path, port: u16, log: Option<&Path>, env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(amber_binary());
         cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
             .arg(data)
             .env("RUST_LOG", "warn");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         match log {
             Some(path) => {
                 let out = std::fs::File::create(path).expect("log file");

@@ -11,6 +11,7 @@ mod scan;
 mod stored_form;
 mod update;
 mod values;
+mod workers;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 const BANK: &str = r#"
