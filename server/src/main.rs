@@ -56,7 +56,7 @@ struct ServeArgs {
     #[arg(long, env = "AMBER_PYTHON_MEMORY_MB", default_value_t = amber_runtime::WORKER_MEMORY_BYTES_DEFAULT >> 20)]
     python_memory_mb: u64,
     /// Seconds a Python worker may stay idle before it is stopped (the
-    /// next call starts it again, ~0.1 s); 0 keeps workers running.
+    /// next call it serves starts it again, ~0.25 s); 0 keeps workers running.
     #[arg(long, env = "AMBER_PYTHON_IDLE_SECS", default_value_t = 60)]
     python_idle_secs: u64,
 }
