@@ -303,3 +303,69 @@ async fn a_failed_copy_keeps_nothing() {
     let rows = simple_rows(&c, "SELECT 1").await;
     assert_eq!(rows, vec![vec![Some("1".into())]]);
 }
+
+/// COPY TO sends one row per CopyData message (the protocol's rule for a
+/// backend, which clients rely on), a binary copy ends with PostgreSQL's
+/// trailer in a message of its own, and the tag counts rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_to_sends_a_row_per_message_and_the_binary_trailer() {
+    let server = Server::start();
+    let (c, ann) = shop(&server).await;
+    let n = 2_000;
+    c.batch_execute(&format!(
+        "INSERT INTO shop.item (owner, label, qty) SELECT {ann}, 'l' || g, g FROM generate_series(1, {n}) AS t(g)"
+    ))
+    .await
+    .unwrap();
+    let sql = "COPY (SELECT label, qty FROM shop.item ORDER BY qty) TO STDOUT";
+    let parts: Vec<Bytes> = c.copy_out(sql).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(parts.len(), n as usize);
+    for (i, p) in parts.iter().enumerate() {
+        assert_eq!(&p[..], format!("l{}\t{}\n", i + 1, i + 1).as_bytes());
+    }
+
+    let binary = "COPY (SELECT qty FROM shop.item ORDER BY qty) TO STDOUT (FORMAT binary)";
+    let parts: Vec<Bytes> = c
+        .copy_out(binary)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(parts.len(), n as usize + 1);
+    assert!(parts[0].starts_with(b"PGCOPY\n\xff\r\n\0"));
+    assert_eq!(&parts[n as usize][..], &[0xff, 0xff], "the trailer, alone");
+    let rows: Vec<_> = BinaryCopyOutStream::new(c.copy_out(binary).await.unwrap(), &[Type::INT8])
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), n as usize);
+    assert_eq!(rows[n as usize - 1].get::<i64>(0), n);
+    // No rows: the header, then the trailer.
+    let empty = "COPY (SELECT qty FROM shop.item WHERE qty < 0) TO STDOUT (FORMAT binary)";
+    let parts: Vec<Bytes> = c
+        .copy_out(empty)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(parts.len(), 2);
+    assert_eq!(&parts[1][..], &[0xff, 0xff]);
+
+    let out = std::process::Command::new("psql")
+        .arg(server.conn_string())
+        .args([
+            "-X",
+            "-c",
+            "\\copy (SELECT qty FROM shop.item ORDER BY qty) TO '/dev/null' (FORMAT binary)",
+        ])
+        .output()
+        .expect("psql (installed by .ci/run) runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("COPY {n}\n"));
+}
