@@ -1,8 +1,47 @@
 //! PostgreSQL's output column names (`?column?`, `count`, `sum`, ...).
 
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
-use datafusion::sql::sqlparser::ast::{Expr, FunctionArguments, Query, SelectItem, SetExpr};
+use datafusion::sql::sqlparser::ast::{Expr, FunctionArguments, Ident, Query, SelectItem, SetExpr};
+use std::collections::HashSet;
 use std::sync::Arc;
+
+/// Gives a select item whose name repeats an earlier item's a name of its
+/// own (`__amber_col_<position>`), for planning only: DataFusion refuses
+/// two output columns of one name, PostgreSQL does not (`SELECT (SELECT a
+/// ...), (SELECT a ...)` gives two columns `a`). The names the client sees
+/// are [`select_item_names`]' of the query before this, applied by
+/// [`rename_columns`].
+pub fn unique_select_items(query: &mut Query) {
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return;
+    };
+    let mut seen: HashSet<String> = HashSet::new();
+    for (i, item) in select.projection.iter_mut().enumerate() {
+        let expr = match &*item {
+            // The expression's text stands for DataFusion's name of it;
+            // the PostgreSQL name catches `name, t.name` too.
+            SelectItem::UnnamedExpr(e) => {
+                let by_text = !seen.insert(e.to_string());
+                let by_name = !seen.insert(format!("\0{}", expr_name(e)));
+                if !(by_text || by_name) {
+                    continue;
+                }
+                e.clone()
+            }
+            SelectItem::ExprWithAlias { expr, alias } => {
+                if seen.insert(format!("\0{}", alias.value)) {
+                    continue;
+                }
+                expr.clone()
+            }
+            _ => continue,
+        };
+        *item = SelectItem::ExprWithAlias {
+            expr,
+            alias: Ident::new(format!("__amber_col_{i}")),
+        };
+    }
+}
 
 /// One name per select item; `None` for a wildcard (its columns keep the
 /// names the table gives them).
@@ -52,6 +91,11 @@ pub fn expr_name(e: &Expr) -> String {
         Expr::Nested(inner) => expr_name(inner),
         Expr::Case { .. } => "case".into(),
         Expr::Exists { .. } => "exists".into(),
+        // A scalar subquery is named after its one output column.
+        Expr::Subquery(q) => match select_item_names(q).as_deref() {
+            Some([Some(name)]) => name.clone(),
+            _ => "?column?".into(),
+        },
         Expr::Array(_) => "array".into(),
         _ => "?column?".into(),
     }

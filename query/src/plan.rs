@@ -95,6 +95,7 @@ impl Session {
         self.rewrite_set_returning(&mut query, &mut ctx, params, txn, &exact)
             .await?;
         let names = names::select_item_names(&query);
+        names::unique_select_items(&mut query);
         let (schema, batches) = ctx.run(Statement::Query(Box::new(query)), params).await?;
         with_names(schema, batches, names.as_deref())
     }

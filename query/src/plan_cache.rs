@@ -156,6 +156,7 @@ impl Session {
         let exact = ExactNumeric::prepare(&mut query, &numeric, &other);
         let ctx = self.statement_context(txn, &exact);
         let names = names::select_item_names(&query);
+        names::unique_select_items(&mut query);
         let plan = ctx.plan(Statement::Query(Box::new(query))).ok()?;
         if !calls_only_immutable(&plan) {
             return None;

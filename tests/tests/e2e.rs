@@ -5,6 +5,7 @@ use amber_tests::Server;
 mod copy;
 mod ddl;
 mod module_variables;
+mod names;
 mod plans;
 mod sandbox;
 mod scan;
