@@ -29,6 +29,7 @@ mod describe;
 mod dml;
 pub mod error;
 mod exact;
+mod gucs;
 mod modules;
 mod names;
 mod nested;

@@ -3,6 +3,7 @@
 //! extra_float_digits, statement_timeout), checked when set.
 
 use crate::error::SqlError;
+use crate::gucs;
 use crate::session::{Output, Session};
 use crate::table::{self};
 use crate::value;
@@ -60,45 +61,26 @@ impl Session {
         self.values.clone()
     }
 
-    /// Checks a SET of a setting whose value Amber interprets, with
-    /// PostgreSQL's error for a bad value (22023), and returns the value
-    /// to keep.
+    /// Checks a SET as PostgreSQL does: an unknown setting is 42704 (a
+    /// custom `prefix.name` is kept as given), a bad value 22023, one that
+    /// cannot change in a session 55P02; returns the value to keep.
     pub(crate) fn checked_setting(name: &str, value: &str) -> Result<String, SqlError> {
-        let bad = || {
-            SqlError::new(
-                "22023",
-                format!("invalid value for parameter \"{name}\": \"{value}\""),
-            )
-        };
-        match name {
-            "timezone" => {
-                if value.eq_ignore_ascii_case("local") || value.eq_ignore_ascii_case("default") {
-                    return Ok("UTC".into());
-                }
-                value::Zone::parse(value).ok_or_else(bad)?;
-                Ok(value.to_string())
+        if name == "timezone" {
+            if value.eq_ignore_ascii_case("local") || value.eq_ignore_ascii_case("default") {
+                return Ok("UTC".into());
             }
-            "statement_timeout" => {
-                let ms = duration_ms(value).ok_or_else(bad)?;
-                if ms > i32::MAX as u64 {
-                    return Err(SqlError::new(
-                        "22023",
-                        format!("{ms} ms is outside the valid range for parameter \"statement_timeout\" (0 .. {})", i32::MAX),
-                    ));
-                }
-                Ok(ms.to_string())
-            }
-            "extra_float_digits" => {
-                let d: i32 = value.trim().parse().map_err(|_| bad())?;
-                if !(-15..=3).contains(&d) {
-                    return Err(SqlError::new(
-                        "22023",
-                        format!("{d} is outside the valid range for parameter \"extra_float_digits\" (-15 .. 3)"),
-                    ));
-                }
-                Ok(d.to_string())
-            }
-            _ => Ok(value.to_string()),
+            value::Zone::parse(value).ok_or_else(|| {
+                SqlError::new(
+                    "22023",
+                    format!("invalid value for parameter \"TimeZone\": \"{value}\""),
+                )
+            })?;
+            return Ok(value.to_string());
+        }
+        match gucs::lookup(name) {
+            Some(guc) => guc.check(value),
+            None if gucs::is_custom(name) => Ok(value.to_string()),
+            None => Err(unrecognized(name)),
         }
     }
 
@@ -127,8 +109,13 @@ impl Session {
                     } else {
                         name
                     };
-                    let value = Session::checked_setting(&name, &value)?;
-                    self.set_setting(name, value);
+                    if value.eq_ignore_ascii_case("default") {
+                        // SET x TO DEFAULT is RESET x.
+                        self.reset_setting(&name)?;
+                    } else {
+                        let value = Session::checked_setting(&name, &value)?;
+                        self.set_setting(name, value);
+                    }
                 }
                 if let ast::Set::SetTimeZone { value, .. } = set {
                     let text = match value {
@@ -144,19 +131,76 @@ impl Session {
                 Some(Output::Command("SET".into()))
             }
             Statement::Reset(r) => {
-                let names: Vec<String> = match &r.reset {
-                    ast::Reset::ALL => self.settings.keys().cloned().collect(),
-                    ast::Reset::ConfigurationParameter(n) => vec![n.to_string().to_lowercase()],
-                };
-                for name in names {
-                    if self.settings.remove(&name).is_some() {
-                        if let Some(default) = self.setting(&name) {
-                            self.set_setting(name.clone(), default);
-                            self.settings.remove(&name);
-                        }
+                match &r.reset {
+                    ast::Reset::ALL => self.reset_all(),
+                    ast::Reset::ConfigurationParameter(n) => {
+                        self.reset_setting(&n.to_string().to_lowercase())?
                     }
                 }
                 Some(Output::Command("RESET".into()))
+            }
+            // What connection pools send to clean a connection for its next
+            // user (pgbouncer's server_reset_query, JDBC pools).
+            Statement::Discard { object_type } => {
+                if matches!(object_type, ast::DiscardObject::ALL) {
+                    if self.in_transaction() {
+                        return Err(SqlError::new(
+                            "25001",
+                            "DISCARD ALL cannot run inside a transaction block",
+                        ));
+                    }
+                    self.reset_all();
+                }
+                Some(Output::Command(format!("DISCARD {object_type}")))
+            }
+            // Prepared statements live in the connection's statement store
+            // (the server's), which drops them on Close; there are no SQL
+            // cursors and no LISTEN.
+            Statement::Deallocate { name, .. } => {
+                Some(Output::Command(if name.value.eq_ignore_ascii_case("all") {
+                    "DEALLOCATE ALL".into()
+                } else {
+                    "DEALLOCATE".into()
+                }))
+            }
+            Statement::Close { cursor } => match cursor {
+                ast::CloseCursor::All => Some(Output::Command("CLOSE CURSOR ALL".into())),
+                ast::CloseCursor::Specific { name } => {
+                    return Err(SqlError::new(
+                        "34000",
+                        format!("cursor \"{}\" does not exist", name.value),
+                    ))
+                }
+            },
+            Statement::UNLISTEN { .. } => Some(Output::Command("UNLISTEN".into())),
+            Statement::ShowVariable { variable }
+                if variable.len() == 1 && variable[0].value.eq_ignore_ascii_case("all") =>
+            {
+                let mut rows: Vec<Vec<Json>> = gucs::all()
+                    .map(|g| {
+                        vec![
+                            Json::from(g.name),
+                            Json::from(self.setting(g.name).unwrap_or_default()),
+                            Json::from(g.short_desc),
+                        ]
+                    })
+                    .collect();
+                rows.sort_by(|a, b| a[0].as_str().cmp(&b[0].as_str()));
+                let schema = Arc::new(Schema::new(vec![
+                    Field::new("name", DataType::Utf8, true),
+                    Field::new("setting", DataType::Utf8, true),
+                    Field::new("description", DataType::Utf8, true),
+                ]));
+                let batch = table::batch(
+                    schema.clone(),
+                    &[SqlType::Text, SqlType::Text, SqlType::Text],
+                    &rows,
+                )?;
+                Some(Output::Rows {
+                    schema,
+                    batches: vec![batch],
+                    tag: "SHOW".into(),
+                })
             }
             Statement::ShowVariable { variable } => {
                 let name = variable
@@ -164,13 +208,10 @@ impl Session {
                     .map(|i| i.value.to_lowercase())
                     .collect::<Vec<_>>()
                     .join(".");
-                let value = self.setting(&name).ok_or_else(|| {
-                    SqlError::new(
-                        "42704",
-                        format!("unrecognized configuration parameter \"{name}\""),
-                    )
-                })?;
-                let schema = Arc::new(Schema::new(vec![Field::new(&name, DataType::Utf8, true)]));
+                let value = self.setting(&name).ok_or_else(|| unrecognized(&name))?;
+                // The column is named as PostgreSQL spells the setting.
+                let column = gucs::lookup(&name).map_or(name.as_str(), |g| g.name);
+                let schema = Arc::new(Schema::new(vec![Field::new(column, DataType::Utf8, true)]));
                 let batch =
                     table::batch(schema.clone(), &[SqlType::Text], &[vec![Json::from(value)]])?;
                 Some(Output::Rows {
@@ -183,27 +224,48 @@ impl Session {
         })
     }
 
+    /// A setting's value as SHOW prints it; None for a name PostgreSQL
+    /// does not know that was not SET as a custom setting.
     pub fn setting(&self, name: &str) -> Option<String> {
-        if let Some(v) = self.settings.get(name) {
-            return Some(v.clone());
+        let name = name.to_lowercase();
+        let guc = gucs::lookup(&name);
+        match (self.settings.get(&name), guc) {
+            (Some(v), Some(g)) => Some(g.display(v)),
+            (Some(v), None) => Some(v.clone()),
+            (None, Some(g)) => Some(g.default.to_string()),
+            (None, None) => None,
         }
-        Some(
-            match name {
-                "server_version" => "15.0",
-                "server_encoding" | "client_encoding" => "UTF8",
-                "datestyle" => "ISO, MDY",
-                "timezone" => "UTC",
-                "transaction_isolation" | "default_transaction_isolation" => "serializable",
-                "standard_conforming_strings" => "on",
-                "integer_datetimes" => "on",
-                "search_path" => "\"$user\", public",
-                "statement_timeout" => "0",
-                "extra_float_digits" => "1",
-                _ => return None,
-            }
-            .to_string(),
-        )
     }
+
+    /// RESET of one setting: back to its default.
+    fn reset_setting(&mut self, name: &str) -> Result<(), SqlError> {
+        if gucs::lookup(name).is_none() && !gucs::is_custom(name) {
+            return Err(unrecognized(name));
+        }
+        if self.settings.remove(name).is_some() {
+            if let Some(default) = self.setting(name) {
+                // The setting's effects (TimeZone, ...) and its report.
+                self.set_setting(name.to_string(), default);
+                self.settings.remove(name);
+            }
+        }
+        Ok(())
+    }
+
+    /// RESET ALL (and DISCARD ALL's part of it).
+    pub(crate) fn reset_all(&mut self) {
+        let names: Vec<String> = self.settings.keys().cloned().collect();
+        for name in names {
+            let _ = self.reset_setting(&name);
+        }
+    }
+}
+
+fn unrecognized(name: &str) -> SqlError {
+    SqlError::new(
+        "42704",
+        format!("unrecognized configuration parameter \"{name}\""),
+    )
 }
 
 /// A duration setting in milliseconds, in PostgreSQL's units (a bare

@@ -9,6 +9,7 @@ mod names;
 mod plans;
 mod sandbox;
 mod scan;
+mod settings;
 mod stored_form;
 mod update;
 mod values;
@@ -870,8 +871,9 @@ async fn statement_timeout_interrupts_a_looping_procedure() {
             .expect_err(bad);
         assert_eq!(code(&e), "22023", "{bad}: {e:?}");
     }
+    // Shown as PostgreSQL 15 shows it: with its unit.
     let rows = simple_rows(&client, "SHOW statement_timeout").await;
-    assert_eq!(rows, vec![vec![Some("300".to_string())]]);
+    assert_eq!(rows, vec![vec![Some("300ms".to_string())]]);
     // A cancel request interrupts it too.
     client
         .batch_execute("SET statement_timeout = 0")

@@ -1,0 +1,92 @@
+//! Settings as PostgreSQL 15 has them (its own `pg_settings` is Amber's
+//! table): unknown names refused, values checked and shown in PostgreSQL's
+//! form, and the statements connection pools send to clean a connection.
+
+use super::{code, connect, simple_rows};
+use amber_tests::Server;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_and_pool_resets_behave_as_in_postgres() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    let one = |rows: Vec<Vec<Option<String>>>| rows[0][0].clone().unwrap();
+
+    // Unknown settings are errors; custom `prefix.name` ones are kept.
+    let e = c
+        .batch_execute("SET no_such_setting = 1")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "42704", "{e:?}");
+    let e = c.simple_query("SHOW no_such_setting").await.unwrap_err();
+    assert_eq!(code(&e), "42704", "{e:?}");
+    c.batch_execute("SET myapp.tenant = 'acme'").await.unwrap();
+    assert_eq!(one(simple_rows(&c, "SHOW myapp.tenant").await), "acme");
+
+    // Defaults of settings never SET, as PostgreSQL prints them.
+    for (name, want) in [
+        ("lock_timeout", "0"),
+        ("bytea_output", "hex"),
+        ("application_name", ""),
+        ("standard_conforming_strings", "on"),
+        ("transaction_isolation", "serializable"),
+        ("work_mem", "4MB"),
+    ] {
+        assert_eq!(
+            one(simple_rows(&c, &format!("SHOW {name}")).await),
+            want,
+            "{name}"
+        );
+    }
+
+    // Values in any of PostgreSQL's forms, shown in its form.
+    c.batch_execute("SET statement_timeout = 10000")
+        .await
+        .unwrap();
+    assert_eq!(one(simple_rows(&c, "SHOW statement_timeout").await), "10s");
+    c.batch_execute("SET statement_timeout = '2min'")
+        .await
+        .unwrap();
+    assert_eq!(one(simple_rows(&c, "SHOW statement_timeout").await), "2min");
+    c.batch_execute("SET work_mem = '64MB'").await.unwrap();
+    assert_eq!(one(simple_rows(&c, "SHOW work_mem").await), "64MB");
+    c.batch_execute("SET enable_seqscan = OFF").await.unwrap();
+    assert_eq!(one(simple_rows(&c, "SHOW enable_seqscan").await), "off");
+
+    // Bad values: 22023, and the setting keeps its value.
+    for bad in [
+        "SET statement_timeout = 'soon'",
+        "SET statement_timeout = -1",
+        "SET enable_seqscan = 'maybe'",
+        "SET bytea_output = 'base64'",
+    ] {
+        let e = c.batch_execute(bad).await.unwrap_err();
+        assert_eq!(code(&e), "22023", "{bad}: {e:?}");
+    }
+    assert_eq!(one(simple_rows(&c, "SHOW statement_timeout").await), "2min");
+    let e = c.batch_execute("SET port = 1").await.unwrap_err();
+    assert_eq!(code(&e), "55P02", "{e:?}");
+
+    // SHOW names its column as PostgreSQL spells the setting.
+    let rows = c.simple_query("SHOW timezone").await.unwrap();
+    let tokio_postgres::SimpleQueryMessage::RowDescription(cols) = &rows[0] else {
+        panic!("no RowDescription: {rows:?}");
+    };
+    assert_eq!(cols[0].name(), "TimeZone");
+
+    // What pools send between clients: everything back to its default.
+    c.batch_execute("SET TimeZone = 'Europe/Paris'; SET application_name = 'job'")
+        .await
+        .unwrap();
+    for reset in ["DEALLOCATE ALL", "CLOSE ALL", "UNLISTEN *", "DISCARD ALL"] {
+        c.batch_execute(reset)
+            .await
+            .unwrap_or_else(|e| panic!("{reset}: {e}"));
+    }
+    assert_eq!(one(simple_rows(&c, "SHOW TimeZone").await), "UTC");
+    assert_eq!(one(simple_rows(&c, "SHOW application_name").await), "");
+    assert_eq!(one(simple_rows(&c, "SHOW statement_timeout").await), "0");
+    c.batch_execute("BEGIN").await.unwrap();
+    let e = c.batch_execute("DISCARD ALL").await.unwrap_err();
+    assert_eq!(code(&e), "25001", "{e:?}");
+    c.batch_execute("ROLLBACK").await.unwrap();
+}
