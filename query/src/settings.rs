@@ -84,6 +84,18 @@ impl Session {
         }
     }
 
+    /// A setting the client's startup packet gives (a parameter, or
+    /// `options=-c name=value`): checked as SET checks it; an error refuses
+    /// the connection, as in PostgreSQL. Nothing is reported for it: the
+    /// startup's ParameterStatus messages carry the session's values.
+    pub fn apply_startup_setting(&mut self, name: &str, value: &str) -> Result<(), SqlError> {
+        let name = name.to_lowercase();
+        let value = Session::checked_setting(&name, value)?;
+        self.set_setting(name, value);
+        self.reported.clear();
+        Ok(())
+    }
+
     /// SET/SHOW and friends that need no transaction.
     pub(crate) fn session_command(&mut self, stmt: &Statement) -> Result<Option<Output>, SqlError> {
         Ok(match stmt {

@@ -143,14 +143,46 @@ fn user_error(e: &SqlError) -> PgWireError {
     PgWireError::UserError(Box::new(error_info(e)))
 }
 
-fn server_parameters() -> DefaultServerParameterProvider {
+/// The ParameterStatus messages of the startup: the session's values
+/// (after the startup packet's settings).
+fn server_parameters(session: &Session) -> DefaultServerParameterProvider {
+    let setting = |name: &str| session.setting(name).unwrap_or_default();
     let mut p = DefaultServerParameterProvider::default();
     p.server_version = "15.0 (Amber)".to_string();
-    p.search_path = "\"$user\", public".to_string();
-    p.time_zone = "UTC".to_string();
-    p.date_style = "ISO, MDY".to_string();
+    p.search_path = setting("search_path");
+    p.time_zone = setting("timezone");
+    p.date_style = setting("datestyle");
+    p.interval_style = setting("intervalstyle");
+    p.application_name = Some(setting("application_name"));
     p.is_superuser = true;
     p
+}
+
+/// The settings a client's startup packet carries: its parameters other
+/// than the connection's identity, and `options`' `-c name=value` (or
+/// `--name=value`) pairs, as PostgreSQL reads them.
+fn startup_settings(params: &std::collections::BTreeMap<String, String>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (name, value) in params {
+        match name.as_str() {
+            "user" | "database" | "replication" | "client_encoding" => {}
+            "options" => {
+                let mut words = value.split_whitespace();
+                while let Some(w) = words.next() {
+                    let pair = if w == "-c" {
+                        words.next()
+                    } else {
+                        w.strip_prefix("-c").or_else(|| w.strip_prefix("--"))
+                    };
+                    if let Some((n, v)) = pair.and_then(|p| p.split_once('=')) {
+                        out.push((n.replace('-', "_"), v.to_string()));
+                    }
+                }
+            }
+            _ => out.push((name.clone(), value.clone())),
+        }
+    }
+    out
 }
 
 #[async_trait]
@@ -188,12 +220,25 @@ impl StartupHandler for Connection {
                     format!("database \"{database}\" does not exist"),
                 ))));
             }
+            // Settings from the startup packet, as SET would make them; a
+            // bad one refuses the connection (FATAL), as in PostgreSQL.
+            let parameters = {
+                let mut session = self.session.lock().await;
+                for (name, value) in startup_settings(&startup.parameters) {
+                    if let Err(e) = session.apply_startup_setting(&name, &value) {
+                        let mut info = error_info(&e);
+                        info.severity = "FATAL".into();
+                        return Err(PgWireError::UserError(Box::new(info)));
+                    }
+                }
+                server_parameters(&session)
+            };
             let (pid, secret) = self.cancels.keys.generate(client);
             client.set_pid_and_secret_key(pid, secret.clone());
             self.pid.store(pid, std::sync::atomic::Ordering::SeqCst);
             self.cancels.register(pid, secret, self.cancel_flag.clone());
             tracing::info!(peer = %client.socket_addr(), user, "connection authenticated");
-            finish_authentication(client, &server_parameters()).await?;
+            finish_authentication(client, &parameters).await?;
             client.set_state(PgWireConnectionState::ReadyForQuery);
         }
         Ok(())

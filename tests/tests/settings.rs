@@ -90,3 +90,45 @@ async fn settings_and_pool_resets_behave_as_in_postgres() {
     assert_eq!(code(&e), "25001", "{e:?}");
     c.batch_execute("ROLLBACK").await.unwrap();
 }
+
+/// Settings in the startup packet (`options=-c ...`, application_name) are
+/// the session's from the start, reported in the startup's ParameterStatus;
+/// a bad one refuses the connection, as in PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_parameters_are_session_settings() {
+    let server = Server::start();
+    let mut config: tokio_postgres::Config = server.conn_string().parse().unwrap();
+    config
+        .application_name("ledger")
+        .options("-c statement_timeout=5s -c TimeZone=Europe/Paris --extra-float-digits=2");
+    let (c, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    assert_eq!(conn.parameter("TimeZone"), Some("Europe/Paris"));
+    assert_eq!(conn.parameter("application_name"), Some("ledger"));
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let one = |rows: Vec<Vec<Option<String>>>| rows[0][0].clone().unwrap();
+    assert_eq!(one(simple_rows(&c, "SHOW statement_timeout").await), "5s");
+    assert_eq!(one(simple_rows(&c, "SHOW TimeZone").await), "Europe/Paris");
+    assert_eq!(one(simple_rows(&c, "SHOW extra_float_digits").await), "2");
+    assert_eq!(
+        one(simple_rows(&c, "SHOW application_name").await),
+        "ledger"
+    );
+
+    for options in ["-c no_such_setting=1", "-c statement_timeout=soon"] {
+        let mut config: tokio_postgres::Config = server.conn_string().parse().unwrap();
+        config.options(options);
+        let e = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .err()
+            .expect(options);
+        let want = if options.contains("soon") {
+            "22023"
+        } else {
+            "42704"
+        };
+        assert_eq!(code(&e), want, "{options}: {e:?}");
+    }
+}
