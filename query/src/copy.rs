@@ -95,7 +95,7 @@ impl Session {
         };
         let (handle, autocommit) = match &self.state {
             TxnState::Open(h) => (h.clone(), false),
-            _ => (Arc::new(Mutex::new(self.engine.store.begin()?)), true),
+            _ => (Arc::new(Mutex::new(self.begin_txn(None)?)), true),
         };
         let started = (|| {
             self.use_modules(stmt, &handle)?;

@@ -17,7 +17,7 @@ use amber_storage::{Store, Txn};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
-use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
+use datafusion::sql::sqlparser::ast::{self, ObjectName, Statement};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -135,6 +135,9 @@ pub struct Session {
     pub(crate) deployed: Vec<crate::ddl::Deployed>,
     /// The COPY FROM STDIN waiting for its data, if any.
     pub(crate) copy_in: Option<Box<crate::copy::CopyIn>>,
+    /// Statements run in the open block (SET TRANSACTION READ WRITE must
+    /// come before any).
+    pub(crate) block_statements: usize,
     /// The plan cache of the prepared statement being executed, if any.
     pub(crate) plan_cache: Option<Arc<crate::plan_cache::PlanCache>>,
 }
@@ -155,6 +158,7 @@ impl Session {
             modules: ModuleSet::default(),
             deployed: Vec::new(),
             copy_in: None,
+            block_statements: 0,
             plan_cache: None,
         }
     }
@@ -162,6 +166,22 @@ impl Session {
     /// The flag a cancel request sets to interrupt the running statement.
     pub fn cancel_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
         self.cancel.clone()
+    }
+
+    /// A storage transaction for a block or a statement: read-only when
+    /// `read_only` says so, else as default_transaction_read_only says.
+    pub(crate) fn begin_txn(
+        &self,
+        read_only: Option<bool>,
+    ) -> Result<amber_storage::Txn, SqlError> {
+        let mut txn = self.engine.store.begin()?;
+        let read_only = read_only.unwrap_or_else(|| {
+            self.settings
+                .get("default_transaction_read_only")
+                .is_some_and(|v| v == "on")
+        });
+        txn.set_read_only(read_only);
+        Ok(txn)
     }
 
     pub fn in_transaction(&self) -> bool {
@@ -198,13 +218,13 @@ impl Session {
         }
         let mut out = Vec::with_capacity(stmts.len());
         if stmts.len() > 1 && matches!(self.state, TxnState::Idle) {
-            match self.engine.store.begin() {
+            match self.begin_txn(None) {
                 Ok(txn) => {
                     self.state = TxnState::Open(Arc::new(Mutex::new(txn)));
                     self.implicit = true;
                     self.deployed.clear();
                 }
-                Err(e) => return vec![Err(e.into())],
+                Err(e) => return vec![Err(e)],
             }
         }
         for kind in stmts {
@@ -353,7 +373,7 @@ impl Session {
             };
         }
         let _guard = engine.ddl_lock.lock().await;
-        let handle: TxnHandle = Arc::new(Mutex::new(engine.store.begin()?));
+        let handle: TxnHandle = Arc::new(Mutex::new(self.begin_txn(None)?));
         let (out, deployed) = ddl::execute_module_ddl(&engine, ddl, shape, &handle)?;
         commit(handle).await?;
         deployed.publish(&engine.catalog);
@@ -384,15 +404,22 @@ impl Session {
         params: &[ScalarValue],
     ) -> Result<Output, SqlError> {
         match stmt {
-            Statement::StartTransaction { .. } => {
+            Statement::StartTransaction { modes, .. } => {
                 // BEGIN inside a multi-statement query makes its implicit
-                // transaction an ordinary block.
-                self.implicit = false;
+                // transaction an ordinary block, with BEGIN's modes.
+                let was_implicit = std::mem::replace(&mut self.implicit, false);
+                if let (true, TxnState::Open(h), Some(read_only)) =
+                    (was_implicit, &self.state, access_mode(modes))
+                {
+                    crate::dml::lock(h)?.set_read_only(read_only);
+                    self.block_statements = 0;
+                }
                 match self.state {
                     TxnState::Idle => {
-                        let txn = self.engine.store.begin()?;
+                        let txn = self.begin_txn(access_mode(modes))?;
                         self.state = TxnState::Open(Arc::new(Mutex::new(txn)));
                         self.deployed.clear();
+                        self.block_statements = 0;
                     }
                     // PostgreSQL warns and stays in the block.
                     TxnState::Open(_) | TxnState::Failed => {}
@@ -433,8 +460,10 @@ impl Session {
         }
         let (handle, autocommit) = match &self.state {
             TxnState::Open(h) => (h.clone(), false),
-            _ => (Arc::new(Mutex::new(self.engine.store.begin()?)), true),
+            _ => (Arc::new(Mutex::new(self.begin_txn(None)?)), true),
         };
+        self.block_statements += 1;
+        read_only_check(stmt, &handle)?;
         let result = match self.statement_deadline {
             None => self.execute_in_txn(stmt, params, &handle).await,
             Some(deadline) => {
@@ -550,6 +579,35 @@ impl Session {
     pub(crate) fn module(&self, name: &str) -> Option<Arc<ModuleDef>> {
         self.modules.get(name)
     }
+}
+
+/// READ ONLY / READ WRITE among a BEGIN's or SET TRANSACTION's modes.
+pub(crate) fn access_mode(modes: &[ast::TransactionMode]) -> Option<bool> {
+    modes.iter().rev().find_map(|m| match m {
+        ast::TransactionMode::AccessMode(ast::TransactionAccessMode::ReadOnly) => Some(true),
+        ast::TransactionMode::AccessMode(ast::TransactionAccessMode::ReadWrite) => Some(false),
+        _ => None,
+    })
+}
+
+/// A statement that writes, refused in a read-only transaction with
+/// PostgreSQL's error (writes from Python are refused by the storage
+/// transaction itself, with the same SQLSTATE).
+fn read_only_check(stmt: &Statement, txn: &TxnHandle) -> Result<(), SqlError> {
+    let command = match stmt {
+        Statement::Insert(_) => "INSERT",
+        Statement::Update(_) => "UPDATE",
+        Statement::Delete(_) => "DELETE",
+        Statement::Copy { to: false, .. } => "COPY FROM",
+        _ => return Ok(()),
+    };
+    if crate::dml::lock(txn)?.is_read_only() {
+        return Err(SqlError::new(
+            "25006",
+            format!("cannot execute {command} in a read-only transaction"),
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn aborted() -> SqlError {

@@ -4,7 +4,7 @@
 
 use crate::error::SqlError;
 use crate::gucs;
-use crate::session::{Output, Session};
+use crate::session::{Output, Session, TxnState};
 use crate::table::{self};
 use crate::value;
 use amber_catalog::SqlType;
@@ -99,6 +99,27 @@ impl Session {
     /// SET/SHOW and friends that need no transaction.
     pub(crate) fn session_command(&mut self, stmt: &Statement) -> Result<Option<Output>, SqlError> {
         Ok(match stmt {
+            Statement::Set(ast::Set::SetTransaction { modes, session, .. }) => {
+                let Some(read_only) = crate::session::access_mode(modes) else {
+                    // Isolation levels: every transaction is serializable.
+                    return Ok(Some(Output::Command("SET".into())));
+                };
+                let value = if read_only { "on" } else { "off" };
+                if *session {
+                    self.set_setting("default_transaction_read_only".into(), value.into());
+                } else if let TxnState::Open(h) = &self.state {
+                    let mut txn = crate::dml::lock(h)?;
+                    if !read_only && txn.is_read_only() && self.block_statements > 0 {
+                        return Err(SqlError::new(
+                            "25001",
+                            "transaction read-write mode must be set before any query",
+                        ));
+                    }
+                    txn.set_read_only(read_only);
+                }
+                // Outside a block PostgreSQL only warns: it has no effect.
+                Some(Output::Command("SET".into()))
+            }
             Statement::Set(set) => {
                 if let ast::Set::SingleAssignment {
                     variable, values, ..
@@ -240,6 +261,15 @@ impl Session {
     /// does not know that was not SET as a custom setting.
     pub fn setting(&self, name: &str) -> Option<String> {
         let name = name.to_lowercase();
+        if name == "transaction_read_only" {
+            // The open block's mode, else the default for the next one.
+            if let TxnState::Open(h) = &self.state {
+                if let Ok(txn) = h.lock() {
+                    return Some(if txn.is_read_only() { "on" } else { "off" }.into());
+                }
+            }
+            return self.setting("default_transaction_read_only");
+        }
         let guc = gucs::lookup(&name);
         match (self.settings.get(&name), guc) {
             (Some(v), Some(g)) => Some(g.display(v)),

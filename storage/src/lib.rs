@@ -39,6 +39,9 @@ pub enum StorageError {
     Poisoned,
     #[error("storage error: {0}")]
     Engine(String),
+    /// A write in a transaction begun read-only (`BEGIN READ ONLY`).
+    #[error("cannot write in a read-only transaction")]
+    ReadOnly,
 }
 
 impl StorageError {
@@ -48,6 +51,7 @@ impl StorageError {
             StorageError::Conflict => "40001",
             StorageError::Poisoned => "58030",
             StorageError::Engine(_) => "58000",
+            StorageError::ReadOnly => "25006",
         }
     }
 }
@@ -151,6 +155,7 @@ impl Store {
             tx: Some(tx),
             store: self.clone(),
             wrote: false,
+            read_only: false,
             undo: Vec::new(),
             savepoints_open: 0,
         })
@@ -267,6 +272,8 @@ pub struct Txn {
     tx: Option<fjall::OptimisticWriteTx>,
     store: Store,
     wrote: bool,
+    /// Every write is refused ([`StorageError::ReadOnly`]).
+    read_only: bool,
     /// While a savepoint is open: each write's key and the value it
     /// replaced, so that the writes after a savepoint can be undone.
     undo: Vec<(Vec<u8>, Option<Vec<u8>>)>,
@@ -332,7 +339,20 @@ impl Txn {
         Ok(self.tx()?.get(data, key)?.map(|v| v.to_vec()))
     }
 
+    /// Makes every later write of this transaction fail with
+    /// [`StorageError::ReadOnly`] (or lifts that, for `false`).
+    pub fn set_read_only(&mut self, read_only: bool) {
+        self.read_only = read_only;
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        if self.read_only {
+            return Err(StorageError::ReadOnly);
+        }
         self.remember(key)?;
         let data = self.store.inner.data.clone();
         self.tx_mut()?.insert(&data, key.to_vec(), value.to_vec());
@@ -341,6 +361,9 @@ impl Txn {
     }
 
     pub fn delete(&mut self, key: &[u8]) -> Result<()> {
+        if self.read_only {
+            return Err(StorageError::ReadOnly);
+        }
         self.remember(key)?;
         let data = self.store.inner.data.clone();
         self.tx_mut()?.remove(&data, key.to_vec());

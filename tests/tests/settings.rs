@@ -132,3 +132,93 @@ async fn startup_parameters_are_session_settings() {
         assert_eq!(code(&e), want, "{options}: {e:?}");
     }
 }
+
+const NOTES: &str = r#"
+from amber import Persistent
+
+class Note(Persistent):
+    text: str
+
+def jot(text: str) -> int:
+    return Note(text=text).id
+"#;
+
+/// READ ONLY transactions refuse every write, from SQL and from Python,
+/// with PostgreSQL's 25006; the mode comes from BEGIN, SET TRANSACTION or
+/// the session's default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_transactions_refuse_writes() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    super::deploy(&c, "notes", NOTES).await;
+    let n = |rows: Vec<Vec<Option<String>>>| rows[0][0].clone().unwrap();
+
+    c.batch_execute("START TRANSACTION READ ONLY")
+        .await
+        .unwrap();
+    assert_eq!(n(simple_rows(&c, "SHOW transaction_read_only").await), "on");
+    let e = c
+        .batch_execute("INSERT INTO notes.note (text) VALUES ('a')")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "25006", "{e:?}");
+    assert_eq!(
+        e.as_db_error().map(|d| d.message()),
+        Some("cannot execute INSERT in a read-only transaction")
+    );
+    c.batch_execute("ROLLBACK").await.unwrap();
+
+    // Python's writes too, and reads are fine.
+    c.batch_execute("BEGIN READ ONLY").await.unwrap();
+    assert_eq!(
+        n(simple_rows(&c, "SELECT count(*) FROM notes.note").await),
+        "0"
+    );
+    let e = c.batch_execute("SELECT notes.jot('b')").await.unwrap_err();
+    assert_eq!(code(&e), "25006", "{e:?}");
+    c.batch_execute("ROLLBACK").await.unwrap();
+
+    c.batch_execute("BEGIN; SET TRANSACTION READ ONLY")
+        .await
+        .unwrap();
+    let e = c
+        .batch_execute("UPDATE notes.note SET text = 'x'")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "25006", "{e:?}");
+    c.batch_execute("ROLLBACK").await.unwrap();
+
+    c.batch_execute("BEGIN READ ONLY; SELECT 1").await.unwrap();
+    let e = c
+        .batch_execute("SET TRANSACTION READ WRITE")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "25001", "{e:?}");
+    c.batch_execute("ROLLBACK").await.unwrap();
+
+    // The session's default, and a block that overrides it.
+    c.batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        .await
+        .unwrap();
+    assert_eq!(n(simple_rows(&c, "SHOW transaction_read_only").await), "on");
+    let e = c
+        .batch_execute("INSERT INTO notes.note (text) VALUES ('c')")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "25006", "{e:?}");
+    let e = c.batch_execute("CALL notes.jot('d')").await.unwrap_err();
+    assert_eq!(code(&e), "25006", "{e:?}");
+    c.batch_execute("BEGIN READ WRITE; INSERT INTO notes.note (text) VALUES ('e'); COMMIT")
+        .await
+        .unwrap();
+    c.batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE")
+        .await
+        .unwrap();
+    c.batch_execute("INSERT INTO notes.note (text) VALUES ('f')")
+        .await
+        .unwrap();
+    assert_eq!(
+        simple_rows(&c, "SELECT text FROM notes.note ORDER BY text").await,
+        vec![vec![Some("e".to_string())], vec![Some("f".to_string())]]
+    );
+}
