@@ -184,6 +184,33 @@ impl Session {
         Ok(txn)
     }
 
+    /// The mode of the block `state` holds (None: no open block).
+    fn block_read_only(&self, state: &TxnState) -> Result<Option<bool>, SqlError> {
+        Ok(match state {
+            TxnState::Open(h) => Some(crate::dml::lock(h)?.is_read_only()),
+            _ => None,
+        })
+    }
+
+    /// The answer to COMMIT/ROLLBACK; with AND CHAIN a new block begins
+    /// at once with the same access mode (and the client sees a block
+    /// still open).
+    fn end_block(
+        &mut self,
+        tag: &str,
+        chain: bool,
+        read_only: Option<bool>,
+    ) -> Result<Output, SqlError> {
+        if !chain {
+            return Ok(Output::TxnEnd(tag.into()));
+        }
+        let txn = self.begin_txn(read_only)?;
+        self.state = TxnState::Open(Arc::new(Mutex::new(txn)));
+        self.deployed.clear();
+        self.block_statements = 0;
+        Ok(Output::TxnStart(tag.into()))
+    }
+
     pub fn in_transaction(&self) -> bool {
         !matches!(self.state, TxnState::Idle)
     }
@@ -426,24 +453,33 @@ impl Session {
                 }
                 return Ok(Output::TxnStart("BEGIN".into()));
             }
-            Statement::Commit { .. } => {
+            Statement::Commit { chain, .. } => {
                 self.implicit = false;
                 let state = std::mem::replace(&mut self.state, TxnState::Idle);
-                return match state {
-                    TxnState::Idle => Ok(Output::TxnEnd("COMMIT".into())),
-                    TxnState::Failed => Ok(Output::TxnEnd("ROLLBACK".into())),
+                let read_only = self.block_read_only(&state)?;
+                let tag = match state {
+                    TxnState::Idle if *chain => return Err(chain_outside_block("COMMIT")),
+                    TxnState::Idle => "COMMIT",
+                    TxnState::Failed => "ROLLBACK",
                     TxnState::Open(handle) => {
                         commit(handle).await?;
                         self.block_committed();
-                        Ok(Output::TxnEnd("COMMIT".into()))
+                        "COMMIT"
                     }
                 };
+                return self.end_block(tag, *chain, read_only);
             }
             Statement::Rollback {
-                savepoint: None, ..
+                savepoint: None,
+                chain,
             } => {
-                self.state = TxnState::Idle;
-                return Ok(Output::TxnEnd("ROLLBACK".into()));
+                self.implicit = false;
+                let state = std::mem::replace(&mut self.state, TxnState::Idle);
+                let read_only = self.block_read_only(&state)?;
+                if *chain && matches!(state, TxnState::Idle) {
+                    return Err(chain_outside_block("ROLLBACK"));
+                }
+                return self.end_block("ROLLBACK", *chain, read_only);
             }
             _ => {}
         }
@@ -579,6 +615,13 @@ impl Session {
     pub(crate) fn module(&self, name: &str) -> Option<Arc<ModuleDef>> {
         self.modules.get(name)
     }
+}
+
+fn chain_outside_block(command: &str) -> SqlError {
+    SqlError::new(
+        "25P01",
+        format!("{command} AND CHAIN can only be used in transaction blocks"),
+    )
 }
 
 /// READ ONLY / READ WRITE among a BEGIN's or SET TRANSACTION's modes.

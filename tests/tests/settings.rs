@@ -217,8 +217,30 @@ async fn read_only_transactions_refuse_writes() {
     c.batch_execute("INSERT INTO notes.note (text) VALUES ('f')")
         .await
         .unwrap();
+
+    // AND CHAIN: the next block begins at once, with the same mode.
+    c.batch_execute("BEGIN READ ONLY; COMMIT AND CHAIN")
+        .await
+        .unwrap();
+    let e = c
+        .batch_execute("INSERT INTO notes.note (text) VALUES ('x')")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "25006", "{e:?}");
+    c.batch_execute("ROLLBACK").await.unwrap();
+    c.batch_execute("BEGIN; INSERT INTO notes.note (text) VALUES ('g'); COMMIT AND CHAIN")
+        .await
+        .unwrap();
+    c.batch_execute("INSERT INTO notes.note (text) VALUES ('h'); ROLLBACK AND CHAIN")
+        .await
+        .unwrap();
+    c.batch_execute("INSERT INTO notes.note (text) VALUES ('i'); COMMIT")
+        .await
+        .unwrap();
+    let e = c.batch_execute("COMMIT AND CHAIN").await.unwrap_err();
+    assert_eq!(code(&e), "25P01", "{e:?}");
     assert_eq!(
         simple_rows(&c, "SELECT text FROM notes.note ORDER BY text").await,
-        vec![vec![Some("e".to_string())], vec![Some("f".to_string())]]
+        ["e", "f", "g", "i"].map(|t| vec![Some(t.to_string())])
     );
 }
