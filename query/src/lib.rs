@@ -34,6 +34,7 @@ mod modules;
 mod names;
 mod nested;
 mod parse;
+mod pg_functions;
 mod plan;
 mod plan_cache;
 mod rowexpr;

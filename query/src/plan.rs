@@ -64,6 +64,10 @@ impl Session {
                 }
             }
         }
+        functions.extend(crate::pg_functions::session_functions(
+            &self.settings,
+            self.open_block_read_only(),
+        ));
         StatementContext::new(
             self.engine.planning.clone(),
             modules,

@@ -60,7 +60,8 @@ struct CachedPlan {
     param_types: HashMap<String, Option<DataType>>,
 }
 
-/// What a plan depends on besides the statement's text.
+/// What a plan depends on besides the statement's text. (Name resolution
+/// does not read search_path yet; when it does, search_path belongs here.)
 #[derive(Debug, PartialEq)]
 struct PlanKey {
     /// Name and generation of every module the statement uses.

@@ -11,6 +11,7 @@ use amber_catalog::SqlType;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::sql::sqlparser::ast::{self, Expr, Statement, Value};
 use serde_json::Value as Json;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Settings PostgreSQL reports with ParameterStatus when they change
@@ -260,22 +261,14 @@ impl Session {
     /// A setting's value as SHOW prints it; None for a name PostgreSQL
     /// does not know that was not SET as a custom setting.
     pub fn setting(&self, name: &str) -> Option<String> {
-        let name = name.to_lowercase();
-        if name == "transaction_read_only" {
-            // The open block's mode, else the default for the next one.
-            if let TxnState::Open(h) = &self.state {
-                if let Ok(txn) = h.lock() {
-                    return Some(if txn.is_read_only() { "on" } else { "off" }.into());
-                }
-            }
-            return self.setting("default_transaction_read_only");
-        }
-        let guc = gucs::lookup(&name);
-        match (self.settings.get(&name), guc) {
-            (Some(v), Some(g)) => Some(g.display(v)),
-            (Some(v), None) => Some(v.clone()),
-            (None, Some(g)) => Some(g.default.to_string()),
-            (None, None) => None,
+        shown(&self.settings, self.open_block_read_only(), name)
+    }
+
+    /// The open block's access mode (None: no open block).
+    pub(crate) fn open_block_read_only(&self) -> Option<bool> {
+        match &self.state {
+            TxnState::Open(h) => h.lock().ok().map(|t| t.is_read_only()),
+            _ => None,
         }
     }
 
@@ -303,7 +296,33 @@ impl Session {
     }
 }
 
-fn unrecognized(name: &str) -> SqlError {
+/// A setting as SHOW and current_setting() show it, from the settings SET
+/// in the session (`explicit`, by lower-case name, as kept) and the open
+/// block's access mode; None for a name neither PostgreSQL nor the session
+/// knows.
+pub(crate) fn shown(
+    explicit: &HashMap<String, String>,
+    block_read_only: Option<bool>,
+    name: &str,
+) -> Option<String> {
+    let name = name.to_lowercase();
+    if name == "transaction_read_only" {
+        if let Some(ro) = block_read_only {
+            return Some(if ro { "on" } else { "off" }.into());
+        }
+        // The default for the next block.
+        return shown(explicit, None, "default_transaction_read_only");
+    }
+    let guc = gucs::lookup(&name);
+    match (explicit.get(&name), guc) {
+        (Some(v), Some(g)) => Some(g.display(v)),
+        (Some(v), None) => Some(v.clone()),
+        (None, Some(g)) => Some(g.default.to_string()),
+        (None, None) => None,
+    }
+}
+
+pub(crate) fn unrecognized(name: &str) -> SqlError {
     SqlError::new(
         "42704",
         format!("unrecognized configuration parameter \"{name}\""),

@@ -66,6 +66,42 @@ async fn settings_and_pool_resets_behave_as_in_postgres() {
     let e = c.batch_execute("SET port = 1").await.unwrap_err();
     assert_eq!(code(&e), "55P02", "{e:?}");
 
+    // current_setting() reads the same values, as of its statement (a
+    // prepared one too: its plan is not cached with a value in it).
+    let q = c
+        .prepare("SELECT current_setting('statement_timeout')")
+        .await
+        .unwrap();
+    let get = |row: tokio_postgres::Row| row.get::<_, Option<String>>(0);
+    assert_eq!(
+        get(c.query_one(&q, &[]).await.unwrap()).as_deref(),
+        Some("2min")
+    );
+    c.batch_execute("SET statement_timeout = '3s'")
+        .await
+        .unwrap();
+    assert_eq!(
+        get(c.query_one(&q, &[]).await.unwrap()).as_deref(),
+        Some("3s")
+    );
+    c.batch_execute("SET statement_timeout = '2min'")
+        .await
+        .unwrap();
+    let row = c
+        .query_one(
+            "SELECT current_setting('no.such', true), current_setting('TimeZone')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, Option<String>>(0), None);
+    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("UTC"));
+    let e = c
+        .query("SELECT current_setting('no_such_setting')", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "42704", "{e:?}");
+
     // SHOW names its column as PostgreSQL spells the setting.
     let rows = c.simple_query("SHOW timezone").await.unwrap();
     let tokio_postgres::SimpleQueryMessage::RowDescription(cols) = &rows[0] else {
