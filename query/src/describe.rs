@@ -95,8 +95,7 @@ impl Session {
                 // A set-returning call needs its argument values; describe
                 // its shape from the catalog instead of calling it.
                 self.describe_srfs(&mut query, &mut ctx)?;
-                let names = names::select_item_names(&query);
-                names::unique_select_items(&mut query);
+                let names = names::output_names(&mut query);
                 let plan = ctx.plan(Statement::Query(Box::new(query)))?;
                 // DataFusion does not infer placeholders in UDF arguments:
                 // take them from the module function's signature.

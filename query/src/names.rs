@@ -5,13 +5,19 @@ use datafusion::sql::sqlparser::ast::{Expr, FunctionArguments, Ident, Query, Sel
 use std::collections::HashSet;
 use std::sync::Arc;
 
-/// Gives a select item whose name repeats an earlier item's a name of its
-/// own (`__amber_col_<position>`), for planning only: DataFusion refuses
-/// two output columns of one name, PostgreSQL does not (`SELECT (SELECT a
-/// ...), (SELECT a ...)` gives two columns `a`). The names the client sees
-/// are [`select_item_names`]' of the query before this, applied by
-/// [`rename_columns`].
-pub fn unique_select_items(query: &mut Query) {
+/// The names PostgreSQL gives `query`'s columns ([`select_item_names`]),
+/// and `query` readied for DataFusion: a select item whose name repeats an
+/// earlier item's gets a name of its own (`__amber_col_<position>`), since
+/// DataFusion refuses two output columns of one name and PostgreSQL does
+/// not (`SELECT (SELECT a ...), (SELECT a ...)` gives two columns `a`).
+/// The returned names are applied to the result by [`rename_columns`].
+pub fn output_names(query: &mut Query) -> Option<Vec<Option<String>>> {
+    let names = select_item_names(query);
+    unique_select_items(query);
+    names
+}
+
+fn unique_select_items(query: &mut Query) {
     let SetExpr::Select(select) = query.body.as_mut() else {
         return;
     };

@@ -66,7 +66,7 @@ impl Session {
         }
         functions.extend(crate::pg_functions::session_functions(
             &self.settings,
-            self.open_block_read_only(),
+            self.open_block_read_only().ok().flatten(),
         ));
         StatementContext::new(
             self.engine.planning.clone(),
@@ -92,16 +92,22 @@ impl Session {
                 return with_names(schema, batches, names.as_deref());
             }
         }
-        let mut query = query.clone();
-        let (numeric, other) = self.numeric_columns_in(&query);
-        let exact = ExactNumeric::prepare(&mut query, &numeric, &other);
+        let (mut query, exact) = self.exact_query(query);
         let mut ctx = self.statement_context(txn, &exact);
         self.rewrite_set_returning(&mut query, &mut ctx, params, txn, &exact)
             .await?;
-        let names = names::select_item_names(&query);
-        names::unique_select_items(&mut query);
+        let names = names::output_names(&mut query);
         let (schema, batches) = ctx.run(Statement::Query(Box::new(query)), params).await?;
         with_names(schema, batches, names.as_deref())
+    }
+
+    /// A copy of `query` with its numeric columns read exactly where they
+    /// are only output (`exact.rs`), and what that decided.
+    pub(crate) fn exact_query(&self, query: &Query) -> (Query, ExactNumeric) {
+        let mut query = query.clone();
+        let (numeric, other) = self.numeric_columns_in(&query);
+        let exact = ExactNumeric::prepare(&mut query, &numeric, &other);
+        (query, exact)
     }
 
     /// Names of the numeric columns of the classes `query` reads, and of

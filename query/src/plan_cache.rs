@@ -146,18 +146,15 @@ impl Session {
     /// The generic plan of `query`, or None when it has none (or cannot be
     /// planned now: the ordinary path then reports why).
     fn generic_plan(&self, query: &Query, txn: &TxnHandle, key: PlanKey) -> Option<CachedPlan> {
-        let mut query = query.clone();
+        let (mut query, exact) = self.exact_query(query);
         if from_factors(&mut query)
             .iter()
             .any(|f| matches!(f, TableFactor::Table { args: Some(_), .. }))
         {
             return None;
         }
-        let (numeric, other) = self.numeric_columns_in(&query);
-        let exact = ExactNumeric::prepare(&mut query, &numeric, &other);
         let ctx = self.statement_context(txn, &exact);
-        let names = names::select_item_names(&query);
-        names::unique_select_items(&mut query);
+        let names = names::output_names(&mut query);
         let plan = ctx.plan(Statement::Query(Box::new(query))).ok()?;
         if !calls_only_immutable(&plan) {
             return None;

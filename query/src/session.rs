@@ -184,14 +184,6 @@ impl Session {
         Ok(txn)
     }
 
-    /// The mode of the block `state` holds (None: no open block).
-    fn block_read_only(&self, state: &TxnState) -> Result<Option<bool>, SqlError> {
-        Ok(match state {
-            TxnState::Open(h) => Some(crate::dml::lock(h)?.is_read_only()),
-            _ => None,
-        })
-    }
-
     /// The answer to COMMIT/ROLLBACK; with AND CHAIN a new block begins
     /// at once with the same access mode (and the client sees a block
     /// still open).
@@ -455,8 +447,8 @@ impl Session {
             }
             Statement::Commit { chain, .. } => {
                 self.implicit = false;
+                let read_only = self.open_block_read_only()?;
                 let state = std::mem::replace(&mut self.state, TxnState::Idle);
-                let read_only = self.block_read_only(&state)?;
                 let tag = match state {
                     TxnState::Idle if *chain => return Err(chain_outside_block("COMMIT")),
                     TxnState::Idle => "COMMIT",
@@ -474,8 +466,8 @@ impl Session {
                 chain,
             } => {
                 self.implicit = false;
+                let read_only = self.open_block_read_only()?;
                 let state = std::mem::replace(&mut self.state, TxnState::Idle);
-                let read_only = self.block_read_only(&state)?;
                 if *chain && matches!(state, TxnState::Idle) {
                     return Err(chain_outside_block("ROLLBACK"));
                 }

@@ -261,15 +261,19 @@ impl Session {
     /// A setting's value as SHOW prints it; None for a name PostgreSQL
     /// does not know that was not SET as a custom setting.
     pub fn setting(&self, name: &str) -> Option<String> {
-        shown(&self.settings, self.open_block_read_only(), name)
+        shown(
+            &self.settings,
+            self.open_block_read_only().ok().flatten(),
+            name,
+        )
     }
 
     /// The open block's access mode (None: no open block).
-    pub(crate) fn open_block_read_only(&self) -> Option<bool> {
-        match &self.state {
-            TxnState::Open(h) => h.lock().ok().map(|t| t.is_read_only()),
+    pub(crate) fn open_block_read_only(&self) -> Result<Option<bool>, SqlError> {
+        Ok(match &self.state {
+            TxnState::Open(h) => Some(crate::dml::lock(h)?.is_read_only()),
             _ => None,
-        }
+        })
     }
 
     /// RESET of one setting: back to its default.
