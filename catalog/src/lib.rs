@@ -109,6 +109,22 @@ pub fn object_of_key(key: &[u8]) -> Option<(u64, u64)> {
     Some((u64::from_be_bytes(cid), oid_of_key(key)?))
 }
 
+/// Key prefix of one unique index's entries: `x` + index id (8 bytes BE).
+pub fn unique_prefix(index_id: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(64);
+    k.push(b'x');
+    k.extend_from_slice(&index_id.to_be_bytes());
+    k
+}
+
+/// Key of a unique index entry: its prefix + the canonical encoding of
+/// the key's values (its value: the object id, 8 bytes BE).
+pub fn unique_key(index_id: u64, values: &[u8]) -> Vec<u8> {
+    let mut k = unique_prefix(index_id);
+    k.extend_from_slice(values);
+    k
+}
+
 /// Key of a persistent module-level variable: `g` + module + `\0` + name.
 pub fn global_key(module: &str, name: &str) -> Vec<u8> {
     let mut k = vec![b'g'];
@@ -211,6 +227,36 @@ pub struct ClassDef {
     pub parent: Option<String>,
     pub columns: Vec<ColumnDef>,
     pub methods: Vec<FunctionDef>,
+    /// A table created by SQL `CREATE TABLE`: its columns are exactly the
+    /// declared ones, and the object id is a hidden identity (as a
+    /// PostgreSQL row's ctid is) instead of the first column `id`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hidden_id: bool,
+    /// Declared indexes, primary key and unique constraints included.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexDef>,
+}
+
+/// An index of a class: its columns, and whether it is a key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IndexDef {
+    /// Unique in the database (an id from the store): keys the entries of
+    /// a unique index ([`unique_key`]).
+    pub id: u64,
+    /// The SQL name (`t1_pkey`, `t1_a_key`, or as `CREATE INDEX` named it).
+    pub name: String,
+    /// Column names, in key order.
+    pub columns: Vec<String>,
+    /// No two objects have equal values in every column (NULLs are never
+    /// equal, as in PostgreSQL).
+    pub unique: bool,
+    /// The table's primary key (unique, and its columns NOT NULL).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub primary: bool,
+    /// Declared as a constraint (`PRIMARY KEY`, `UNIQUE`), not by
+    /// `CREATE INDEX`: listed in pg_constraint too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub constraint: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -242,6 +288,11 @@ pub struct ModuleDef {
     #[serde(default)]
     pub generation: u64,
     pub source: String,
+    /// A module made by SQL DDL (`CREATE TABLE`, `CREATE SCHEMA`): its
+    /// source is written by Amber from its tables, and only SQL DDL
+    /// changes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sql_defined: bool,
     /// RFC 3339 time of the deploy.
     pub deployed_at: String,
     #[serde(flatten)]

@@ -404,6 +404,8 @@ mod tests {
                 col(300, "far", SqlType::Int8),
             ],
             methods: vec![],
+            hidden_id: false,
+            indexes: vec![],
         }
     }
 

@@ -114,7 +114,7 @@ struct IdSlots {
 }
 
 /// Decodes stored objects, one at a time, into the columns of a class
-/// table's schema (`id`, then the class's columns) projected to
+/// table's schema (`id` unless hidden, then the class's columns) projected to
 /// `projection`.
 pub struct Decoder<'c> {
     module: &'c ModuleDef,
@@ -151,15 +151,16 @@ impl<'c> Decoder<'c> {
         let mut columns: Vec<Column> = Vec::new();
         let mut names: Vec<(&'c str, usize)> = Vec::new();
         let mut order = Vec::with_capacity(projection.len());
+        let id_first = crate::table::id_first(class, schema);
         for &field in projection {
-            if field == 0 {
+            if id_first && field == 0 {
                 ids = Some(Int64Builder::with_capacity(capacity));
                 order.push(None);
                 continue;
             }
             let col = class
                 .columns
-                .get(field - 1)
+                .get(field - usize::from(id_first))
                 .ok_or_else(|| SqlError::internal("projection beyond the class's columns"))?;
             let dt = schema.field(field).data_type().clone();
             names.push((col.name.as_str(), columns.len()));
@@ -472,6 +473,7 @@ mod tests {
             version: 1,
             generation: 1,
             source: String::new(),
+            sql_defined: false,
             deployed_at: String::new(),
             shape: amber_catalog::ModuleShape {
                 classes: vec![class.clone()],

@@ -209,6 +209,10 @@ pub(crate) struct StatementContext {
     /// Tables standing for values computed before planning (the rows of a
     /// set-returning call, RETURNING's rows), by unqualified name.
     temps: HashMap<String, Arc<dyn TableProvider>>,
+    /// The class (by id) whose hidden object id this statement reads as
+    /// its first column: the rows an UPDATE or DELETE of a table created
+    /// by SQL must find again.
+    expose_hidden: Option<u64>,
 }
 
 impl StatementContext {
@@ -230,7 +234,14 @@ impl StatementContext {
             zone,
             functions,
             temps: HashMap::new(),
+            expose_hidden: None,
         }
+    }
+
+    /// The table of class `class_id` gets its hidden object id as first
+    /// column ([`table::HIDDEN_ID_COLUMN`]).
+    pub(crate) fn expose_hidden_id(&mut self, class_id: u64) {
+        self.expose_hidden = Some(class_id);
     }
 
     /// Adds a table the statement's rewritten text names (unqualified).
@@ -312,7 +323,9 @@ impl StatementContext {
 
     fn table(&self, schema: &str, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         if schema == DEFAULT_SCHEMA {
-            return Ok(self.temps.get(name).cloned());
+            if let Some(t) = self.temps.get(name) {
+                return Ok(Some(t.clone()));
+            }
         }
         if schema == "amber" && name == "modules" {
             return self.modules_table().map(Some);
@@ -329,6 +342,7 @@ impl StatementContext {
             self.txn.clone(),
             &self.exact,
             &self.zone,
+            self.expose_hidden == Some(class.id),
         ))))
     }
 }
@@ -349,9 +363,13 @@ impl ContextProvider for StatementContext {
         } else {
             None
         };
-        // DataFusion's wording, which `error.rs` maps to 42P01.
         found.map(provider_as_source).ok_or_else(|| {
-            DataFusionError::Plan(format!("table '{catalog}.{schema}.{table}' not found"))
+            let shown = match &name {
+                TableReference::Bare { table } => table.to_string(),
+                _ => format!("{schema}.{table}"),
+            };
+            // PostgreSQL's message, which `error.rs` maps to 42P01.
+            DataFusionError::Plan(format!("relation \"{shown}\" does not exist"))
         })
     }
 

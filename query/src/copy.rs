@@ -271,6 +271,8 @@ impl Session {
             }
         };
         let mut txn = crate::dml::lock(&copy.handle)?;
+        crate::unique::write(&mut txn, &copy.class, oid, None, &obj)
+            .map_err(|e| e.with_context(context(None, None)))?;
         put_object(&copy.class, oid, &obj, &mut txn)?;
         copy.rows += 1;
         Ok(())
@@ -296,7 +298,7 @@ impl Session {
                 let (_, class) = self.resolve_table(table_name)?;
                 let mut list = vec![];
                 for c in columns {
-                    if c.value != "id" {
+                    if c.value != "id" || class.hidden_id {
                         column_index(&class, &c.value, &table_name.to_string())?;
                     }
                     list.push(c.to_string());

@@ -154,6 +154,15 @@ pub struct Deployed {
 }
 
 impl Deployed {
+    /// `def`: the new version, or `None` for a module dropped.
+    pub(crate) fn new(name: String, generation: u64, def: Option<Arc<ModuleDef>>) -> Deployed {
+        Deployed {
+            name,
+            generation,
+            def,
+        }
+    }
+
     pub fn publish(&self, catalog: &Catalog) {
         catalog.published(&self.name, self.generation, self.def.clone());
     }
@@ -366,6 +375,7 @@ fn create_module(
         version: existing.as_ref().map(|m| m.version + 1).unwrap_or(1),
         generation: engine.store.allocate_oid()?,
         source: source.to_string(),
+        sql_defined: false,
         deployed_at: chrono::Utc::now().to_rfc3339(),
         shape,
     };

@@ -47,8 +47,13 @@ impl Session {
         &self,
         name: &ObjectName,
     ) -> Result<(Arc<ModuleDef>, ClassDef), SqlError> {
-        let (schema, table) =
-            split_qualified(name).unwrap_or_else(|| ("public".into(), name.to_string()));
+        let parts = crate::session::name_parts(name);
+        let (schema, table) = match parts.as_slice() {
+            [table] => (crate::modules::PUBLIC_SCHEMA.to_string(), table.clone()),
+            _ => split_qualified(name).ok_or_else(|| {
+                SqlError::new("42P01", format!("relation \"{name}\" does not exist"))
+            })?,
+        };
         let module = self
             .module(&schema)
             .ok_or_else(|| SqlError::new("42P01", format!("relation \"{name}\" does not exist")))?;
@@ -126,6 +131,7 @@ impl Session {
             })?;
             self.check_object(&module, &class, &obj, txn, None)?;
             let oid = self.engine.store.allocate_oid()?;
+            crate::unique::write(&mut *lock(txn)?, &class, oid, None, &obj)?;
             returned.push(write_object(&class, &class, oid, &obj, txn)?);
         }
         let tag = format!("INSERT 0 {}", rows.len());
@@ -158,7 +164,7 @@ impl Session {
                     .and_then(|p| p.as_ident())
                     .map(|i| i.value.clone())
                     .unwrap_or_default();
-            if cname == "id" {
+            if cname == "id" && !class.hidden_id {
                 return Err(SqlError::new(
                     "428C9",
                     "column \"id\" can only be updated to DEFAULT",
@@ -181,7 +187,11 @@ impl Session {
         }
         // (oid, new values) for each row to change.
         let assigned: Vec<Expr> = upd.assignments.iter().map(|a| a.value.clone()).collect();
-        let direct = match id_equality(upd.selection.as_ref(), params) {
+        let by_id = match class.hidden_id {
+            false => id_equality(upd.selection.as_ref(), params),
+            true => None,
+        };
+        let direct = match by_id {
             Some(oid) => match constant_values(&assigned, params, &settings)? {
                 Some(values) => Some(vec![Change {
                     oid,
@@ -204,7 +214,8 @@ impl Session {
                     .map(|a| a.value.to_string())
                     .collect();
                 let mut sql = format!(
-                    "SELECT id{}{} FROM {}",
+                    "SELECT {}{}{} FROM {}",
+                    id_column(&class),
                     if items.is_empty() { "" } else { ", " },
                     items.join(", "),
                     name
@@ -215,7 +226,7 @@ impl Session {
                 if let Some(sel) = &upd.selection {
                     sql.push_str(&format!(" WHERE {sel}"));
                 }
-                let rows = self.query_rows(&sql, params, txn).await?;
+                let rows = self.query_rows(&sql, params, txn, &class).await?;
                 rows.into_iter()
                     .map(|mut r| {
                         let oid = match r.first() {
@@ -241,6 +252,7 @@ impl Session {
                     None => continue,
                 },
             };
+            let before = (!class.indexes.is_empty()).then(|| obj.clone());
             for (col, v) in columns.iter().zip(&change.values) {
                 obj.insert(
                     col.name.clone(),
@@ -248,6 +260,9 @@ impl Session {
                 );
             }
             self.check_object(&module, &class, &obj, txn, None)?;
+            if let Some(before) = &before {
+                crate::unique::write(&mut *lock(txn)?, &class, change.oid, Some(before), &obj)?;
+            }
             let stored = module.class_by_id(cid).unwrap_or(&class);
             returned.push(write_object(&class, stored, change.oid, &obj, txn)?);
         }
@@ -308,17 +323,21 @@ impl Session {
             return Err(SqlError::unsupported("DELETE ... USING"));
         }
         let (module, class) = self.resolve_table(name)?;
-        let oids: Vec<u64> = match id_equality(del.selection.as_ref(), params) {
+        let by_id = match class.hidden_id {
+            false => id_equality(del.selection.as_ref(), params),
+            true => None,
+        };
+        let oids: Vec<u64> = match by_id {
             Some(oid) => vec![oid],
             None => {
-                let mut sql = format!("SELECT id FROM {name}");
+                let mut sql = format!("SELECT {} FROM {name}", id_column(&class));
                 if let Some(a) = alias {
                     sql.push_str(&format!(" AS {a}"));
                 }
                 if let Some(sel) = &del.selection {
                     sql.push_str(&format!(" WHERE {sel}"));
                 }
-                self.query_rows(&sql, params, txn)
+                self.query_rows(&sql, params, txn, &class)
                     .await?
                     .into_iter()
                     .filter_map(|r| match r.first() {
@@ -333,7 +352,10 @@ impl Session {
             let Some((cid, obj)) = self.load_object(&module, &class, oid, txn)? else {
                 continue;
             };
-            lock(txn)?.delete(&object_key(cid, oid))?;
+            let mut guard = lock(txn)?;
+            crate::unique::remove(&mut guard, &class, oid, &obj)?;
+            guard.delete(&object_key(cid, oid))?;
+            drop(guard);
             returned.push(object_row(&class, oid, &obj));
         }
         let tag = format!("DELETE {}", returned.len());
@@ -374,6 +396,10 @@ impl Session {
         let Ok((module, class)) = self.resolve_table(name) else {
             return Ok(None);
         };
+        if class.hidden_id {
+            // `id` is an ordinary column there, if any.
+            return Ok(None);
+        }
         // Values go out as stored: numerics exactly.
         let schema = table::class_schema(&class, &ExactNumeric::all());
         let types = table::class_types(&class);
@@ -504,18 +530,32 @@ impl Session {
         Ok(())
     }
 
+    /// Runs the query an UPDATE or DELETE finds its rows of `target` with
+    /// (its first column the object id, hidden or not).
     async fn query_rows(
         &mut self,
         sql: &str,
         params: &[ScalarValue],
         txn: &TxnHandle,
+        target: &ClassDef,
     ) -> Result<Vec<Vec<ScalarValue>>, SqlError> {
         let stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql)
             .map_err(|e| SqlError::syntax(e.to_string()))?;
         let Some(Statement::Query(q)) = stmts.into_iter().next() else {
             return Err(SqlError::internal("generated query did not parse"));
         };
-        let (_schema, batches) = self.run_query(&q, params, txn).await?;
+        let (_schema, batches) = if target.hidden_id {
+            // Not the prepared statement's plan: this one reads a column
+            // no user query can.
+            let cache = self.plan_cache.take();
+            self.expose_hidden = Some(target.id);
+            let out = self.run_query(&q, params, txn).await;
+            self.expose_hidden = None;
+            self.plan_cache = cache;
+            out?
+        } else {
+            self.run_query(&q, params, txn).await?
+        };
         let mut rows = Vec::new();
         for b in &batches {
             for r in 0..b.num_rows() {
@@ -778,9 +818,20 @@ pub(crate) fn put_object(
     Ok(())
 }
 
-fn object_row(class: &ClassDef, oid: u64, obj: &Object) -> Vec<Json> {
+/// The column a statement reads the object ids of `class` by.
+fn id_column(class: &ClassDef) -> &'static str {
+    match class.hidden_id {
+        false => "id",
+        true => table::HIDDEN_ID_COLUMN,
+    }
+}
+
+/// An object as a row of its class table ([`table::class_types`]).
+pub(crate) fn object_row(class: &ClassDef, oid: u64, obj: &Object) -> Vec<Json> {
     let mut row = Vec::with_capacity(class.columns.len() + 1);
-    row.push(Json::from(oid));
+    if !class.hidden_id {
+        row.push(Json::from(oid));
+    }
     for c in &class.columns {
         row.push(obj.get(&c.name).cloned().unwrap_or(Json::Null));
     }
@@ -800,7 +851,7 @@ pub(crate) fn target_columns(
     names
         .iter()
         .map(|name| {
-            if name == "id" {
+            if name == "id" && !class.hidden_id {
                 return Err(SqlError::new(
                     "428C9",
                     "cannot insert a non-DEFAULT value into column \"id\"",

@@ -127,7 +127,8 @@ impl From<DataFusionError> for SqlError {
         if lower.contains("invalid function") {
             return SqlError::new("42883", clean_message(&msg));
         }
-        let code = match &e {
+        // The error itself, not DataFusion's wrappers (context, diagnostics).
+        let code = match e.find_root() {
             DataFusionError::SQL(..) => "42601",
             DataFusionError::Plan(m) => classify_plan_error(m),
             DataFusionError::SchemaError(s, _) => match **s {
@@ -152,7 +153,9 @@ impl From<DataFusionError> for SqlError {
 }
 
 fn classify_plan_error(m: &str) -> &'static str {
-    if m.contains("table") && m.contains("not found") {
+    if m.contains("table") && m.contains("not found")
+        || m.starts_with("relation \"") && m.ends_with("\" does not exist")
+    {
         "42P01"
     } else if m.contains("Invalid function") || m.contains("function") && m.contains("not found") {
         "42883"

@@ -42,6 +42,8 @@ mod scan;
 mod session;
 mod settings;
 pub mod table;
+mod table_ddl;
+mod unique;
 pub mod value;
 
 pub use copy::CopyOutRows;

@@ -12,20 +12,34 @@ use std::ops::ControlFlow;
 /// The schema `amber` lists every module (`amber.modules`).
 const AMBER_SCHEMA: &str = "amber";
 
+/// Where unqualified table names are looked up (until search_path is
+/// followed).
+pub const PUBLIC_SCHEMA: &str = "public";
+
 /// First parts of the schema-qualified tables and functions `stmt` names:
-/// the candidates for module names. Unqualified names never name a module
-/// object.
+/// the candidates for module names; an unqualified table name may name a
+/// table of `public` (tables created by SQL). Unqualified function names
+/// never name a module function.
 pub fn referenced(stmt: &Statement) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
+    let mut unqualified = false;
+    let _ = ast::visit_relations(stmt, |name: &ObjectName| {
+        match split_qualified(name) {
+            Some((schema, _)) => {
+                out.insert(schema);
+            }
+            None => unqualified = true,
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    if unqualified {
+        out.insert(PUBLIC_SCHEMA.to_string());
+    }
     let mut add = |name: &ObjectName| {
         if let Some((schema, _)) = split_qualified(name) {
             out.insert(schema);
         }
     };
-    let _ = ast::visit_relations(stmt, |name: &ObjectName| {
-        add(name);
-        ControlFlow::<()>::Continue(())
-    });
     let _ = ast::visit_expressions(stmt, |e: &Expr| {
         if let Expr::Function(f) = e {
             add(&f.name);
@@ -40,7 +54,12 @@ pub fn referenced(stmt: &Statement) -> BTreeSet<String> {
         ..
     } = stmt
     {
-        add(table_name);
+        match split_qualified(table_name) {
+            Some(_) => add(table_name),
+            None => {
+                out.insert(PUBLIC_SCHEMA.to_string());
+            }
+        }
     }
     out
 }

@@ -68,14 +68,18 @@ impl Session {
             &self.settings,
             self.open_block_read_only().ok().flatten(),
         ));
-        StatementContext::new(
+        let mut ctx = StatementContext::new(
             self.engine.planning.clone(),
             modules,
             txn.clone(),
             exact,
             zone,
             functions,
-        )
+        );
+        if let Some(class_id) = self.expose_hidden {
+            ctx.expose_hidden_id(class_id);
+        }
+        ctx
     }
 
     /// Plans and runs a query; columns are named as PostgreSQL names them.
@@ -124,7 +128,9 @@ impl Session {
                         other.insert(c.name.to_lowercase());
                     }
                 }
-                other.insert("id".to_string());
+                if !class.hidden_id {
+                    other.insert("id".to_string());
+                }
             }
             std::ops::ControlFlow::<()>::Continue(())
         });
@@ -198,7 +204,7 @@ impl Session {
                 _ => Vec::new(),
             };
             let zone = self.value_settings().zone.arrow_name();
-            let schema = table::class_schema_in(&class, exact, &zone);
+            let schema = table::class_schema_in(&class, exact, &zone, false);
             let batch = table::batch(schema.clone(), &table::class_types(&class), &rows)?;
             self.srf_counter += 1;
             let tmp = format!("__amber_srf_{}", self.srf_counter);

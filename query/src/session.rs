@@ -140,6 +140,9 @@ pub struct Session {
     pub(crate) block_statements: usize,
     /// The plan cache of the prepared statement being executed, if any.
     pub(crate) plan_cache: Option<Arc<crate::plan_cache::PlanCache>>,
+    /// The class whose hidden object id the statement being planned reads
+    /// (the query an UPDATE or DELETE finds its rows with).
+    pub(crate) expose_hidden: Option<u64>,
 }
 
 impl Session {
@@ -160,6 +163,7 @@ impl Session {
             copy_in: None,
             block_statements: 0,
             plan_cache: None,
+            expose_hidden: None,
         }
     }
 
@@ -486,6 +490,14 @@ impl Session {
             // Its data arrives in the messages that follow.
             return self.copy_from(stmt);
         }
+        let is_ddl = crate::table_ddl::is_table_ddl(stmt);
+        let engine = self.engine.clone();
+        // Alone, DDL takes the DDL lock as CREATE MODULE does; in a block
+        // it is part of the block.
+        let _ddl_guard = match (&self.state, is_ddl) {
+            (TxnState::Open(_), _) | (_, false) => None,
+            (_, true) => Some(engine.ddl_lock.lock().await),
+        };
         let (handle, autocommit) = match &self.state {
             TxnState::Open(h) => (h.clone(), false),
             _ => (Arc::new(Mutex::new(self.begin_txn(None)?)), true),
@@ -516,12 +528,19 @@ impl Session {
         match result {
             Ok(out) => {
                 if autocommit {
-                    commit(handle).await?;
+                    let committed = commit(handle).await;
+                    if committed.is_err() {
+                        self.deployed.clear();
+                    }
+                    committed?;
+                    self.block_committed();
                 }
                 Ok(out)
             }
             Err(e) => {
-                if !autocommit {
+                if autocommit {
+                    self.deployed.clear();
+                } else {
                     self.state = TxnState::Failed;
                 }
                 Err(e)
@@ -574,6 +593,15 @@ impl Session {
                     }
                     None => Ok(Output::Command("CALL".into())),
                 }
+            }
+            stmt if crate::table_ddl::is_table_ddl(stmt) => {
+                let settings = self.value_settings();
+                let (out, deployed) = {
+                    let mut guard = crate::dml::lock(txn)?;
+                    crate::table_ddl::execute(&self.engine, &mut guard, stmt, &settings)?
+                };
+                self.deployed.extend(deployed);
+                Ok(out)
             }
             Statement::Explain { .. } => {
                 let ctx = self.statement_context(txn, &ExactNumeric::none());
@@ -634,6 +662,16 @@ fn read_only_check(stmt: &Statement, txn: &TxnHandle) -> Result<(), SqlError> {
         Statement::Update(_) => "UPDATE",
         Statement::Delete(_) => "DELETE",
         Statement::Copy { to: false, .. } => "COPY FROM",
+        Statement::CreateTable(_) => "CREATE TABLE",
+        Statement::CreateIndex(_) => "CREATE INDEX",
+        Statement::CreateSchema { .. } => "CREATE SCHEMA",
+        Statement::Drop { object_type, .. } if crate::table_ddl::is_table_ddl(stmt) => {
+            match object_type {
+                ast::ObjectType::Table => "DROP TABLE",
+                ast::ObjectType::Index => "DROP INDEX",
+                _ => "DROP SCHEMA",
+            }
+        }
         _ => return Ok(()),
     };
     if crate::dml::lock(txn)?.is_read_only() {
@@ -675,15 +713,27 @@ pub(crate) fn first_words(s: &str) -> String {
 }
 
 pub(crate) fn split_qualified(name: &ObjectName) -> Option<(String, String)> {
-    let parts: Vec<String> = name
-        .0
-        .iter()
-        .map(|p| p.as_ident().map(|i| i.value.clone()).unwrap_or_default())
-        .collect();
-    match parts.as_slice() {
+    match name_parts(name).as_slice() {
         [schema, name] => Some((schema.clone(), name.clone())),
         _ => None,
     }
+}
+
+/// An identifier as PostgreSQL reads it: unquoted, folded to lower case;
+/// quoted, as written.
+pub(crate) fn ident_value(ident: &ast::Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
+    }
+}
+
+/// The parts of a (possibly qualified) name, each as [`ident_value`].
+pub(crate) fn name_parts(name: &ObjectName) -> Vec<String> {
+    name.0
+        .iter()
+        .map(|p| p.as_ident().map(ident_value).unwrap_or_default())
+        .collect()
 }
 
 /// Most parameters a statement may have: what a Bind message can carry

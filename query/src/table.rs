@@ -23,24 +23,55 @@ use datafusion::prelude::Expr;
 use serde_json::Value as Json;
 use std::sync::Arc;
 
-/// SQL types of a class table's columns: `id` first, then the attributes.
+/// The name under which UPDATE and DELETE read the object id of a table
+/// whose id is hidden (a table created by SQL): never a declared column
+/// (CREATE TABLE refuses names starting with `__amber`), and only in the
+/// statement Amber plans to find the rows again.
+pub const HIDDEN_ID_COLUMN: &str = "__amber_oid";
+
+/// SQL types of a class table's columns: `id` first (unless hidden),
+/// then the attributes.
 pub fn class_types(class: &ClassDef) -> Vec<SqlType> {
-    let mut types = vec![SqlType::Int8];
+    let mut types = Vec::with_capacity(class.columns.len() + 1);
+    if !class.hidden_id {
+        types.push(SqlType::Int8);
+    }
     types.extend(class.columns.iter().map(|c| c.ty.clone()));
     types
 }
 
+/// Whether the first field of `schema`, a class table's schema, is the
+/// object id (`id`, or the hidden id a DML statement asked for).
+pub fn id_first(class: &ClassDef, schema: &SchemaRef) -> bool {
+    !class.hidden_id
+        || schema
+            .fields()
+            .first()
+            .is_some_and(|f| f.name() == HIDDEN_ID_COLUMN)
+}
+
 /// The table's schema; numeric columns that `exact` keeps are exact text.
 pub fn class_schema(class: &ClassDef, exact: &ExactNumeric) -> SchemaRef {
-    class_schema_in(class, exact, "UTC")
+    class_schema_in(class, exact, "UTC", false)
 }
 
 /// As [`class_schema`], with timestamptz columns typed in the session's
 /// TimeZone `zone`: the instants are the same, but a string compared with
 /// such a column (`ts > '2024-01-02 08:00'`) is read in that zone, as
-/// PostgreSQL reads it.
-pub fn class_schema_in(class: &ClassDef, exact: &ExactNumeric, zone: &str) -> SchemaRef {
-    let mut fields = vec![convert::field("id", &SqlType::Int8, false)];
+/// PostgreSQL reads it. `expose_hidden`: a hidden id is the first field,
+/// [`HIDDEN_ID_COLUMN`].
+pub fn class_schema_in(
+    class: &ClassDef,
+    exact: &ExactNumeric,
+    zone: &str,
+    expose_hidden: bool,
+) -> SchemaRef {
+    let mut fields = Vec::with_capacity(class.columns.len() + 1);
+    if !class.hidden_id {
+        fields.push(convert::field("id", &SqlType::Int8, false));
+    } else if expose_hidden {
+        fields.push(convert::field(HIDDEN_ID_COLUMN, &SqlType::Int8, false));
+    }
     fields.extend(class.columns.iter().map(|c| {
         let f = if exact.keeps(&c.name) {
             convert::exact_field(&c.name, &c.ty, c.nullable)
@@ -89,9 +120,10 @@ pub fn read_class_objects_by_ids(
 /// scans, which is cheaper than that many random reads.
 const POINT_READS_MAX: usize = 1024;
 
-/// The object ids a filter restricts `id` to, when it is `id = <literal>`
-/// or `id IN (<literals>)`; `None` when it restricts otherwise.
-fn id_filter(filter: &Expr) -> Option<Vec<u64>> {
+/// The object ids a filter restricts the id column `id_name` to, when it
+/// is `id = <literal>` or `id IN (<literals>)`; `None` when it restricts
+/// otherwise.
+fn id_filter(filter: &Expr, id_name: &str) -> Option<Vec<u64>> {
     use datafusion::logical_expr::{BinaryExpr, Operator};
     use datafusion::scalar::ScalarValue;
     fn literal_oid(e: &Expr) -> Option<Option<u64>> {
@@ -109,13 +141,17 @@ fn id_filter(filter: &Expr) -> Option<Vec<u64>> {
             _ => None,
         }
     }
-    fn is_id(e: &Expr) -> bool {
-        match e {
-            Expr::Column(c) => c.name == "id",
-            Expr::Cast(c) => is_id(&c.expr),
-            _ => false,
+    let is_id = |e: &Expr| {
+        let mut e = e;
+        // Bounded: each step goes one cast deeper into a finite tree.
+        loop {
+            match e {
+                Expr::Column(c) => return c.name == id_name,
+                Expr::Cast(c) => e = &c.expr,
+                _ => return false,
+            }
         }
-    }
+    };
     match filter {
         Expr::BinaryExpr(BinaryExpr {
             left,
@@ -172,6 +208,9 @@ pub struct ClassTable {
     class: ClassDef,
     schema: SchemaRef,
     txn: TxnHandle,
+    /// The id column's name, if the table has one (`id`, or the exposed
+    /// hidden id): what filters choose point reads by.
+    id_name: Option<&'static str>,
 }
 
 impl ClassTable {
@@ -181,13 +220,20 @@ impl ClassTable {
         txn: TxnHandle,
         exact: &ExactNumeric,
         zone: &str,
+        expose_hidden: bool,
     ) -> ClassTable {
-        let schema = class_schema_in(&class, exact, zone);
+        let schema = class_schema_in(&class, exact, zone, expose_hidden);
+        let id_name = if !class.hidden_id {
+            Some("id")
+        } else {
+            expose_hidden.then_some(HIDDEN_ID_COLUMN)
+        };
         ClassTable {
             module,
             class,
             schema,
             txn,
+            id_name,
         }
     }
 }
@@ -211,7 +257,10 @@ impl TableProvider for ClassTable {
         Ok(filters
             .iter()
             .map(|f| {
-                if id_filter(f).is_some() || id_filter(&bound_placeholders(f)).is_some() {
+                let Some(id) = self.id_name else {
+                    return TableProviderFilterPushDown::Unsupported;
+                };
+                if id_filter(f, id).is_some() || id_filter(&bound_placeholders(f), id).is_some() {
                     TableProviderFilterPushDown::Inexact
                 } else {
                     TableProviderFilterPushDown::Unsupported
@@ -229,10 +278,12 @@ impl TableProvider for ClassTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         // Several id filters (a conjunction) narrow to their intersection;
         // the smallest list is enough since DataFusion re-checks them all.
-        let narrowest = filters
-            .iter()
-            .filter_map(id_filter)
-            .min_by_key(|ids| ids.len());
+        let narrowest = self.id_name.and_then(|id| {
+            filters
+                .iter()
+                .filter_map(|f| id_filter(f, id))
+                .min_by_key(|ids| ids.len())
+        });
         let Some(oids) = narrowest else {
             return Ok(crate::scan::class_scan(
                 self.module.clone(),

@@ -10,6 +10,7 @@ mod plans;
 mod sandbox;
 mod scan;
 mod settings;
+mod sql_tables;
 mod stored_form;
 mod update;
 mod values;

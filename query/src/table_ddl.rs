@@ -1,0 +1,749 @@
+//! Tables, schemas and indexes made by SQL DDL (SPEC §3: "Plain CREATE
+//! TABLE also works"). A schema made by SQL is a module whose classes are
+//! its tables; Amber writes the module's Python source from them, so
+//! `amber.modules` lists it like any other. A table made by SQL has
+//! exactly its declared columns: the object id is hidden
+//! ([`ClassDef::hidden_id`]).
+//!
+//! Each statement writes a new version of the schema's module in the
+//! statement's transaction (the path `CREATE MODULE` takes: a concurrent
+//! user of the old version fails at COMMIT with 40001), and is published
+//! to other sessions when that transaction commits.
+
+use crate::convert;
+use crate::ddl::Deployed;
+use crate::error::SqlError;
+use crate::modules::PUBLIC_SCHEMA;
+use crate::session::{ident_value, name_parts, Engine, Output};
+use crate::unique;
+use crate::value::Settings;
+use amber_catalog::{
+    class_prefix, class_range_end, Catalog, ClassDef, ColumnDef, IndexDef, ModuleDef, ModuleShape,
+    SqlType,
+};
+use amber_storage::Txn;
+use datafusion::sql::sqlparser::ast::{
+    self, ColumnOption, DataType as AstType, ObjectName, ObjectType, Statement, TableConstraint,
+};
+use serde_json::Value as Json;
+use std::sync::Arc;
+
+/// Most columns a table may declare (PostgreSQL's limit).
+const COLUMNS_MAX: usize = 1600;
+
+/// Whether `stmt` is DDL this module runs.
+pub(crate) fn is_table_ddl(stmt: &Statement) -> bool {
+    match stmt {
+        Statement::CreateTable(_) | Statement::CreateIndex(_) | Statement::CreateSchema { .. } => {
+            true
+        }
+        Statement::Drop { object_type, .. } => matches!(
+            object_type,
+            ObjectType::Table | ObjectType::Index | ObjectType::Schema
+        ),
+        _ => false,
+    }
+}
+
+/// Runs table DDL `stmt` in `txn`; the module versions it wrote are
+/// published by the caller once `txn` commits.
+pub(crate) fn execute(
+    engine: &Arc<Engine>,
+    txn: &mut Txn,
+    stmt: &Statement,
+    settings: &Settings,
+) -> Result<(Output, Vec<Deployed>), SqlError> {
+    let mut ddl = Ddl {
+        engine,
+        txn,
+        deployed: Vec::new(),
+    };
+    let tag = match stmt {
+        Statement::CreateTable(ct) => {
+            ddl.create_table(ct, settings)?;
+            "CREATE TABLE"
+        }
+        Statement::CreateIndex(ci) => {
+            ddl.create_index(ci)?;
+            "CREATE INDEX"
+        }
+        Statement::CreateSchema {
+            schema_name,
+            if_not_exists,
+            ..
+        } => {
+            let name = match schema_name {
+                ast::SchemaName::Simple(n) => one_part(n)?,
+                _ => return Err(SqlError::unsupported("CREATE SCHEMA ... AUTHORIZATION")),
+            };
+            ddl.create_schema(&name, *if_not_exists)?;
+            "CREATE SCHEMA"
+        }
+        Statement::Drop {
+            object_type,
+            if_exists,
+            names,
+            cascade,
+            ..
+        } => {
+            for name in names {
+                match object_type {
+                    ObjectType::Table => ddl.drop_table(name, *if_exists)?,
+                    ObjectType::Index => ddl.drop_index(name, *if_exists)?,
+                    ObjectType::Schema => ddl.drop_schema(name, *if_exists, *cascade)?,
+                    _ => return Err(SqlError::internal("not table DDL")),
+                }
+            }
+            match object_type {
+                ObjectType::Table => "DROP TABLE",
+                ObjectType::Index => "DROP INDEX",
+                _ => "DROP SCHEMA",
+            }
+        }
+        _ => return Err(SqlError::internal("not table DDL")),
+    };
+    Ok((Output::Command(tag.into()), ddl.deployed))
+}
+
+struct Ddl<'a> {
+    engine: &'a Arc<Engine>,
+    txn: &'a mut Txn,
+    deployed: Vec<Deployed>,
+}
+
+impl Ddl<'_> {
+    /// The module of `schema` as this transaction sees it.
+    fn module(&self, schema: &str) -> Result<Option<Arc<ModuleDef>>, SqlError> {
+        Ok(self.engine.catalog.resolve(self.txn, schema)?)
+    }
+
+    /// A module of `schema` that SQL DDL may change (42P06 for a module
+    /// defined by Python source: its classes come from its code).
+    fn sql_module(&self, schema: &str) -> Result<Option<Arc<ModuleDef>>, SqlError> {
+        let Some(m) = self.module(schema)? else {
+            return Ok(None);
+        };
+        if !m.sql_defined {
+            return Err(SqlError::new(
+                "0A000",
+                format!(
+                    "schema \"{schema}\" is the Python module {schema}: its tables are the classes of its source"
+                ),
+            )
+            .with_detail(Some(
+                "Add the class to the module's source (CREATE OR REPLACE MODULE), or create the table in another schema.".into(),
+            )));
+        }
+        Ok(Some(m))
+    }
+
+    /// Writes `shape` as the next version of SQL schema `name`.
+    fn store(
+        &mut self,
+        name: &str,
+        old: Option<&ModuleDef>,
+        shape: ModuleShape,
+    ) -> Result<(), SqlError> {
+        let def = ModuleDef {
+            name: name.to_string(),
+            version: old.map(|m| m.version + 1).unwrap_or(1),
+            generation: self.engine.store.allocate_oid()?,
+            source: python_source(name, &shape),
+            sql_defined: true,
+            deployed_at: chrono::Utc::now().to_rfc3339(),
+            shape,
+        };
+        Catalog::store_module(self.txn, &def)?;
+        tracing::info!(schema = name, generation = def.generation, "schema changed");
+        self.deployed.push(Deployed::new(
+            name.to_string(),
+            def.generation,
+            Some(Arc::new(def)),
+        ));
+        Ok(())
+    }
+
+    fn create_schema(&mut self, name: &str, if_not_exists: bool) -> Result<(), SqlError> {
+        reserved_schema(name)?;
+        if self.module(name)?.is_some() {
+            if if_not_exists {
+                return Ok(());
+            }
+            return Err(SqlError::new(
+                "42P06",
+                format!("schema \"{name}\" already exists"),
+            ));
+        }
+        self.store(name, None, empty_shape())
+    }
+
+    fn drop_schema(
+        &mut self,
+        name: &ObjectName,
+        if_exists: bool,
+        cascade: bool,
+    ) -> Result<(), SqlError> {
+        let name = one_part(name)?;
+        let Some(module) = self.module(&name)? else {
+            if if_exists {
+                return Ok(());
+            }
+            return Err(SqlError::new(
+                "3F000",
+                format!("schema \"{name}\" does not exist"),
+            ));
+        };
+        if !module.sql_defined {
+            return Err(SqlError::new(
+                "0A000",
+                format!("schema \"{name}\" is the Python module {name}: drop it with DROP MODULE"),
+            ));
+        }
+        if !cascade && !module.shape.classes.is_empty() {
+            let first = &module.shape.classes[0].table;
+            return Err(SqlError::new(
+                "2BP01",
+                format!("cannot drop schema {name} because other objects depend on it"),
+            )
+            .with_detail(Some(format!(
+                "table {name}.{first} depends on schema {name}"
+            ))));
+        }
+        for class in &module.shape.classes {
+            self.delete_data(class)?;
+        }
+        Catalog::delete_module(self.txn, &name)?;
+        self.deployed
+            .push(Deployed::new(name.clone(), module.generation, None));
+        Ok(())
+    }
+
+    fn create_table(&mut self, ct: &ast::CreateTable, settings: &Settings) -> Result<(), SqlError> {
+        refuse_options(ct)?;
+        let (schema, table) = schema_and_name(&ct.name)?;
+        reserved_schema(&schema)?;
+        let module = self.sql_module(&schema)?;
+        if let Some(m) = &module {
+            if m.table(&table).is_some() {
+                if ct.if_not_exists {
+                    return Ok(());
+                }
+                return Err(SqlError::new(
+                    "42P07",
+                    format!("relation \"{table}\" already exists"),
+                ));
+            }
+        } else if schema != PUBLIC_SCHEMA {
+            return Err(SqlError::new(
+                "3F000",
+                format!("schema \"{schema}\" does not exist"),
+            ));
+        }
+        if ct.columns.len() > COLUMNS_MAX {
+            return Err(SqlError::new(
+                "54011",
+                format!("tables can have at most {COLUMNS_MAX} columns"),
+            ));
+        }
+        let mut columns: Vec<ColumnDef> = Vec::with_capacity(ct.columns.len());
+        let mut keys: Vec<(Option<String>, Vec<String>, bool)> = Vec::new();
+        for (i, c) in ct.columns.iter().enumerate() {
+            let name = ident_value(&c.name);
+            if name.starts_with("__amber") {
+                return Err(SqlError::new(
+                    "42939",
+                    format!("column name \"{name}\" is reserved"),
+                ));
+            }
+            if columns.iter().any(|k| k.name == name) {
+                return Err(SqlError::new(
+                    "42701",
+                    format!("column \"{name}\" specified more than once"),
+                ));
+            }
+            let ty = sql_type(&c.data_type)?;
+            let mut col = ColumnDef {
+                id: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                name: name.clone(),
+                ty,
+                nullable: true,
+                has_default: false,
+                default: Json::Null,
+            };
+            for opt in &c.options {
+                let constraint = opt.name.as_ref().map(ident_value);
+                match &opt.option {
+                    ColumnOption::Null => col.nullable = true,
+                    ColumnOption::NotNull => col.nullable = false,
+                    ColumnOption::Default(e) => {
+                        col.default = default_value(&col, e, settings)?;
+                        col.has_default = !col.default.is_null();
+                    }
+                    ColumnOption::PrimaryKey(_) => {
+                        col.nullable = false;
+                        keys.push((constraint, vec![name.clone()], true));
+                    }
+                    ColumnOption::Unique(_) => keys.push((constraint, vec![name.clone()], false)),
+                    ColumnOption::Comment(_) => {}
+                    other => {
+                        return Err(SqlError::unsupported(format!(
+                            "column option {other} is not supported yet"
+                        )))
+                    }
+                }
+            }
+            columns.push(col);
+        }
+        for tc in &ct.constraints {
+            match tc {
+                TableConstraint::PrimaryKey(pk) => keys.push((
+                    pk.name.as_ref().map(ident_value),
+                    index_columns(&pk.columns)?,
+                    true,
+                )),
+                TableConstraint::Unique(u) => keys.push((
+                    u.name.as_ref().map(ident_value),
+                    index_columns(&u.columns)?,
+                    false,
+                )),
+                other => {
+                    return Err(SqlError::unsupported(format!(
+                        "table constraint {other} is not supported yet"
+                    )))
+                }
+            }
+        }
+        if keys.iter().filter(|(_, _, primary)| *primary).count() > 1 {
+            return Err(SqlError::new(
+                "42P16",
+                format!("multiple primary keys for table \"{table}\" are not allowed"),
+            ));
+        }
+        let mut class = ClassDef {
+            id: self.engine.store.allocate_oid()?,
+            name: class_name(&table, module.as_deref()),
+            table: table.clone(),
+            parent: None,
+            columns,
+            methods: Vec::new(),
+            hidden_id: true,
+            indexes: Vec::new(),
+        };
+        let taken: Vec<String> = module
+            .iter()
+            .flat_map(|m| m.shape.classes.iter())
+            .flat_map(|c| c.indexes.iter().map(|i| i.name.clone()))
+            .collect();
+        for (name, cols, primary) in keys {
+            for c in &cols {
+                let Some(col) = class.columns.iter_mut().find(|k| &k.name == c) else {
+                    return Err(SqlError::new(
+                        "42703",
+                        format!("column \"{c}\" named in key does not exist"),
+                    ));
+                };
+                if primary {
+                    col.nullable = false;
+                }
+            }
+            let name = match name {
+                Some(n) => n,
+                None if primary => format!("{table}_pkey"),
+                None => format!("{table}_{}_key", cols.join("_")),
+            };
+            if taken.contains(&name) || class.indexes.iter().any(|i| i.name == name) {
+                return Err(SqlError::new(
+                    "42P07",
+                    format!("relation \"{name}\" already exists"),
+                ));
+            }
+            class.indexes.push(IndexDef {
+                id: self.engine.store.allocate_oid()?,
+                name,
+                columns: cols,
+                unique: true,
+                primary,
+                constraint: true,
+            });
+        }
+        let mut shape = module
+            .as_ref()
+            .map(|m| m.shape.clone())
+            .unwrap_or_else(empty_shape);
+        shape.classes.push(class);
+        self.store(&schema, module.as_deref(), shape)
+    }
+
+    fn drop_table(&mut self, name: &ObjectName, if_exists: bool) -> Result<(), SqlError> {
+        let (schema, table) = schema_and_name(name)?;
+        let module = self.module(&schema)?;
+        let Some(class) = module.as_ref().and_then(|m| m.table(&table)).cloned() else {
+            if if_exists {
+                return Ok(());
+            }
+            return Err(SqlError::new(
+                "42P01",
+                format!("table \"{table}\" does not exist"),
+            ));
+        };
+        let module = self
+            .sql_module(&schema)?
+            .ok_or_else(|| SqlError::internal("module vanished"))?;
+        self.delete_data(&class)?;
+        let mut shape = module.shape.clone();
+        shape.classes.retain(|c| c.id != class.id);
+        self.store(&schema, Some(&module), shape)
+    }
+
+    /// Deletes every object of `class` and every entry of its indexes.
+    fn delete_data(&mut self, class: &ClassDef) -> Result<(), SqlError> {
+        let end = class_range_end(class.id);
+        delete_range(self.txn, &class_prefix(class.id), &end)?;
+        for index in &class.indexes {
+            let prefix = amber_catalog::unique_prefix(index.id);
+            let end = amber_catalog::unique_prefix(index.id.saturating_add(1));
+            delete_range(self.txn, &prefix, &end)?;
+        }
+        Ok(())
+    }
+
+    fn create_index(&mut self, ci: &ast::CreateIndex) -> Result<(), SqlError> {
+        if ci.predicate.is_some() || !ci.include.is_empty() {
+            return Err(SqlError::unsupported(
+                "partial indexes and INCLUDE are not supported yet",
+            ));
+        }
+        let (schema, table) = schema_and_name(&ci.table_name)?;
+        let module = self.module(&schema)?;
+        let Some(class) = module.as_ref().and_then(|m| m.table(&table)).cloned() else {
+            return Err(SqlError::new(
+                "42P01",
+                format!("relation \"{table}\" does not exist"),
+            ));
+        };
+        let module = self
+            .sql_module(&schema)?
+            .ok_or_else(|| SqlError::internal("module vanished"))?;
+        let columns = index_columns(&ci.columns)?;
+        for c in &columns {
+            if !class.columns.iter().any(|k| &k.name == c) {
+                return Err(SqlError::new(
+                    "42703",
+                    format!("column \"{c}\" does not exist"),
+                ));
+            }
+        }
+        let name = match &ci.name {
+            Some(n) => match name_parts(n).as_slice() {
+                [n] | [_, n] => n.clone(),
+                _ => return Err(SqlError::syntax(format!("improper index name {n}"))),
+            },
+            None => format!("{table}_{}_idx", columns.join("_")),
+        };
+        let exists = module
+            .shape
+            .classes
+            .iter()
+            .any(|c| c.table == name || c.indexes.iter().any(|i| i.name == name));
+        if exists {
+            if ci.if_not_exists {
+                return Ok(());
+            }
+            return Err(SqlError::new(
+                "42P07",
+                format!("relation \"{name}\" already exists"),
+            ));
+        }
+        let index = IndexDef {
+            id: self.engine.store.allocate_oid()?,
+            name,
+            columns,
+            unique: ci.unique,
+            primary: false,
+            constraint: false,
+        };
+        if index.unique {
+            unique::build(self.txn, &class, &index)?;
+        }
+        let mut shape = module.shape.clone();
+        if let Some(c) = shape.classes.iter_mut().find(|c| c.id == class.id) {
+            c.indexes.push(index);
+        }
+        self.store(&schema, Some(&module), shape)
+    }
+
+    fn drop_index(&mut self, name: &ObjectName, if_exists: bool) -> Result<(), SqlError> {
+        let parts = name_parts(name);
+        let (schema, index) = match parts.as_slice() {
+            [i] => (PUBLIC_SCHEMA.to_string(), i.clone()),
+            [s, i] => (s.clone(), i.clone()),
+            _ => return Err(SqlError::syntax(format!("improper index name {name}"))),
+        };
+        let module = self.module(&schema)?;
+        let found = module.as_ref().and_then(|m| {
+            m.shape.classes.iter().find_map(|c| {
+                c.indexes
+                    .iter()
+                    .find(|i| i.name == index)
+                    .map(|i| (c.id, i.clone()))
+            })
+        });
+        let Some((class_id, def)) = found else {
+            if if_exists {
+                return Ok(());
+            }
+            return Err(SqlError::new(
+                "42704",
+                format!("index \"{index}\" does not exist"),
+            ));
+        };
+        if def.constraint {
+            return Err(SqlError::new(
+                "2BP01",
+                format!(
+                    "cannot drop index {index} because constraint {index} on its table requires it"
+                ),
+            ));
+        }
+        let module = self
+            .sql_module(&schema)?
+            .ok_or_else(|| SqlError::internal("module vanished"))?;
+        let prefix = amber_catalog::unique_prefix(def.id);
+        let end = amber_catalog::unique_prefix(def.id.saturating_add(1));
+        delete_range(self.txn, &prefix, &end)?;
+        let mut shape = module.shape.clone();
+        if let Some(c) = shape.classes.iter_mut().find(|c| c.id == class_id) {
+            c.indexes.retain(|i| i.id != def.id);
+        }
+        self.store(&schema, Some(&module), shape)
+    }
+}
+
+/// Deletes every key in `[start, end)`, a batch at a time (the number of
+/// keys is the table's size: bounded by what the store holds).
+fn delete_range(txn: &mut Txn, start: &[u8], end: &[u8]) -> Result<(), SqlError> {
+    const BATCH_MAX: usize = 4096;
+    loop {
+        let batch = txn.scan_range(start, end, BATCH_MAX)?;
+        let done = batch.len() < BATCH_MAX;
+        for (key, _) in batch {
+            txn.delete(&key)?;
+        }
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+fn empty_shape() -> ModuleShape {
+    ModuleShape {
+        classes: Vec::new(),
+        functions: Vec::new(),
+        globals: Vec::new(),
+    }
+}
+
+fn reserved_schema(name: &str) -> Result<(), SqlError> {
+    if name == "amber"
+        || name == "pg_catalog"
+        || name == "information_schema"
+        || name.starts_with("pg_")
+    {
+        return Err(
+            SqlError::new("42939", format!("unacceptable schema name \"{name}\"")).with_detail(
+                Some(
+                    "The prefix \"pg_\" and Amber's own schemas are reserved for system schemas."
+                        .into(),
+                ),
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Options of CREATE TABLE this version does not build: refused rather
+/// than ignored, so no one believes they hold.
+fn refuse_options(ct: &ast::CreateTable) -> Result<(), SqlError> {
+    let what = if ct.temporary {
+        Some("TEMPORARY tables")
+    } else if ct.query.is_some() {
+        Some("CREATE TABLE ... AS")
+    } else if ct.like.is_some() {
+        Some("CREATE TABLE ... LIKE")
+    } else if ct.or_replace {
+        Some("CREATE OR REPLACE TABLE")
+    } else {
+        None
+    };
+    match what {
+        Some(w) => Err(SqlError::unsupported(format!("{w} are not supported yet"))),
+        None => Ok(()),
+    }
+}
+
+/// `(schema, name)` of a table name; unqualified names are in `public`.
+fn schema_and_name(name: &ObjectName) -> Result<(String, String), SqlError> {
+    match name_parts(name).as_slice() {
+        [t] => Ok((PUBLIC_SCHEMA.to_string(), t.clone())),
+        [s, t] => Ok((s.clone(), t.clone())),
+        [_db, s, t] => Ok((s.clone(), t.clone())),
+        _ => Err(SqlError::syntax(format!("improper qualified name: {name}"))),
+    }
+}
+
+fn one_part(name: &ObjectName) -> Result<String, SqlError> {
+    match name_parts(name).as_slice() {
+        [n] => Ok(n.clone()),
+        _ => Err(SqlError::syntax(format!("improper schema name: {name}"))),
+    }
+}
+
+fn index_columns(cols: &[ast::IndexColumn]) -> Result<Vec<String>, SqlError> {
+    cols.iter()
+        .map(|c| match &c.column.expr {
+            ast::Expr::Identifier(i) => Ok(ident_value(i)),
+            other => Err(SqlError::unsupported(format!(
+                "index on expression {other} is not supported yet"
+            ))),
+        })
+        .collect()
+}
+
+/// The stored type of a declared column type. Integer types are stored
+/// as bigint, floating types as double precision and character types as
+/// text (values and their arithmetic are the same; the declared names
+/// are not kept yet).
+fn sql_type(t: &AstType) -> Result<SqlType, SqlError> {
+    Ok(match t {
+        AstType::Int(_)
+        | AstType::Integer(_)
+        | AstType::Int2(_)
+        | AstType::Int4(_)
+        | AstType::Int8(_)
+        | AstType::SmallInt(_)
+        | AstType::BigInt(_)
+        | AstType::TinyInt(_)
+        | AstType::MediumInt(_) => SqlType::Int8,
+        AstType::Real
+        | AstType::Float4
+        | AstType::Float8
+        | AstType::Float(_)
+        | AstType::Double(_)
+        | AstType::DoublePrecision => SqlType::Float8,
+        AstType::Text
+        | AstType::Varchar(_)
+        | AstType::CharacterVarying(_)
+        | AstType::Char(_)
+        | AstType::Character(_)
+        | AstType::String(_) => SqlType::Text,
+        AstType::Bool | AstType::Boolean => SqlType::Bool,
+        AstType::Bytea => SqlType::Bytea,
+        AstType::Numeric(_) | AstType::Decimal(_) | AstType::Dec(_) => SqlType::Numeric,
+        AstType::Date => SqlType::Date,
+        AstType::Timestamp(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => {
+            SqlType::Timestamptz
+        }
+        AstType::JSON | AstType::JSONB => SqlType::Jsonb,
+        AstType::Array(ast::ArrayElemTypeDef::SquareBracket(inner, _))
+        | AstType::Array(ast::ArrayElemTypeDef::AngleBracket(inner)) => match sql_type(inner)? {
+            SqlType::Array(_) | SqlType::Jsonb => {
+                return Err(SqlError::unsupported(format!(
+                    "column type {t} is not supported yet"
+                )))
+            }
+            inner => SqlType::Array(Box::new(inner)),
+        },
+        other => {
+            return Err(SqlError::unsupported(format!(
+                "column type {other} is not supported yet"
+            )))
+        }
+    })
+}
+
+/// A column's DEFAULT: a constant, converted to the column's type now.
+fn default_value(col: &ColumnDef, e: &ast::Expr, settings: &Settings) -> Result<Json, SqlError> {
+    let Some(v) = crate::constant::constant_value(e, &[], settings)? else {
+        return Err(SqlError::unsupported(format!(
+            "DEFAULT {e} is not supported yet (only constants)"
+        )));
+    };
+    convert::scalar_to_json(&col.ty, &v, settings)
+}
+
+/// A Python class name for table `table`, unique in the module.
+fn class_name(table: &str, module: Option<&ModuleDef>) -> String {
+    let mut base: String = table
+        .split('_')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut cs = p.chars();
+            match cs.next() {
+                Some(f) => f.to_uppercase().chain(cs).collect::<String>(),
+                None => String::new(),
+            }
+        })
+        .collect::<String>()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    if base.is_empty() || base.starts_with(|c: char| c.is_ascii_digit()) {
+        base = format!("Table{base}");
+    }
+    let taken = |n: &str| module.is_some_and(|m| m.class(n).is_some()) || n == "Persistent";
+    if !taken(&base) {
+        return base;
+    }
+    // Bounded: each step tries a new suffix, and a module has finitely
+    // many classes.
+    (2..)
+        .map(|i| format!("{base}{i}"))
+        .find(|n| !taken(n))
+        .unwrap_or(base)
+}
+
+/// The Python source of a schema made by SQL: a class per table.
+fn python_source(schema: &str, shape: &ModuleShape) -> String {
+    let mut s = format!(
+        "# Schema {schema}, written by Amber from its SQL DDL (CREATE TABLE);\n# change it with SQL.\nimport datetime\nimport decimal\nfrom amber import Persistent\n"
+    );
+    for c in &shape.classes {
+        s.push_str(&format!("\n\nclass {}(Persistent):\n", c.name));
+        s.push_str(&format!(
+            "    \"\"\"Table {}.\"\"\"\n",
+            c.table.escape_default()
+        ));
+        for col in &c.columns {
+            let mut ann = python_type(&col.ty);
+            if col.nullable {
+                ann.push_str(" | None");
+            }
+            let valid = col
+                .name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+                && !col.name.starts_with(|ch: char| ch.is_ascii_digit());
+            if valid {
+                s.push_str(&format!("    {}: {ann}\n", col.name));
+            } else {
+                s.push_str(&format!("    # column {:?}: {ann}\n", col.name));
+            }
+        }
+    }
+    s
+}
+
+fn python_type(t: &SqlType) -> String {
+    match t {
+        SqlType::Int8 | SqlType::Ref(_) => "int".into(),
+        SqlType::Float8 => "float".into(),
+        SqlType::Text => "str".into(),
+        SqlType::Bool => "bool".into(),
+        SqlType::Bytea => "bytes".into(),
+        SqlType::Numeric => "decimal.Decimal".into(),
+        SqlType::Date => "datetime.date".into(),
+        SqlType::Timestamptz => "datetime.datetime".into(),
+        SqlType::Jsonb => "dict".into(),
+        SqlType::Array(inner) => format!("list[{}]", python_type(inner)),
+    }
+}

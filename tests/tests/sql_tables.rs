@@ -1,0 +1,292 @@
+//! Tables made by SQL DDL (SPEC §3: "Plain CREATE TABLE also works"):
+//! exactly the declared columns, keys enforced, DROP, CREATE INDEX and
+//! CREATE SCHEMA, in blocks and across a restart. Errors and messages as
+//! PostgreSQL 15 gives them (checked with `pg-scratch`).
+
+use super::{code, connect, simple_rows};
+use amber_tests::Server;
+use bytes::Bytes;
+use futures::SinkExt;
+use tokio_postgres::Client;
+
+async fn copy_in(c: &Client, sql: &str, data: &str) -> Result<u64, tokio_postgres::Error> {
+    let sink = c.copy_in(sql).await?;
+    futures::pin_mut!(sink);
+    sink.send(Bytes::from(data.to_string())).await?;
+    sink.finish().await
+}
+
+fn rows(v: &[&[&str]]) -> Vec<Vec<Option<String>>> {
+    v.iter()
+        .map(|r| r.iter().map(|s| Some(s.to_string())).collect())
+        .collect()
+}
+
+#[tokio::test]
+async fn created_tables_have_their_declared_columns_and_keys() {
+    let mut server = Server::start();
+    let c = connect(&server).await;
+    c.batch_execute(
+        "CREATE TABLE t1(a INTEGER, b INTEGER, c INTEGER);
+         INSERT INTO t1(c,b,a) VALUES (3,2,1);
+         INSERT INTO t1 VALUES (4,5,6), (7,8,9);",
+    )
+    .await
+    .unwrap();
+    // `*` is the declared columns only: the object id stays hidden.
+    assert_eq!(
+        simple_rows(&c, "SELECT * FROM t1 ORDER BY a").await,
+        rows(&[&["1", "2", "3"], &["4", "5", "6"], &["7", "8", "9"]])
+    );
+    let stmt = c.prepare("SELECT * FROM public.t1").await.unwrap();
+    let names: Vec<&str> = stmt.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["a", "b", "c"]);
+
+    // UPDATE and DELETE find their rows without an id column.
+    c.batch_execute("UPDATE t1 SET b = b * 10 WHERE a >= 4; DELETE FROM t1 WHERE c = 3")
+        .await
+        .unwrap();
+    assert_eq!(
+        simple_rows(&c, "SELECT a, b FROM t1 ORDER BY a").await,
+        rows(&[&["4", "50"], &["7", "80"]])
+    );
+
+    // A declared `id` is an ordinary column: not the object id.
+    c.batch_execute(
+        "CREATE TABLE item (id integer PRIMARY KEY, name varchar(20) NOT NULL DEFAULT 'none', price numeric DEFAULT 1.50, UNIQUE (name))",
+    )
+    .await
+    .unwrap();
+    c.batch_execute(
+        "INSERT INTO item (id) VALUES (1); INSERT INTO item (id, name) VALUES (2, 'pen')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        simple_rows(&c, "SELECT * FROM item WHERE id = 2").await,
+        rows(&[&["2", "pen", "1.50"]])
+    );
+    let dup = c
+        .execute("INSERT INTO item (id, name) VALUES (1, 'cup')", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&dup), "23505");
+    let db = dup.as_db_error().unwrap();
+    assert_eq!(
+        db.message(),
+        "duplicate key value violates unique constraint \"item_pkey\""
+    );
+    assert_eq!(db.detail(), Some("Key (id)=(1) already exists."));
+    let dup = c
+        .execute("UPDATE item SET name = 'pen' WHERE id = 1", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&dup), "23505");
+    assert_eq!(
+        dup.as_db_error().unwrap().message(),
+        "duplicate key value violates unique constraint \"item_name_key\""
+    );
+    let null_key = c
+        .execute("INSERT INTO item (id, name) VALUES (NULL, 'cup')", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&null_key), "23502");
+    // Moving a key frees the old one; a deleted row's key is free again.
+    c.batch_execute(
+        "UPDATE item SET id = 3 WHERE id = 1; INSERT INTO item (id, name) VALUES (1, 'cup');
+         DELETE FROM item WHERE id = 2; INSERT INTO item (id, name) VALUES (2, 'pen')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        simple_rows(&c, "SELECT id, name FROM item ORDER BY id").await,
+        rows(&[&["1", "cup"], &["2", "pen"], &["3", "none"]])
+    );
+    // COPY keeps the keys; a failed COPY keeps none of its rows.
+    let e = copy_in(&c, "COPY item (id, name) FROM STDIN", "4\tmug\n1\tdup\n")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "23505");
+    assert_eq!(e.as_db_error().unwrap().where_(), Some("COPY item, line 2"));
+    assert_eq!(
+        copy_in(&c, "COPY item (id, name) FROM STDIN", "4\tmug\n")
+            .await
+            .unwrap(),
+        1
+    );
+
+    // Keys survive a restart.
+    drop(c);
+    server.stop();
+    server.restart();
+    let c2 = connect(&server).await;
+    let dup = c2
+        .execute("INSERT INTO item (id, name) VALUES (3, 'new')", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&dup), "23505");
+    assert_eq!(
+        simple_rows(&c2, "SELECT id, name FROM item ORDER BY id").await,
+        rows(&[&["1", "cup"], &["2", "pen"], &["3", "none"], &["4", "mug"]])
+    );
+}
+
+#[tokio::test]
+async fn ddl_errors_are_postgresql_errors() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    c.batch_execute("CREATE TABLE t (a int)").await.unwrap();
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "CREATE TABLE t (b int)",
+            "42P07",
+            "relation \"t\" already exists",
+        ),
+        (
+            "CREATE TABLE u (a int, a int)",
+            "42701",
+            "column \"a\" specified more than once",
+        ),
+        (
+            "CREATE TABLE u (a int PRIMARY KEY, b int PRIMARY KEY)",
+            "42P16",
+            "multiple primary keys for table \"u\" are not allowed",
+        ),
+        (
+            "CREATE TABLE nosuch.u (a int)",
+            "3F000",
+            "schema \"nosuch\" does not exist",
+        ),
+        (
+            "DROP TABLE nosuch",
+            "42P01",
+            "table \"nosuch\" does not exist",
+        ),
+        (
+            "SELECT * FROM nosuch",
+            "42P01",
+            "relation \"nosuch\" does not exist",
+        ),
+        (
+            "DROP INDEX nosuch",
+            "42704",
+            "index \"nosuch\" does not exist",
+        ),
+        (
+            "CREATE INDEX ON t (nosuch)",
+            "42703",
+            "column \"nosuch\" does not exist",
+        ),
+        (
+            "CREATE SCHEMA pg_x",
+            "42939",
+            "unacceptable schema name \"pg_x\"",
+        ),
+    ];
+    for (sql, sqlstate, message) in cases {
+        let e = c.batch_execute(sql).await.unwrap_err();
+        assert_eq!(code(&e), *sqlstate, "{sql}");
+        assert_eq!(e.as_db_error().unwrap().message(), *message, "{sql}");
+    }
+    // IF [NOT] EXISTS make them no-ops.
+    c.batch_execute(
+        "CREATE TABLE IF NOT EXISTS t (b int); DROP TABLE IF EXISTS nosuch; DROP INDEX IF EXISTS nosuch",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        simple_rows(&c, "SELECT * FROM t").await,
+        Vec::<Vec<Option<String>>>::new()
+    );
+    // A Python module's schema takes no SQL tables.
+    c.batch_execute("CREATE MODULE py AS $$\nx: int = 1\n$$")
+        .await
+        .unwrap();
+    let e = c
+        .batch_execute("CREATE TABLE py.t (a int)")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "0A000");
+    // What is not built yet is refused, not ignored.
+    for sql in [
+        "CREATE TABLE u (a int CHECK (a > 0))",
+        "CREATE TEMPORARY TABLE u (a int)",
+        "CREATE TABLE u (a timestamp)",
+    ] {
+        let e = c.batch_execute(sql).await.unwrap_err();
+        assert_eq!(code(&e), "0A000", "{sql}");
+    }
+}
+
+#[tokio::test]
+async fn ddl_in_a_block_is_the_blocks_and_indexes_and_schemas_work() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    let other = connect(&server).await;
+    c.batch_execute("BEGIN; CREATE TABLE b (x text); INSERT INTO b VALUES ('one')")
+        .await
+        .unwrap();
+    // Not visible to another session before COMMIT ...
+    let e = other.batch_execute("SELECT * FROM b").await.unwrap_err();
+    assert_eq!(code(&e), "42P01");
+    c.batch_execute("ROLLBACK").await.unwrap();
+    // ... and gone with ROLLBACK.
+    let e = c.batch_execute("SELECT * FROM b").await.unwrap_err();
+    assert_eq!(code(&e), "42P01");
+    c.batch_execute("BEGIN; CREATE TABLE b (x text); INSERT INTO b VALUES ('one'); COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(
+        simple_rows(&other, "SELECT x FROM b").await,
+        rows(&[&["one"]])
+    );
+
+    // CREATE UNIQUE INDEX checks the rows already there, then every write.
+    c.batch_execute("INSERT INTO b VALUES ('one')")
+        .await
+        .unwrap();
+    let e = c
+        .batch_execute("CREATE UNIQUE INDEX b_x ON b (x)")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "23505");
+    c.batch_execute("DELETE FROM b WHERE x = 'one'; INSERT INTO b VALUES ('one'), ('two'); CREATE UNIQUE INDEX b_x ON b (x); CREATE INDEX ON b (x)")
+        .await
+        .unwrap();
+    let e = c
+        .batch_execute("INSERT INTO b VALUES ('two')")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "23505");
+    c.batch_execute("DROP INDEX b_x; INSERT INTO b VALUES ('two')")
+        .await
+        .unwrap();
+    assert_eq!(
+        simple_rows(&c, "SELECT x, count(*) FROM b GROUP BY x ORDER BY x").await,
+        rows(&[&["one", "1"], &["two", "2"]])
+    );
+
+    // Schemas: tables in them, DROP SCHEMA needs CASCADE when not empty.
+    c.batch_execute(
+        "CREATE SCHEMA s; CREATE TABLE s.t (v int UNIQUE); INSERT INTO s.t VALUES (1), (2)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        simple_rows(&c, "SELECT sum(v) FROM s.t").await,
+        rows(&[&["3"]])
+    );
+    let e = c.batch_execute("DROP SCHEMA s").await.unwrap_err();
+    assert_eq!(code(&e), "2BP01");
+    c.batch_execute("DROP SCHEMA s CASCADE").await.unwrap();
+    let e = c.batch_execute("SELECT * FROM s.t").await.unwrap_err();
+    assert_eq!(code(&e), "42P01");
+    // A table dropped and made again starts empty, its keys free.
+    c.batch_execute("CREATE SCHEMA s; CREATE TABLE s.t (v int UNIQUE); INSERT INTO s.t VALUES (1)")
+        .await
+        .unwrap();
+    assert_eq!(simple_rows(&c, "SELECT v FROM s.t").await, rows(&[&["1"]]));
+    c.batch_execute("DROP TABLE b").await.unwrap();
+    let e = c.batch_execute("SELECT * FROM b").await.unwrap_err();
+    assert_eq!(code(&e), "42P01");
+}
