@@ -276,6 +276,25 @@ pub struct ModuleShape {
     pub classes: Vec<ClassDef>,
     pub functions: Vec<FunctionDef>,
     pub globals: Vec<GlobalDef>,
+    /// Views made by SQL `CREATE VIEW` (in schemas made by SQL).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub views: Vec<ViewDef>,
+}
+
+/// A view: a named query, planned each time a statement names it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ViewDef {
+    pub name: String,
+    /// The query's text, as PostgreSQL's dialect parses it.
+    pub sql: String,
+    /// Its output column names, fixed at CREATE VIEW.
+    pub columns: Vec<String>,
+    /// The schemas its query names: a statement naming the view resolves
+    /// these modules too.
+    pub references: Vec<String>,
+    /// The tables it reads (schema, table): DROP TABLE refuses to drop
+    /// one while the view exists (2BP01), as PostgreSQL does.
+    pub tables: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

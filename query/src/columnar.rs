@@ -479,6 +479,7 @@ mod tests {
                 classes: vec![class.clone()],
                 functions: vec![],
                 globals: vec![],
+                views: vec![],
             },
         };
         let mut d = Decoder::new(&module, class, schema, projection, objects.len())?;

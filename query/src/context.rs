@@ -13,6 +13,7 @@
 
 use crate::error::SqlError;
 use crate::exact::ExactNumeric;
+use crate::subplan::Interrupt;
 use crate::table::{self, ClassTable};
 use amber_catalog::{ModuleDef, SqlType};
 use amber_runtime::TxnHandle;
@@ -24,7 +25,7 @@ use datafusion::common::alias::AliasGenerator;
 use datafusion::common::{DFSchema, ScalarValue, TableReference};
 use datafusion::config::ConfigOptions;
 use datafusion::datasource::cte_worktable::CteWorkTable;
-use datafusion::datasource::{provider_as_source, MemTable, TableProvider};
+use datafusion::datasource::{provider_as_source, MemTable, TableProvider, ViewTable};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::registry::FunctionRegistry;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
@@ -78,6 +79,10 @@ impl PlanningBase {
             .with_target_partitions(1);
         // PostgreSQL reads 1.50 as numeric, not double precision.
         config.options_mut().sql_parser.parse_float_as_decimal = true;
+        // A rule that cannot rewrite a plan (decorrelating a subquery that
+        // holds another, say) leaves it as it was: every rule preserves
+        // meaning, and what no rule removes runs as a SubPlan.
+        config.options_mut().optimizer.skip_failed_rules = true;
         let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
@@ -122,7 +127,11 @@ impl PlanningBase {
     }
 
     /// Analyzes, optimizes and physically plans `plan`.
-    pub async fn physical_plan(&self, plan: &LogicalPlan) -> DfResult<Arc<dyn ExecutionPlan>> {
+    pub async fn physical_plan(
+        self: &Arc<Self>,
+        plan: &LogicalPlan,
+        interrupt: &Interrupt,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
         if matches!(plan, LogicalPlan::Explain(_)) {
             // EXPLAIN records every rule's output: DataFusion's own path,
             // on a copy of the state (rare enough that the copy is cheap).
@@ -132,6 +141,7 @@ impl PlanningBase {
             return state.create_physical_plan(plan).await;
         }
         let optimized = self.optimize(plan)?;
+        let optimized = crate::subplan::rewrite(&optimized, self, interrupt)?.unwrap_or(optimized);
         self.state
             .query_planner()
             .create_physical_plan(&optimized, &self.state)
@@ -140,16 +150,25 @@ impl PlanningBase {
 
     /// Runs `plan` to completion; the schema is the plan's (so its column
     /// names are the ones SQL gave them).
-    pub async fn collect(&self, plan: &LogicalPlan) -> DfResult<(SchemaRef, Vec<RecordBatch>)> {
-        let physical = self.physical_plan(plan).await?;
+    pub async fn collect(
+        self: &Arc<Self>,
+        plan: &LogicalPlan,
+        interrupt: &Interrupt,
+    ) -> DfResult<(SchemaRef, Vec<RecordBatch>)> {
+        let physical = self.physical_plan(plan, interrupt).await?;
         self.run(plan, physical).await
     }
 
     /// Runs an already optimized `plan` (a cached one, bound).
     pub async fn collect_optimized(
-        &self,
+        self: &Arc<Self>,
         plan: &LogicalPlan,
+        interrupt: &Interrupt,
     ) -> DfResult<(SchemaRef, Vec<RecordBatch>)> {
+        // After binding: a SubPlan runs its subquery in this execution's
+        // transaction.
+        let rewritten = crate::subplan::rewrite(plan, self, interrupt)?;
+        let plan = rewritten.as_ref().unwrap_or(plan);
         let physical = self
             .state
             .query_planner()
@@ -163,7 +182,35 @@ impl PlanningBase {
         plan: &LogicalPlan,
         physical: Arc<dyn ExecutionPlan>,
     ) -> DfResult<(SchemaRef, Vec<RecordBatch>)> {
-        let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+        // Names as SQL gave them (the logical plan's); types as computed
+        // (the physical plan's: type coercion can change an expression's
+        // type after the unanalyzed plan was built, `CASE ... THEN 53 ELSE
+        // NULL::real END` is real).
+        let logical = plan.schema().as_arrow();
+        let computed = physical.schema();
+        let schema: SchemaRef = if logical.fields().len() == computed.fields().len() {
+            let fields: Vec<Field> = logical
+                .fields()
+                .iter()
+                .zip(computed.fields())
+                .map(|(l, c)| {
+                    if l.data_type() == c.data_type() {
+                        l.as_ref().clone()
+                    } else {
+                        l.as_ref()
+                            .clone()
+                            .with_data_type(c.data_type().clone())
+                            .with_nullable(c.is_nullable())
+                    }
+                })
+                .collect();
+            Arc::new(Schema::new_with_metadata(
+                fields,
+                logical.metadata().clone(),
+            ))
+        } else {
+            Arc::new(logical.clone())
+        };
         let batches = datafusion::physical_plan::collect(physical, self.task.clone()).await?;
         Ok((schema, batches))
     }
@@ -209,6 +256,11 @@ pub(crate) struct StatementContext {
     /// Tables standing for values computed before planning (the rows of a
     /// set-returning call, RETURNING's rows), by unqualified name.
     temps: HashMap<String, Arc<dyn TableProvider>>,
+    /// The statement's deadline and cancel flag, for its SubPlans.
+    interrupt: Interrupt,
+    /// Views being planned, innermost last: a view naming itself through
+    /// others is refused, and nesting is bounded.
+    views_planning: std::sync::Mutex<Vec<String>>,
     /// The class (by id) whose hidden object id this statement reads as
     /// its first column: the rows an UPDATE or DELETE of a table created
     /// by SQL must find again.
@@ -234,8 +286,19 @@ impl StatementContext {
             zone,
             functions,
             temps: HashMap::new(),
+            views_planning: std::sync::Mutex::new(Vec::new()),
+            interrupt: Interrupt::default(),
             expose_hidden: None,
         }
+    }
+
+    /// What interrupts the statement (statement_timeout, cancel).
+    pub(crate) fn set_interrupt(&mut self, interrupt: Interrupt) {
+        self.interrupt = interrupt;
+    }
+
+    pub(crate) fn interrupt(&self) -> &Interrupt {
+        &self.interrupt
     }
 
     /// The table of class `class_id` gets its hidden object id as first
@@ -267,10 +330,10 @@ impl StatementContext {
         } else {
             plan.with_param_values(params.to_vec())?
         };
-        Ok(self.base.collect(&plan).await?)
+        Ok(self.base.collect(&plan, &self.interrupt).await?)
     }
 
-    pub(crate) fn base(&self) -> &PlanningBase {
+    pub(crate) fn base(&self) -> &Arc<PlanningBase> {
         &self.base
     }
 
@@ -280,7 +343,7 @@ impl StatementContext {
         let (schema, table) = match name {
             TableReference::Partial { schema, table } => (schema.as_ref(), table.as_ref()),
             TableReference::Full { schema, table, .. } => (schema.as_ref(), table.as_ref()),
-            TableReference::Bare { .. } => ("", ""),
+            TableReference::Bare { table } => (DEFAULT_SCHEMA, table.as_ref()),
         };
         self.table(schema, table)?
             .ok_or_else(|| DataFusionError::Plan(format!("table '{name}' not found")))
@@ -333,6 +396,9 @@ impl StatementContext {
         let Some(module) = self.module(schema) else {
             return Ok(None);
         };
+        if let Some(view) = module.shape.views.iter().find(|v| v.name == name) {
+            return self.view_table(view).map(Some);
+        }
         let Some(class) = module.shape.classes.iter().find(|c| c.table == name) else {
             return Ok(None);
         };
@@ -344,6 +410,75 @@ impl StatementContext {
             &self.zone,
             self.expose_hidden == Some(class.id),
         ))))
+    }
+}
+
+/// Most views nested in one another a statement may plan.
+const VIEW_DEPTH_MAX: usize = 32;
+
+impl StatementContext {
+    /// A view as DataFusion's view table: its query planned in this
+    /// statement's catalog (so read in its transaction), its columns
+    /// named as CREATE VIEW fixed them.
+    fn view_table(&self, view: &amber_catalog::ViewDef) -> DfResult<Arc<dyn TableProvider>> {
+        {
+            let mut planning = self
+                .views_planning
+                .lock()
+                .map_err(|e| DataFusionError::Internal(e.to_string()))?;
+            if planning.contains(&view.name) || planning.len() >= VIEW_DEPTH_MAX {
+                return Err(SqlError::new(
+                    "42P17",
+                    format!(
+                        "infinite recursion detected in rules for relation \"{}\"",
+                        view.name
+                    ),
+                )
+                .into());
+            }
+            planning.push(view.name.clone());
+        }
+        let planned = self.plan_view(view);
+        if let Ok(mut planning) = self.views_planning.lock() {
+            planning.pop();
+        }
+        Ok(Arc::new(ViewTable::new(planned?, Some(view.sql.clone()))))
+    }
+
+    fn plan_view(&self, view: &amber_catalog::ViewDef) -> DfResult<LogicalPlan> {
+        let stmts = datafusion::sql::sqlparser::parser::Parser::parse_sql(
+            &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+            &view.sql,
+        )
+        .map_err(|e| DataFusionError::Internal(format!("view {}: {e}", view.name)))?;
+        let Some(Statement::Query(mut query)) = stmts.into_iter().next() else {
+            return Err(DataFusionError::Internal(format!(
+                "view {} is not a query",
+                view.name
+            )));
+        };
+        crate::names::output_names(&mut query);
+        let planner = SqlToRel::new_with_options(self, self.base.parser_options());
+        let plan = planner.sql_statement_to_plan(Statement::Query(query))?;
+        let fields = plan.schema().columns();
+        if fields.len() != view.columns.len() {
+            return Err(SqlError::new(
+                "0A000",
+                format!(
+                    "view {} no longer has the columns it was created with",
+                    view.name
+                ),
+            )
+            .into());
+        }
+        let exprs: Vec<Expr> = fields
+            .into_iter()
+            .zip(&view.columns)
+            .map(|(c, name)| Expr::Column(c).alias(name))
+            .collect();
+        datafusion::logical_expr::LogicalPlanBuilder::from(plan)
+            .project(exprs)?
+            .build()
     }
 }
 

@@ -107,7 +107,7 @@ impl Session {
             Ok(t) => t,
             Err(e) => {
                 if !autocommit {
-                    self.state = TxnState::Failed;
+                    self.fail_block();
                 }
                 return Err(e);
             }
@@ -192,7 +192,7 @@ impl Session {
 
     fn copy_failed(&mut self, copy: &CopyIn) {
         if !copy.autocommit {
-            self.state = TxnState::Failed;
+            self.fail_block();
         }
     }
 

@@ -445,6 +445,12 @@ fn drop_module(
         for (key, _) in txn.scan_prefix(&class_prefix(class.id))? {
             txn.delete(&key)?;
         }
+        // A schema made by SQL: its unique indexes' entries too.
+        for index in &class.indexes {
+            for (key, _) in txn.scan_prefix(&amber_catalog::unique_prefix(index.id))? {
+                txn.delete(&key)?;
+            }
+        }
     }
     for g in &existing.shape.globals {
         txn.delete(&global_key(name, &g.name))?;

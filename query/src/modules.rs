@@ -68,9 +68,24 @@ pub fn referenced(stmt: &Statement) -> BTreeSet<String> {
 /// `amber.modules`.
 pub fn resolve(catalog: &Catalog, txn: &Txn, stmt: &Statement) -> Result<ModuleSet, SqlError> {
     let names = referenced(stmt);
-    Ok(if names.contains(AMBER_SCHEMA) {
-        catalog.resolve_all(txn)?
-    } else {
-        catalog.resolve_set(txn, names.iter().map(String::as_str))?
-    })
+    if names.contains(AMBER_SCHEMA) {
+        return Ok(catalog.resolve_all(txn)?);
+    }
+    let mut names = names;
+    // A view's query may name other schemas: those modules join the
+    // statement's. Bounded: each round adds a module or stops, and a
+    // statement resolves at most VIEW_SCHEMAS_MAX of them this way.
+    const VIEW_SCHEMAS_MAX: usize = 64;
+    loop {
+        let set = catalog.resolve_set(txn, names.iter().map(String::as_str))?;
+        let before = names.len();
+        for m in set.iter() {
+            for v in &m.shape.views {
+                names.extend(v.references.iter().cloned());
+            }
+        }
+        if names.len() == before || names.len() > before + VIEW_SCHEMAS_MAX {
+            return Ok(set);
+        }
+    }
 }

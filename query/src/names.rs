@@ -27,7 +27,8 @@ fn unique_select_items(query: &mut Query) {
             // The expression's text stands for DataFusion's name of it;
             // the PostgreSQL name catches `name, t.name` too.
             SelectItem::UnnamedExpr(e) => {
-                let by_text = !seen.insert(e.to_string());
+                // DataFusion drops a unary plus: `+ a` is `a` to it.
+                let by_text = !seen.insert(without_unary_plus(e).to_string());
                 let by_name = !seen.insert(format!("\0{}", expr_name(e)));
                 if !(by_text || by_name) {
                     continue;
@@ -47,6 +48,19 @@ fn unique_select_items(query: &mut Query) {
             alias: Ident::new(format!("__amber_col_{i}")),
         };
     }
+}
+
+fn without_unary_plus(e: &Expr) -> &Expr {
+    let mut e = e;
+    // Bounded: each step goes one node deeper into a finite tree.
+    while let Expr::UnaryOp {
+        op: datafusion::sql::sqlparser::ast::UnaryOperator::Plus,
+        expr,
+    } = e
+    {
+        e = expr;
+    }
+    e
 }
 
 /// One name per select item; `None` for a wildcard (its columns keep the

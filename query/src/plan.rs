@@ -79,6 +79,10 @@ impl Session {
         if let Some(class_id) = self.expose_hidden {
             ctx.expose_hidden_id(class_id);
         }
+        ctx.set_interrupt(crate::subplan::Interrupt {
+            deadline: self.statement_deadline,
+            cancel: Some(self.cancel.clone()),
+        });
         ctx
     }
 

@@ -139,7 +139,7 @@ impl Session {
         } else {
             plan.with_param_values(params)?
         };
-        let (schema, batches) = ctx.base().collect_optimized(&plan).await?;
+        let (schema, batches) = ctx.base().collect_optimized(&plan, ctx.interrupt()).await?;
         Ok(Some((schema, batches, cached.names.clone())))
     }
 

@@ -80,7 +80,10 @@ pub enum Output {
 pub(crate) enum TxnState {
     Idle,
     Open(TxnHandle),
-    Failed,
+    /// A statement failed in the block: every statement is refused
+    /// (25P02) until ROLLBACK, or ROLLBACK TO a savepoint, which goes on
+    /// in the transaction kept here.
+    Failed(TxnHandle),
 }
 
 /// A statement parsed once, executed many times (extended protocol).
@@ -143,6 +146,8 @@ pub struct Session {
     /// The class whose hidden object id the statement being planned reads
     /// (the query an UPDATE or DELETE finds its rows with).
     pub(crate) expose_hidden: Option<u64>,
+    /// The open block's savepoints, innermost last (`savepoint.rs`).
+    pub(crate) savepoints: Vec<crate::savepoint::Named>,
 }
 
 impl Session {
@@ -164,7 +169,17 @@ impl Session {
             block_statements: 0,
             plan_cache: None,
             expose_hidden: None,
+            savepoints: Vec::new(),
         }
+    }
+
+    /// A statement failed inside the open block: the block is failed
+    /// (25P02 until ROLLBACK or ROLLBACK TO a savepoint).
+    pub(crate) fn fail_block(&mut self) {
+        self.state = match std::mem::replace(&mut self.state, TxnState::Idle) {
+            TxnState::Open(h) | TxnState::Failed(h) => TxnState::Failed(h),
+            TxnState::Idle => TxnState::Idle,
+        };
     }
 
     /// The flag a cancel request sets to interrupt the running statement.
@@ -197,6 +212,7 @@ impl Session {
         chain: bool,
         read_only: Option<bool>,
     ) -> Result<Output, SqlError> {
+        self.savepoints.clear();
         if !chain {
             return Ok(Output::TxnEnd(tag.into()));
         }
@@ -212,7 +228,7 @@ impl Session {
     }
 
     pub fn is_failed(&self) -> bool {
-        matches!(self.state, TxnState::Failed)
+        matches!(self.state, TxnState::Failed(_))
     }
 
     /// Runs a simple-protocol query string: statements in order, stopping
@@ -222,7 +238,7 @@ impl Session {
             Ok(s) => s,
             Err(e) => {
                 if let TxnState::Open(_) = self.state {
-                    self.state = TxnState::Failed;
+                    self.fail_block();
                 }
                 return vec![Err(e)];
             }
@@ -285,7 +301,7 @@ impl Session {
             if let TxnState::Open(_) = self.state {
                 // As in PostgreSQL, a statement that fails to parse or plan
                 // aborts the transaction block.
-                self.state = TxnState::Failed;
+                self.fail_block();
             }
         }
         result
@@ -377,7 +393,7 @@ impl Session {
             Ok(shape) => shape,
             Err(e) => {
                 if let TxnState::Open(_) = self.state {
-                    self.state = TxnState::Failed;
+                    self.fail_block();
                 }
                 return Err(e);
             }
@@ -390,7 +406,7 @@ impl Session {
                     Ok(out)
                 }
                 Err(e) => {
-                    self.state = TxnState::Failed;
+                    self.fail_block();
                     Err(e)
                 }
             };
@@ -442,10 +458,11 @@ impl Session {
                         let txn = self.begin_txn(access_mode(modes))?;
                         self.state = TxnState::Open(Arc::new(Mutex::new(txn)));
                         self.deployed.clear();
+                        self.savepoints.clear();
                         self.block_statements = 0;
                     }
                     // PostgreSQL warns and stays in the block.
-                    TxnState::Open(_) | TxnState::Failed => {}
+                    TxnState::Open(_) | TxnState::Failed(_) => {}
                 }
                 return Ok(Output::TxnStart("BEGIN".into()));
             }
@@ -456,7 +473,7 @@ impl Session {
                 let tag = match state {
                     TxnState::Idle if *chain => return Err(chain_outside_block("COMMIT")),
                     TxnState::Idle => "COMMIT",
-                    TxnState::Failed => "ROLLBACK",
+                    TxnState::Failed(_) => "ROLLBACK",
                     TxnState::Open(handle) => {
                         commit(handle).await?;
                         self.block_committed();
@@ -464,6 +481,27 @@ impl Session {
                     }
                 };
                 return self.end_block(tag, *chain, read_only);
+            }
+            Statement::Savepoint { .. }
+            | Statement::ReleaseSavepoint { .. }
+            | Statement::Rollback {
+                savepoint: Some(_),
+                chain: false,
+            } => {
+                let r = match stmt {
+                    Statement::Savepoint { name } => self.savepoint(name),
+                    Statement::ReleaseSavepoint { name } => self.release_savepoint(name),
+                    Statement::Rollback {
+                        savepoint: Some(name),
+                        ..
+                    } => self.rollback_to_savepoint(name),
+                    _ => Err(SqlError::internal("not a savepoint command")),
+                };
+                // As any failed statement, a failed one fails the block.
+                if r.is_err() {
+                    self.fail_block();
+                }
+                return r;
             }
             Statement::Rollback {
                 savepoint: None,
@@ -541,7 +579,7 @@ impl Session {
                 if autocommit {
                     self.deployed.clear();
                 } else {
-                    self.state = TxnState::Failed;
+                    self.fail_block();
                 }
                 Err(e)
             }
@@ -596,9 +634,13 @@ impl Session {
             }
             stmt if crate::table_ddl::is_table_ddl(stmt) => {
                 let settings = self.value_settings();
+                let view = match stmt {
+                    Statement::CreateView(cv) => Some(self.view_shape(&cv.query, txn)?),
+                    _ => None,
+                };
                 let (out, deployed) = {
                     let mut guard = crate::dml::lock(txn)?;
-                    crate::table_ddl::execute(&self.engine, &mut guard, stmt, &settings)?
+                    crate::table_ddl::execute(&self.engine, &mut guard, stmt, &settings, view)?
                 };
                 self.deployed.extend(deployed);
                 Ok(out)
@@ -629,6 +671,54 @@ impl Session {
         let guard = crate::dml::lock(txn)?;
         self.modules = crate::modules::resolve(&self.engine.catalog, &guard, stmt)?;
         Ok(())
+    }
+
+    /// Plans a CREATE VIEW's query in the statement's catalog (so a view
+    /// of what does not exist is refused now) for its output names and
+    /// what it reads.
+    fn view_shape(
+        &self,
+        query: &ast::Query,
+        txn: &TxnHandle,
+    ) -> Result<crate::table_ddl::ViewShape, SqlError> {
+        let stmt = Statement::Query(Box::new(query.clone()));
+        let references: Vec<String> = crate::modules::referenced(&stmt).into_iter().collect();
+        let mut tables = Vec::new();
+        let _ = ast::visit_relations(query, |name: &ast::ObjectName| {
+            let parts = name_parts(name);
+            let entry = match parts.as_slice() {
+                [t] => Some((crate::modules::PUBLIC_SCHEMA.to_string(), t.clone())),
+                [s, t] | [_, s, t] => Some((s.clone(), t.clone())),
+                _ => None,
+            };
+            if let Some(e) = entry {
+                if !tables.contains(&e) {
+                    tables.push(e);
+                }
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        let mut planned = query.clone();
+        let names = crate::names::output_names(&mut planned);
+        let ctx = self.statement_context(txn, &crate::exact::ExactNumeric::none());
+        let plan = ctx.plan(Statement::Query(Box::new(planned)))?;
+        let columns = plan
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                names
+                    .as_ref()
+                    .and_then(|n| n.get(i).cloned().flatten())
+                    .unwrap_or_else(|| f.name().clone())
+            })
+            .collect();
+        Ok(crate::table_ddl::ViewShape {
+            columns,
+            references,
+            tables,
+        })
     }
 
     /// A module the running statement uses, as its transaction sees it.
@@ -665,10 +755,12 @@ fn read_only_check(stmt: &Statement, txn: &TxnHandle) -> Result<(), SqlError> {
         Statement::CreateTable(_) => "CREATE TABLE",
         Statement::CreateIndex(_) => "CREATE INDEX",
         Statement::CreateSchema { .. } => "CREATE SCHEMA",
+        Statement::CreateView(_) => "CREATE VIEW",
         Statement::Drop { object_type, .. } if crate::table_ddl::is_table_ddl(stmt) => {
             match object_type {
                 ast::ObjectType::Table => "DROP TABLE",
                 ast::ObjectType::Index => "DROP INDEX",
+                ast::ObjectType::View => "DROP VIEW",
                 _ => "DROP SCHEMA",
             }
         }

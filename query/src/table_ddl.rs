@@ -34,24 +34,35 @@ const COLUMNS_MAX: usize = 1600;
 /// Whether `stmt` is DDL this module runs.
 pub(crate) fn is_table_ddl(stmt: &Statement) -> bool {
     match stmt {
-        Statement::CreateTable(_) | Statement::CreateIndex(_) | Statement::CreateSchema { .. } => {
-            true
-        }
+        Statement::CreateTable(_)
+        | Statement::CreateIndex(_)
+        | Statement::CreateSchema { .. }
+        | Statement::CreateView(_) => true,
         Statement::Drop { object_type, .. } => matches!(
             object_type,
-            ObjectType::Table | ObjectType::Index | ObjectType::Schema
+            ObjectType::Table | ObjectType::Index | ObjectType::Schema | ObjectType::View
         ),
         _ => false,
     }
 }
 
+/// What planning a CREATE VIEW's query found (the session plans it, in
+/// the statement's catalog, before the DDL runs).
+pub(crate) struct ViewShape {
+    pub columns: Vec<String>,
+    pub references: Vec<String>,
+    pub tables: Vec<(String, String)>,
+}
+
 /// Runs table DDL `stmt` in `txn`; the module versions it wrote are
-/// published by the caller once `txn` commits.
+/// published by the caller once `txn` commits. `view`: for CREATE VIEW,
+/// what its query's plan gave.
 pub(crate) fn execute(
     engine: &Arc<Engine>,
     txn: &mut Txn,
     stmt: &Statement,
     settings: &Settings,
+    view: Option<ViewShape>,
 ) -> Result<(Output, Vec<Deployed>), SqlError> {
     let mut ddl = Ddl {
         engine,
@@ -66,6 +77,11 @@ pub(crate) fn execute(
         Statement::CreateIndex(ci) => {
             ddl.create_index(ci)?;
             "CREATE INDEX"
+        }
+        Statement::CreateView(cv) => {
+            let shape = view.ok_or_else(|| SqlError::internal("CREATE VIEW without its plan"))?;
+            ddl.create_view(cv, shape)?;
+            "CREATE VIEW"
         }
         Statement::CreateSchema {
             schema_name,
@@ -88,15 +104,17 @@ pub(crate) fn execute(
         } => {
             for name in names {
                 match object_type {
-                    ObjectType::Table => ddl.drop_table(name, *if_exists)?,
+                    ObjectType::Table => ddl.drop_table(name, *if_exists, *cascade)?,
                     ObjectType::Index => ddl.drop_index(name, *if_exists)?,
                     ObjectType::Schema => ddl.drop_schema(name, *if_exists, *cascade)?,
+                    ObjectType::View => ddl.drop_view(name, *if_exists, *cascade)?,
                     _ => return Err(SqlError::internal("not table DDL")),
                 }
             }
             match object_type {
                 ObjectType::Table => "DROP TABLE",
                 ObjectType::Index => "DROP INDEX",
+                ObjectType::View => "DROP VIEW",
                 _ => "DROP SCHEMA",
             }
         }
@@ -224,7 +242,7 @@ impl Ddl<'_> {
         reserved_schema(&schema)?;
         let module = self.sql_module(&schema)?;
         if let Some(m) = &module {
-            if m.table(&table).is_some() {
+            if m.table(&table).is_some() || m.shape.views.iter().any(|v| v.name == table) {
                 if ct.if_not_exists {
                     return Ok(());
                 }
@@ -374,7 +392,12 @@ impl Ddl<'_> {
         self.store(&schema, module.as_deref(), shape)
     }
 
-    fn drop_table(&mut self, name: &ObjectName, if_exists: bool) -> Result<(), SqlError> {
+    fn drop_table(
+        &mut self,
+        name: &ObjectName,
+        if_exists: bool,
+        cascade: bool,
+    ) -> Result<(), SqlError> {
         let (schema, table) = schema_and_name(name)?;
         let module = self.module(&schema)?;
         let Some(class) = module.as_ref().and_then(|m| m.table(&table)).cloned() else {
@@ -386,6 +409,10 @@ impl Ddl<'_> {
                 format!("table \"{table}\" does not exist"),
             ));
         };
+        self.sql_module(&schema)?;
+        let target = (schema.clone(), table.clone());
+        self.drop_dependent_views(&target, &format!("table {table}"), cascade)?;
+        // Read again: dropping views may have written a new version.
         let module = self
             .sql_module(&schema)?
             .ok_or_else(|| SqlError::internal("module vanished"))?;
@@ -393,6 +420,138 @@ impl Ddl<'_> {
         let mut shape = module.shape.clone();
         shape.classes.retain(|c| c.id != class.id);
         self.store(&schema, Some(&module), shape)
+    }
+
+    /// The views that read `target` (schema, relation): dropped with
+    /// CASCADE, else 2BP01 as PostgreSQL refuses. Bounded: each round
+    /// drops one view, and views are finite.
+    fn drop_dependent_views(
+        &mut self,
+        target: &(String, String),
+        what: &str,
+        cascade: bool,
+    ) -> Result<(), SqlError> {
+        loop {
+            let all = self.engine.catalog.resolve_all(self.txn)?;
+            let dependent = all.iter().find_map(|m| {
+                m.shape
+                    .views
+                    .iter()
+                    .find(|v| v.tables.contains(target))
+                    .map(|v| (m.name.clone(), v.name.clone()))
+            });
+            let Some((schema, view)) = dependent else {
+                return Ok(());
+            };
+            if !cascade {
+                return Err(SqlError::new(
+                    "2BP01",
+                    format!("cannot drop {what} because other objects depend on it"),
+                )
+                .with_detail(Some(format!("view {view} depends on {what}"))));
+            }
+            self.drop_view_named(&schema, &view, false, true)?;
+        }
+    }
+
+    fn create_view(&mut self, cv: &ast::CreateView, view: ViewShape) -> Result<(), SqlError> {
+        if cv.materialized || cv.temporary {
+            return Err(SqlError::unsupported(
+                "materialized and temporary views are not supported yet",
+            ));
+        }
+        let (schema, name) = schema_and_name(&cv.name)?;
+        reserved_schema(&schema)?;
+        let module = self.sql_module(&schema)?;
+        if module.is_none() && schema != PUBLIC_SCHEMA {
+            return Err(SqlError::new(
+                "3F000",
+                format!("schema \"{schema}\" does not exist"),
+            ));
+        }
+        let mut shape = module
+            .as_ref()
+            .map(|m| m.shape.clone())
+            .unwrap_or_else(empty_shape);
+        if shape.classes.iter().any(|c| c.table == name) {
+            return Err(SqlError::new(
+                "42P07",
+                format!("relation \"{name}\" already exists"),
+            ));
+        }
+        if let Some(old) = shape.views.iter().position(|v| v.name == name) {
+            if cv.if_not_exists {
+                return Ok(());
+            }
+            if !cv.or_replace {
+                return Err(SqlError::new(
+                    "42P07",
+                    format!("relation \"{name}\" already exists"),
+                ));
+            }
+            shape.views.remove(old);
+        }
+        if view.tables.contains(&(schema.clone(), name.clone())) {
+            return Err(SqlError::new(
+                "42P17",
+                format!("infinite recursion detected in rules for relation \"{name}\""),
+            ));
+        }
+        let columns = if cv.columns.is_empty() {
+            view.columns
+        } else if cv.columns.len() > view.columns.len() {
+            return Err(SqlError::new(
+                "42601",
+                "CREATE VIEW specifies more column names than columns",
+            ));
+        } else {
+            let mut named: Vec<String> = cv.columns.iter().map(|c| ident_value(&c.name)).collect();
+            named.extend(view.columns.into_iter().skip(cv.columns.len()));
+            named
+        };
+        shape.views.push(amber_catalog::ViewDef {
+            name,
+            sql: cv.query.to_string(),
+            columns,
+            references: view.references,
+            tables: view.tables,
+        });
+        self.store(&schema, module.as_deref(), shape)
+    }
+
+    fn drop_view(
+        &mut self,
+        name: &ObjectName,
+        if_exists: bool,
+        cascade: bool,
+    ) -> Result<(), SqlError> {
+        let (schema, view) = schema_and_name(name)?;
+        self.drop_view_named(&schema, &view, if_exists, cascade)
+    }
+
+    fn drop_view_named(
+        &mut self,
+        schema: &str,
+        view: &str,
+        if_exists: bool,
+        cascade: bool,
+    ) -> Result<(), SqlError> {
+        let module = self.module(schema)?;
+        let Some(module) = module.filter(|m| m.shape.views.iter().any(|v| v.name == view)) else {
+            if if_exists {
+                return Ok(());
+            }
+            return Err(SqlError::new(
+                "42P01",
+                format!("view \"{view}\" does not exist"),
+            ));
+        };
+        let target = (schema.to_string(), view.to_string());
+        self.drop_dependent_views(&target, &format!("view {view}"), cascade)?;
+        let module = self.module(schema)?.unwrap_or(module);
+        let mut shape = module.shape.clone();
+        shape.views.retain(|v| v.name != view);
+        self.store(schema, Some(&module), shape)
     }
 
     /// Deletes every object of `class` and every entry of its indexes.
@@ -540,6 +699,7 @@ fn empty_shape() -> ModuleShape {
         classes: Vec::new(),
         functions: Vec::new(),
         globals: Vec::new(),
+        views: Vec::new(),
     }
 }
 

@@ -86,6 +86,22 @@ async fn repeated_and_subquery_column_names_are_postgres_names() {
         ]
     );
 
+    // A unary plus is the column itself to DataFusion, not to PostgreSQL.
+    let (names, rows) =
+        names_and_rows(&c, "SELECT + region, region FROM geo.place ORDER BY 2").await;
+    assert_eq!(names, ["?column?", "region"]);
+    assert_eq!(rows, [[s("1"), s("1")], [s("2"), s("2")]]);
+
+    // The type is the one computed after coercion (real, not bigint).
+    let (names, rows) = names_and_rows(
+        &c,
+        "SELECT CASE 32 WHEN 9 THEN 53 ELSE 1.5::real END AS r, \
+         CASE 32 WHEN 9 THEN 53 ELSE NULL::real END * -95 AS n",
+    )
+    .await;
+    assert_eq!(names, ["r", "n"]);
+    assert_eq!(rows, [[s("1.5"), None]]);
+
     let (names, rows) = names_and_rows(&c, "SELECT count(*), count(*) FROM geo.place").await;
     assert_eq!(names, ["count", "count"]);
     assert_eq!(rows, [[s("2"), s("2")]]);

@@ -280,3 +280,85 @@ async fn read_only_transactions_refuse_writes() {
         ["e", "f", "g", "i"].map(|t| vec![Some(t.to_string())])
     );
 }
+
+/// SAVEPOINT, RELEASE and ROLLBACK TO as PostgreSQL 15 answers them
+/// (checked with `pg-scratch`): writes since the savepoint undone, SQL and
+/// Python alike; a failed block goes on after ROLLBACK TO; a savepoint
+/// command that fails fails the block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn savepoints_undo_what_came_after_them() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    for (sql, sqlstate) in [
+        ("SAVEPOINT a", "25P01"),
+        ("RELEASE a", "25P01"),
+        ("ROLLBACK TO a", "25P01"),
+    ] {
+        let e = c.batch_execute(sql).await.unwrap_err();
+        assert_eq!(code(&e), sqlstate, "{sql}");
+    }
+    c.batch_execute(
+        "CREATE MODULE sp AS $$
+from amber import Persistent
+class Item(Persistent):
+    v: int
+def add(v: int) -> None:
+    Item(v=v)
+$$;
+         CREATE TABLE t (v int)",
+    )
+    .await
+    .unwrap();
+    let all = "SELECT (SELECT string_agg(v::text, ',' ORDER BY v) FROM t), \
+               (SELECT string_agg(v::text, ',' ORDER BY v) FROM sp.item)";
+    c.batch_execute(
+        "BEGIN; INSERT INTO t VALUES (1); SAVEPOINT a; INSERT INTO t VALUES (2); CALL sp.add(2);
+         SAVEPOINT b; INSERT INTO t VALUES (3); ROLLBACK TO a",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        simple_rows(&c, all).await,
+        vec![vec![Some("1".to_string()), None]]
+    );
+    // A failed statement: the block refuses everything but ROLLBACK (TO).
+    c.batch_execute("INSERT INTO t VALUES (4); CALL sp.add(4); SAVEPOINT c")
+        .await
+        .unwrap();
+    let e = c.batch_execute("SELECT 1/0").await.unwrap_err();
+    assert_eq!(code(&e), "22012");
+    for sql in ["SELECT 1", "RELEASE c"] {
+        let e = c.batch_execute(sql).await.unwrap_err();
+        assert_eq!(code(&e), "25P02", "{sql}");
+    }
+    c.batch_execute("ROLLBACK TO c").await.unwrap();
+    assert_eq!(
+        simple_rows(&c, all).await,
+        vec![vec![Some("1,4".to_string()), Some("4".to_string())]]
+    );
+    // `b` went with ROLLBACK TO a: releasing it fails, and fails the block.
+    let e = c.batch_execute("RELEASE b").await.unwrap_err();
+    assert_eq!(code(&e), "3B001");
+    assert_eq!(
+        e.as_db_error().unwrap().message(),
+        "savepoint \"b\" does not exist"
+    );
+    let e = c.batch_execute("RELEASE a").await.unwrap_err();
+    assert_eq!(code(&e), "25P02");
+    // ROLLBACK TO a savepoint (set again after each ROLLBACK TO) revives it.
+    c.batch_execute("ROLLBACK TO a; INSERT INTO t VALUES (5); RELEASE a; COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(
+        simple_rows(&c, all).await,
+        vec![vec![Some("1,5".to_string()), None]]
+    );
+    // A table created after a savepoint is gone after ROLLBACK TO it.
+    c.batch_execute(
+        "BEGIN; SAVEPOINT s; CREATE TABLE gone (x int); ROLLBACK TO SAVEPOINT s; COMMIT",
+    )
+    .await
+    .unwrap();
+    let e = c.batch_execute("SELECT * FROM gone").await.unwrap_err();
+    assert_eq!(code(&e), "42P01");
+}

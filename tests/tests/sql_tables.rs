@@ -290,3 +290,98 @@ async fn ddl_in_a_block_is_the_blocks_and_indexes_and_schemas_work() {
     let e = c.batch_execute("SELECT * FROM b").await.unwrap_err();
     assert_eq!(code(&e), "42P01");
 }
+
+#[tokio::test]
+async fn views_are_queries_planned_in_the_statements_transaction() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    c.batch_execute(
+        "CREATE TABLE t1 (x integer, y varchar(8));
+         INSERT INTO t1 VALUES (1, 'a'), (0, 'b'), (-1, 'c');
+         CREATE VIEW view1 AS SELECT x FROM t1 WHERE x > 0;
+         CREATE VIEW v2 (a, b) AS SELECT x, y || '!' FROM t1;
+         CREATE VIEW v3 AS SELECT a + 1, b FROM v2 WHERE a >= 0",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        simple_rows(&c, "SELECT * FROM view1").await,
+        rows(&[&["1"]])
+    );
+    assert_eq!(
+        simple_rows(&c, "SELECT * FROM v2 ORDER BY a").await,
+        rows(&[&["-1", "c!"], &["0", "b!"], &["1", "a!"]])
+    );
+    // Column names as CREATE VIEW fixed them (PostgreSQL's `?column?`).
+    let stmt = c.prepare("SELECT * FROM v3 ORDER BY 1").await.unwrap();
+    let names: Vec<&str> = stmt.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["?column?", "b"]);
+    // A prepared statement over a view sees each execution's rows.
+    let count = c.prepare("SELECT count(*) FROM v3").await.unwrap();
+    let n: i64 = c.query_one(&count, &[]).await.unwrap().get(0);
+    assert_eq!(n, 2);
+    c.batch_execute("INSERT INTO t1 VALUES (5, 'e')")
+        .await
+        .unwrap();
+    let n: i64 = c.query_one(&count, &[]).await.unwrap().get(0);
+    assert_eq!(n, 3);
+    // In a block, the view reads the block's own writes.
+    c.batch_execute("BEGIN; DELETE FROM t1 WHERE x = 5")
+        .await
+        .unwrap();
+    let n: i64 = c.query_one(&count, &[]).await.unwrap().get(0);
+    assert_eq!(n, 2);
+    c.batch_execute("ROLLBACK").await.unwrap();
+
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "CREATE VIEW view1 AS SELECT 1",
+            "42P07",
+            "relation \"view1\" already exists",
+        ),
+        (
+            "CREATE VIEW bad AS SELECT * FROM nosuch",
+            "42P01",
+            "relation \"nosuch\" does not exist",
+        ),
+        (
+            "DROP VIEW nosuch",
+            "42P01",
+            "view \"nosuch\" does not exist",
+        ),
+        (
+            "DROP TABLE t1",
+            "2BP01",
+            "cannot drop table t1 because other objects depend on it",
+        ),
+        (
+            "DROP VIEW v2",
+            "2BP01",
+            "cannot drop view v2 because other objects depend on it",
+        ),
+        (
+            "INSERT INTO view1 VALUES (2, 'x')",
+            "42P01",
+            "relation \"view1\" does not exist",
+        ),
+    ];
+    for (sql, sqlstate, message) in cases {
+        let e = c.batch_execute(sql).await.unwrap_err();
+        assert_eq!(code(&e), *sqlstate, "{sql}");
+        assert_eq!(e.as_db_error().unwrap().message(), *message, "{sql}");
+    }
+    c.batch_execute("CREATE OR REPLACE VIEW view1 AS SELECT x FROM t1 WHERE x < 0")
+        .await
+        .unwrap();
+    assert_eq!(
+        simple_rows(&c, "SELECT * FROM view1").await,
+        rows(&[&["-1"]])
+    );
+    // CASCADE takes the dependent views along.
+    c.batch_execute("DROP VIEW v2 CASCADE").await.unwrap();
+    let e = c.batch_execute("SELECT * FROM v3").await.unwrap_err();
+    assert_eq!(code(&e), "42P01");
+    c.batch_execute("DROP TABLE t1 CASCADE").await.unwrap();
+    let e = c.batch_execute("SELECT * FROM view1").await.unwrap_err();
+    assert_eq!(code(&e), "42P01");
+}
