@@ -149,6 +149,13 @@ pub struct ColumnDef {
     pub has_default: bool,
     #[serde(default)]
     pub default: Json,
+    /// A column filled from a sequence when an INSERT gives it no value
+    /// (`serial`, `GENERATED ... AS IDENTITY`): the sequence's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
+    /// `GENERATED ALWAYS AS IDENTITY`: an INSERT may not give a value.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub identity_always: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -387,6 +387,8 @@ mod tests {
             nullable: true,
             has_default: false,
             default: Json::Null,
+            sequence: None,
+            identity_always: false,
         };
         ClassDef {
             id: 7,

@@ -246,13 +246,16 @@ impl Session {
             };
             return Err(e.with_context(context(None, None)));
         }
-        let obj = new_object(&copy.class, &copy.targets, |field, col| {
-            match &fields[field] {
+        let obj = new_object(
+            &copy.class,
+            &copy.targets,
+            &self.engine.store,
+            |field, col| match &fields[field] {
                 None => Ok(Json::Null),
                 Some(bytes) => field_value(col, bytes, binary, settings)
                     .map_err(|e| e.with_context(context(Some(&col.name), Some(bytes)))),
-            }
-        })?;
+            },
+        )?;
         self.check_object(
             &copy.module,
             &copy.class,

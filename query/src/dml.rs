@@ -126,7 +126,7 @@ impl Session {
                     "INSERT has more target columns than expressions",
                 ));
             }
-            let obj = new_object(&class, &targets, |field, col| {
+            let obj = new_object(&class, &targets, &self.engine.store, |field, col| {
                 convert::scalar_to_json(&col.ty, &row[field], &settings)
             })?;
             self.check_object(&module, &class, &obj, txn, None)?;
@@ -164,11 +164,18 @@ impl Session {
                     .and_then(|p| p.as_ident())
                     .map(|i| i.value.clone())
                     .unwrap_or_default();
-            if cname == "id" && !class.hidden_id {
+            let always = class
+                .columns
+                .iter()
+                .any(|k| k.name == cname && k.identity_always);
+            if cname == "id" && !class.hidden_id || always {
                 return Err(SqlError::new(
                     "428C9",
-                    "column \"id\" can only be updated to DEFAULT",
-                ));
+                    format!("column \"{cname}\" can only be updated to DEFAULT"),
+                )
+                .with_detail(Some(format!(
+                    "Column \"{cname}\" is an identity column defined as GENERATED ALWAYS."
+                ))));
             }
             let col = class
                 .columns
@@ -846,6 +853,19 @@ pub(crate) fn target_columns(
     table: &str,
 ) -> Result<Vec<usize>, SqlError> {
     if names.is_empty() {
+        if let Some(c) = class.columns.iter().find(|c| c.identity_always) {
+            return Err(SqlError::new(
+                "428C9",
+                format!(
+                    "cannot insert a non-DEFAULT value into column \"{}\"",
+                    c.name
+                ),
+            )
+            .with_detail(Some(format!(
+                "Column \"{}\" is an identity column defined as GENERATED ALWAYS.",
+                c.name
+            ))));
+        }
         return Ok((0..class.columns.len()).collect());
     }
     names
@@ -860,7 +880,17 @@ pub(crate) fn target_columns(
                     "Column \"id\" is an identity column defined as GENERATED ALWAYS.".into(),
                 )));
             }
-            column_index(class, name, table)
+            let at = column_index(class, name, table)?;
+            if class.columns[at].identity_always {
+                return Err(SqlError::new(
+                    "428C9",
+                    format!("cannot insert a non-DEFAULT value into column \"{name}\""),
+                )
+                .with_detail(Some(format!(
+                    "Column \"{name}\" is an identity column defined as GENERATED ALWAYS."
+                ))));
+            }
+            Ok(at)
         })
         .collect()
 }
@@ -893,18 +923,23 @@ fn insert_column_names(columns: &[ObjectName]) -> Vec<String> {
 }
 
 /// A new object of `class`: each target column (`targets[field]`) gets
-/// `value(field, column)`, every other column its default or NULL.
+/// `value(field, column)`, every other column its sequence's next value,
+/// its default or NULL.
 pub(crate) fn new_object(
     class: &ClassDef,
     targets: &[usize],
+    store: &amber_storage::Store,
     mut value: impl FnMut(usize, &ColumnDef) -> Result<Json, SqlError>,
 ) -> Result<Object, SqlError> {
     let mut obj = Object::new();
     for (index, col) in class.columns.iter().enumerate() {
         let v = match targets.iter().position(|t| *t == index) {
             Some(field) => value(field, col)?,
-            None if col.has_default => col.default.clone(),
-            None => Json::Null,
+            None => match col.sequence {
+                Some(seq) => Json::from(store.sequence_next(seq)?),
+                None if col.has_default => col.default.clone(),
+                None => Json::Null,
+            },
         };
         obj.insert(col.name.clone(), v);
     }

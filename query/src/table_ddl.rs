@@ -279,15 +279,24 @@ impl Ddl<'_> {
                     format!("column \"{name}\" specified more than once"),
                 ));
             }
-            let ty = sql_type(&c.data_type)?;
+            let serial = is_serial(&c.data_type);
+            let ty = match serial {
+                true => SqlType::Int8,
+                false => sql_type(&c.data_type)?,
+            };
             let mut col = ColumnDef {
                 id: u32::try_from(i + 1).unwrap_or(u32::MAX),
                 name: name.clone(),
                 ty,
-                nullable: true,
+                nullable: !serial,
                 has_default: false,
                 default: Json::Null,
+                sequence: None,
+                identity_always: false,
             };
+            if serial {
+                col.sequence = Some(self.engine.store.allocate_oid()?);
+            }
             for opt in &c.options {
                 let constraint = opt.name.as_ref().map(ident_value);
                 match &opt.option {
@@ -303,6 +312,22 @@ impl Ddl<'_> {
                     }
                     ColumnOption::Unique(_) => keys.push((constraint, vec![name.clone()], false)),
                     ColumnOption::Comment(_) => {}
+                    ColumnOption::Generated {
+                        generated_as:
+                            generated @ (ast::GeneratedAs::Always | ast::GeneratedAs::ByDefault),
+                        generation_expr: None,
+                        ..
+                    } => {
+                        if col.ty != SqlType::Int8 {
+                            return Err(SqlError::new(
+                                "42611",
+                                "identity column type must be smallint, integer, or bigint",
+                            ));
+                        }
+                        col.nullable = false;
+                        col.sequence = Some(self.engine.store.allocate_oid()?);
+                        col.identity_always = matches!(generated, ast::GeneratedAs::Always);
+                    }
                     other => {
                         return Err(SqlError::unsupported(format!(
                             "column option {other} is not supported yet"
@@ -554,8 +579,12 @@ impl Ddl<'_> {
         self.store(schema, Some(&module), shape)
     }
 
-    /// Deletes every object of `class` and every entry of its indexes.
+    /// Deletes every object of `class`, every entry of its indexes and
+    /// its columns' sequences.
     fn delete_data(&mut self, class: &ClassDef) -> Result<(), SqlError> {
+        for seq in class.columns.iter().filter_map(|c| c.sequence) {
+            self.txn.delete(&amber_storage::sequence_key(seq))?;
+        }
         let end = class_range_end(class.id);
         delete_range(self.txn, &class_prefix(class.id), &end)?;
         for index in &class.indexes {
@@ -767,6 +796,18 @@ fn index_columns(cols: &[ast::IndexColumn]) -> Result<Vec<String>, SqlError> {
             ))),
         })
         .collect()
+}
+
+/// `serial`, `bigserial`, `smallserial` (and their `serialN` names): an
+/// integer column filled from its own sequence.
+fn is_serial(t: &AstType) -> bool {
+    match t {
+        AstType::Custom(name, mods) if mods.is_empty() => matches!(
+            name_parts(name).as_slice(),
+            [n] if ["serial", "serial4", "bigserial", "serial8", "smallserial", "serial2"].contains(&n.as_str())
+        ),
+        _ => false,
+    }
 }
 
 /// The stored type of a declared column type. Integer types are stored

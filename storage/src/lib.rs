@@ -67,6 +67,15 @@ pub type Result<T> = std::result::Result<T, StorageError>;
 /// Key of the durable object-id high-water mark: every id below it may have
 /// been handed out; ids at or above it never were.
 const OID_HWM_KEY: &[u8] = b"m\x00oid_hwm";
+/// Key prefix of a sequence's high-water mark: `q` + sequence id (u64 BE)
+/// -> u64 BE, the first value not yet reserved.
+const SEQUENCE_KEY_PREFIX: u8 = b'q';
+/// Values a sequence reserves per durable write (PostgreSQL logs 32 ahead
+/// too: after a crash, up to that many values are skipped, never reused).
+const SEQUENCE_BLOCK_SIZE: u64 = 32;
+/// Sequences whose reserved block is kept in memory; past it the blocks
+/// are forgotten (their unused values skipped).
+const SEQUENCES_CACHED_MAX: usize = 65_536;
 /// Ids reserved per durable write of the high-water mark.
 const OID_BLOCK_SIZE: u64 = 1024;
 /// The size (keys and values, as fjall counts it) at which the memtable
@@ -92,6 +101,8 @@ struct StoreInner {
     data: OptimisticTxKeyspace,
     group_commit: GroupCommit,
     oids: Mutex<OidBlock>,
+    /// Reserved blocks of sequences in use, by sequence id.
+    sequences: Mutex<std::collections::HashMap<u64, OidBlock>>,
 }
 
 struct OidBlock {
@@ -140,6 +151,7 @@ impl Store {
                     next: hwm,
                     end: hwm,
                 }),
+                sequences: Mutex::new(std::collections::HashMap::new()),
             }),
         };
         Ok(store)
@@ -159,6 +171,52 @@ impl Store {
             undo: Vec::new(),
             savepoints_open: 0,
         })
+    }
+
+    /// The next value of sequence `id` (1, 2, 3, ...): never handed out
+    /// before, also across restarts and crashes; outside any transaction,
+    /// as PostgreSQL's nextval (a rolled-back insert leaves a gap).
+    pub fn sequence_next(&self, id: u64) -> Result<u64> {
+        let key = sequence_key(id);
+        let mut seqs = self
+            .inner
+            .sequences
+            .lock()
+            .map_err(|_| StorageError::Engine("sequence lock poisoned".into()))?;
+        if seqs.len() >= SEQUENCES_CACHED_MAX && !seqs.contains_key(&id) {
+            seqs.clear();
+        }
+        let block = match seqs.entry(id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let hwm = match self.inner.data.get(&key)? {
+                    Some(b) => decode_u64(&b)?,
+                    None => 1,
+                };
+                v.insert(OidBlock {
+                    next: hwm,
+                    end: hwm,
+                })
+            }
+        };
+        if block.next >= block.end {
+            let new_end = block
+                .end
+                .checked_add(SEQUENCE_BLOCK_SIZE)
+                .filter(|e| *e <= i64::MAX as u64)
+                .ok_or_else(|| StorageError::Engine("sequence reached its maximum value".into()))?;
+            // As for object ids: the mark is durable before a value of the
+            // block is used.
+            let mut tx = self.inner.db.write_tx()?.durability(None);
+            tx.insert(&self.inner.data, key, new_end.to_be_bytes());
+            let ticket = self.commit_journal(tx)?;
+            self.wait_durable(ticket)?;
+            block.end = new_end;
+        }
+        let value = block.next;
+        block.next += 1;
+        debug_assert!(block.next <= block.end);
+        Ok(value)
     }
 
     /// Allocates a fresh object id, never handed out before (also across
@@ -258,6 +316,14 @@ impl Store {
         self.inner.db.persist(PersistMode::SyncAll)?;
         Ok(())
     }
+}
+
+/// The key of sequence `id`'s high-water mark (deleted with its table).
+pub fn sequence_key(id: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.push(SEQUENCE_KEY_PREFIX);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
 }
 
 fn decode_u64(v: &[u8]) -> Result<u64> {
