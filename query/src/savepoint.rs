@@ -30,6 +30,18 @@ fn no_such(name: &str) -> SqlError {
 }
 
 impl Session {
+    /// The innermost savepoint named `name` (3B001 if none): its name as
+    /// PostgreSQL reads it and its place in the stack.
+    fn find_savepoint(&self, name: &Ident) -> Result<(String, usize), SqlError> {
+        let name = crate::session::ident_value(name);
+        let at = self
+            .savepoints
+            .iter()
+            .rposition(|s| s.name == name)
+            .ok_or_else(|| no_such(&name))?;
+        Ok((name, at))
+    }
+
     /// `SAVEPOINT name`.
     pub(crate) fn savepoint(&mut self, name: &Ident) -> Result<Output, SqlError> {
         let handle = match &self.state {
@@ -54,12 +66,7 @@ impl Session {
             TxnState::Failed(_) => return Err(aborted()),
             _ => return Err(outside_block("RELEASE SAVEPOINT")),
         };
-        let name = crate::session::ident_value(name);
-        let at = self
-            .savepoints
-            .iter()
-            .rposition(|s| s.name == name)
-            .ok_or_else(|| no_such(&name))?;
+        let (_, at) = self.find_savepoint(name)?;
         let mut txn = crate::dml::lock(&handle)?;
         for s in self.savepoints.drain(at..).rev() {
             txn.release(s.savepoint);
@@ -74,12 +81,7 @@ impl Session {
             TxnState::Open(h) | TxnState::Failed(h) if !self.implicit => h.clone(),
             _ => return Err(outside_block("ROLLBACK TO SAVEPOINT")),
         };
-        let name = crate::session::ident_value(name);
-        let at = self
-            .savepoints
-            .iter()
-            .rposition(|s| s.name == name)
-            .ok_or_else(|| no_such(&name))?;
+        let (name, at) = self.find_savepoint(name)?;
         let mut txn = crate::dml::lock(&handle)?;
         // Those set after it close first (their undo entries are within
         // its own), then it rolls back and is set again at once.
