@@ -258,6 +258,8 @@ pub(crate) struct StatementContext {
     temps: HashMap<String, Arc<dyn TableProvider>>,
     /// The statement's deadline and cancel flag, for its SubPlans.
     interrupt: Interrupt,
+    /// Where unqualified names are looked up, in order.
+    search_path: Vec<String>,
     /// Views being planned, innermost last: a view naming itself through
     /// others is refused, and nesting is bounded.
     views_planning: std::sync::Mutex<Vec<String>>,
@@ -288,6 +290,7 @@ impl StatementContext {
             temps: HashMap::new(),
             views_planning: std::sync::Mutex::new(Vec::new()),
             interrupt: Interrupt::default(),
+            search_path: vec![DEFAULT_SCHEMA.to_string()],
             expose_hidden: None,
         }
     }
@@ -299,6 +302,24 @@ impl StatementContext {
 
     pub(crate) fn interrupt(&self) -> &Interrupt {
         &self.interrupt
+    }
+
+    pub(crate) fn set_search_path(&mut self, path: Vec<String>) {
+        self.search_path = path;
+    }
+
+    /// An unqualified name: a temporary table of the statement, else the
+    /// first schema of search_path that has it.
+    fn bare_table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if let Some(t) = self.temps.get(name) {
+            return Ok(Some(t.clone()));
+        }
+        for schema in &self.search_path {
+            if let Some(t) = self.table(schema, name)? {
+                return Ok(Some(t));
+            }
+        }
+        Ok(None)
     }
 
     /// The table of class `class_id` gets its hidden object id as first
@@ -343,7 +364,11 @@ impl StatementContext {
         let (schema, table) = match name {
             TableReference::Partial { schema, table } => (schema.as_ref(), table.as_ref()),
             TableReference::Full { schema, table, .. } => (schema.as_ref(), table.as_ref()),
-            TableReference::Bare { table } => (DEFAULT_SCHEMA, table.as_ref()),
+            TableReference::Bare { table } => {
+                return self
+                    .bare_table(table)?
+                    .ok_or_else(|| DataFusionError::Plan(format!("table '{name}' not found")))
+            }
         };
         self.table(schema, table)?
             .ok_or_else(|| DataFusionError::Plan(format!("table '{name}' not found")))
@@ -493,10 +518,10 @@ impl ContextProvider for StatementContext {
                 table,
             } => (catalog.as_ref(), schema.as_ref(), table.as_ref()),
         };
-        let found = if catalog == CATALOG {
-            self.table(schema, table)?
-        } else {
-            None
+        let found = match &name {
+            TableReference::Bare { table } => self.bare_table(table)?,
+            _ if catalog == CATALOG => self.table(schema, table)?,
+            _ => None,
         };
         found.map(provider_as_source).ok_or_else(|| {
             let shown = match &name {
@@ -637,7 +662,6 @@ fn pg_functions() -> Vec<ScalarUDF> {
             ),
         ),
         constant("current_database", "amber".into()),
-        constant("current_schema", "public".into()),
         constant("current_user", "amber".into()),
         constant("session_user", "amber".into()),
     ]

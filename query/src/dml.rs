@@ -49,7 +49,7 @@ impl Session {
     ) -> Result<(Arc<ModuleDef>, ClassDef), SqlError> {
         let parts = crate::session::name_parts(name);
         let (schema, table) = match parts.as_slice() {
-            [table] => (crate::modules::PUBLIC_SCHEMA.to_string(), table.clone()),
+            [table] => (self.schema_of_bare(table), table.clone()),
             _ => split_qualified(name).ok_or_else(|| {
                 SqlError::new("42P01", format!("relation \"{name}\" does not exist"))
             })?,
@@ -62,6 +62,21 @@ impl Session {
             .ok_or_else(|| SqlError::new("42P01", format!("relation \"{name}\" does not exist")))?
             .clone();
         Ok((module, class))
+    }
+
+    /// The schema an unqualified relation name finds its relation in: the
+    /// first of search_path that has it (else the first, for the error).
+    pub(crate) fn schema_of_bare(&self, name: &str) -> String {
+        let path = self.search_path();
+        path.iter()
+            .find(|s| {
+                self.module(s).is_some_and(|m| {
+                    m.table(name).is_some() || m.shape.views.iter().any(|v| v.name == name)
+                })
+            })
+            .or(path.first())
+            .cloned()
+            .unwrap_or_else(|| crate::modules::PUBLIC_SCHEMA.to_string())
     }
 
     pub(crate) async fn insert(

@@ -12,15 +12,16 @@ use std::ops::ControlFlow;
 /// The schema `amber` lists every module (`amber.modules`).
 const AMBER_SCHEMA: &str = "amber";
 
-/// Where unqualified table names are looked up (until search_path is
-/// followed).
+/// The schema made by SQL that always exists (created with its first
+/// table), as PostgreSQL's `public`.
 pub const PUBLIC_SCHEMA: &str = "public";
 
 /// First parts of the schema-qualified tables and functions `stmt` names:
 /// the candidates for module names; an unqualified table name may name a
-/// table of `public` (tables created by SQL). Unqualified function names
-/// never name a module function.
-pub fn referenced(stmt: &Statement) -> BTreeSet<String> {
+/// table of any schema of `search_path` (tables created by SQL), and so
+/// may `current_schema()` read them. Unqualified function names never name
+/// a module function.
+pub fn referenced(stmt: &Statement, search_path: &[String]) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let mut unqualified = false;
     let _ = ast::visit_relations(stmt, |name: &ObjectName| {
@@ -32,8 +33,17 @@ pub fn referenced(stmt: &Statement) -> BTreeSet<String> {
         }
         ControlFlow::<()>::Continue(())
     });
+    let _ = ast::visit_expressions(stmt, |e: &Expr| {
+        if let Expr::Function(f) = e {
+            let name = f.name.to_string().to_lowercase();
+            if name.ends_with("current_schema") || name.ends_with("current_schemas") {
+                unqualified = true;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
     if unqualified {
-        out.insert(PUBLIC_SCHEMA.to_string());
+        out.extend(search_path.iter().cloned());
     }
     let mut add = |name: &ObjectName| {
         if let Some((schema, _)) = split_qualified(name) {
@@ -56,9 +66,7 @@ pub fn referenced(stmt: &Statement) -> BTreeSet<String> {
     {
         match split_qualified(table_name) {
             Some(_) => add(table_name),
-            None => {
-                out.insert(PUBLIC_SCHEMA.to_string());
-            }
+            None => out.extend(search_path.iter().cloned()),
         }
     }
     out
@@ -66,8 +74,13 @@ pub fn referenced(stmt: &Statement) -> BTreeSet<String> {
 
 /// The modules `stmt` uses, as `txn` sees them; every module when it reads
 /// `amber.modules`.
-pub fn resolve(catalog: &Catalog, txn: &Txn, stmt: &Statement) -> Result<ModuleSet, SqlError> {
-    let names = referenced(stmt);
+pub fn resolve(
+    catalog: &Catalog,
+    txn: &Txn,
+    stmt: &Statement,
+    search_path: &[String],
+) -> Result<ModuleSet, SqlError> {
+    let names = referenced(stmt, search_path);
     if names.contains(AMBER_SCHEMA) {
         return Ok(catalog.resolve_all(txn)?);
     }

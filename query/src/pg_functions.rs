@@ -1,6 +1,6 @@
 //! PostgreSQL functions that read the session, built per statement over a
 //! snapshot of what they read (a statement sees its session as it was when
-//! it started): `current_setting(name [, missing_ok])`.
+//! it started): `current_setting(name [, missing_ok])`, `current_schema()`.
 
 use crate::settings::{shown, unrecognized};
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
@@ -15,10 +15,25 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The session's functions of one statement, by the names SQL calls them.
+/// `current_schema`: the first schema of search_path that exists (NULL if
+/// none does), as `current_schema()` answers.
 pub(crate) fn session_functions(
     settings: &HashMap<String, String>,
     block_read_only: Option<bool>,
+    current_schema: Option<String>,
 ) -> Vec<(String, Arc<ScalarUDF>)> {
+    let schema = Arc::new(datafusion::logical_expr::create_udf(
+        "current_schema",
+        vec![],
+        DataType::Utf8,
+        // Stable: never folded into a cached plan.
+        Volatility::Stable,
+        Arc::new(move |_args: &[ColumnarValue]| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
+                current_schema.clone(),
+            )))
+        }),
+    ));
     let current = Arc::new(ScalarUDF::new_from_impl(CurrentSetting {
         settings: settings.clone(),
         block_read_only,
@@ -34,6 +49,8 @@ pub(crate) fn session_functions(
     vec![
         ("current_setting".into(), current.clone()),
         ("pg_catalog.current_setting".into(), current),
+        ("current_schema".into(), schema.clone()),
+        ("pg_catalog.current_schema".into(), schema),
     ]
 }
 

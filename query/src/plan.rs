@@ -64,9 +64,14 @@ impl Session {
                 }
             }
         }
+        let current_schema = self
+            .search_path()
+            .into_iter()
+            .find(|s| s == crate::modules::PUBLIC_SCHEMA || self.module(s).is_some());
         functions.extend(crate::pg_functions::session_functions(
             &self.settings,
             self.open_block_read_only().ok().flatten(),
+            current_schema,
         ));
         let mut ctx = StatementContext::new(
             self.engine.planning.clone(),
@@ -79,6 +84,7 @@ impl Session {
         if let Some(class_id) = self.expose_hidden {
             ctx.expose_hidden_id(class_id);
         }
+        ctx.set_search_path(self.search_path());
         ctx.set_interrupt(crate::subplan::Interrupt {
             deadline: self.statement_deadline,
             cancel: Some(self.cancel.clone()),

@@ -60,14 +60,15 @@ struct CachedPlan {
     param_types: HashMap<String, Option<DataType>>,
 }
 
-/// What a plan depends on besides the statement's text. (Name resolution
-/// does not read search_path yet; when it does, search_path belongs here.)
+/// What a plan depends on besides the statement's text.
 #[derive(Debug, PartialEq)]
 struct PlanKey {
     /// Name and generation of every module the statement uses.
     modules: Vec<(String, u64)>,
     zone: String,
     allow_python: bool,
+    /// Unqualified names resolve through it.
+    search_path: Vec<String>,
 }
 
 impl Session {
@@ -80,6 +81,7 @@ impl Session {
                 .collect(),
             zone: self.value_settings().zone.arrow_name().to_string(),
             allow_python: self.allow_python,
+            search_path: self.search_path(),
         }
     }
 

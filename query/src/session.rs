@@ -640,7 +640,15 @@ impl Session {
                 };
                 let (out, deployed) = {
                     let mut guard = crate::dml::lock(txn)?;
-                    crate::table_ddl::execute(&self.engine, &mut guard, stmt, &settings, view)?
+                    let path = self.search_path();
+                    crate::table_ddl::execute(
+                        &self.engine,
+                        &mut guard,
+                        stmt,
+                        &settings,
+                        view,
+                        &path,
+                    )?
                 };
                 self.deployed.extend(deployed);
                 Ok(out)
@@ -669,7 +677,8 @@ impl Session {
         txn: &TxnHandle,
     ) -> Result<(), SqlError> {
         let guard = crate::dml::lock(txn)?;
-        self.modules = crate::modules::resolve(&self.engine.catalog, &guard, stmt)?;
+        let path = self.search_path();
+        self.modules = crate::modules::resolve(&self.engine.catalog, &guard, stmt, &path)?;
         Ok(())
     }
 
@@ -682,12 +691,15 @@ impl Session {
         txn: &TxnHandle,
     ) -> Result<crate::table_ddl::ViewShape, SqlError> {
         let stmt = Statement::Query(Box::new(query.clone()));
-        let references: Vec<String> = crate::modules::referenced(&stmt).into_iter().collect();
+        let path = self.search_path();
+        let references: Vec<String> = crate::modules::referenced(&stmt, &path)
+            .into_iter()
+            .collect();
         let mut tables = Vec::new();
         let _ = ast::visit_relations(query, |name: &ast::ObjectName| {
             let parts = name_parts(name);
             let entry = match parts.as_slice() {
-                [t] => Some((crate::modules::PUBLIC_SCHEMA.to_string(), t.clone())),
+                [t] => Some((self.schema_of_bare(t), t.clone())),
                 [s, t] | [_, s, t] => Some((s.clone(), t.clone())),
                 _ => None,
             };
@@ -719,6 +731,12 @@ impl Session {
             references,
             tables,
         })
+    }
+
+    /// The schemas unqualified names are looked up in, in order.
+    pub(crate) fn search_path(&self) -> Vec<String> {
+        let value = crate::settings::shown(&self.settings, None, "search_path").unwrap_or_default();
+        crate::settings::search_path_schemas(&value, SESSION_USER)
     }
 
     /// A module the running statement uses, as its transaction sees it.
@@ -803,6 +821,9 @@ pub(crate) async fn commit(handle: TxnHandle) -> Result<(), SqlError> {
 pub(crate) fn first_words(s: &str) -> String {
     s.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
 }
+
+/// The one user every session is (until roles exist).
+pub(crate) const SESSION_USER: &str = "amber";
 
 pub(crate) fn split_qualified(name: &ObjectName) -> Option<(String, String)> {
     match name_parts(name).as_slice() {

@@ -326,6 +326,70 @@ pub(crate) fn shown(
     }
 }
 
+/// The schemas of a search_path value, in order: names as PostgreSQL
+/// reads them (unquoted folded to lower case), `"$user"` as the user's
+/// name unless that is a system schema (Amber's `amber` is one).
+/// `pg_catalog` is searched first implicitly and is not listed.
+pub(crate) fn search_path_schemas(value: &str, user: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = value.trim();
+    // Bounded: each round consumes at least one character.
+    while !rest.is_empty() {
+        let (name, after) = if let Some(quoted) = rest.strip_prefix('"') {
+            let mut name = String::new();
+            let mut chars = quoted.char_indices();
+            let mut end = quoted.len();
+            while let Some((i, c)) = chars.next() {
+                if c == '"' {
+                    if quoted[i + 1..].starts_with('"') {
+                        name.push('"');
+                        chars.next();
+                        continue;
+                    }
+                    end = i + 1;
+                    break;
+                }
+                name.push(c);
+            }
+            let after = &quoted[end.min(quoted.len())..];
+            if name == "$user" {
+                (
+                    Some(user.to_string()).filter(|u| !is_system_schema(u)),
+                    after,
+                )
+            } else {
+                (Some(name), after)
+            }
+        } else {
+            let end = rest.find(',').unwrap_or(rest.len());
+            let name = rest[..end].trim();
+            let name = if name == "$user" {
+                Some(user.to_string()).filter(|u| !is_system_schema(u))
+            } else {
+                Some(name.to_lowercase())
+            };
+            (name.filter(|n| !n.is_empty()), &rest[end..])
+        };
+        if let Some(n) = name {
+            if n != "pg_catalog" && !out.contains(&n) {
+                out.push(n);
+            }
+        }
+        rest = after.trim_start();
+        rest = rest.strip_prefix(',').unwrap_or(rest).trim_start();
+        if !after.is_empty() && after.len() == rest.len() && !rest.starts_with('"') {
+            // Something other than a separator after a quoted name.
+            let skip = rest.find(',').map(|i| i + 1).unwrap_or(rest.len());
+            rest = rest[skip..].trim_start();
+        }
+    }
+    out
+}
+
+fn is_system_schema(name: &str) -> bool {
+    matches!(name, "amber" | "pg_catalog" | "information_schema")
+}
+
 pub(crate) fn unrecognized(name: &str) -> SqlError {
     SqlError::new(
         "42704",

@@ -63,11 +63,13 @@ pub(crate) fn execute(
     stmt: &Statement,
     settings: &Settings,
     view: Option<ViewShape>,
+    search_path: &[String],
 ) -> Result<(Output, Vec<Deployed>), SqlError> {
     let mut ddl = Ddl {
         engine,
         txn,
         deployed: Vec::new(),
+        search_path,
     };
     let tag = match stmt {
         Statement::CreateTable(ct) => {
@@ -127,9 +129,59 @@ struct Ddl<'a> {
     engine: &'a Arc<Engine>,
     txn: &'a mut Txn,
     deployed: Vec<Deployed>,
+    search_path: &'a [String],
 }
 
 impl Ddl<'_> {
+    /// `(schema, name)` of a relation to create: an unqualified name goes
+    /// to the first schema of search_path that exists (`public` always
+    /// does), as in PostgreSQL.
+    fn to_create(&self, name: &ObjectName) -> Result<(String, String), SqlError> {
+        match name_parts(name).as_slice() {
+            [t] => {
+                for s in self.search_path {
+                    if s == PUBLIC_SCHEMA || self.module(s)?.is_some() {
+                        return Ok((s.clone(), t.clone()));
+                    }
+                }
+                Err(SqlError::new(
+                    "3F000",
+                    "no schema has been selected to create in",
+                ))
+            }
+            _ => schema_and_name(name),
+        }
+    }
+
+    /// `(schema, name)` of an existing relation (or index): an unqualified
+    /// name is looked up along search_path (the first schema when no one
+    /// has it, for the error).
+    fn to_find(&self, name: &ObjectName) -> Result<(String, String), SqlError> {
+        match name_parts(name).as_slice() {
+            [t] => {
+                for s in self.search_path {
+                    if let Some(m) = self.module(s)? {
+                        let has = m.table(t).is_some()
+                            || m.shape.views.iter().any(|v| &v.name == t)
+                            || m.shape
+                                .classes
+                                .iter()
+                                .any(|c| c.indexes.iter().any(|i| &i.name == t));
+                        if has {
+                            return Ok((s.clone(), t.clone()));
+                        }
+                    }
+                }
+                let first = self.search_path.first().cloned();
+                Ok((
+                    first.unwrap_or_else(|| PUBLIC_SCHEMA.to_string()),
+                    t.clone(),
+                ))
+            }
+            _ => schema_and_name(name),
+        }
+    }
+
     /// The module of `schema` as this transaction sees it.
     fn module(&self, schema: &str) -> Result<Option<Arc<ModuleDef>>, SqlError> {
         Ok(self.engine.catalog.resolve(self.txn, schema)?)
@@ -238,7 +290,7 @@ impl Ddl<'_> {
 
     fn create_table(&mut self, ct: &ast::CreateTable, settings: &Settings) -> Result<(), SqlError> {
         refuse_options(ct)?;
-        let (schema, table) = schema_and_name(&ct.name)?;
+        let (schema, table) = self.to_create(&ct.name)?;
         reserved_schema(&schema)?;
         let module = self.sql_module(&schema)?;
         if let Some(m) = &module {
@@ -423,7 +475,7 @@ impl Ddl<'_> {
         if_exists: bool,
         cascade: bool,
     ) -> Result<(), SqlError> {
-        let (schema, table) = schema_and_name(name)?;
+        let (schema, table) = self.to_find(name)?;
         let module = self.module(&schema)?;
         let Some(class) = module.as_ref().and_then(|m| m.table(&table)).cloned() else {
             if if_exists {
@@ -485,7 +537,7 @@ impl Ddl<'_> {
                 "materialized and temporary views are not supported yet",
             ));
         }
-        let (schema, name) = schema_and_name(&cv.name)?;
+        let (schema, name) = self.to_create(&cv.name)?;
         reserved_schema(&schema)?;
         let module = self.sql_module(&schema)?;
         if module.is_none() && schema != PUBLIC_SCHEMA {
@@ -550,7 +602,7 @@ impl Ddl<'_> {
         if_exists: bool,
         cascade: bool,
     ) -> Result<(), SqlError> {
-        let (schema, view) = schema_and_name(name)?;
+        let (schema, view) = self.to_find(name)?;
         self.drop_view_named(&schema, &view, if_exists, cascade)
     }
 
@@ -601,7 +653,7 @@ impl Ddl<'_> {
                 "partial indexes and INCLUDE are not supported yet",
             ));
         }
-        let (schema, table) = schema_and_name(&ci.table_name)?;
+        let (schema, table) = self.to_find(&ci.table_name)?;
         let module = self.module(&schema)?;
         let Some(class) = module.as_ref().and_then(|m| m.table(&table)).cloned() else {
             return Err(SqlError::new(
@@ -661,12 +713,7 @@ impl Ddl<'_> {
     }
 
     fn drop_index(&mut self, name: &ObjectName, if_exists: bool) -> Result<(), SqlError> {
-        let parts = name_parts(name);
-        let (schema, index) = match parts.as_slice() {
-            [i] => (PUBLIC_SCHEMA.to_string(), i.clone()),
-            [s, i] => (s.clone(), i.clone()),
-            _ => return Err(SqlError::syntax(format!("improper index name {name}"))),
-        };
+        let (schema, index) = self.to_find(name)?;
         let module = self.module(&schema)?;
         let found = module.as_ref().and_then(|m| {
             m.shape.classes.iter().find_map(|c| {
@@ -770,7 +817,7 @@ fn refuse_options(ct: &ast::CreateTable) -> Result<(), SqlError> {
     }
 }
 
-/// `(schema, name)` of a table name; unqualified names are in `public`.
+/// `(schema, name)` of a qualified name (an unqualified one: `public`).
 fn schema_and_name(name: &ObjectName) -> Result<(String, String), SqlError> {
     match name_parts(name).as_slice() {
         [t] => Ok((PUBLIC_SCHEMA.to_string(), t.clone())),

@@ -452,3 +452,65 @@ async fn serial_and_identity_columns_count_from_one_and_never_repeat() {
         rows(&[&["1"]])
     );
 }
+
+#[tokio::test]
+async fn search_path_decides_where_unqualified_names_go() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    c.batch_execute(
+        "CREATE SCHEMA app;
+         CREATE TABLE t (v int); INSERT INTO t VALUES (1);
+         SET search_path = app, public;
+         CREATE TABLE t (v int); INSERT INTO t VALUES (2);
+         CREATE TABLE only_public_missing (v int)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        simple_rows(&c, "SELECT current_schema()").await,
+        rows(&[&["app"]])
+    );
+    assert_eq!(simple_rows(&c, "SELECT v FROM t").await, rows(&[&["2"]]));
+    assert_eq!(
+        simple_rows(&c, "SELECT v FROM public.t").await,
+        rows(&[&["1"]])
+    );
+    assert_eq!(
+        simple_rows(&c, "SELECT count(*) FROM app.only_public_missing").await,
+        rows(&[&["0"]])
+    );
+    // A prepared statement plans again when search_path changes.
+    let stmt = c.prepare("SELECT v FROM t").await.unwrap();
+    let v: i32 = c.query_one(&stmt, &[]).await.unwrap().get::<_, i64>(0) as i32;
+    assert_eq!(v, 2);
+    c.batch_execute("SET search_path = public").await.unwrap();
+    let v: i64 = c.query_one(&stmt, &[]).await.unwrap().get(0);
+    assert_eq!(v, 1);
+    // DML and DDL follow it too.
+    c.batch_execute("SET search_path = app; UPDATE t SET v = 20; DROP TABLE only_public_missing")
+        .await
+        .unwrap();
+    assert_eq!(
+        simple_rows(&c, "SELECT v FROM app.t").await,
+        rows(&[&["20"]])
+    );
+    assert_eq!(
+        simple_rows(&c, "SELECT v FROM public.t").await,
+        rows(&[&["1"]])
+    );
+    // With no schema of the path existing: nothing to create in, as in
+    // PostgreSQL; current_schema() is NULL.
+    c.batch_execute("SET search_path = nosuch").await.unwrap();
+    let e = c.batch_execute("CREATE TABLE x (a int)").await.unwrap_err();
+    assert_eq!(code(&e), "3F000");
+    assert_eq!(
+        e.as_db_error().unwrap().message(),
+        "no schema has been selected to create in"
+    );
+    assert_eq!(
+        simple_rows(&c, "SELECT current_schema() IS NULL").await,
+        rows(&[&["t"]])
+    );
+    let e = c.batch_execute("SELECT * FROM t").await.unwrap_err();
+    assert_eq!(code(&e), "42P01");
+}
