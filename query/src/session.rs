@@ -774,6 +774,7 @@ fn read_only_check(stmt: &Statement, txn: &TxnHandle) -> Result<(), SqlError> {
         Statement::CreateIndex(_) => "CREATE INDEX",
         Statement::CreateSchema { .. } => "CREATE SCHEMA",
         Statement::CreateView(_) => "CREATE VIEW",
+        Statement::Truncate(_) => "TRUNCATE TABLE",
         Statement::Drop { object_type, .. } if crate::table_ddl::is_table_ddl(stmt) => {
             match object_type {
                 ast::ObjectType::Table => "DROP TABLE",

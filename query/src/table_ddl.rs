@@ -37,7 +37,8 @@ pub(crate) fn is_table_ddl(stmt: &Statement) -> bool {
         Statement::CreateTable(_)
         | Statement::CreateIndex(_)
         | Statement::CreateSchema { .. }
-        | Statement::CreateView(_) => true,
+        | Statement::CreateView(_)
+        | Statement::Truncate(_) => true,
         Statement::Drop { object_type, .. } => matches!(
             object_type,
             ObjectType::Table | ObjectType::Index | ObjectType::Schema | ObjectType::View
@@ -79,6 +80,10 @@ pub(crate) fn execute(
         Statement::CreateIndex(ci) => {
             ddl.create_index(ci)?;
             "CREATE INDEX"
+        }
+        Statement::Truncate(t) => {
+            ddl.truncate(t)?;
+            "TRUNCATE TABLE"
         }
         Statement::CreateView(cv) => {
             let shape = view.ok_or_else(|| SqlError::internal("CREATE VIEW without its plan"))?;
@@ -269,16 +274,38 @@ impl Ddl<'_> {
                 format!("schema \"{name}\" is the Python module {name}: drop it with DROP MODULE"),
             ));
         }
-        if !cascade && !module.shape.classes.is_empty() {
-            let first = &module.shape.classes[0].table;
+        let first = module
+            .shape
+            .classes
+            .first()
+            .map(|c| format!("table {name}.{}", c.table))
+            .or_else(|| {
+                module
+                    .shape
+                    .views
+                    .first()
+                    .map(|v| format!("view {name}.{}", v.name))
+            });
+        if let (false, Some(first)) = (cascade, first) {
             return Err(SqlError::new(
                 "2BP01",
                 format!("cannot drop schema {name} because other objects depend on it"),
             )
-            .with_detail(Some(format!(
-                "table {name}.{first} depends on schema {name}"
-            ))));
+            .with_detail(Some(format!("{first} depends on schema {name}"))));
         }
+        // Views of other schemas that read its tables or views go too
+        // (CASCADE), as in PostgreSQL.
+        let relations: Vec<String> = module
+            .shape
+            .classes
+            .iter()
+            .map(|c| c.table.clone())
+            .chain(module.shape.views.iter().map(|v| v.name.clone()))
+            .collect();
+        for r in relations {
+            self.drop_dependent_views(&(name.clone(), r.clone()), &format!("{name}.{r}"), true)?;
+        }
+        let module = self.module(&name)?.unwrap_or(module);
         for class in &module.shape.classes {
             self.delete_data(class)?;
         }
@@ -629,6 +656,39 @@ impl Ddl<'_> {
         let mut shape = module.shape.clone();
         shape.views.retain(|v| v.name != view);
         self.store(schema, Some(&module), shape)
+    }
+
+    /// `TRUNCATE [TABLE] t [, ...]`: every object of the tables (and
+    /// their keys' entries) deleted in the statement's transaction.
+    fn truncate(&mut self, t: &ast::Truncate) -> Result<(), SqlError> {
+        if matches!(t.identity, Some(ast::TruncateIdentityOption::Restart)) {
+            return Err(SqlError::unsupported(
+                "TRUNCATE ... RESTART IDENTITY is not supported yet",
+            ));
+        }
+        let mut classes = Vec::with_capacity(t.table_names.len());
+        for target in &t.table_names {
+            let (schema, table) = self.to_find(&target.name)?;
+            let class = self.module(&schema)?.and_then(|m| m.table(&table).cloned());
+            let Some(class) = class else {
+                return Err(SqlError::new(
+                    "42P01",
+                    format!("relation \"{table}\" does not exist"),
+                ));
+            };
+            self.sql_module(&schema)?;
+            classes.push(class);
+        }
+        for class in &classes {
+            let end = class_range_end(class.id);
+            delete_range(self.txn, &class_prefix(class.id), &end)?;
+            for index in &class.indexes {
+                let prefix = amber_catalog::unique_prefix(index.id);
+                let end = amber_catalog::unique_prefix(index.id.saturating_add(1));
+                delete_range(self.txn, &prefix, &end)?;
+            }
+        }
+        Ok(())
     }
 
     /// Deletes every object of `class`, every entry of its indexes and

@@ -384,6 +384,19 @@ async fn views_are_queries_planned_in_the_statements_transaction() {
     c.batch_execute("DROP TABLE t1 CASCADE").await.unwrap();
     let e = c.batch_execute("SELECT * FROM view1").await.unwrap_err();
     assert_eq!(code(&e), "42P01");
+    // A view of another schema's table goes with DROP SCHEMA ... CASCADE.
+    c.batch_execute(
+        "CREATE SCHEMA s2; CREATE TABLE s2.x (a int); INSERT INTO s2.x VALUES (7);
+         CREATE VIEW vx AS SELECT a FROM s2.x",
+    )
+    .await
+    .unwrap();
+    assert_eq!(simple_rows(&c, "SELECT a FROM vx").await, rows(&[&["7"]]));
+    let e = c.batch_execute("DROP SCHEMA s2").await.unwrap_err();
+    assert_eq!(code(&e), "2BP01");
+    c.batch_execute("DROP SCHEMA s2 CASCADE").await.unwrap();
+    let e = c.batch_execute("SELECT * FROM vx").await.unwrap_err();
+    assert_eq!(code(&e), "42P01");
 }
 
 #[tokio::test]
@@ -512,5 +525,41 @@ async fn search_path_decides_where_unqualified_names_go() {
         rows(&[&["t"]])
     );
     let e = c.batch_execute("SELECT * FROM t").await.unwrap_err();
+    assert_eq!(code(&e), "42P01");
+}
+
+#[tokio::test]
+async fn truncate_empties_tables_and_frees_their_keys() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    c.batch_execute(
+        "CREATE TABLE a (k int PRIMARY KEY); CREATE TABLE b (k text UNIQUE);
+         INSERT INTO a VALUES (1), (2); INSERT INTO b VALUES ('x')",
+    )
+    .await
+    .unwrap();
+    // In a block that rolls back, nothing is lost.
+    c.batch_execute("BEGIN; TRUNCATE a, b; ROLLBACK")
+        .await
+        .unwrap();
+    assert_eq!(
+        simple_rows(&c, "SELECT count(*) FROM a").await,
+        rows(&[&["2"]])
+    );
+    let msgs = c.simple_query("TRUNCATE TABLE a, b").await.unwrap();
+    let tag = msgs.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::CommandComplete(n) => Some(*n),
+        _ => None,
+    });
+    assert_eq!(tag, Some(0));
+    assert_eq!(
+        simple_rows(&c, "SELECT count(*) FROM a").await,
+        rows(&[&["0"]])
+    );
+    // The keys are free again.
+    c.batch_execute("INSERT INTO a VALUES (1); INSERT INTO b VALUES ('x')")
+        .await
+        .unwrap();
+    let e = c.batch_execute("TRUNCATE nosuch").await.unwrap_err();
     assert_eq!(code(&e), "42P01");
 }
