@@ -680,13 +680,7 @@ impl Ddl<'_> {
             classes.push(class);
         }
         for class in &classes {
-            let end = class_range_end(class.id);
-            delete_range(self.txn, &class_prefix(class.id), &end)?;
-            for index in &class.indexes {
-                let prefix = amber_catalog::unique_prefix(index.id);
-                let end = amber_catalog::unique_prefix(index.id.saturating_add(1));
-                delete_range(self.txn, &prefix, &end)?;
-            }
+            self.delete_rows(class)?;
         }
         Ok(())
     }
@@ -697,6 +691,11 @@ impl Ddl<'_> {
         for seq in class.columns.iter().filter_map(|c| c.sequence) {
             self.txn.delete(&amber_storage::sequence_key(seq))?;
         }
+        self.delete_rows(class)
+    }
+
+    /// Deletes every object of `class` and every entry of its indexes.
+    fn delete_rows(&mut self, class: &ClassDef) -> Result<(), SqlError> {
         let end = class_range_end(class.id);
         delete_range(self.txn, &class_prefix(class.id), &end)?;
         for index in &class.indexes {
