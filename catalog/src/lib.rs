@@ -20,6 +20,7 @@ use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+pub mod oids;
 pub mod row;
 mod types;
 pub use types::SqlType;
@@ -156,6 +157,16 @@ pub struct ColumnDef {
     /// `GENERATED ALWAYS AS IDENTITY`: an INSERT may not give a value.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub identity_always: bool,
+    /// The `pg_attrdef` oid of its default and the `pg_constraint` oid of
+    /// the foreign key a reference column is ([`oids`]); 0 where none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub default_oid: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fkey_oid: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -219,6 +230,9 @@ pub struct FunctionDef {
     /// every one (unbounded, or analysed before Amber recorded this).
     #[serde(default)]
     pub globals: Option<Vec<String>>,
+    /// Its `pg_proc` oid ([`oids`]).
+    #[serde(default)]
+    pub oid: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -242,6 +256,17 @@ pub struct ClassDef {
     /// Declared indexes, primary key and unique constraints included.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indexes: Vec<IndexDef>,
+    /// Its `pg_class` oid and its row type's `pg_type` oid ([`oids`]).
+    #[serde(default)]
+    pub oid: u32,
+    #[serde(default)]
+    pub type_oid: u32,
+    /// The `pg_class` and `pg_constraint` oids of the primary key `id` is
+    /// (a class with a visible id column; [`oids`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub id_index_oid: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub id_constraint_oid: u32,
 }
 
 /// An index of a class: its columns, and whether it is a key.
@@ -264,6 +289,12 @@ pub struct IndexDef {
     /// `CREATE INDEX`: listed in pg_constraint too.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub constraint: bool,
+    /// The index's `pg_class` oid, and its constraint's `pg_constraint`
+    /// oid (0 when it is no constraint) ([`oids`]).
+    #[serde(default)]
+    pub oid: u32,
+    #[serde(default)]
+    pub constraint_oid: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -302,6 +333,11 @@ pub struct ViewDef {
     /// The tables it reads (schema, table): DROP TABLE refuses to drop
     /// one while the view exists (2BP01), as PostgreSQL does.
     pub tables: Vec<(String, String)>,
+    /// Its `pg_class` oid and its row type's `pg_type` oid ([`oids`]).
+    #[serde(default)]
+    pub oid: u32,
+    #[serde(default)]
+    pub type_oid: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -321,6 +357,9 @@ pub struct ModuleDef {
     pub sql_defined: bool,
     /// RFC 3339 time of the deploy.
     pub deployed_at: String,
+    /// The schema's `pg_namespace` oid ([`oids`]).
+    #[serde(default)]
+    pub oid: u32,
     #[serde(flatten)]
     pub shape: ModuleShape,
 }

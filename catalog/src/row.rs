@@ -389,6 +389,8 @@ mod tests {
             default: Json::Null,
             sequence: None,
             identity_always: false,
+            default_oid: 0,
+            fkey_oid: 0,
         };
         ClassDef {
             id: 7,
@@ -408,6 +410,10 @@ mod tests {
             methods: vec![],
             hidden_id: false,
             indexes: vec![],
+            oid: 0,
+            type_oid: 0,
+            id_index_oid: 0,
+            id_constraint_oid: 0,
         }
     }
 

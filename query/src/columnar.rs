@@ -475,6 +475,7 @@ mod tests {
             source: String::new(),
             sql_defined: false,
             deployed_at: String::new(),
+            oid: 0,
             shape: amber_catalog::ModuleShape {
                 classes: vec![class.clone()],
                 functions: vec![],

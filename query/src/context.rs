@@ -91,6 +91,9 @@ impl PlanningBase {
             // Replacing a built-in of the same name is the point.
             let _ = state.register_udf(Arc::new(udf));
         }
+        let _ = state.register_udaf(Arc::new(AggregateUDF::new_from_impl(
+            crate::scalar_subquery::ScalarAggregate::new(),
+        )));
         let task = state.task_ctx();
         PlanningBase { state, task }
     }
@@ -267,6 +270,9 @@ pub(crate) struct StatementContext {
     /// its first column: the rows an UPDATE or DELETE of a table created
     /// by SQL must find again.
     expose_hidden: Option<u64>,
+    /// The catalog as pg_catalog shows it, made when the statement first
+    /// reads a catalog relation or calls a catalog function.
+    snapshot: std::sync::OnceLock<Arc<crate::pg_catalog::Snapshot>>,
 }
 
 impl StatementContext {
@@ -292,7 +298,20 @@ impl StatementContext {
             interrupt: Interrupt::default(),
             search_path: vec![DEFAULT_SCHEMA.to_string()],
             expose_hidden: None,
+            snapshot: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The statement's catalog as pg_catalog shows it.
+    pub(crate) fn snapshot(&self) -> Arc<crate::pg_catalog::Snapshot> {
+        self.snapshot
+            .get_or_init(|| {
+                Arc::new(crate::pg_catalog::Snapshot {
+                    modules: self.modules.clone(),
+                    search_path: self.search_path.clone(),
+                })
+            })
+            .clone()
     }
 
     /// What interrupts the statement (statement_timeout, cancel).
@@ -314,6 +333,10 @@ impl StatementContext {
         if let Some(t) = self.temps.get(name) {
             return Ok(Some(t.clone()));
         }
+        // pg_catalog comes before search_path unless named in it.
+        if crate::pg_catalog::is_pg_catalog_relation(name) {
+            return self.table("pg_catalog", name);
+        }
         for schema in &self.search_path {
             if let Some(t) = self.table(schema, name)? {
                 return Ok(Some(t));
@@ -333,8 +356,20 @@ impl StatementContext {
         self.temps.insert(name.to_string(), table);
     }
 
+    /// PostgreSQL syntax DataFusion lacks, rewritten into what it has.
+    fn rewrite(&self, stmt: &mut Statement) -> Result<(), SqlError> {
+        if crate::pg_catalog::rewrite::needed(stmt) {
+            crate::pg_catalog::rewrite::rewrite(stmt, &|| self.snapshot())?;
+        }
+        if crate::scalar_subquery::has_scalar_subquery(stmt) {
+            crate::scalar_subquery::rewrite(stmt);
+        }
+        Ok(())
+    }
+
     /// SQL to a logical plan, names resolved in this statement's catalog.
-    pub(crate) fn plan(&self, stmt: Statement) -> Result<LogicalPlan, SqlError> {
+    pub(crate) fn plan(&self, mut stmt: Statement) -> Result<LogicalPlan, SqlError> {
+        self.rewrite(&mut stmt)?;
         let planner = SqlToRel::new_with_options(self, self.base.parser_options());
         Ok(planner.sql_statement_to_plan(stmt)?)
     }
@@ -418,6 +453,9 @@ impl StatementContext {
         if schema == "amber" && name == "modules" {
             return self.modules_table().map(Some);
         }
+        if schema == "pg_catalog" || schema == "information_schema" {
+            return crate::pg_catalog::table(&self.snapshot(), schema, name);
+        }
         let Some(module) = self.module(schema) else {
             return Ok(None);
         };
@@ -483,8 +521,10 @@ impl StatementContext {
             )));
         };
         crate::names::output_names(&mut query);
+        let mut stmt = Statement::Query(query);
+        self.rewrite(&mut stmt)?;
         let planner = SqlToRel::new_with_options(self, self.base.parser_options());
-        let plan = planner.sql_statement_to_plan(Statement::Query(query))?;
+        let plan = planner.sql_statement_to_plan(stmt)?;
         let fields = plan.schema().columns();
         if fields.len() != view.columns.len() {
             return Err(SqlError::new(
@@ -583,10 +623,14 @@ impl ContextProvider for StatementContext {
     }
 
     fn get_function_meta(&self, name: &str) -> Option<Arc<ScalarUDF>> {
-        self.functions
+        if let Some(f) = self
+            .functions
             .get(name)
             .or_else(|| self.base.state.scalar_functions().get(name))
-            .cloned()
+        {
+            return Some(f.clone());
+        }
+        crate::pg_catalog::functions::function(name, self.snapshot())
     }
 
     fn get_higher_order_meta(&self, name: &str) -> Option<Arc<HigherOrderUDF>> {

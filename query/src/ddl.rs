@@ -227,6 +227,14 @@ pub fn execute_module_ddl(
     }
 }
 
+/// A fresh catalog oid ([`amber_catalog::oids`]); 54000 once the 32-bit
+/// space is used up (never a reused oid).
+pub(crate) fn catalog_oid(store: &amber_storage::Store) -> Result<u32, SqlError> {
+    let n = store.sequence_next(amber_catalog::oids::CATALOG_OID_SEQUENCE)?;
+    amber_catalog::oids::catalog_oid(n)
+        .ok_or_else(|| SqlError::new("54000", "the database has used every catalog oid"))
+}
+
 fn validate_shape(name: &str, shape: &ModuleShape) -> Result<(), SqlError> {
     let mut tables = std::collections::HashSet::new();
     for c in &shape.classes {
@@ -370,15 +378,18 @@ fn create_module(
         }
         txn.put(&key, converted.to_string().as_bytes())?;
     }
-    let def = ModuleDef {
+    let mut def = ModuleDef {
         name: name.to_string(),
         version: existing.as_ref().map(|m| m.version + 1).unwrap_or(1),
         generation: engine.store.allocate_oid()?,
         source: source.to_string(),
         sql_defined: false,
         deployed_at: chrono::Utc::now().to_rfc3339(),
+        oid: 0,
         shape,
     };
+    def.assign_oids(existing.as_deref(), &mut || catalog_oid(&engine.store))?;
+    debug_assert!(def.has_oids());
     Catalog::store_module(txn, &def)?;
     tracing::info!(
         module = name,

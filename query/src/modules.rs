@@ -12,6 +12,9 @@ use std::ops::ControlFlow;
 /// The schema `amber` lists every module (`amber.modules`).
 const AMBER_SCHEMA: &str = "amber";
 
+/// Statements reading pg_catalog read every module (`pg_catalog/`).
+const CATALOG_SCHEMA: &str = "pg_catalog";
+
 /// The schema made by SQL that always exists (created with its first
 /// table), as PostgreSQL's `public`.
 pub const PUBLIC_SCHEMA: &str = "public";
@@ -29,7 +32,31 @@ pub fn referenced(stmt: &Statement, search_path: &[String]) -> BTreeSet<String> 
             Some((schema, _)) => {
                 out.insert(schema);
             }
-            None => unqualified = true,
+            None => {
+                unqualified = true;
+                if let Some(ast::ObjectNamePart::Identifier(i)) = name.0.last() {
+                    if crate::pg_catalog::is_pg_catalog_relation(&i.value.to_lowercase()) {
+                        out.insert(CATALOG_SCHEMA.to_string());
+                    }
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    // Catalog functions and reg* casts read every module.
+    let _ = ast::visit_expressions(stmt, |e: &Expr| {
+        let catalog = match e {
+            Expr::Function(f) => f.name.0.last().is_some_and(|p| match p {
+                ast::ObjectNamePart::Identifier(i) => {
+                    crate::pg_catalog::functions::is_catalog_function(&i.value.to_lowercase())
+                }
+                _ => false,
+            }),
+            Expr::Cast { .. } => crate::pg_catalog::rewrite::needed_expr(e),
+            _ => false,
+        };
+        if catalog {
+            out.insert(CATALOG_SCHEMA.to_string());
         }
         ControlFlow::<()>::Continue(())
     });
@@ -81,7 +108,10 @@ pub fn resolve(
     search_path: &[String],
 ) -> Result<ModuleSet, SqlError> {
     let names = referenced(stmt, search_path);
-    if names.contains(AMBER_SCHEMA) {
+    if names.contains(AMBER_SCHEMA)
+        || names.contains(CATALOG_SCHEMA)
+        || names.contains("information_schema")
+    {
         return Ok(catalog.resolve_all(txn)?);
     }
     let mut names = names;

@@ -18,8 +18,27 @@ pub fn output_names(query: &mut Query) -> Option<Vec<Option<String>>> {
 }
 
 fn unique_select_items(query: &mut Query) {
-    let SetExpr::Select(select) = query.body.as_mut() else {
-        return;
+    unique_in(query.body.as_mut(), 0);
+}
+
+/// Most set operations nested in one another this looks into.
+const SET_DEPTH_MAX: usize = 64;
+
+fn unique_in(body: &mut SetExpr, depth: usize) {
+    let select = match body {
+        SetExpr::Select(select) => select,
+        // Each branch of a UNION has its own names (the first's are the
+        // result's), and each must be unique for DataFusion.
+        SetExpr::SetOperation { left, right, .. } if depth < SET_DEPTH_MAX => {
+            unique_in(left, depth + 1);
+            unique_in(right, depth + 1);
+            return;
+        }
+        SetExpr::Query(q) if depth < SET_DEPTH_MAX => {
+            unique_in(q.body.as_mut(), depth + 1);
+            return;
+        }
+        _ => return,
     };
     let mut seen: HashSet<String> = HashSet::new();
     for (i, item) in select.projection.iter_mut().enumerate() {

@@ -74,7 +74,11 @@ pub(crate) fn rewrite(
     }
     plan.clone()
         .transform_up(|node| {
+            // A node's schema names its expressions: a SubPlan keeps the
+            // name of the subquery it replaces.
+            let names = datafusion::logical_expr::expr_rewriter::NamePreserver::new(&node);
             node.map_expressions(|e| {
+                let saved = names.save(&e);
                 e.transform_up(|e| match e {
                     Expr::ScalarSubquery(sq) => subplan(base, interrupt, Kind::Scalar, sq, None),
                     Expr::InSubquery(InSubquery {
@@ -87,6 +91,7 @@ pub(crate) fn rewrite(
                     }
                     other => Ok(Transformed::no(other)),
                 })
+                .map(|t| t.update_data(|e| saved.restore(e)))
             })
         })
         .map(|t| Some(t.data))

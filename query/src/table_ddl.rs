@@ -219,15 +219,19 @@ impl Ddl<'_> {
         old: Option<&ModuleDef>,
         shape: ModuleShape,
     ) -> Result<(), SqlError> {
-        let def = ModuleDef {
+        let mut def = ModuleDef {
             name: name.to_string(),
             version: old.map(|m| m.version + 1).unwrap_or(1),
             generation: self.engine.store.allocate_oid()?,
             source: python_source(name, &shape),
             sql_defined: true,
             deployed_at: chrono::Utc::now().to_rfc3339(),
+            oid: 0,
             shape,
         };
+        let store = &self.engine.store;
+        def.assign_oids(old, &mut || crate::ddl::catalog_oid(store))?;
+        debug_assert!(def.has_oids());
         Catalog::store_module(self.txn, &def)?;
         tracing::info!(schema = name, generation = def.generation, "schema changed");
         self.deployed.push(Deployed::new(
@@ -372,6 +376,8 @@ impl Ddl<'_> {
                 default: Json::Null,
                 sequence: None,
                 identity_always: false,
+                default_oid: 0,
+                fkey_oid: 0,
             };
             if serial {
                 col.sequence = Some(self.engine.store.allocate_oid()?);
@@ -450,6 +456,10 @@ impl Ddl<'_> {
             methods: Vec::new(),
             hidden_id: true,
             indexes: Vec::new(),
+            oid: 0,
+            type_oid: 0,
+            id_index_oid: 0,
+            id_constraint_oid: 0,
         };
         let taken: Vec<String> = module
             .iter()
@@ -486,6 +496,8 @@ impl Ddl<'_> {
                 unique: true,
                 primary,
                 constraint: true,
+                oid: 0,
+                constraint_oid: 0,
             });
         }
         let mut shape = module
@@ -619,6 +631,8 @@ impl Ddl<'_> {
             columns,
             references: view.references,
             tables: view.tables,
+            oid: 0,
+            type_oid: 0,
         });
         self.store(&schema, module.as_deref(), shape)
     }
@@ -760,6 +774,8 @@ impl Ddl<'_> {
             unique: ci.unique,
             primary: false,
             constraint: false,
+            oid: 0,
+            constraint_oid: 0,
         };
         if index.unique {
             unique::build(self.txn, &class, &index)?;

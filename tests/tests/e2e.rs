@@ -2,6 +2,7 @@
 
 use amber_tests::Server;
 
+mod catalog;
 mod copy;
 mod ddl;
 mod module_variables;

@@ -538,7 +538,17 @@ pub fn encode_cell(
                 _ => array.as_list::<i64>().value(row),
             };
             let element = types::element_of(oid).unwrap_or(types::TEXT);
-            write_array(&values, element, binary, settings, out)?;
+            if !binary && (oid == types::INT2VECTOR || oid == types::OIDVECTOR) {
+                // int2vectorout / oidvectorout: space-separated, no braces.
+                for i in 0..values.len() {
+                    if i > 0 {
+                        out.push(b' ');
+                    }
+                    encode_cell(&values, i, element, false, settings, out)?;
+                }
+            } else {
+                write_array(&values, element, binary, settings, out)?;
+            }
         }
         DataType::Null => return Ok(false),
         _ => {
@@ -584,6 +594,9 @@ fn write_int(v: i128, oid: u32, binary: bool, out: &mut Vec<u8>) -> Result<(), S
     match oid {
         types::INT2 => out.extend_from_slice(&i16::try_from(v).map_err(|_| range())?.to_be_bytes()),
         types::INT4 => out.extend_from_slice(&i32::try_from(v).map_err(|_| range())?.to_be_bytes()),
+        types::OID | types::REGPROC => {
+            out.extend_from_slice(&u32::try_from(v).map_err(|_| range())?.to_be_bytes())
+        }
         _ => out.extend_from_slice(&i64::try_from(v).map_err(|_| range())?.to_be_bytes()),
     }
     Ok(())

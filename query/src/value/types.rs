@@ -15,10 +15,14 @@ pub const CHAR: u32 = 18;
 pub const NAME: u32 = 19;
 pub const INT8: u32 = 20;
 pub const INT2: u32 = 21;
+pub const INT2VECTOR: u32 = 22;
 pub const INT4: u32 = 23;
+pub const REGPROC: u32 = 24;
 pub const TEXT: u32 = 25;
 pub const OID: u32 = 26;
+pub const OIDVECTOR: u32 = 30;
 pub const JSON: u32 = 114;
+pub const PG_NODE_TREE: u32 = 194;
 pub const FLOAT4: u32 = 700;
 pub const FLOAT8: u32 = 701;
 pub const UNKNOWN: u32 = 705;
@@ -60,6 +64,11 @@ pub fn array_of(element: u32) -> Option<u32> {
 }
 
 pub fn element_of(array: u32) -> Option<u32> {
+    match array {
+        INT2VECTOR => return Some(INT2),
+        OIDVECTOR => return Some(OID),
+        _ => {}
+    }
     ARRAYS.iter().find(|(_, a)| *a == array).map(|(e, _)| *e)
 }
 
@@ -69,6 +78,14 @@ pub fn oid_of_field(field: &Field) -> u32 {
         Some("jsonb") => JSONB,
         Some("json") => JSON,
         Some("numeric") => NUMERIC,
+        // The catalog's own types (`pg_catalog/`).
+        Some("name") => NAME,
+        Some("char") => CHAR,
+        Some("varchar") => VARCHAR,
+        Some("regproc") => REGPROC,
+        Some("int2vector") => INT2VECTOR,
+        Some("oidvector") => OIDVECTOR,
+        Some("pg_node_tree") => PG_NODE_TREE,
         _ => oid_of(field.data_type()),
     }
 }
@@ -76,7 +93,9 @@ pub fn oid_of_field(field: &Field) -> u32 {
 /// The oid of values computed as `dt`.
 pub fn oid_of(dt: &DataType) -> u32 {
     match dt {
-        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => INT8,
+        DataType::Int64 | DataType::UInt64 => INT8,
+        // Only the catalog computes unsigned 32-bit values: its oids.
+        DataType::UInt32 => OID,
         DataType::Int32 | DataType::UInt16 => INT4,
         DataType::Int16 | DataType::Int8 | DataType::UInt8 => INT2,
         DataType::Float64 => FLOAT8,

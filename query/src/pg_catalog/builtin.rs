@@ -1,0 +1,164 @@
+//! PostgreSQL 15's built-in catalog rows (types, access methods,
+//! collations, ranges, languages), dumped from PostgreSQL 15 by
+//! `tools/pg15_catalog_rows.sh` into `pg15/*.tsv` (COPY's text format) and
+//! read once.
+
+use super::{columns_of, Cell, Col, Row};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+const PG_TYPE: &str = include_str!("pg15/pg_type.tsv");
+const PG_AM: &str = include_str!("pg15/pg_am.tsv");
+const PG_COLLATION: &str = include_str!("pg15/pg_collation.tsv");
+const PG_RANGE: &str = include_str!("pg15/pg_range.tsv");
+const PG_LANGUAGE: &str = include_str!("pg15/pg_language.tsv");
+
+/// pg_catalog's and information_schema's namespace oids, and the bootstrap
+/// superuser's (PostgreSQL's fixed ones).
+pub(crate) const PG_CATALOG_NAMESPACE: u32 = 11;
+pub(crate) const PG_TOAST_NAMESPACE: u32 = 99;
+pub(crate) const PUBLIC_NAMESPACE: u32 = 2200;
+pub(crate) const INFORMATION_SCHEMA_NAMESPACE: u32 = 13207;
+pub(crate) const SUPERUSER: u32 = 10;
+/// Amber's own: the `amber` schema (`amber.modules`) and the language of
+/// module functions. Below PostgreSQL's first user oid, above every oid
+/// PostgreSQL 15's initdb assigns.
+pub(crate) const AMBER_NAMESPACE: u32 = 16383;
+pub(crate) const PYTHON_LANGUAGE: u32 = 16382;
+/// The database's oid (PostgreSQL's `postgres` database has 5).
+pub(crate) const DATABASE: u32 = 5;
+pub(crate) const HEAP_AM: u32 = 2;
+pub(crate) const BTREE_AM: u32 = 403;
+pub(crate) const DEFAULT_COLLATION: u32 = 100;
+pub(crate) const RECORD_TYPE: u32 = 2249;
+
+/// What the catalog needs to know of a built-in type.
+#[derive(Debug, Clone)]
+pub(crate) struct TypeInfo {
+    pub oid: u32,
+    pub name: String,
+    pub len: i64,
+    pub byval: bool,
+    pub align: String,
+    pub storage: String,
+    pub elem: u32,
+    pub collation: u32,
+}
+
+struct Builtins {
+    types: Vec<Row>,
+    by_oid: HashMap<u32, TypeInfo>,
+    by_name: HashMap<String, u32>,
+}
+
+/// `{a,b}` (an array's text form, elements unquoted in these dumps).
+fn array_items(text: &str) -> Vec<String> {
+    let inner = text.trim_start_matches('{').trim_end_matches('}');
+    if inner.is_empty() {
+        return Vec::new();
+    }
+    inner
+        .split(',')
+        .map(|s| s.trim_matches('"').to_string())
+        .collect()
+}
+
+/// One COPY text line as a row of `columns`.
+fn parse_row(columns: &'static [(&'static str, Col)], line: &str) -> Row {
+    let mut row = Row::new();
+    for ((name, col), field) in columns.iter().zip(line.split('\t')) {
+        if field == "\\N" {
+            continue;
+        }
+        let field = field.replace("\\\\", "\\");
+        let cell = match col {
+            Col::Oid | Col::Regtype | Col::Xid | Col::Int2 | Col::Int4 | Col::Int8 => {
+                match field.parse::<i64>() {
+                    Ok(v) => Cell::Int(v),
+                    Err(_) => Cell::Null,
+                }
+            }
+            Col::Float4 | Col::Float8 => Cell::Float(field.parse().unwrap_or(0.0)),
+            Col::Bool => Cell::Bool(field == "t"),
+            Col::OidArray | Col::OidVector | Col::Int2Vector | Col::Int2Array => Cell::Ints(
+                field
+                    .trim_start_matches('{')
+                    .trim_end_matches('}')
+                    .split([',', ' '])
+                    .filter_map(|s| s.parse().ok())
+                    .collect(),
+            ),
+            Col::TextArray | Col::NameArray | Col::CharArray | Col::Acl => {
+                Cell::Texts(array_items(&field))
+            }
+            _ => Cell::Text(field),
+        };
+        row = row.set(name, cell);
+    }
+    row
+}
+
+fn parse(name: &str, data: &str) -> Vec<Row> {
+    let Some(columns) = columns_of("pg_catalog", name) else {
+        return Vec::new();
+    };
+    data.lines().map(|l| parse_row(columns, l)).collect()
+}
+
+fn builtins() -> &'static Builtins {
+    static BUILTINS: OnceLock<Builtins> = OnceLock::new();
+    BUILTINS.get_or_init(|| {
+        let types = parse("pg_type", PG_TYPE);
+        let mut by_oid = HashMap::new();
+        let mut by_name = HashMap::new();
+        for row in &types {
+            let int = |c: &str| match row.0.get(c) {
+                Some(Cell::Int(v)) => *v,
+                _ => 0,
+            };
+            let text = |c: &str| match row.0.get(c) {
+                Some(Cell::Text(s)) => s.clone(),
+                _ => String::new(),
+            };
+            let info = TypeInfo {
+                oid: int("oid") as u32,
+                name: text("typname"),
+                len: int("typlen"),
+                byval: matches!(row.0.get("typbyval"), Some(Cell::Bool(true))),
+                align: text("typalign"),
+                storage: text("typstorage"),
+                elem: int("typelem") as u32,
+                collation: int("typcollation") as u32,
+            };
+            by_name.insert(info.name.clone(), info.oid);
+            by_oid.insert(info.oid, info);
+        }
+        Builtins {
+            types,
+            by_oid,
+            by_name,
+        }
+    })
+}
+
+/// PostgreSQL 15's built-in rows of `relation`, in oid order.
+pub(crate) fn rows(relation: &str) -> Vec<Row> {
+    let cloned = |rows: &[Row]| rows.iter().map(|r| Row(r.0.clone())).collect::<Vec<Row>>();
+    match relation {
+        "pg_type" => cloned(&builtins().types),
+        "pg_am" => parse(relation, PG_AM),
+        "pg_collation" => parse(relation, PG_COLLATION),
+        "pg_range" => parse(relation, PG_RANGE),
+        "pg_language" => parse(relation, PG_LANGUAGE),
+        _ => Vec::new(),
+    }
+}
+
+pub(crate) fn type_info(oid: u32) -> Option<&'static TypeInfo> {
+    builtins().by_oid.get(&oid)
+}
+
+/// A built-in type by its `typname` (`int4`, `_text`, `varchar`).
+pub(crate) fn type_oid(typname: &str) -> Option<u32> {
+    builtins().by_name.get(typname).copied()
+}

@@ -1,0 +1,476 @@
+//! Amber's catalog as PostgreSQL describes it: a module is a schema, a
+//! class a table (a class with a visible `id` has it as primary key), a
+//! reference column a foreign key to the referenced class's `id`, an
+//! `IndexDef` an index (and a constraint when declared as one), a module
+//! function or method a function; each with its stored oid
+//! ([`amber_catalog::oids`]).
+
+use super::builtin::{self, AMBER_NAMESPACE, INFORMATION_SCHEMA_NAMESPACE, PG_CATALOG_NAMESPACE};
+use super::builtin::{PG_TOAST_NAMESPACE, PUBLIC_NAMESPACE};
+use crate::value::types;
+use amber_catalog::{ClassDef, ColumnDef, FunctionDef, ModuleDef, SqlType, ViewDef};
+use serde_json::Value as Json;
+use std::sync::Arc;
+
+/// What a statement's catalog queries read: the modules its transaction
+/// sees and its search_path.
+#[derive(Debug, Clone)]
+pub(crate) struct Snapshot {
+    pub modules: Vec<Arc<ModuleDef>>,
+    pub search_path: Vec<String>,
+}
+
+/// An oid a record written before oids existed lacks: a stand-in derived
+/// from an id that is stable until the module's next deploy (which
+/// stores real ones), in a range PostgreSQL never assigns.
+fn or_legacy(oid: u32, id: u64) -> u32 {
+    if oid != 0 {
+        return oid;
+    }
+    0x8000_0000 | (id as u32 & 0x7fff_ffff)
+}
+
+/// One attribute of a relation, as pg_attribute lists it.
+#[derive(Debug, Clone)]
+pub(crate) struct Attribute {
+    pub num: i16,
+    pub name: String,
+    pub type_oid: u32,
+    pub not_null: bool,
+    /// (pg_attrdef oid, the expression as `pg_get_expr` prints it).
+    pub default: Option<(u32, String)>,
+    /// `a` (ALWAYS), `d` (BY DEFAULT) or empty.
+    pub identity: &'static str,
+}
+
+/// An index (or the primary key a class's `id` is).
+#[derive(Debug, Clone)]
+pub(crate) struct Index {
+    pub oid: u32,
+    pub name: String,
+    pub columns: Vec<(i16, String)>,
+    pub unique: bool,
+    pub primary: bool,
+    /// The pg_constraint oid when it is a constraint (PRIMARY KEY, UNIQUE).
+    pub constraint_oid: Option<u32>,
+}
+
+/// A foreign key: a reference column to the referenced class's `id`.
+#[derive(Debug, Clone)]
+pub(crate) struct ForeignKey {
+    pub oid: u32,
+    pub name: String,
+    pub column: (i16, String),
+    pub target: u32,
+    pub target_schema: String,
+    pub target_table: String,
+    /// The target's key: its `id` (attnum 1) and the pkey's index oid.
+    pub target_index: u32,
+}
+
+/// A table or view of a schema.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Relation<'a> {
+    pub module: &'a ModuleDef,
+    pub kind: RelationKind<'a>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum RelationKind<'a> {
+    Table(&'a ClassDef),
+    View(&'a ViewDef),
+}
+
+/// A module function or method, as pg_proc lists it.
+#[derive(Debug, Clone)]
+pub(crate) struct Function<'a> {
+    pub oid: u32,
+    pub module: &'a ModuleDef,
+    /// Its SQL name within the schema (`deposit`, `account_deposit`).
+    pub name: String,
+    pub def: &'a FunctionDef,
+    /// Argument types as SQL sees them (a method's first is its object).
+    pub args: Vec<(String, u32)>,
+    pub result: u32,
+    pub returns_set: bool,
+}
+
+/// The oid of a column, parameter or result of type `t`.
+pub(crate) fn type_oid(t: &SqlType) -> u32 {
+    crate::convert::type_oid(t)
+}
+
+/// A column default as PostgreSQL prints its expression.
+fn default_text(c: &ColumnDef, schema: &str, table: &str) -> Option<String> {
+    if c.sequence.is_some() && c.identity_always {
+        return None;
+    }
+    if let Some(_seq) = c.sequence {
+        return Some(format!(
+            "nextval('{}'::regclass)",
+            super::text::qualified(schema, &format!("{table}_{}_seq", c.name))
+        ));
+    }
+    if !c.has_default {
+        return None;
+    }
+    Some(match (&c.default, &c.ty) {
+        (Json::Null, _) => "NULL".into(),
+        (Json::Bool(b), _) => b.to_string(),
+        (Json::Number(n), SqlType::Numeric | SqlType::Float8) => {
+            let t = n.to_string();
+            if t.starts_with('-') {
+                format!("'{t}'::{}", c.ty.pg_name())
+            } else {
+                t
+            }
+        }
+        (Json::Number(n), _) => {
+            let t = n.to_string();
+            if t.starts_with('-') {
+                format!("'{t}'::{}", c.ty.pg_name())
+            } else {
+                t
+            }
+        }
+        // A numeric is stored as its exact text: PostgreSQL prints a
+        // non-negative one bare.
+        (Json::String(s), SqlType::Numeric)
+            if !s.starts_with('-') && s.parse::<f64>().is_ok_and(f64::is_finite) =>
+        {
+            s.clone()
+        }
+        (Json::String(s), _) => {
+            format!("'{}'::{}", s.replace('\'', "''"), c.ty.pg_name())
+        }
+        (other, _) => format!(
+            "'{}'::{}",
+            other.to_string().replace('\'', "''"),
+            c.ty.pg_name()
+        ),
+    })
+}
+
+impl Snapshot {
+    /// The namespace oid of `module` (`public` is PostgreSQL's 2200).
+    pub(crate) fn namespace_oid(module: &ModuleDef) -> u32 {
+        if module.name == crate::modules::PUBLIC_SCHEMA {
+            return PUBLIC_NAMESPACE;
+        }
+        or_legacy(module.oid, module.generation)
+    }
+
+    /// Every schema: PostgreSQL's system ones, `amber`, `public` and the
+    /// modules.
+    pub(crate) fn schemas(&self) -> Vec<(u32, String, Option<&ModuleDef>)> {
+        let mut out: Vec<(u32, String, Option<&ModuleDef>)> = vec![
+            (PG_CATALOG_NAMESPACE, "pg_catalog".into(), None),
+            (PG_TOAST_NAMESPACE, "pg_toast".into(), None),
+            (
+                INFORMATION_SCHEMA_NAMESPACE,
+                "information_schema".into(),
+                None,
+            ),
+            (AMBER_NAMESPACE, "amber".into(), None),
+        ];
+        if !self
+            .modules
+            .iter()
+            .any(|m| m.name == crate::modules::PUBLIC_SCHEMA)
+        {
+            out.push((PUBLIC_NAMESPACE, crate::modules::PUBLIC_SCHEMA.into(), None));
+        }
+        for m in &self.modules {
+            out.push((Snapshot::namespace_oid(m), m.name.clone(), Some(m)));
+        }
+        out
+    }
+
+    pub(crate) fn schema_name(&self, oid: u32) -> Option<String> {
+        self.schemas()
+            .into_iter()
+            .find(|(o, _, _)| *o == oid)
+            .map(|(_, n, _)| n)
+    }
+
+    /// Tables and views, in module order.
+    pub(crate) fn relations(&self) -> impl Iterator<Item = Relation<'_>> {
+        self.modules.iter().flat_map(|m| {
+            let tables = m.shape.classes.iter().map(move |c| Relation {
+                module: m,
+                kind: RelationKind::Table(c),
+            });
+            let views = m.shape.views.iter().map(move |v| Relation {
+                module: m,
+                kind: RelationKind::View(v),
+            });
+            tables.chain(views)
+        })
+    }
+
+    /// The schema PostgreSQL resolves an unqualified `name` of a relation
+    /// in: the first of search_path holding one (pg_catalog first).
+    fn visible_schema(&self, name: &str) -> Option<&str> {
+        self.search_path
+            .iter()
+            .find(|s| {
+                self.modules.iter().any(|m| {
+                    &m.name == *s
+                        && (m.shape.classes.iter().any(|c| c.table == name)
+                            || m.shape.views.iter().any(|v| v.name == name)
+                            || m.shape.classes.iter().any(|c| {
+                                c.indexes.iter().any(|i| i.name == name)
+                                    || (!c.hidden_id && pkey_name(c) == name)
+                            }))
+                })
+            })
+            .map(String::as_str)
+    }
+
+    /// `pg_table_is_visible`: the relation is in search_path and no
+    /// relation of the same name comes before it.
+    pub(crate) fn relation_visible(&self, oid: u32) -> Option<bool> {
+        if let Some(r) = self.relations().find(|r| r.oid() == oid) {
+            return Some(self.visible_schema(&r.name()) == Some(r.module.name.as_str()));
+        }
+        for r in self.relations() {
+            for i in r.indexes() {
+                if i.oid == oid {
+                    return Some(self.visible_schema(&i.name) == Some(r.module.name.as_str()));
+                }
+            }
+        }
+        None
+    }
+
+    /// A relation named `name` (`schema.table` or unqualified, as
+    /// `::regclass` reads it): its oid.
+    pub(crate) fn relation_oid(&self, schema: Option<&str>, name: &str) -> Option<u32> {
+        let schema = match schema {
+            Some(s) => s,
+            None => self.visible_schema(name)?,
+        };
+        let module = self.modules.iter().find(|m| m.name == schema)?;
+        for r in self
+            .relations()
+            .filter(|r| std::ptr::eq(r.module, module.as_ref()))
+        {
+            if r.name() == name {
+                return Some(r.oid());
+            }
+            if let Some(i) = r.indexes().into_iter().find(|i| i.name == name) {
+                return Some(i.oid);
+            }
+        }
+        None
+    }
+
+    /// Functions and methods of every module.
+    pub(crate) fn functions(&self) -> Vec<Function<'_>> {
+        let mut out = Vec::new();
+        for m in &self.modules {
+            for (sql_name, callable) in m.sql_functions() {
+                let def = callable.function;
+                let mut args: Vec<(String, u32)> = Vec::new();
+                if callable.class.is_some() {
+                    args.push(("self".to_string(), types::INT8));
+                }
+                args.extend(def.params.iter().map(|p| (p.name.clone(), type_oid(&p.ty))));
+                let (result, returns_set) = match &def.returns {
+                    amber_catalog::Returns::Void => (2278, false),
+                    amber_catalog::Returns::Scalar(t) => (type_oid(t), false),
+                    amber_catalog::Returns::SetOf(c) => (
+                        m.class(c)
+                            .map(|c| or_legacy(c.type_oid, c.id))
+                            .unwrap_or(builtin::RECORD_TYPE),
+                        true,
+                    ),
+                };
+                out.push(Function {
+                    oid: or_legacy(def.oid, m.generation ^ ((out.len() as u64) << 20)),
+                    module: m,
+                    name: sql_name,
+                    def,
+                    args,
+                    result,
+                    returns_set,
+                });
+            }
+        }
+        out
+    }
+
+    /// The row type of a class or view by its pg_type oid: (schema, name).
+    pub(crate) fn row_type(&self, oid: u32) -> Option<(String, String)> {
+        self.relations()
+            .find(|r| r.type_oid() == oid)
+            .map(|r| (r.module.name.clone(), r.name()))
+    }
+}
+
+/// A class's primary key name (PostgreSQL's `<table>_pkey`).
+pub(crate) fn pkey_name(class: &ClassDef) -> String {
+    format!("{}_pkey", class.table)
+}
+
+impl<'a> Relation<'a> {
+    pub(crate) fn oid(&self) -> u32 {
+        match self.kind {
+            RelationKind::Table(c) => or_legacy(c.oid, c.id),
+            RelationKind::View(v) => or_legacy(v.oid, self.module.generation ^ 0x5a5a),
+        }
+    }
+
+    pub(crate) fn type_oid(&self) -> u32 {
+        match self.kind {
+            RelationKind::Table(c) => or_legacy(c.type_oid, c.id ^ 0x1),
+            RelationKind::View(v) => or_legacy(v.type_oid, self.module.generation ^ 0xa5a5),
+        }
+    }
+
+    pub(crate) fn name(&self) -> String {
+        match self.kind {
+            RelationKind::Table(c) => c.table.clone(),
+            RelationKind::View(v) => v.name.clone(),
+        }
+    }
+
+    pub(crate) fn schema(&self) -> &'a str {
+        &self.module.name
+    }
+
+    pub(crate) fn namespace(&self) -> u32 {
+        Snapshot::namespace_oid(self.module)
+    }
+
+    pub(crate) fn class(&self) -> Option<&'a ClassDef> {
+        match self.kind {
+            RelationKind::Table(c) => Some(c),
+            RelationKind::View(_) => None,
+        }
+    }
+
+    /// Its attributes; a view's columns have the types `view_types` gives
+    /// (text where it gives none).
+    pub(crate) fn attributes(&self, view_types: Option<&[u32]>) -> Vec<Attribute> {
+        match self.kind {
+            RelationKind::Table(c) => {
+                let mut out = Vec::with_capacity(c.columns.len() + 1);
+                if !c.hidden_id {
+                    out.push(Attribute {
+                        num: 1,
+                        name: "id".into(),
+                        type_oid: types::INT8,
+                        not_null: true,
+                        default: None,
+                        identity: "",
+                    });
+                }
+                for col in &c.columns {
+                    let num = i16::try_from(out.len() + 1).unwrap_or(i16::MAX);
+                    out.push(Attribute {
+                        num,
+                        name: col.name.clone(),
+                        type_oid: type_oid(&col.ty),
+                        not_null: !col.nullable,
+                        default: default_text(col, self.schema(), &c.table).map(|t| {
+                            (
+                                or_legacy(col.default_oid, c.id ^ (u64::from(col.id) << 24)),
+                                t,
+                            )
+                        }),
+                        identity: match (col.sequence, col.identity_always) {
+                            (Some(_), true) => "a",
+                            _ => "",
+                        },
+                    });
+                }
+                out
+            }
+            RelationKind::View(v) => v
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, name)| Attribute {
+                    num: i16::try_from(i + 1).unwrap_or(i16::MAX),
+                    name: name.clone(),
+                    type_oid: view_types
+                        .and_then(|t| t.get(i).copied())
+                        .unwrap_or(types::TEXT),
+                    not_null: false,
+                    default: None,
+                    identity: "",
+                })
+                .collect(),
+        }
+    }
+
+    fn attnum(&self, column: &str) -> i16 {
+        self.attributes(None)
+            .iter()
+            .find(|a| a.name == column)
+            .map(|a| a.num)
+            .unwrap_or(0)
+    }
+
+    /// Its indexes: the primary key `id` is, then the declared ones.
+    pub(crate) fn indexes(&self) -> Vec<Index> {
+        let Some(c) = self.class() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if !c.hidden_id {
+            out.push(Index {
+                oid: or_legacy(c.id_index_oid, c.id ^ 0x2),
+                name: pkey_name(c),
+                columns: vec![(1, "id".into())],
+                unique: true,
+                primary: true,
+                constraint_oid: Some(or_legacy(c.id_constraint_oid, c.id ^ 0x3)),
+            });
+        }
+        for i in &c.indexes {
+            out.push(Index {
+                oid: or_legacy(i.oid, i.id),
+                name: i.name.clone(),
+                columns: i
+                    .columns
+                    .iter()
+                    .map(|n| (self.attnum(n), n.clone()))
+                    .collect(),
+                unique: i.unique,
+                primary: i.primary,
+                constraint_oid: i
+                    .constraint
+                    .then(|| or_legacy(i.constraint_oid, i.id ^ 0x1)),
+            });
+        }
+        out
+    }
+
+    /// Its foreign keys: one per reference column.
+    pub(crate) fn foreign_keys(&self) -> Vec<ForeignKey> {
+        let Some(c) = self.class() else {
+            return Vec::new();
+        };
+        let module = self.module;
+        c.columns
+            .iter()
+            .filter_map(|col| {
+                let SqlType::Ref(target) = &col.ty else {
+                    return None;
+                };
+                let t = module.class(target)?;
+                Some(ForeignKey {
+                    oid: or_legacy(col.fkey_oid, c.id ^ (u64::from(col.id) << 28)),
+                    name: format!("{}_{}_fkey", c.table, col.name),
+                    column: (self.attnum(&col.name), col.name.clone()),
+                    target: or_legacy(t.oid, t.id),
+                    target_schema: module.name.clone(),
+                    target_table: t.table.clone(),
+                    target_index: or_legacy(t.id_index_oid, t.id ^ 0x2),
+                })
+            })
+            .collect()
+    }
+}

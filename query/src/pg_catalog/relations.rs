@@ -1,0 +1,529 @@
+//! The rows of the pg_catalog relations, from a [`Snapshot`]. Relations
+//! this file does not fill are empty (Amber has no triggers, policies,
+//! publications, extensions, ...); the README lists the gaps.
+
+use super::builtin::SUPERUSER;
+use super::builtin::{self, BTREE_AM, DATABASE, DEFAULT_COLLATION, HEAP_AM, PYTHON_LANGUAGE};
+use super::model::{RelationKind, Snapshot};
+use super::{text, Cell, Row};
+use crate::value::types;
+use datafusion::error::Result as DfResult;
+
+/// The user every object belongs to (PostgreSQL's bootstrap superuser).
+pub(crate) const OWNER: &str = "amber";
+
+/// The equality operator of a key column's type (conpfeqop and friends).
+const INT8_EQ: i64 = 410;
+
+fn ints(v: impl IntoIterator<Item = i64>) -> Cell {
+    Cell::Ints(v.into_iter().collect())
+}
+
+pub(crate) fn rows(s: &Snapshot, relation: &str) -> DfResult<Vec<Row>> {
+    Ok(match relation {
+        "pg_namespace" => s
+            .schemas()
+            .into_iter()
+            .map(|(oid, name, _)| {
+                Row::new()
+                    .set("oid", oid)
+                    .set("nspname", name)
+                    .set("nspowner", SUPERUSER)
+            })
+            .collect(),
+        "pg_class" => pg_class(s),
+        "pg_attribute" => pg_attribute(s),
+        "pg_type" => pg_type(s),
+        "pg_index" => pg_index(s),
+        "pg_constraint" => pg_constraint(s),
+        "pg_attrdef" => pg_attrdef(s),
+        "pg_proc" => pg_proc(s),
+        "pg_am" | "pg_collation" | "pg_range" => builtin::rows(relation),
+        "pg_language" => {
+            let mut rows = builtin::rows(relation);
+            rows.push(
+                Row::new()
+                    .set("oid", PYTHON_LANGUAGE)
+                    .set("lanname", "python")
+                    .set("lanowner", SUPERUSER)
+                    .set("lanispl", true)
+                    .set("lanpltrusted", false)
+                    .set("lanplcallfoid", 0u32)
+                    .set("laninline", 0u32)
+                    .set("lanvalidator", 0u32),
+            );
+            rows
+        }
+        "pg_database" => vec![Row::new()
+            .set("oid", DATABASE)
+            .set("datname", "amber")
+            .set("datdba", SUPERUSER)
+            .set("encoding", 6i32)
+            .set("datlocprovider", "c")
+            .set("datistemplate", false)
+            .set("datallowconn", true)
+            .set("datconnlimit", -1i32)
+            .set("datfrozenxid", 0u32)
+            .set("datminmxid", 1u32)
+            .set("dattablespace", 1663u32)
+            .set("datcollate", "C")
+            .set("datctype", "C")],
+        "pg_tablespace" => vec![
+            Row::new()
+                .set("oid", 1663u32)
+                .set("spcname", "pg_default")
+                .set("spcowner", SUPERUSER),
+            Row::new()
+                .set("oid", 1664u32)
+                .set("spcname", "pg_global")
+                .set("spcowner", SUPERUSER),
+        ],
+        "pg_roles" | "pg_authid" => vec![Row::new()
+            .set("oid", SUPERUSER)
+            .set("rolname", OWNER)
+            .set("rolsuper", true)
+            .set("rolinherit", true)
+            .set("rolcreaterole", true)
+            .set("rolcreatedb", true)
+            .set("rolcanlogin", true)
+            .set("rolreplication", false)
+            .set("rolconnlimit", -1i32)
+            .set("rolbypassrls", true)
+            .set(
+                "rolpassword",
+                if relation == "pg_roles" {
+                    Cell::Text("********".into())
+                } else {
+                    Cell::Null
+                },
+            )],
+        "pg_user" => vec![Row::new()
+            .set("usename", OWNER)
+            .set("usesysid", SUPERUSER)
+            .set("usecreatedb", true)
+            .set("usesuper", true)
+            .set("userepl", false)
+            .set("usebypassrls", true)
+            .set("passwd", "********")],
+        "pg_tables" => s
+            .relations()
+            .filter(|r| r.class().is_some())
+            .map(|r| {
+                Row::new()
+                    .set("schemaname", r.schema())
+                    .set("tablename", r.name())
+                    .set("tableowner", OWNER)
+                    .set("hasindexes", !r.indexes().is_empty())
+                    .set("hasrules", false)
+                    .set("hastriggers", false)
+                    .set("rowsecurity", false)
+            })
+            .collect(),
+        "pg_views" => s
+            .relations()
+            .filter_map(|r| match r.kind {
+                RelationKind::View(v) => Some(
+                    Row::new()
+                        .set("schemaname", r.schema())
+                        .set("viewname", v.name.clone())
+                        .set("viewowner", OWNER)
+                        .set("definition", format!(" {};", v.sql)),
+                ),
+                RelationKind::Table(_) => None,
+            })
+            .collect(),
+        "pg_indexes" => s
+            .relations()
+            .flat_map(|r| {
+                r.indexes().into_iter().map(move |i| {
+                    Row::new()
+                        .set("schemaname", r.schema())
+                        .set("tablename", r.name())
+                        .set("indexname", i.name.clone())
+                        .set("indexdef", text::index_def(&r, &i))
+                })
+            })
+            .collect(),
+        "pg_stat_user_tables" | "pg_stat_all_tables" | "pg_statio_user_tables" => s
+            .relations()
+            .filter(|r| r.class().is_some())
+            .map(|r| {
+                Row::new()
+                    .set("relid", r.oid())
+                    .set("schemaname", r.schema())
+                    .set("relname", r.name())
+            })
+            .collect(),
+        _ => Vec::new(),
+    })
+}
+
+fn pg_class(s: &Snapshot) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for r in s.relations() {
+        let is_table = r.class().is_some();
+        let indexes = r.indexes();
+        let attributes = r.attributes(None);
+        let has_subclass = r.class().is_some_and(|c| {
+            r.module
+                .shape
+                .classes
+                .iter()
+                .any(|o| o.parent.as_deref() == Some(&c.name))
+        });
+        rows.push(
+            Row::new()
+                .set("oid", r.oid())
+                .set("relname", r.name())
+                .set("relnamespace", r.namespace())
+                .set("reltype", r.type_oid())
+                .set("reloftype", 0u32)
+                .set("relowner", SUPERUSER)
+                .set("relam", if is_table { HEAP_AM } else { 0 })
+                .set("relfilenode", if is_table { r.oid() } else { 0 })
+                .set("reltablespace", 0u32)
+                .set("relpages", 0i32)
+                .set("reltuples", Cell::Float(-1.0))
+                .set("relallvisible", 0i32)
+                .set("reltoastrelid", 0u32)
+                .set("relhasindex", !indexes.is_empty())
+                .set("relisshared", false)
+                .set("relpersistence", "p")
+                .set("relkind", if is_table { "r" } else { "v" })
+                .set("relnatts", attributes.len() as i32)
+                .set("relchecks", 0i32)
+                .set("relhasrules", !is_table)
+                .set("relhastriggers", false)
+                .set("relhassubclass", has_subclass)
+                .set("relrowsecurity", false)
+                .set("relforcerowsecurity", false)
+                .set("relispopulated", true)
+                .set("relreplident", if is_table { "d" } else { "n" })
+                .set("relispartition", false)
+                .set("relrewrite", 0u32)
+                .set("relfrozenxid", 0u32)
+                .set("relminmxid", 0u32),
+        );
+        for i in indexes {
+            rows.push(
+                Row::new()
+                    .set("oid", i.oid)
+                    .set("relname", i.name.clone())
+                    .set("relnamespace", r.namespace())
+                    .set("reltype", 0u32)
+                    .set("reloftype", 0u32)
+                    .set("relowner", SUPERUSER)
+                    .set("relam", BTREE_AM)
+                    .set("relfilenode", i.oid)
+                    .set("reltablespace", 0u32)
+                    .set("relpages", 1i32)
+                    .set("reltuples", Cell::Float(0.0))
+                    .set("relallvisible", 0i32)
+                    .set("reltoastrelid", 0u32)
+                    .set("relhasindex", false)
+                    .set("relisshared", false)
+                    .set("relpersistence", "p")
+                    .set("relkind", "i")
+                    .set("relnatts", i.columns.len() as i32)
+                    .set("relchecks", 0i32)
+                    .set("relhasrules", false)
+                    .set("relhastriggers", false)
+                    .set("relhassubclass", false)
+                    .set("relrowsecurity", false)
+                    .set("relforcerowsecurity", false)
+                    .set("relispopulated", true)
+                    .set("relreplident", "n")
+                    .set("relispartition", false)
+                    .set("relrewrite", 0u32)
+                    .set("relfrozenxid", 0u32)
+                    .set("relminmxid", 0u32),
+            );
+        }
+    }
+    rows
+}
+
+/// One pg_attribute row; the type's storage properties are PostgreSQL's.
+fn attribute(rel: u32, num: i64, name: &str, type_oid: u32) -> Row {
+    let info = builtin::type_info(type_oid);
+    let collation = info.map(|t| t.collation).unwrap_or(0);
+    Row::new()
+        .set("attrelid", rel)
+        .set("attname", name)
+        .set("atttypid", type_oid)
+        .set("attstattarget", -1i32)
+        .set("attlen", info.map(|t| t.len).unwrap_or(-1))
+        .set("attnum", num)
+        .set(
+            "attndims",
+            i32::from(info.is_some_and(|t| t.elem != 0 && t.name.starts_with('_'))),
+        )
+        .set("attcacheoff", -1i32)
+        .set("atttypmod", -1i32)
+        .set("attbyval", info.is_some_and(|t| t.byval))
+        .set(
+            "attalign",
+            info.map(|t| t.align.clone()).unwrap_or_else(|| "d".into()),
+        )
+        .set(
+            "attstorage",
+            info.map(|t| t.storage.clone())
+                .unwrap_or_else(|| "x".into()),
+        )
+        .set("attcompression", "")
+        .set("attnotnull", false)
+        .set("atthasdef", false)
+        .set("atthasmissing", false)
+        .set("attidentity", "")
+        .set("attgenerated", "")
+        .set("attisdropped", false)
+        .set("attislocal", true)
+        .set("attinhcount", 0i32)
+        .set("attcollation", collation)
+}
+
+/// PostgreSQL 15's system columns of every table: (attnum, name, type).
+const SYSTEM_COLUMNS: &[(i64, &str, u32)] = &[
+    (-1, "ctid", 27),
+    (-2, "xmin", 28),
+    (-3, "cmin", 29),
+    (-4, "xmax", 28),
+    (-5, "cmax", 29),
+    (-6, "tableoid", 26),
+];
+
+fn pg_attribute(s: &Snapshot) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for r in s.relations() {
+        let oid = r.oid();
+        let attributes = r.attributes(None);
+        for a in &attributes {
+            rows.push(
+                attribute(oid, a.num.into(), &a.name, a.type_oid)
+                    .set("attnotnull", a.not_null)
+                    .set("atthasdef", a.default.is_some())
+                    .set("attidentity", a.identity),
+            );
+        }
+        if r.class().is_some() {
+            for (num, name, t) in SYSTEM_COLUMNS {
+                rows.push(attribute(oid, *num, name, *t).set("attnotnull", true));
+            }
+        }
+        for i in r.indexes() {
+            for (n, (num, name)) in i.columns.iter().enumerate() {
+                let t = attributes
+                    .iter()
+                    .find(|a| a.num == *num)
+                    .map(|a| a.type_oid)
+                    .unwrap_or(types::TEXT);
+                rows.push(attribute(i.oid, n as i64 + 1, name, t));
+            }
+        }
+    }
+    rows
+}
+
+fn pg_type(s: &Snapshot) -> Vec<Row> {
+    let mut rows = builtin::rows("pg_type");
+    for r in s.relations() {
+        rows.push(
+            Row::new()
+                .set("oid", r.type_oid())
+                .set("typname", r.name())
+                .set("typnamespace", r.namespace())
+                .set("typowner", SUPERUSER)
+                .set("typlen", -1i32)
+                .set("typbyval", false)
+                .set("typtype", "c")
+                .set("typcategory", "C")
+                .set("typispreferred", false)
+                .set("typisdefined", true)
+                .set("typdelim", ",")
+                .set("typrelid", r.oid())
+                .set("typsubscript", "-")
+                .set("typelem", 0u32)
+                .set("typarray", 0u32)
+                .set("typinput", "record_in")
+                .set("typoutput", "record_out")
+                .set("typreceive", "record_recv")
+                .set("typsend", "record_send")
+                .set("typmodin", "-")
+                .set("typmodout", "-")
+                .set("typanalyze", "-")
+                .set("typalign", "d")
+                .set("typstorage", "x")
+                .set("typnotnull", false)
+                .set("typbasetype", 0u32)
+                .set("typtypmod", -1i32)
+                .set("typndims", 0i32)
+                .set("typcollation", 0u32),
+        );
+    }
+    rows
+}
+
+fn pg_index(s: &Snapshot) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for r in s.relations() {
+        let attributes = r.attributes(None);
+        for i in r.indexes() {
+            let n = i.columns.len() as i32;
+            let (collations, classes): (Vec<i64>, Vec<i64>) = i
+                .columns
+                .iter()
+                .map(|(num, _)| {
+                    let t = attributes
+                        .iter()
+                        .find(|a| a.num == *num)
+                        .map(|a| a.type_oid);
+                    match t {
+                        Some(types::TEXT) => (i64::from(DEFAULT_COLLATION), 3126),
+                        Some(types::INT8) => (0, 3124),
+                        _ => (0, 0),
+                    }
+                })
+                .unzip();
+            rows.push(
+                Row::new()
+                    .set("indexrelid", i.oid)
+                    .set("indrelid", r.oid())
+                    .set("indnatts", n)
+                    .set("indnkeyatts", n)
+                    .set("indisunique", i.unique)
+                    .set("indnullsnotdistinct", false)
+                    .set("indisprimary", i.primary)
+                    .set("indisexclusion", false)
+                    .set("indimmediate", true)
+                    .set("indisclustered", false)
+                    .set("indisvalid", true)
+                    .set("indcheckxmin", false)
+                    .set("indisready", true)
+                    .set("indislive", true)
+                    .set("indisreplident", false)
+                    .set(
+                        "indkey",
+                        ints(i.columns.iter().map(|(num, _)| i64::from(*num))),
+                    )
+                    .set("indcollation", ints(collations))
+                    .set("indclass", ints(classes))
+                    .set("indoption", ints(i.columns.iter().map(|_| 0))),
+            );
+        }
+    }
+    rows
+}
+
+fn constraint(oid: u32, name: &str, namespace: u32, kind: &str, rel: u32) -> Row {
+    Row::new()
+        .set("oid", oid)
+        .set("conname", name)
+        .set("connamespace", namespace)
+        .set("contype", kind)
+        .set("condeferrable", false)
+        .set("condeferred", false)
+        .set("convalidated", true)
+        .set("conrelid", rel)
+        .set("contypid", 0u32)
+        .set("conindid", 0u32)
+        .set("conparentid", 0u32)
+        .set("confrelid", 0u32)
+        .set("confupdtype", " ")
+        .set("confdeltype", " ")
+        .set("confmatchtype", " ")
+        .set("conislocal", true)
+        .set("coninhcount", 0i32)
+        .set("connoinherit", true)
+}
+
+fn pg_constraint(s: &Snapshot) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for r in s.relations() {
+        for i in r.indexes() {
+            let Some(oid) = i.constraint_oid else {
+                continue;
+            };
+            let kind = if i.primary { "p" } else { "u" };
+            rows.push(
+                constraint(oid, &i.name, r.namespace(), kind, r.oid())
+                    .set("conindid", i.oid)
+                    .set("conkey", ints(i.columns.iter().map(|(n, _)| i64::from(*n)))),
+            );
+        }
+        for fk in r.foreign_keys() {
+            rows.push(
+                constraint(fk.oid, &fk.name, r.namespace(), "f", r.oid())
+                    .set("conindid", fk.target_index)
+                    .set("confrelid", fk.target)
+                    .set("confupdtype", "a")
+                    .set("confdeltype", "a")
+                    .set("confmatchtype", "s")
+                    .set("connoinherit", true)
+                    .set("conkey", ints([i64::from(fk.column.0)]))
+                    .set("confkey", ints([1]))
+                    .set("conpfeqop", ints([INT8_EQ]))
+                    .set("conppeqop", ints([INT8_EQ]))
+                    .set("conffeqop", ints([INT8_EQ])),
+            );
+        }
+    }
+    rows
+}
+
+fn pg_attrdef(s: &Snapshot) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for r in s.relations() {
+        for a in r.attributes(None) {
+            if let Some((oid, expr)) = a.default {
+                rows.push(
+                    Row::new()
+                        .set("oid", oid)
+                        .set("adrelid", r.oid())
+                        .set("adnum", i64::from(a.num))
+                        .set("adbin", expr),
+                );
+            }
+        }
+    }
+    rows
+}
+
+fn pg_proc(s: &Snapshot) -> Vec<Row> {
+    s.functions()
+        .into_iter()
+        .map(|f| {
+            Row::new()
+                .set("oid", f.oid)
+                .set("proname", f.name.clone())
+                .set("pronamespace", Snapshot::namespace_oid(f.module))
+                .set("proowner", SUPERUSER)
+                .set("prolang", PYTHON_LANGUAGE)
+                .set("procost", Cell::Float(100.0))
+                .set(
+                    "prorows",
+                    Cell::Float(if f.returns_set { 1000.0 } else { 0.0 }),
+                )
+                .set("provariadic", 0u32)
+                .set("prosupport", "-")
+                .set("prokind", "f")
+                .set("prosecdef", false)
+                .set("proleakproof", false)
+                .set("proisstrict", false)
+                .set("proretset", f.returns_set)
+                .set("provolatile", "v")
+                .set("proparallel", "u")
+                .set("pronargs", f.args.len() as i32)
+                .set("pronargdefaults", 0i32)
+                .set("prorettype", f.result)
+                .set(
+                    "proargtypes",
+                    ints(f.args.iter().map(|(_, t)| i64::from(*t))),
+                )
+                .set(
+                    "proargnames",
+                    Cell::Texts(f.args.iter().map(|(n, _)| n.clone()).collect()),
+                )
+                .set("prosrc", f.def.name.clone())
+        })
+        .collect()
+}

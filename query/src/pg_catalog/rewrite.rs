@@ -1,0 +1,478 @@
+//! PostgreSQL syntax that catalog queries use and DataFusion lacks,
+//! rewritten before planning into what it has:
+//!
+//! - `'bank.account'::regclass` (a literal) -> the relation's oid (42P01
+//!   if there is none, as PostgreSQL); `c.oid::regclass` -> the name
+//!   PostgreSQL prints (`__amber_regclass(c.oid)`); likewise `regtype`,
+//!   `regproc`, `regprocedure`, `regnamespace`;
+//! - `::oid` -> bigint, `::name`, `::"char"` and the information_schema
+//!   domains -> text; `pg_catalog.int4` and friends -> their SQL types;
+//! - `OPERATOR(pg_catalog.~)` -> `~`; `COLLATE "C"` -> nothing (Amber
+//!   compares text as collation "C" always);
+//! - `pg_catalog.f(...)` -> `f(...)` (functions live in one namespace).
+
+use super::builtin;
+use super::model::Snapshot;
+use crate::error::SqlError;
+use datafusion::sql::sqlparser::ast::{
+    self, BinaryOperator, DataType, Expr, Ident, ObjectName, ObjectNamePart, Statement, Value,
+};
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+/// The functions that print reg* values (registered in `functions.rs`).
+pub(crate) const REGCLASS_OUT: &str = "__amber_regclass";
+pub(crate) const REGTYPE_OUT: &str = "__amber_regtype";
+pub(crate) const REGPROC_OUT: &str = "__amber_regproc";
+pub(crate) const REGNAMESPACE_OUT: &str = "__amber_regnamespace";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reg {
+    Class,
+    Type,
+    Proc,
+    Namespace,
+}
+
+/// What a cast target becomes.
+enum Target {
+    Reg(Reg),
+    Sql(DataType),
+}
+
+fn last_name(name: &ObjectName) -> Option<String> {
+    match name.0.last()? {
+        ObjectNamePart::Identifier(i) => Some(i.value.to_lowercase()),
+        _ => None,
+    }
+}
+
+fn target(dt: &DataType) -> Option<Target> {
+    let name = match dt {
+        DataType::Regclass => return Some(Target::Reg(Reg::Class)),
+        DataType::Custom(name, _) => last_name(name)?,
+        DataType::Array(ast::ArrayElemTypeDef::SquareBracket(inner, size)) => {
+            return match target(inner)? {
+                Target::Sql(t) => Some(Target::Sql(DataType::Array(
+                    ast::ArrayElemTypeDef::SquareBracket(Box::new(t), *size),
+                ))),
+                // An array of reg* is an array of oids.
+                Target::Reg(_) => Some(Target::Sql(DataType::Array(
+                    ast::ArrayElemTypeDef::SquareBracket(Box::new(DataType::BigInt(None)), *size),
+                ))),
+            };
+        }
+        _ => return None,
+    };
+    Some(match name.as_str() {
+        "regclass" => Target::Reg(Reg::Class),
+        "regtype" => Target::Reg(Reg::Type),
+        "regproc" | "regprocedure" => Target::Reg(Reg::Proc),
+        "regnamespace" => Target::Reg(Reg::Namespace),
+        "oid" | "xid" | "cid" | "regrole" => Target::Sql(DataType::BigInt(None)),
+        "name" | "char" | "sql_identifier" | "character_data" | "yes_or_no" | "bpchar"
+        | "pg_node_tree" => Target::Sql(DataType::Text),
+        "cardinal_number" | "int4" => Target::Sql(DataType::Int(None)),
+        "int2" => Target::Sql(DataType::SmallInt(None)),
+        "int8" => Target::Sql(DataType::BigInt(None)),
+        "float8" => Target::Sql(DataType::DoublePrecision),
+        "float4" => Target::Sql(DataType::Real),
+        "bool" => Target::Sql(DataType::Boolean),
+        "text" | "varchar" => Target::Sql(DataType::Text),
+        _ => return None,
+    })
+}
+
+fn string_literal(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => Some(s.clone()),
+            Value::Number(n, _) => Some(n.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `schema.name` as `::regclass` reads it (unquoted parts lowercased).
+fn parse_name(text: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = text.trim().chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                cur.push('"');
+            }
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(std::mem::take(&mut cur)),
+            c if quoted => cur.push(c),
+            c => cur.extend(c.to_lowercase()),
+        }
+    }
+    parts.push(cur);
+    parts
+}
+
+/// PostgreSQL's fixed oids of the system catalogs tools name with
+/// `'pg_class'::regclass` (pg_description.classoid and the like).
+const SYSTEM_RELATIONS: &[(&str, u32)] = &[
+    ("pg_type", 1247),
+    ("pg_attribute", 1249),
+    ("pg_proc", 1255),
+    ("pg_class", 1259),
+    ("pg_authid", 1260),
+    ("pg_database", 1262),
+    ("pg_am", 2601),
+    ("pg_constraint", 2606),
+    ("pg_description", 2609),
+    ("pg_index", 2610),
+    ("pg_namespace", 2615),
+    ("pg_trigger", 2620),
+];
+
+fn literal_oid(snapshot: &Snapshot, reg: Reg, text: &str) -> Result<u32, SqlError> {
+    if let Ok(oid) = text.trim().parse::<u32>() {
+        return Ok(oid);
+    }
+    let parts = parse_name(text);
+    let found = match reg {
+        Reg::Class => match parts.as_slice() {
+            [name] => SYSTEM_RELATIONS
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, o)| *o)
+                .or_else(|| snapshot.relation_oid(None, name)),
+            [schema, name] if schema == "pg_catalog" => SYSTEM_RELATIONS
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, o)| *o),
+            [schema, name] => snapshot.relation_oid(Some(schema), name),
+            _ => None,
+        },
+        Reg::Type => {
+            let name = parts.last().cloned().unwrap_or_default();
+            builtin::type_oid(&name).or_else(|| builtin::type_oid(&sql_type_name(text)))
+        }
+        Reg::Proc => {
+            let name = parts.last().cloned().unwrap_or_default();
+            snapshot
+                .functions()
+                .into_iter()
+                .find(|f| f.name == name)
+                .map(|f| f.oid)
+        }
+        Reg::Namespace => snapshot
+            .schemas()
+            .into_iter()
+            .find(|(_, n, _)| Some(n) == parts.last())
+            .map(|(o, _, _)| o),
+    };
+    found.ok_or_else(|| match reg {
+        Reg::Class => SqlError::new("42P01", format!("relation \"{text}\" does not exist")),
+        Reg::Type => SqlError::new("42704", format!("type \"{text}\" does not exist")),
+        Reg::Proc => SqlError::new("42883", format!("function \"{text}\" does not exist")),
+        Reg::Namespace => SqlError::new("3F000", format!("schema \"{text}\" does not exist")),
+    })
+}
+
+/// A type's SQL name as its typname (`integer` -> `int4`).
+fn sql_type_name(text: &str) -> String {
+    match text.trim().to_lowercase().as_str() {
+        "integer" | "int" => "int4".into(),
+        "bigint" => "int8".into(),
+        "smallint" => "int2".into(),
+        "double precision" => "float8".into(),
+        "real" => "float4".into(),
+        "boolean" => "bool".into(),
+        "character varying" => "varchar".into(),
+        "character" => "bpchar".into(),
+        "timestamp with time zone" => "timestamptz".into(),
+        "timestamp without time zone" | "timestamp" => "timestamp".into(),
+        other => other.to_string(),
+    }
+}
+
+fn call(name: &str, arg: Expr) -> Expr {
+    Expr::Function(ast::Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: ast::FunctionArguments::None,
+        args: ast::FunctionArguments::List(ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg))],
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
+
+fn operator(parts: &[String]) -> Option<BinaryOperator> {
+    Some(match parts.last()?.as_str() {
+        "~" => BinaryOperator::PGRegexMatch,
+        "~*" => BinaryOperator::PGRegexIMatch,
+        "!~" => BinaryOperator::PGRegexNotMatch,
+        "!~*" => BinaryOperator::PGRegexNotIMatch,
+        "~~" => BinaryOperator::PGLikeMatch,
+        "!~~" => BinaryOperator::PGNotLikeMatch,
+        "=" => BinaryOperator::Eq,
+        "<>" | "!=" => BinaryOperator::NotEq,
+        "<" => BinaryOperator::Lt,
+        "<=" => BinaryOperator::LtEq,
+        ">" => BinaryOperator::Gt,
+        ">=" => BinaryOperator::GtEq,
+        "||" => BinaryOperator::StringConcat,
+        "+" => BinaryOperator::Plus,
+        "-" => BinaryOperator::Minus,
+        _ => return None,
+    })
+}
+
+/// Whether `stmt` uses syntax this file rewrites (most statements do not:
+/// they skip the rewrite and the snapshot).
+pub(crate) fn needed(stmt: &Statement) -> bool {
+    if ast::visit_relations(stmt, |name: &ObjectName| {
+        if is_qualified_table_function(name) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .is_break()
+    {
+        return true;
+    }
+    let mut found = false;
+    let _ = ast::visit_expressions(stmt, |e: &Expr| {
+        found = match e {
+            Expr::Cast { data_type, .. } => target(data_type).is_some(),
+            Expr::BinaryOp {
+                op: BinaryOperator::PGCustomBinaryOperator(_),
+                ..
+            } => true,
+            Expr::Collate { .. } => true,
+            Expr::BinaryOp { left, right, .. } => {
+                array_literal(left).is_some() || array_literal(right).is_some()
+            }
+            Expr::Function(f) => {
+                (f.name.0.len() > 1 && is_pg_catalog(&f.name))
+                    || array_subquery(f).is_some()
+                    || matches!(
+                        last_name(&f.name).as_deref(),
+                        Some("array_upper" | "array_lower")
+                    )
+            }
+            _ => false,
+        };
+        if found {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    found
+}
+
+/// Whether `e` is a cast to a reg* type (which reads the catalog).
+pub(crate) fn needed_expr(e: &Expr) -> bool {
+    matches!(e, Expr::Cast { data_type, .. } if matches!(target(data_type), Some(Target::Reg(_))))
+}
+
+/// `'{0}'` compared with an array column (`polroles = '{0}'`): an array
+/// literal PostgreSQL types from the column, here `ARRAY[0]`.
+fn array_literal(e: &Expr) -> Option<Expr> {
+    let text = match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => s,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let inner = text.strip_prefix('{')?.strip_suffix('}')?;
+    if inner.is_empty() || inner.contains(['"', '{', '\\']) {
+        return None;
+    }
+    let elem = inner
+        .split(',')
+        .map(|x| {
+            let x = x.trim();
+            match x.parse::<i64>() {
+                Ok(_) => Expr::value(Value::Number(x.to_string(), false)),
+                Err(_) => Expr::value(Value::SingleQuotedString(x.to_string())),
+            }
+        })
+        .collect();
+    Some(Expr::Array(ast::Array { elem, named: true }))
+}
+
+/// `ARRAY(SELECT ...)`'s query.
+fn array_subquery(f: &ast::Function) -> Option<&ast::Query> {
+    match (&f.args, last_name(&f.name).as_deref()) {
+        (ast::FunctionArguments::Subquery(q), Some("array")) => Some(q),
+        _ => None,
+    }
+}
+
+/// `ARRAY(q)` as DataFusion runs it: `(SELECT coalesce(array_agg(x),
+/// make_array()) FROM (q') AS __amber_array)`, where q' is q with its one
+/// column named x; the array is in q's order when q orders by that column.
+fn array_of(mut q: ast::Query) -> Expr {
+    const X: &str = "__amber_array_value";
+    let by_first = q.order_by.as_ref().is_some_and(|o| match &o.kind {
+        ast::OrderByKind::Expressions(exprs) => {
+            exprs.len() == 1
+                && matches!(&exprs[0].expr, Expr::Value(v) if matches!(&v.value, Value::Number(n, _) if n == "1"))
+        }
+        _ => false,
+    });
+    if let ast::SetExpr::Select(select) = q.body.as_mut() {
+        if let Some(item) = select.projection.first_mut() {
+            let expr = match item {
+                ast::SelectItem::UnnamedExpr(e) => Some(e.clone()),
+                ast::SelectItem::ExprWithAlias { expr, .. } => Some(expr.clone()),
+                _ => None,
+            };
+            if let Some(expr) = expr {
+                *item = ast::SelectItem::ExprWithAlias {
+                    expr,
+                    alias: Ident::new(X),
+                };
+            }
+        }
+    }
+    let order = if by_first {
+        format!(" ORDER BY {X}")
+    } else {
+        String::new()
+    };
+    let sql = format!(
+        "(SELECT coalesce(array_agg({X}{order}), make_array()) FROM ({q}) AS __amber_array)"
+    );
+    match datafusion::sql::sqlparser::parser::Parser::new(
+        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+    )
+    .try_with_sql(&sql)
+    .and_then(|mut p| p.parse_expr())
+    {
+        Ok(e) => e,
+        Err(_) => Expr::value(Value::Null),
+    }
+}
+
+fn is_pg_catalog(name: &ObjectName) -> bool {
+    matches!(name.0.first(), Some(ObjectNamePart::Identifier(i)) if i.value.eq_ignore_ascii_case("pg_catalog"))
+}
+
+/// `pg_catalog.generate_series` in FROM: a table function (DataFusion
+/// knows them unqualified).
+fn is_qualified_table_function(name: &ObjectName) -> bool {
+    name.0.len() == 2
+        && is_pg_catalog(name)
+        && last_name(name).is_some_and(|n| !super::is_pg_catalog_relation(&n))
+}
+
+/// Rewrites `stmt` in place; `snapshot` is asked for only when a reg*
+/// literal needs resolving.
+pub(crate) fn rewrite(
+    stmt: &mut Statement,
+    snapshot: &dyn Fn() -> Arc<Snapshot>,
+) -> Result<(), SqlError> {
+    let _ = ast::visit_relations_mut(stmt, |name: &mut ObjectName| {
+        if is_qualified_table_function(name) {
+            name.0.remove(0);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    let mut failed: Option<SqlError> = None;
+    let _ = ast::visit_expressions_mut(stmt, |e: &mut Expr| {
+        match e {
+            Expr::Cast {
+                expr, data_type, ..
+            } => match target(data_type) {
+                Some(Target::Sql(dt)) => *data_type = dt,
+                Some(Target::Reg(reg)) => match string_literal(expr) {
+                    Some(text) => match literal_oid(&snapshot(), reg, &text) {
+                        Ok(oid) => *e = Expr::value(Value::Number(oid.to_string(), false)),
+                        Err(err) => {
+                            failed = Some(err);
+                            return ControlFlow::Break(());
+                        }
+                    },
+                    None => {
+                        let name = match reg {
+                            Reg::Class => REGCLASS_OUT,
+                            Reg::Type => REGTYPE_OUT,
+                            Reg::Proc => REGPROC_OUT,
+                            Reg::Namespace => REGNAMESPACE_OUT,
+                        };
+                        let inner = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
+                        *e = call(name, inner);
+                    }
+                },
+                None => {}
+            },
+            Expr::BinaryOp { op, left, right } => {
+                if let BinaryOperator::PGCustomBinaryOperator(parts) = op {
+                    if let Some(o) = operator(parts) {
+                        *op = o;
+                    }
+                }
+                if matches!(op, BinaryOperator::Eq | BinaryOperator::NotEq) {
+                    for side in [left, right] {
+                        if let Some(a) = array_literal(side) {
+                            **side = a;
+                        }
+                    }
+                }
+            }
+            Expr::Collate { expr, .. } => {
+                let inner = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
+                *e = inner;
+            }
+            Expr::Function(f) => {
+                if f.name.0.len() == 2 && is_pg_catalog(&f.name) {
+                    f.name.0.remove(0);
+                }
+                match last_name(&f.name).as_deref() {
+                    // Amber's arrays are one-based: the upper bound is the
+                    // length (NULL for an empty array, as PostgreSQL's).
+                    Some("array_upper") => {
+                        f.name = ObjectName::from(vec![Ident::new("array_length")]);
+                    }
+                    Some("array_lower") => {
+                        let length = Expr::Function(ast::Function {
+                            name: ObjectName::from(vec![Ident::new("array_length")]),
+                            ..f.clone()
+                        });
+                        *e = Expr::Case {
+                            case_token: ast::helpers::attached_token::AttachedToken::empty(),
+                            end_token: ast::helpers::attached_token::AttachedToken::empty(),
+                            operand: None,
+                            conditions: vec![ast::CaseWhen {
+                                condition: Expr::IsNotNull(Box::new(length)),
+                                result: Expr::value(Value::Number("1".into(), false)),
+                            }],
+                            else_result: None,
+                        };
+                        return ControlFlow::Continue(());
+                    }
+                    _ => {}
+                }
+                if let Some(q) = array_subquery(f) {
+                    *e = array_of(q.clone());
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
