@@ -385,6 +385,14 @@ impl ClassDef {
             }
             if let Some(o) = old.and_then(|o| o.columns.iter().find(|o| o.name == c.name)) {
                 c.id = o.id;
+                // The column's catalog oids are its identity too (a
+                // redeploy that changes nothing else compares equal).
+                if c.has_default == o.has_default && c.sequence == o.sequence {
+                    c.default_oid = o.default_oid;
+                }
+                if c.ty == o.ty {
+                    c.fkey_oid = o.fkey_oid;
+                }
             } else if fresh {
                 c.id = u32::try_from(i + 1).unwrap_or(u32::MAX);
             } else {

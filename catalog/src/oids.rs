@@ -117,3 +117,122 @@ impl ModuleDef {
             && self.shape.views.iter().all(|v| v.oid != 0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{ClassDef, ColumnDef, ModuleDef, ModuleShape, SqlType};
+    use serde_json::Value as Json;
+
+    fn module(default: bool) -> ModuleDef {
+        let col = |name: &str, ty: SqlType, has_default: bool| ColumnDef {
+            id: 0,
+            name: name.into(),
+            ty,
+            nullable: true,
+            has_default,
+            default: Json::Null,
+            sequence: None,
+            identity_always: false,
+            default_oid: 0,
+            fkey_oid: 0,
+        };
+        let class = |name: &str, table: &str, columns: Vec<ColumnDef>| ClassDef {
+            id: 7,
+            name: name.into(),
+            table: table.into(),
+            parent: None,
+            columns,
+            methods: Vec::new(),
+            hidden_id: false,
+            indexes: Vec::new(),
+            oid: 0,
+            type_oid: 0,
+            id_index_oid: 0,
+            id_constraint_oid: 0,
+        };
+        ModuleDef {
+            name: "shop".into(),
+            version: 1,
+            generation: 1,
+            source: String::new(),
+            sql_defined: false,
+            deployed_at: String::new(),
+            oid: 0,
+            shape: ModuleShape {
+                classes: vec![
+                    class(
+                        "Customer",
+                        "customer",
+                        vec![col("name", SqlType::Text, false)],
+                    ),
+                    class(
+                        "Item",
+                        "item",
+                        vec![
+                            col("size", SqlType::Int8, default),
+                            col("owner", SqlType::Ref("Customer".into()), false),
+                        ],
+                    ),
+                ],
+                functions: Vec::new(),
+                globals: Vec::new(),
+                views: Vec::new(),
+            },
+        }
+    }
+
+    fn assigned(m: &mut ModuleDef, old: Option<&ModuleDef>, next: &mut u32) {
+        for class in &mut m.shape.classes {
+            let before = old.and_then(|o| o.class(&class.name));
+            class.assign_column_ids(before);
+        }
+        m.assign_oids::<()>(old, &mut || {
+            *next += 1;
+            Ok(*next)
+        })
+        .unwrap();
+        assert!(m.has_oids());
+    }
+
+    #[test]
+    fn a_redeploy_keeps_every_oid_and_compares_equal() {
+        let mut next = super::FIRST_USER_OID - 1;
+        let mut v1 = module(true);
+        assigned(&mut v1, None, &mut next);
+        let item = v1.class("Item").unwrap();
+        assert_ne!(item.columns[0].default_oid, 0, "a default has an oid");
+        assert_ne!(item.columns[1].fkey_oid, 0, "a reference is a foreign key");
+        let used = next;
+        // The same source again: the same oids, no new ones, equal columns
+        // (what a replace compares to refuse shape changes).
+        let mut v2 = module(true);
+        for class in &mut v2.shape.classes {
+            // What CREATE OR REPLACE MODULE compares before oids are
+            // assigned: equal columns.
+            let before = v1.class(&class.name).unwrap();
+            class.assign_column_ids(Some(before));
+            assert_eq!(class.columns, before.columns);
+        }
+        assigned(&mut v2, Some(&v1), &mut next);
+        assert_eq!(next, used);
+        assert_eq!(v1.shape, v2.shape);
+        assert_eq!(v1.oid, v2.oid);
+        // A column losing its default loses that oid; the rest stay.
+        let mut v3 = module(false);
+        assigned(&mut v3, Some(&v2), &mut next);
+        let item3 = v3.class("Item").unwrap();
+        assert_eq!(item3.columns[0].default_oid, 0);
+        assert_eq!(item3.oid, v2.class("Item").unwrap().oid);
+        assert_eq!(next, used);
+    }
+
+    #[test]
+    fn catalog_oids_start_at_the_first_user_oid_and_fail_closed() {
+        assert_eq!(super::catalog_oid(1), Some(16384));
+        assert_eq!(
+            super::catalog_oid(u64::from(u32::MAX - 16383)),
+            Some(u32::MAX)
+        );
+        assert_eq!(super::catalog_oid(u64::from(u32::MAX - 16383) + 1), None);
+    }
+}
