@@ -143,7 +143,8 @@ impl PlanningBase {
             state.execution_props_mut().mark_start_execution(options);
             return state.create_physical_plan(plan).await;
         }
-        let optimized = self.optimize(plan)?;
+        let lateral = crate::subplan::rewrite_lateral(plan, self, interrupt)?;
+        let optimized = self.optimize(lateral.as_ref().unwrap_or(plan))?;
         let optimized = crate::subplan::rewrite(&optimized, self, interrupt)?.unwrap_or(optimized);
         self.state
             .query_planner()
@@ -454,7 +455,11 @@ impl StatementContext {
             return self.modules_table().map(Some);
         }
         if schema == "pg_catalog" || schema == "information_schema" {
-            return crate::pg_catalog::table(&self.snapshot(), schema, name);
+            let view_types = match crate::pg_catalog::lists_columns(schema, name) {
+                true => self.view_types(),
+                false => crate::pg_catalog::ViewTypes::new(),
+            };
+            return crate::pg_catalog::table(&self.snapshot(), schema, name, &view_types);
         }
         let Some(module) = self.module(schema) else {
             return Ok(None);
@@ -506,6 +511,26 @@ impl StatementContext {
             planning.pop();
         }
         Ok(Arc::new(ViewTable::new(planned?, Some(view.sql.clone()))))
+    }
+
+    /// Every view's column types (wire oids), as its query plans now; a
+    /// view that no longer plans has none (its columns list as text).
+    fn view_types(&self) -> crate::pg_catalog::ViewTypes {
+        let mut out = crate::pg_catalog::ViewTypes::new();
+        for m in &self.modules {
+            for v in &m.shape.views {
+                if let Ok(t) = self.view_table(v) {
+                    let types = t
+                        .schema()
+                        .fields()
+                        .iter()
+                        .map(|f| crate::value::types::oid_of_field(f))
+                        .collect();
+                    out.insert((m.name.clone(), v.name.clone()), types);
+                }
+            }
+        }
+        out
     }
 
     fn plan_view(&self, view: &amber_catalog::ViewDef) -> DfResult<LogicalPlan> {

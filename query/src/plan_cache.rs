@@ -158,7 +158,7 @@ impl Session {
         let ctx = self.statement_context(txn, &exact);
         let names = names::output_names(&mut query);
         let plan = ctx.plan(Statement::Query(Box::new(query))).ok()?;
-        if !calls_only_immutable(&plan) {
+        if !calls_only_immutable(&plan) || crate::subplan::has_lateral(&plan) {
             return None;
         }
         let param_types = plan.get_parameter_types().ok()?;

@@ -13,7 +13,7 @@ use crate::context::PlanningBase;
 use crate::error::SqlError;
 use datafusion::arrow::array::{Array, ArrayRef, BooleanBuilder};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, ScalarValue};
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::expr::{Exists, InSubquery};
@@ -69,6 +69,81 @@ pub(crate) fn rewrite(
     base: &Arc<PlanningBase>,
     interrupt: &Interrupt,
 ) -> DfResult<Option<LogicalPlan>> {
+    rewrite_where(plan, base, interrupt, |_| true)
+}
+
+/// Whether `subquery` reads its outer row below an UNNEST (a table
+/// function with arguments from the outer row, `pg_catalog/rewrite.rs`):
+/// DataFusion's decorrelation cannot pull such a reference up (and left it
+/// in the plan, "Physical plan does not support OuterReferenceColumn"), so
+/// such a subquery is a SubPlan from the start.
+fn is_lateral(subquery: &Subquery) -> bool {
+    let mut found = false;
+    let _ = subquery.subquery.apply(|node| {
+        if let LogicalPlan::Unnest(u) = node {
+            u.input.apply(|n| {
+                n.apply_expressions(|e| {
+                    e.apply(|e| {
+                        if matches!(e, Expr::OuterReferenceColumn(..)) {
+                            found = true;
+                            return Ok(TreeNodeRecursion::Stop);
+                        }
+                        Ok(TreeNodeRecursion::Continue)
+                    })
+                })
+            })?;
+        }
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
+}
+
+/// `plan` (before optimization) with its lateral subqueries
+/// ([`is_lateral`]) replaced by SubPlans; `None` if it has none.
+pub(crate) fn rewrite_lateral(
+    plan: &LogicalPlan,
+    base: &Arc<PlanningBase>,
+    interrupt: &Interrupt,
+) -> DfResult<Option<LogicalPlan>> {
+    if !has_lateral(plan) {
+        return Ok(None);
+    }
+    rewrite_where(plan, base, interrupt, is_lateral)
+}
+
+/// Whether `plan` has a lateral subquery (a cached plan cannot hold one).
+pub(crate) fn has_lateral(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                let sq = match e {
+                    Expr::ScalarSubquery(sq) => Some(sq),
+                    Expr::InSubquery(InSubquery { subquery, .. }) => Some(subquery),
+                    Expr::Exists(Exists { subquery, .. }) => Some(subquery),
+                    _ => None,
+                };
+                if sq.is_some_and(is_lateral) {
+                    found = true;
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    });
+    found
+}
+
+fn rewrite_where(
+    plan: &LogicalPlan,
+    base: &Arc<PlanningBase>,
+    interrupt: &Interrupt,
+    only: fn(&Subquery) -> bool,
+) -> DfResult<Option<LogicalPlan>> {
     if !has_subquery_exprs(plan)? {
         return Ok(None);
     }
@@ -80,13 +155,17 @@ pub(crate) fn rewrite(
             node.map_expressions(|e| {
                 let saved = names.save(&e);
                 e.transform_up(|e| match e {
-                    Expr::ScalarSubquery(sq) => subplan(base, interrupt, Kind::Scalar, sq, None),
+                    Expr::ScalarSubquery(sq) if only(&sq) => {
+                        subplan(base, interrupt, Kind::Scalar, sq, None)
+                    }
                     Expr::InSubquery(InSubquery {
                         expr,
                         subquery,
                         negated,
-                    }) => subplan(base, interrupt, Kind::In { negated }, subquery, Some(*expr)),
-                    Expr::Exists(Exists { subquery, negated }) => {
+                    }) if only(&subquery) => {
+                        subplan(base, interrupt, Kind::In { negated }, subquery, Some(*expr))
+                    }
+                    Expr::Exists(Exists { subquery, negated }) if only(&subquery) => {
                         subplan(base, interrupt, Kind::Exists { negated }, subquery, None)
                     }
                     other => Ok(Transformed::no(other)),

@@ -8,6 +8,7 @@ mod ddl;
 mod module_variables;
 mod names;
 mod plans;
+mod psql;
 mod sandbox;
 mod scan;
 mod settings;

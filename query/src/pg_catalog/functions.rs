@@ -23,6 +23,7 @@ enum Returns {
     Text,
     Bool,
     Oid,
+    Bigint,
 }
 
 /// Every catalog function: (name, what it returns).
@@ -49,6 +50,7 @@ const FUNCTIONS: &[(&str, Returns)] = &[
     ("pg_get_triggerdef", Returns::Text),
     ("pg_get_ruledef", Returns::Text),
     ("pg_get_partition_constraintdef", Returns::Text),
+    ("pg_get_function_sqlbody", Returns::Text),
     ("pg_encoding_to_char", Returns::Text),
     ("quote_ident", Returns::Text),
     ("to_regclass", Returns::Oid),
@@ -64,6 +66,22 @@ const FUNCTIONS: &[(&str, Returns)] = &[
     ("has_type_privilege", Returns::Bool),
     ("pg_has_role", Returns::Bool),
     ("pg_relation_is_publishable", Returns::Bool),
+    ("pg_operator_is_visible", Returns::Bool),
+    ("pg_opclass_is_visible", Returns::Bool),
+    ("pg_opfamily_is_visible", Returns::Bool),
+    ("pg_collation_is_visible", Returns::Bool),
+    ("pg_conversion_is_visible", Returns::Bool),
+    ("pg_ts_config_is_visible", Returns::Bool),
+    ("pg_ts_dict_is_visible", Returns::Bool),
+    ("pg_ts_parser_is_visible", Returns::Bool),
+    ("pg_ts_template_is_visible", Returns::Bool),
+    ("pg_statistics_obj_is_visible", Returns::Bool),
+    ("pg_tablespace_location", Returns::Text),
+    ("pg_size_pretty", Returns::Text),
+    ("pg_table_size", Returns::Bigint),
+    ("pg_relation_size", Returns::Bigint),
+    ("pg_total_relation_size", Returns::Bigint),
+    ("pg_indexes_size", Returns::Bigint),
     (REGCLASS_OUT, Returns::Text),
     (REGTYPE_OUT, Returns::Text),
     (REGPROC_OUT, Returns::Text),
@@ -206,7 +224,9 @@ impl CatalogFunction {
             | "pg_get_statisticsobjdef_columns"
             | "pg_get_triggerdef"
             | "pg_get_ruledef"
-            | "pg_get_partition_constraintdef" => Out::Null,
+            | "pg_get_partition_constraintdef"
+            // Module functions are Python, never a SQL body.
+            | "pg_get_function_sqlbody" => Out::Null,
             // adbin holds the expression as PostgreSQL prints it.
             "pg_get_expr" => text_or_null(text_arg(0)),
             "pg_get_indexdef" => {
@@ -317,6 +337,20 @@ impl CatalogFunction {
                 found.map(Out::Oid).unwrap_or(Out::Null)
             }
             name if name.starts_with("has_") || name == "pg_has_role" => Out::Bool(true),
+            // Objects of these kinds are all PostgreSQL's built-ins, in
+            // pg_catalog, which is always searched.
+            name if name.ends_with("_is_visible") => Out::Bool(true),
+            // pg_default and pg_global: in the data directory.
+            "pg_tablespace_location" => Out::Text(String::new()),
+            "pg_size_pretty" => match args.first() {
+                Some(Arg::Int(bytes)) => Out::Text(size_pretty(*bytes)),
+                _ => Out::Null,
+            },
+            // Amber keeps no per-table size (objects share one LSM tree):
+            // unknown, never a made-up number.
+            "pg_table_size" | "pg_relation_size" | "pg_total_relation_size" | "pg_indexes_size" => {
+                Out::Null
+            }
             "pg_relation_is_publishable" => match oid(0) {
                 Some(o) => Out::Bool(s.relations().any(|r| r.oid() == o && r.class().is_some())),
                 None => Out::Null,
@@ -349,6 +383,27 @@ impl CatalogFunction {
             _ => Out::Null,
         }
     }
+}
+
+/// `pg_size_pretty(bigint)` as PostgreSQL 15's dbsize.c: bytes below
+/// 10 kB, else the largest unit keeping the value below 20480 halves,
+/// rounded half away from zero.
+fn size_pretty(bytes: i64) -> String {
+    const LIMIT: i64 = 10 * 1024;
+    const LIMIT2: i64 = LIMIT * 2 - 1;
+    let half_rounded = |x: i64| (x + if x < 0 { -1 } else { 1 }) / 2;
+    if bytes.abs() < LIMIT {
+        return format!("{bytes} bytes");
+    }
+    // One extra bit kept for rounding.
+    let mut size = bytes >> 9;
+    for unit in ["kB", "MB", "GB", "TB"] {
+        if size.abs() < LIMIT2 {
+            return format!("{} {unit}", half_rounded(size));
+        }
+        size >>= 10;
+    }
+    format!("{} PB", half_rounded(size))
 }
 
 /// A relation's name as `::regclass` prints it: qualified unless visible.
@@ -387,6 +442,7 @@ impl ScalarUDFImpl for CatalogFunction {
             Returns::Text => DataType::Utf8,
             Returns::Bool => DataType::Boolean,
             Returns::Oid => DataType::UInt32,
+            Returns::Bigint => DataType::Int64,
         })
     }
 
@@ -431,6 +487,10 @@ impl ScalarUDFImpl for CatalogFunction {
                 }
                 Arc::new(b.finish())
             }
+            // No function computes a bigint yet (sizes are unknown).
+            Returns::Bigint => {
+                datafusion::arrow::array::new_null_array(&DataType::Int64, outs.len())
+            }
             Returns::Oid => {
                 let mut b = UInt32Builder::new();
                 for o in outs {
@@ -455,5 +515,26 @@ impl ScalarUDFImpl for CatalogFunction {
             )));
         }
         Ok(ColumnarValue::Array(array))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_print_as_postgresql_prints_them() {
+        // Answers of PostgreSQL 15's pg_size_pretty.
+        for (bytes, text) in [
+            (0, "0 bytes"),
+            (8192, "8192 bytes"),
+            (10239, "10239 bytes"),
+            (10240, "10 kB"),
+            (1_000_000, "977 kB"),
+            (123_456_789, "118 MB"),
+            (-123_456_789, "-118 MB"),
+            (1 << 50, "1024 TB"),
+            (i64::MAX, "8192 PB"),
+        ] {
+            assert_eq!(super::size_pretty(bytes), text, "{bytes}");
+        }
     }
 }

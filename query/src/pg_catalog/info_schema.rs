@@ -5,7 +5,7 @@
 
 use super::model::{RelationKind, Snapshot};
 use super::relations::OWNER;
-use super::{text, Row};
+use super::{text, Row, ViewTypes};
 use datafusion::error::Result as DfResult;
 
 const DATABASE: &str = "amber";
@@ -34,7 +34,7 @@ fn yes(b: bool) -> &'static str {
     }
 }
 
-pub(crate) fn rows(s: &Snapshot, view: &str) -> DfResult<Option<Vec<Row>>> {
+pub(crate) fn rows(s: &Snapshot, view: &str, view_types: &ViewTypes) -> DfResult<Option<Vec<Row>>> {
     let rows = match view {
         "schemata" => s
             .schemas()
@@ -63,7 +63,7 @@ pub(crate) fn rows(s: &Snapshot, view: &str) -> DfResult<Option<Vec<Row>>> {
         "columns" => {
             let mut rows = Vec::new();
             for r in s.relations() {
-                for a in r.attributes(None) {
+                for a in r.attributes(r.view_types(view_types)) {
                     let (dt, udt) = data_type(s, a.type_oid);
                     rows.push(
                         Row::new()

@@ -70,6 +70,9 @@ pub(crate) enum Col {
     Bytea,
 }
 
+/// A catalog relation PostgreSQL 15 has: its name, oid and columns.
+pub(crate) type Relation = (&'static str, u32, &'static [(&'static str, Col)]);
+
 /// One value of a catalog row.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Cell {
@@ -140,7 +143,20 @@ pub(crate) fn columns_of(schema: &str, name: &str) -> Option<&'static [(&'static
         "information_schema" => columns::INFORMATION_SCHEMA,
         _ => return None,
     };
-    list.iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
+    list.iter().find(|(n, _, _)| *n == name).map(|(_, _, c)| *c)
+}
+
+/// PostgreSQL's oid of the catalog relation `schema.name` (what
+/// `'pg_class'::regclass` gives; `pg_description.classoid` holds them).
+pub(crate) fn system_relation_oid(schema: &str, name: &str) -> Option<u32> {
+    let list = match schema {
+        "pg_catalog" => columns::PG_CATALOG,
+        "information_schema" => columns::INFORMATION_SCHEMA,
+        _ => return None,
+    };
+    list.iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, oid, _)| *oid)
 }
 
 /// Whether an unqualified `name` is a pg_catalog relation (which
@@ -315,18 +331,32 @@ pub(crate) fn batch(
     Ok(RecordBatch::try_new(schema_of(columns), arrays)?)
 }
 
+/// The column types of views, by (schema, view): planned by the caller
+/// (only for the relations that list columns, [`lists_columns`]).
+pub(crate) type ViewTypes = HashMap<(String, String), Vec<u32>>;
+
+/// Whether `schema.name` lists the columns of views (which need their
+/// types, so their queries planned).
+pub(crate) fn lists_columns(schema: &str, name: &str) -> bool {
+    matches!(
+        (schema, name),
+        ("pg_catalog", "pg_attribute") | ("information_schema", "columns")
+    )
+}
+
 /// The relation `schema.name` as of `snapshot`, if Amber serves it.
 pub(crate) fn table(
     snapshot: &Snapshot,
     schema: &str,
     name: &str,
+    view_types: &ViewTypes,
 ) -> DfResult<Option<Arc<dyn TableProvider>>> {
     let Some(columns) = columns_of(schema, name) else {
         return Ok(None);
     };
     let rows = match schema {
-        "pg_catalog" => relations::rows(snapshot, name)?,
-        _ => match info_schema::rows(snapshot, name)? {
+        "pg_catalog" => relations::rows(snapshot, name, view_types)?,
+        _ => match info_schema::rows(snapshot, name, view_types)? {
             Some(rows) => rows,
             // Not built: an honest "does not exist" rather than no rows.
             None => return Ok(None),

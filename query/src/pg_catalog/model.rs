@@ -339,6 +339,13 @@ impl<'a> Relation<'a> {
         &self.module.name
     }
 
+    /// A view's planned column types from `types`, for [`Self::attributes`].
+    pub(crate) fn view_types<'t>(&self, types: &'t super::ViewTypes) -> Option<&'t [u32]> {
+        types
+            .get(&(self.module.name.clone(), self.name()))
+            .map(Vec::as_slice)
+    }
+
     pub(crate) fn namespace(&self) -> u32 {
         Snapshot::namespace_oid(self.module)
     }
@@ -353,6 +360,7 @@ impl<'a> Relation<'a> {
     /// Its attributes; a view's columns have the types `view_types` gives
     /// (text where it gives none).
     pub(crate) fn attributes(&self, view_types: Option<&[u32]>) -> Vec<Attribute> {
+        // Callers that list a view's columns pass its types.
         match self.kind {
             RelationKind::Table(c) => {
                 let mut out = Vec::with_capacity(c.columns.len() + 1);

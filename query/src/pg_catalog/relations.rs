@@ -5,7 +5,7 @@
 use super::builtin::SUPERUSER;
 use super::builtin::{self, BTREE_AM, DATABASE, DEFAULT_COLLATION, HEAP_AM, PYTHON_LANGUAGE};
 use super::model::{RelationKind, Snapshot};
-use super::{text, Cell, Row};
+use super::{text, Cell, Row, ViewTypes};
 use crate::value::types;
 use datafusion::error::Result as DfResult;
 
@@ -19,7 +19,7 @@ fn ints(v: impl IntoIterator<Item = i64>) -> Cell {
     Cell::Ints(v.into_iter().collect())
 }
 
-pub(crate) fn rows(s: &Snapshot, relation: &str) -> DfResult<Vec<Row>> {
+pub(crate) fn rows(s: &Snapshot, relation: &str, view_types: &ViewTypes) -> DfResult<Vec<Row>> {
     Ok(match relation {
         "pg_namespace" => s
             .schemas()
@@ -32,7 +32,7 @@ pub(crate) fn rows(s: &Snapshot, relation: &str) -> DfResult<Vec<Row>> {
             })
             .collect(),
         "pg_class" => pg_class(s),
-        "pg_attribute" => pg_attribute(s),
+        "pg_attribute" => pg_attribute(s, view_types),
         "pg_type" => pg_type(s),
         "pg_index" => pg_index(s),
         "pg_constraint" => pg_constraint(s),
@@ -86,7 +86,7 @@ pub(crate) fn rows(s: &Snapshot, relation: &str) -> DfResult<Vec<Row>> {
             .set("rolcreaterole", true)
             .set("rolcreatedb", true)
             .set("rolcanlogin", true)
-            .set("rolreplication", false)
+            .set("rolreplication", true)
             .set("rolconnlimit", -1i32)
             .set("rolbypassrls", true)
             .set(
@@ -102,7 +102,7 @@ pub(crate) fn rows(s: &Snapshot, relation: &str) -> DfResult<Vec<Row>> {
             .set("usesysid", SUPERUSER)
             .set("usecreatedb", true)
             .set("usesuper", true)
-            .set("userepl", false)
+            .set("userepl", true)
             .set("usebypassrls", true)
             .set("passwd", "********")],
         "pg_tables" => s
@@ -292,11 +292,11 @@ const SYSTEM_COLUMNS: &[(i64, &str, u32)] = &[
     (-6, "tableoid", 26),
 ];
 
-fn pg_attribute(s: &Snapshot) -> Vec<Row> {
+fn pg_attribute(s: &Snapshot, view_types: &ViewTypes) -> Vec<Row> {
     let mut rows = Vec::new();
     for r in s.relations() {
         let oid = r.oid();
-        let attributes = r.attributes(None);
+        let attributes = r.attributes(r.view_types(view_types));
         for a in &attributes {
             rows.push(
                 attribute(oid, a.num.into(), &a.name, a.type_oid)

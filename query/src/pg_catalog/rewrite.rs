@@ -116,23 +116,6 @@ fn parse_name(text: &str) -> Vec<String> {
     parts
 }
 
-/// PostgreSQL's fixed oids of the system catalogs tools name with
-/// `'pg_class'::regclass` (pg_description.classoid and the like).
-const SYSTEM_RELATIONS: &[(&str, u32)] = &[
-    ("pg_type", 1247),
-    ("pg_attribute", 1249),
-    ("pg_proc", 1255),
-    ("pg_class", 1259),
-    ("pg_authid", 1260),
-    ("pg_database", 1262),
-    ("pg_am", 2601),
-    ("pg_constraint", 2606),
-    ("pg_description", 2609),
-    ("pg_index", 2610),
-    ("pg_namespace", 2615),
-    ("pg_trigger", 2620),
-];
-
 fn literal_oid(snapshot: &Snapshot, reg: Reg, text: &str) -> Result<u32, SqlError> {
     if let Ok(oid) = text.trim().parse::<u32>() {
         return Ok(oid);
@@ -140,15 +123,11 @@ fn literal_oid(snapshot: &Snapshot, reg: Reg, text: &str) -> Result<u32, SqlErro
     let parts = parse_name(text);
     let found = match reg {
         Reg::Class => match parts.as_slice() {
-            [name] => SYSTEM_RELATIONS
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, o)| *o)
+            [name] => super::system_relation_oid("pg_catalog", name)
                 .or_else(|| snapshot.relation_oid(None, name)),
-            [schema, name] if schema == "pg_catalog" => SYSTEM_RELATIONS
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, o)| *o),
+            [schema, name] if schema == "pg_catalog" || schema == "information_schema" => {
+                super::system_relation_oid(schema, name)
+            }
             [schema, name] => snapshot.relation_oid(Some(schema), name),
             _ => None,
         },
@@ -236,6 +215,14 @@ fn operator(parts: &[String]) -> Option<BinaryOperator> {
 /// Whether `stmt` uses syntax this file rewrites (most statements do not:
 /// they skip the rewrite and the snapshot).
 pub(crate) fn needed(stmt: &Statement) -> bool {
+    let mut lateral = LateralFunctions {
+        found: false,
+        rewrite: false,
+    };
+    let _ = ast::Visit::visit(stmt, &mut lateral);
+    if lateral.found {
+        return true;
+    }
     if ast::visit_relations(stmt, |name: &ObjectName| {
         if is_qualified_table_function(name) {
             ControlFlow::Break(())
@@ -376,6 +363,123 @@ fn is_qualified_table_function(name: &ObjectName) -> bool {
         && last_name(name).is_some_and(|n| !super::is_pg_catalog_relation(&n))
 }
 
+/// Table functions whose arguments come from the row of an outer query
+/// (`FROM generate_series(0, array_upper(pr.prattrs, 1)) s` in a
+/// subquery, as psql sends): DataFusion's table functions take only
+/// constants, so such a call becomes `(SELECT unnest(generate_series(a,
+/// b)) AS s) AS s`, whose outer references the subquery's SubPlan
+/// (`subplan.rs`) fills in per outer row. `generate_subscripts(a, 1)` is
+/// `generate_series(1, array_length(a, 1))`.
+struct LateralFunctions {
+    found: bool,
+    rewrite: bool,
+}
+
+fn is_constant(e: &Expr) -> bool {
+    match e {
+        Expr::Value(_) => true,
+        Expr::UnaryOp { expr, .. } | Expr::Nested(expr) => is_constant(expr),
+        Expr::Cast { expr, .. } => is_constant(expr),
+        _ => false,
+    }
+}
+
+/// The derived table standing for a lateral call of `factor`, if it is one.
+fn lateral_call(factor: &ast::TableFactor) -> Option<ast::TableFactor> {
+    let ast::TableFactor::Table {
+        name,
+        alias,
+        args: Some(args),
+        with_ordinality: false,
+        ..
+    } = factor
+    else {
+        return None;
+    };
+    let function = last_name(name)?;
+    if !matches!(
+        function.as_str(),
+        "generate_series" | "generate_subscripts" | "unnest"
+    ) {
+        return None;
+    }
+    let exprs: Vec<&Expr> = args
+        .args
+        .iter()
+        .filter_map(|a| match a {
+            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e),
+            _ => None,
+        })
+        .collect();
+    // `unnest(a) x` names its column x as PostgreSQL does only this way.
+    if exprs.len() != args.args.len()
+        || (function != "unnest" && exprs.iter().all(|e| is_constant(e)))
+    {
+        return None;
+    }
+    let series = match (function.as_str(), exprs.as_slice()) {
+        ("unnest", [a]) => a.to_string(),
+        ("generate_series", [a, b]) => format!("generate_series({a}, {b})"),
+        ("generate_series", [a, b, step]) => format!("generate_series({a}, {b}, {step})"),
+        ("generate_subscripts", [a, dim]) => {
+            format!("generate_series(1, array_length({a}, {dim}))")
+        }
+        _ => return None,
+    };
+    let (table, column) = match alias {
+        Some(a) => (
+            a.name.clone(),
+            a.columns
+                .first()
+                .map(|c| c.name.clone())
+                .unwrap_or_else(|| a.name.clone()),
+        ),
+        None => (Ident::new(function.clone()), Ident::new(function)),
+    };
+    let sql = format!("SELECT unnest({series}) AS {column}");
+    let query = datafusion::sql::sqlparser::parser::Parser::new(
+        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+    )
+    .try_with_sql(&sql)
+    .and_then(|mut p| p.parse_query())
+    .ok()?;
+    Some(ast::TableFactor::Derived {
+        lateral: false,
+        subquery: query,
+        alias: Some(ast::TableAlias {
+            explicit: true,
+            name: table,
+            columns: Vec::new(),
+            at: None,
+        }),
+        sample: None,
+    })
+}
+
+impl ast::Visitor for LateralFunctions {
+    type Break = ();
+    fn pre_visit_table_factor(&mut self, factor: &ast::TableFactor) -> ControlFlow<()> {
+        if lateral_call(factor).is_some() {
+            self.found = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+impl ast::VisitorMut for LateralFunctions {
+    type Break = ();
+    fn pre_visit_table_factor(&mut self, factor: &mut ast::TableFactor) -> ControlFlow<()> {
+        if self.rewrite {
+            if let Some(derived) = lateral_call(factor) {
+                *factor = derived;
+                self.found = true;
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
 /// Rewrites `stmt` in place; `snapshot` is asked for only when a reg*
 /// literal needs resolving.
 pub(crate) fn rewrite(
@@ -388,6 +492,13 @@ pub(crate) fn rewrite(
         }
         ControlFlow::<()>::Continue(())
     });
+    let _ = ast::VisitMut::visit(
+        stmt,
+        &mut LateralFunctions {
+            found: false,
+            rewrite: true,
+        },
+    );
     let mut failed: Option<SqlError> = None;
     let _ = ast::visit_expressions_mut(stmt, |e: &mut Expr| {
         match e {

@@ -1,0 +1,92 @@
+//! psql's meta-commands against Amber print what they print against
+//! PostgreSQL 15 for the same schema: each command runs through the real
+//! psql on both servers and the outputs are compared byte for byte.
+//! Needs psql and a PostgreSQL 15 (`AMBER_PG`; `.ci/run` installs the
+//! client, starts `pg-scratch` and sets `AMBER_REQUIRE_PG=1`).
+
+use super::connect;
+use amber_tests::Server;
+use std::process::Command;
+
+/// Tables, keys, an index and a view, in a schema of its own (the
+/// comparison server is shared with other tests).
+const SCHEMA: &str = "DROP SCHEMA IF EXISTS psql_diff CASCADE;
+CREATE SCHEMA psql_diff;
+CREATE TABLE psql_diff.customer (id bigint PRIMARY KEY, name text NOT NULL, email text UNIQUE);
+CREATE TABLE psql_diff.account (id bigint PRIMARY KEY, owner bigint, balance numeric DEFAULT 0, opened date, note text DEFAULT 'new');
+CREATE INDEX account_owner_idx ON psql_diff.account (owner);
+CREATE VIEW psql_diff.rich AS SELECT id, balance FROM psql_diff.account WHERE balance > 100;";
+
+/// The commands whose output must be PostgreSQL's exactly.
+const COMMANDS: &[&str] = &[
+    r"\dt psql_diff.*",
+    r"\di psql_diff.*",
+    r"\dv psql_diff.*",
+    r"\d psql_diff.account",
+    r"\d psql_diff.customer",
+    r"\d psql_diff.rich",
+    r"\d psql_diff.account_pkey",
+    r"\d+ psql_diff.account",
+    r"\df psql_diff.*",
+    r"\du",
+    r"\db",
+    r"\dD",
+    r"\do",
+    r"\da",
+    r"\ds psql_diff.*",
+    r"\dT psql_diff.*",
+];
+
+fn psql(conninfo: &str, command: &str) -> String {
+    let out = Command::new("psql")
+        .args(["-X", conninfo, "-c", command])
+        .env("PGCONNECT_TIMEOUT", "5")
+        .output()
+        .expect("psql runs");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_meta_commands_print_what_postgresql_prints() {
+    let required = std::env::var("AMBER_REQUIRE_PG").is_ok();
+    let pg = std::env::var("AMBER_PG")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=55432 user=amber dbname=amber".into());
+    let has_psql = Command::new("psql").arg("--version").output().is_ok();
+    let pg_up = has_psql && psql(&pg, "SELECT 1").contains("(1 row)");
+    if !pg_up {
+        assert!(
+            !required,
+            "AMBER_REQUIRE_PG is set but psql or PostgreSQL at {pg} is missing"
+        );
+        println!("no psql or PostgreSQL 15 at {pg}: psql comparison skipped");
+        return;
+    }
+    let out = psql(&pg, SCHEMA);
+    assert!(!out.contains("ERROR"), "PostgreSQL: {out}");
+    let server = Server::start();
+    let c = connect(&server).await;
+    c.batch_execute(SCHEMA).await.unwrap();
+    let amber = format!(
+        "host=127.0.0.1 port={} user=amber dbname=amber",
+        server.port
+    );
+    let mut differing = Vec::new();
+    for command in COMMANDS {
+        let (a, p) = (psql(&amber, command), psql(&pg, command));
+        assert!(
+            p.contains("psql_diff")
+                || !command.contains("psql_diff.")
+                || p.contains("Did not find")
+                || p.contains("(0 rows)"),
+            "PostgreSQL's {command}: {p}"
+        );
+        if a != p {
+            differing.push(format!("{command}\n--- Amber\n{a}--- PostgreSQL 15\n{p}"));
+        }
+    }
+    assert!(differing.is_empty(), "{}", differing.join("\n"));
+}
