@@ -138,6 +138,19 @@ pub(crate) fn cast_oid(t: &ast::DataType) -> Option<u32> {
         | T::Array(ast::ArrayElemTypeDef::AngleBracket(inner)) => {
             types::array_of(cast_oid(inner)?)?
         }
+        // `$1::oid[]` (asyncpg's type introspection): a parameter of
+        // PostgreSQL's oid type.
+        T::Custom(name, modifiers) if modifiers.is_empty() => {
+            match name
+                .to_string()
+                .to_lowercase()
+                .trim_start_matches("pg_catalog.")
+            {
+                "oid" => types::OID,
+                "name" => types::NAME,
+                _ => return None,
+            }
+        }
         _ => return None,
     })
 }

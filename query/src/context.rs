@@ -87,7 +87,10 @@ impl PlanningBase {
             .with_config(config)
             .with_default_features()
             .build();
-        for udf in pg_functions() {
+        for udf in pg_functions()
+            .into_iter()
+            .chain(crate::json_functions::functions())
+        {
             // Replacing a built-in of the same name is the point.
             let _ = state.register_udf(Arc::new(udf));
         }
@@ -470,11 +473,23 @@ impl StatementContext {
         let Some(class) = module.shape.classes.iter().find(|c| c.table == name) else {
             return Ok(None);
         };
+        // A view's query reads its tables for itself (its filters compare
+        // numerics): the statement's exact reading of output-only numeric
+        // columns does not reach into it.
+        let in_view = self
+            .views_planning
+            .lock()
+            .map(|v| !v.is_empty())
+            .unwrap_or(true);
+        let exact = match in_view {
+            true => ExactNumeric::none(),
+            false => self.exact.clone(),
+        };
         Ok(Some(Arc::new(ClassTable::new(
             module.clone(),
             class.clone(),
             self.txn.clone(),
-            &self.exact,
+            &exact,
             &self.zone,
             self.expose_hidden == Some(class.id),
         ))))
@@ -733,5 +748,39 @@ fn pg_functions() -> Vec<ScalarUDF> {
         constant("current_database", "amber".into()),
         constant("current_user", "amber".into()),
         constant("session_user", "amber".into()),
+        create_udf(
+            crate::pg_catalog::rewrite::LIKE_ESCAPE,
+            vec![DataType::Utf8, DataType::Utf8],
+            DataType::Utf8,
+            Volatility::Immutable,
+            Arc::new(|args: &[ColumnarValue]| {
+                use datafusion::arrow::array::{Array, AsArray, StringBuilder};
+                let arrays = ColumnarValue::values_to_arrays(args)?;
+                let (Some(patterns), Some(escapes)) = (arrays.first(), arrays.get(1)) else {
+                    return Err(DataFusionError::Internal(
+                        "like escape: two arguments".into(),
+                    ));
+                };
+                let (patterns, escapes) = (patterns.as_string::<i32>(), escapes.as_string::<i32>());
+                let mut out = StringBuilder::with_capacity(patterns.len(), 0);
+                for i in 0..patterns.len() {
+                    if patterns.is_null(i) || escapes.is_null(i) {
+                        out.append_null();
+                    } else {
+                        out.append_value(crate::pg_catalog::rewrite::like_pattern(
+                            patterns.value(i),
+                            escapes.value(i),
+                        ));
+                    }
+                }
+                let array: datafusion::arrow::array::ArrayRef = Arc::new(out.finish());
+                Ok(
+                    match args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+                        true => ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?),
+                        false => ColumnarValue::Array(array),
+                    },
+                )
+            }),
+        ),
     ]
 }

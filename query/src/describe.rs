@@ -241,7 +241,29 @@ impl Session {
     }
 }
 
-/// The Arrow type of a cast target, for the common PostgreSQL types.
+/// The type `$n::type` declares for parameter n (0-based), by oid: what
+/// Describe reports for it (`$1::oid[]` is oid[], though computed as
+/// bigint[]).
+pub(crate) fn declared_param_oids(stmt: &Statement) -> std::collections::HashMap<usize, u32> {
+    let mut out = std::collections::HashMap::new();
+    let _ = ast::visit_expressions(stmt, |e: &Expr| {
+        if let Expr::Cast {
+            expr, data_type, ..
+        } = e
+        {
+            if let (Expr::Value(_), Some(idx), Some(oid)) = (
+                expr.as_ref(),
+                placeholder_index(expr),
+                constant::cast_oid(data_type),
+            ) {
+                out.entry(idx).or_insert(oid);
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    out
+}
+
 /// The Arrow type of a cast target: the one type table's.
 pub(crate) fn cast_arrow_type(t: &ast::DataType) -> Option<DataType> {
     constant::cast_oid(t).and_then(value::types::arrow_of)

@@ -30,6 +30,7 @@ mod dml;
 pub mod error;
 mod exact;
 mod gucs;
+mod json_functions;
 mod modules;
 mod names;
 mod nested;

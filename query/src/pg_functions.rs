@@ -17,10 +17,25 @@ use std::sync::Arc;
 /// The session's functions of one statement, by the names SQL calls them.
 /// `current_schema`: the first schema of search_path that exists (NULL if
 /// none does), as `current_schema()` answers.
+/// Settings `set_config()` calls of a statement set, in call order.
+pub(crate) type PendingSettings = Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+pub(crate) fn take_pending(pending: &PendingSettings) -> Vec<(String, String)> {
+    pending
+        .lock()
+        .map(|mut p| std::mem::take(&mut *p))
+        .unwrap_or_default()
+}
+
+/// Most `set_config()` calls one statement may make (each is a setting to
+/// apply when it ends).
+const SET_CONFIG_CALLS_MAX: usize = 1024;
+
 pub(crate) fn session_functions(
     settings: &HashMap<String, String>,
     block_read_only: Option<bool>,
     current_schema: Option<String>,
+    pending: &PendingSettings,
 ) -> Vec<(String, Arc<ScalarUDF>)> {
     let schema = Arc::new(datafusion::logical_expr::create_udf(
         "current_schema",
@@ -46,7 +61,17 @@ pub(crate) fn session_functions(
             Volatility::Stable,
         ),
     }));
+    let set_config = Arc::new(ScalarUDF::new_from_impl(SetConfig {
+        pending: pending.clone(),
+        signature: Signature::exact(
+            vec![DataType::Utf8, DataType::Utf8, DataType::Boolean],
+            // Volatile: it changes the session; never folded or cached.
+            Volatility::Volatile,
+        ),
+    }));
     vec![
+        ("set_config".into(), set_config.clone()),
+        ("pg_catalog.set_config".into(), set_config),
         ("current_setting".into(), current.clone()),
         ("pg_catalog.current_setting".into(), current),
         ("current_schema".into(), schema.clone()),
@@ -128,4 +153,94 @@ impl ScalarUDFImpl for CurrentSetting {
             },
         )
     }
+}
+
+/// `set_config(name, value, is_local)`: checked as SET checks it, applied
+/// to the session when the statement succeeds; returns the value kept.
+/// `is_local` (until the end of the transaction) is applied as SET: Amber
+/// has no SET LOCAL yet.
+#[derive(Debug)]
+struct SetConfig {
+    pending: PendingSettings,
+    signature: Signature,
+}
+
+impl PartialEq for SetConfig {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.pending, &other.pending)
+    }
+}
+impl Eq for SetConfig {}
+impl std::hash::Hash for SetConfig {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        "set_config".hash(state);
+    }
+}
+
+impl ScalarUDFImpl for SetConfig {
+    fn name(&self) -> &str {
+        "set_config"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let n = args.number_rows;
+        let arrays: Vec<ArrayRef> = args
+            .args
+            .iter()
+            .map(|a| a.to_array(n))
+            .collect::<DfResult<_>>()?;
+        let (Some(names), Some(values)) = (arrays.first(), arrays.get(1)) else {
+            return Err(DataFusionError::Internal(
+                "set_config: three arguments".into(),
+            ));
+        };
+        let text = |a: &ArrayRef, i: usize| -> DfResult<Option<String>> {
+            let v = ScalarValue::try_from_array(a, i)?;
+            Ok(match v {
+                ScalarValue::Utf8(s) => s,
+                other if other.is_null() => None,
+                other => Some(other.to_string()),
+            })
+        };
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let Some(name) = text(names, i)? else {
+                return Err(
+                    crate::error::SqlError::new("22004", "SET requires parameter name").into(),
+                );
+            };
+            let name = name.to_lowercase();
+            let value = text(values, i)?.unwrap_or_default();
+            let value = crate::session::Session::checked_setting(&name, &value)?;
+            let mut pending = self
+                .pending
+                .lock()
+                .map_err(|_| DataFusionError::Internal("set_config poisoned".into()))?;
+            if pending.len() >= SET_CONFIG_CALLS_MAX {
+                return Err(crate::error::SqlError::new(
+                    "54000",
+                    format!("more than {SET_CONFIG_CALLS_MAX} set_config calls in one statement"),
+                )
+                .into());
+            }
+            pending.push((name.clone(), value.clone()));
+            out.push(Some(shown_value(&name, &value)));
+        }
+        Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
+    }
+}
+
+/// What SHOW would print for `value` of `name` (set_config returns it).
+fn shown_value(name: &str, value: &str) -> String {
+    let mut one = HashMap::new();
+    one.insert(name.to_string(), value.to_string());
+    shown(&one, None, name).unwrap_or_else(|| value.to_string())
 }

@@ -72,6 +72,7 @@ impl Session {
             &self.settings,
             self.open_block_read_only().ok().flatten(),
             current_schema,
+            &self.set_by_functions,
         ));
         let mut ctx = StatementContext::new(
             self.engine.planning.clone(),

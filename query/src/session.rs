@@ -127,6 +127,9 @@ pub struct Session {
     /// (ParameterStatus), by their reported names; at most one entry per
     /// name, so bounded by the number of reported settings.
     pub(crate) reported: Vec<(String, String)>,
+    /// What `set_config()` calls of the running statement set, applied
+    /// when it succeeds (`pg_functions.rs`).
+    pub(crate) set_by_functions: crate::pg_functions::PendingSettings,
     /// How values are read and written, kept in step with `settings` by
     /// `set_setting` (so no statement parses TimeZone again).
     pub(crate) values: value::Settings,
@@ -162,6 +165,7 @@ impl Session {
             implicit: false,
             cancel: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             reported: Vec::new(),
+            set_by_functions: Default::default(),
             values: value::Settings::default(),
             modules: ModuleSet::default(),
             deployed: Vec::new(),
@@ -323,14 +327,22 @@ impl Session {
             PreparedKind::Sql(stmt) => self.describe(stmt, client_types).await?,
             _ => (Vec::new(), HashSet::new(), None),
         };
+        let declared = match &kind {
+            PreparedKind::Sql(stmt) => crate::describe::declared_param_oids(stmt),
+            _ => HashMap::new(),
+        };
         let param_oids = param_types
             .iter()
             .enumerate()
             .map(|(i, t)| {
                 if jsonb.contains(&i) {
-                    value::types::JSONB
-                } else {
-                    value::types::oid_of(t)
+                    return value::types::JSONB;
+                }
+                // A type the parameter was cast to, if it is computed as
+                // this one (`$1::oid[]`).
+                match declared.get(&i) {
+                    Some(o) if value::types::arrow_of(*o).as_ref() == Some(t) => *o,
+                    _ => value::types::oid_of(t),
                 }
             })
             .collect();
@@ -370,7 +382,16 @@ impl Session {
                 self.start_statement();
                 self.module_ddl(ddl).await
             }
-            PreparedKind::Sql(stmt) => self.execute_statement(stmt, params).await,
+            PreparedKind::Sql(stmt) => {
+                let out = self.execute_statement(stmt, params).await;
+                let set = crate::pg_functions::take_pending(&self.set_by_functions);
+                if out.is_ok() {
+                    for (name, value) in set {
+                        self.set_setting(name, value);
+                    }
+                }
+                out
+            }
         }
     }
 

@@ -242,6 +242,13 @@ impl Session {
                     .map(|i| i.value.to_lowercase())
                     .collect::<Vec<_>>()
                     .join(".");
+                // PostgreSQL's grammar spells three settings in words.
+                let name = match name.as_str() {
+                    "time.zone" => "timezone".to_string(),
+                    "transaction.isolation.level" => "transaction_isolation".to_string(),
+                    "session.authorization" => "session_authorization".to_string(),
+                    _ => name,
+                };
                 let value = self.setting(&name).ok_or_else(|| unrecognized(&name))?;
                 // The column is named as PostgreSQL spells the setting.
                 let column = gucs::lookup(&name).map_or(name.as_str(), |g| g.name);

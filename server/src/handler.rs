@@ -19,6 +19,7 @@ use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::Entry;
 use pgwire::api::store::PortalStore;
 use pgwire::api::PidSecretKeyGenerator;
+use pgwire::api::DEFAULT_NAME;
 use pgwire::api::{
     ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type,
 };
@@ -515,8 +516,10 @@ impl ExtendedQueryHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let statement_name = message.statement_name.as_deref().unwrap_or("");
-        let portal_name = message.portal_name.as_deref().unwrap_or("");
+        // pgwire keeps the unnamed statement and portal under its
+        // DEFAULT_NAME (an empty name arrives as None).
+        let statement_name = message.statement_name.as_deref().unwrap_or(DEFAULT_NAME);
+        let portal_name = message.portal_name.as_deref().unwrap_or(DEFAULT_NAME);
         match client.portal_store().get_statement(statement_name) {
             Some(Entry::Value(statement)) => {
                 let portal = Portal::try_new(&message, statement)?;
@@ -553,7 +556,7 @@ impl ExtendedQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         if message.target_type == b'S' {
-            let name = message.name.as_deref().unwrap_or("");
+            let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
             if let Some(Entry::Value(stmt)) = client.portal_store().get_statement(name) {
                 if stmt.statement.columns.is_none() {
                     let types: Vec<u32> = (0..stmt
@@ -598,7 +601,7 @@ impl ExtendedQueryHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        client.portal_store().rm_portal("");
+        client.portal_store().rm_portal(DEFAULT_NAME);
         let status = {
             let s = self.session.lock().await;
             if s.is_failed() {

@@ -3,6 +3,7 @@
 use amber_tests::Server;
 
 mod catalog;
+mod clients;
 mod copy;
 mod ddl;
 mod module_variables;

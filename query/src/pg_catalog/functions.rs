@@ -6,7 +6,7 @@
 
 use super::builtin::{self, SUPERUSER};
 use super::model::{RelationKind, Snapshot};
-use super::rewrite::{REGCLASS_OUT, REGNAMESPACE_OUT, REGPROC_OUT, REGTYPE_OUT};
+use super::rewrite::{REGCLASS_IN, REGCLASS_OUT, REGNAMESPACE_OUT, REGPROC_OUT, REGTYPE_OUT};
 use super::text;
 use datafusion::arrow::array::{ArrayRef, BooleanBuilder, StringBuilder, UInt32Builder};
 use datafusion::arrow::datatypes::DataType;
@@ -83,6 +83,7 @@ const FUNCTIONS: &[(&str, Returns)] = &[
     ("pg_total_relation_size", Returns::Bigint),
     ("pg_indexes_size", Returns::Bigint),
     (REGCLASS_OUT, Returns::Text),
+    (REGCLASS_IN, Returns::Oid),
     (REGTYPE_OUT, Returns::Text),
     (REGPROC_OUT, Returns::Text),
     (REGNAMESPACE_OUT, Returns::Text),
@@ -156,6 +157,7 @@ fn arg(v: ScalarValue) -> Arg {
 }
 
 enum Out {
+    Error(crate::error::SqlError),
     Null,
     Text(String),
     Bool(bool),
@@ -355,6 +357,15 @@ impl CatalogFunction {
                 Some(o) => Out::Bool(s.relations().any(|r| r.oid() == o && r.class().is_some())),
                 None => Out::Null,
             },
+            // `$1::regclass`: a relation's name (or oid) to its oid.
+            REGCLASS_IN => match (oid(0), text_arg(0)) {
+                (Some(o), _) => Out::Oid(o),
+                (None, Some(t)) => match super::rewrite::regclass_oid(s, &t) {
+                    Ok(o) => Out::Oid(o),
+                    Err(e) => Out::Error(e),
+                },
+                (None, None) => Out::Null,
+            },
             REGCLASS_OUT => match oid(0) {
                 Some(o) => Out::Text(regclass_name(s, o)),
                 None => Out::Null,
@@ -464,7 +475,10 @@ impl ScalarUDFImpl for CatalogFunction {
                 .iter()
                 .map(|a| ScalarValue::try_from_array(a, row).map(arg))
                 .collect::<DfResult<Vec<_>>>()?;
-            outs.push(self.compute(&values));
+            match self.compute(&values) {
+                Out::Error(e) => return Err(e.into()),
+                o => outs.push(o),
+            }
         }
         let array: ArrayRef = match self.returns {
             Returns::Text => {

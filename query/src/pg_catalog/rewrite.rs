@@ -16,12 +16,14 @@ use super::model::Snapshot;
 use crate::error::SqlError;
 use datafusion::sql::sqlparser::ast::{
     self, BinaryOperator, DataType, Expr, Ident, ObjectName, ObjectNamePart, Statement, Value,
+    ValueWithSpan,
 };
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
 /// The functions that print reg* values (registered in `functions.rs`).
 pub(crate) const REGCLASS_OUT: &str = "__amber_regclass";
+pub(crate) const REGCLASS_IN: &str = "__amber_regclass_in";
 pub(crate) const REGTYPE_OUT: &str = "__amber_regtype";
 pub(crate) const REGPROC_OUT: &str = "__amber_regproc";
 pub(crate) const REGNAMESPACE_OUT: &str = "__amber_regnamespace";
@@ -114,6 +116,11 @@ fn parse_name(text: &str) -> Vec<String> {
     }
     parts.push(cur);
     parts
+}
+
+/// The oid `'name'::regclass` gives (42P01 if there is none).
+pub(crate) fn regclass_oid(snapshot: &Snapshot, text: &str) -> Result<u32, SqlError> {
+    literal_oid(snapshot, Reg::Class, text)
 }
 
 fn literal_oid(snapshot: &Snapshot, reg: Reg, text: &str) -> Result<u32, SqlError> {
@@ -243,6 +250,9 @@ pub(crate) fn needed(stmt: &Statement) -> bool {
                 ..
             } => true,
             Expr::Collate { .. } => true,
+            Expr::Like { escape_char, .. } | Expr::ILike { escape_char, .. } => {
+                other_escape(escape_char.as_ref()).is_some()
+            }
             Expr::BinaryOp { left, right, .. } => {
                 array_literal(left).is_some() || array_literal(right).is_some()
             }
@@ -295,6 +305,44 @@ fn array_literal(e: &Expr) -> Option<Expr> {
         })
         .collect();
     Some(Expr::Array(ast::Array { elem, named: true }))
+}
+
+/// The function turning a LIKE pattern with another escape character into
+/// one with backslash (DataFusion's only).
+pub(crate) const LIKE_ESCAPE: &str = "__amber_like_escape";
+
+/// `LIKE p ESCAPE 'c'` with c not a backslash: c (empty: no escape).
+fn other_escape(escape: Option<&ast::ValueWithSpan>) -> Option<String> {
+    match &escape?.value {
+        Value::SingleQuotedString(c) if c != "\\" => Some(c.clone()),
+        _ => None,
+    }
+}
+
+/// `pattern` with escape character `escape` (at most one character;
+/// empty: none) rewritten for backslash: `pg/_` with `/` is `pg\_`.
+pub(crate) fn like_pattern(pattern: &str, escape: &str) -> String {
+    let escape = escape.chars().next();
+    let mut out = String::with_capacity(pattern.len() + 4);
+    let mut chars = pattern.chars();
+    // Bounded: each step consumes at least one character.
+    while let Some(c) = chars.next() {
+        if Some(c) == escape {
+            match chars.next() {
+                Some(n) => {
+                    out.push('\\');
+                    out.push(n);
+                }
+                None => out.push(c),
+            }
+        } else if c == '\\' {
+            // An ordinary character under another escape.
+            out.push_str("\\\\");
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `ARRAY(SELECT ...)`'s query.
@@ -514,6 +562,18 @@ pub(crate) fn rewrite(
                             return ControlFlow::Break(());
                         }
                     },
+                    // A parameter is a name (or an oid) to look up.
+                    None if matches!(
+                        expr.as_ref(),
+                        Expr::Value(ValueWithSpan {
+                            value: Value::Placeholder(_),
+                            ..
+                        })
+                    ) && reg == Reg::Class =>
+                    {
+                        let inner = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
+                        *e = call(REGCLASS_IN, inner);
+                    }
                     None => {
                         let name = match reg {
                             Reg::Class => REGCLASS_OUT,
@@ -545,11 +605,57 @@ pub(crate) fn rewrite(
                 let inner = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
                 *e = inner;
             }
+            Expr::Like {
+                pattern,
+                escape_char,
+                ..
+            }
+            | Expr::ILike {
+                pattern,
+                escape_char,
+                ..
+            } => {
+                if let Some(escape) = other_escape(escape_char.as_ref()) {
+                    let p = std::mem::replace(pattern.as_mut(), Expr::value(Value::Null));
+                    let mut f = call(LIKE_ESCAPE, p);
+                    if let Expr::Function(ast::Function {
+                        args: ast::FunctionArguments::List(list),
+                        ..
+                    }) = &mut f
+                    {
+                        list.args
+                            .push(ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(
+                                Expr::value(Value::SingleQuotedString(escape)),
+                            )));
+                    }
+                    **pattern = f;
+                    *escape_char = None;
+                }
+            }
             Expr::Function(f) => {
                 if f.name.0.len() == 2 && is_pg_catalog(&f.name) {
                     f.name.0.remove(0);
                 }
                 match last_name(&f.name).as_deref() {
+                    // In a select list: the subscripts as rows, zipped
+                    // with the other set-returning calls (unnest).
+                    Some("generate_subscripts") => {
+                        if let ast::FunctionArguments::List(list) = &f.args {
+                            if let [a, d] = list.args.as_slice() {
+                                let sql =
+                                    format!("unnest(generate_series(1, array_length({a}, {d})))");
+                                if let Ok(x) = datafusion::sql::sqlparser::parser::Parser::new(
+                                    &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+                                )
+                                .try_with_sql(&sql)
+                                .and_then(|mut p| p.parse_expr())
+                                {
+                                    *e = x;
+                                    return ControlFlow::Continue(());
+                                }
+                            }
+                        }
+                    }
                     // Amber's arrays are one-based: the upper bound is the
                     // length (NULL for an empty array, as PostgreSQL's).
                     Some("array_upper") => {
@@ -585,5 +691,16 @@ pub(crate) fn rewrite(
     match failed {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_patterns_with_other_escapes_become_backslash_patterns() {
+        assert_eq!(super::like_pattern("pg/_%", "/"), "pg\\_%");
+        assert_eq!(super::like_pattern("a\\b//", "/"), "a\\\\b\\/");
+        assert_eq!(super::like_pattern("a\\b", ""), "a\\\\b");
+        assert_eq!(super::like_pattern("x/", "/"), "x/");
     }
 }

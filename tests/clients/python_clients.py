@@ -1,0 +1,202 @@
+"""Python clients against a running Amber: psycopg 3, SQLAlchemy's
+inspector (what Superset reflects with), asyncpg and pandas.
+
+    python tests/clients/python_clients.py AMBER_DSN [POSTGRES_DSN]
+
+Each check compares values: with POSTGRES_DSN (a PostgreSQL 15), what the
+client reads from Amber must equal what it reads from PostgreSQL for the
+same schema; the checks of a Python module (which PostgreSQL cannot run)
+compare with known answers. Exits non-zero on the first difference.
+Run by `tests/tests/clients.rs`.
+"""
+import asyncio
+import sys
+
+import asyncpg
+import pandas
+import psycopg
+import sqlalchemy
+from sqlalchemy import inspect
+
+SCHEMA = """
+DROP SCHEMA IF EXISTS clients_diff CASCADE;
+CREATE SCHEMA clients_diff;
+CREATE TABLE clients_diff.customer (id bigint PRIMARY KEY, name text NOT NULL, email text UNIQUE);
+CREATE TABLE clients_diff.account (id bigint PRIMARY KEY, owner bigint, balance numeric DEFAULT 0,
+    opened date, tags text[]);
+CREATE INDEX account_owner_idx ON clients_diff.account (owner);
+CREATE VIEW clients_diff.rich AS SELECT id, balance FROM clients_diff.account WHERE balance > 100;
+"""
+
+BANK = '''
+from amber import Persistent
+
+class Customer(Persistent):
+    name: str
+
+class Account(Persistent):
+    owner: Customer
+    balance: int = 0
+
+def total() -> int:
+    return sum(a.balance for a in Account.all())
+'''
+
+
+def check(what, got, want):
+    if got != want:
+        sys.exit(f"{what}:\n  Amber:    {got!r}\n  expected: {want!r}")
+    print(f"ok  {what}")
+
+
+def url(dsn):
+    parts = dict(p.split("=", 1) for p in dsn.split())
+    return (f"postgresql+psycopg://{parts.get('user', 'amber')}@{parts['host']}:"
+            f"{parts['port']}/{parts.get('dbname', 'amber')}")
+
+
+def reflect(dsn):
+    """What SQLAlchemy's inspector reads of clients_diff."""
+    engine = sqlalchemy.create_engine(url(dsn))
+    i = inspect(engine)
+    out = {"schemas": "clients_diff" in i.get_schema_names(),
+           "tables": sorted(i.get_table_names(schema="clients_diff")),
+           "views": i.get_view_names(schema="clients_diff")}
+    for t in out["tables"]:
+        out[t] = {
+            "columns": [(c["name"], str(c["type"]), c["nullable"], c["default"])
+                        for c in i.get_columns(t, schema="clients_diff")],
+            "pk": i.get_pk_constraint(t, schema="clients_diff"),
+            "indexes": sorted(i.get_indexes(t, schema="clients_diff"), key=lambda x: x["name"]),
+            "uniques": i.get_unique_constraints(t, schema="clients_diff"),
+            "comment": i.get_table_comment(t, schema="clients_diff"),
+        }
+    meta = sqlalchemy.MetaData()
+    meta.reflect(bind=engine, schema="clients_diff")
+    out["reflected"] = sorted(meta.tables)
+    engine.dispose()
+    return out
+
+
+def psycopg_session(dsn):
+    """Server-side binding, COPY in and out, a transaction."""
+    out = {}
+    with psycopg.connect(dsn, autocommit=True) as c:
+        with c.cursor() as cur:
+            with cur.copy("COPY clients_diff.account (id, owner, balance, opened, tags) FROM STDIN") as cp:
+                cp.write_row((1, 10, "150.50", "2024-01-02", ["a", "b"]))
+                cp.write_row((2, 10, "99", None, []))
+                cp.write_row((3, None, "1000", "2024-03-04", None))
+            cur.execute("INSERT INTO clients_diff.customer VALUES (%s, %s, %s)", (10, "it's", "x@y.org"))
+            cur.execute("SELECT id, balance, opened, tags FROM clients_diff.account WHERE balance > %s "
+                        "ORDER BY id", (100,))
+            out["select"] = [(r[0], str(r[1]), str(r[2]), r[3]) for r in cur.fetchall()]
+            cur.execute("SELECT name FROM clients_diff.customer WHERE id = %s", (10,))
+            out["quote"] = cur.fetchone()[0]
+            rows = []
+            with cur.copy("COPY (SELECT id, owner FROM clients_diff.account ORDER BY id) TO STDOUT") as cp:
+                for row in cp.rows():
+                    rows.append(row)
+            out["copy_out"] = rows
+        try:
+            with c.transaction():
+                c.execute("INSERT INTO clients_diff.customer VALUES (11, 'b', 'x@y.org')")
+            out["unique"] = None
+        except psycopg.errors.UniqueViolation as e:
+            out["unique"] = e.diag.sqlstate
+    return out
+
+
+async def asyncpg_session(dsn):
+    """Binary protocol, prepared statements, introspection of arrays."""
+    parts = dict(p.split("=", 1) for p in dsn.split())
+    c = await asyncpg.connect(host=parts["host"], port=int(parts["port"]),
+                              user=parts.get("user", "amber"), database=parts.get("dbname", "amber"))
+    try:
+        stmt = await c.prepare("SELECT id, tags, balance FROM clients_diff.account WHERE id = $1")
+        rows = [tuple(await stmt.fetchrow(i)) for i in (1, 2, 3)]
+        names = [a.name for a in stmt.get_attributes()]
+        types = [a.type.name for a in stmt.get_attributes()]
+        arrays = await c.fetchval("SELECT ARRAY[1, 2, 3]::bigint[]")
+        return {"rows": [(r[0], r[1], str(r[2])) for r in rows], "names": names,
+                "types": types, "arrays": arrays}
+    finally:
+        await c.close()
+
+
+def pandas_frame(dsn):
+    engine = sqlalchemy.create_engine(url(dsn))
+    frame = pandas.read_sql(
+        "SELECT id, balance FROM clients_diff.account WHERE balance > 100 ORDER BY id", engine)
+    engine.dispose()
+    return frame.astype(str).values.tolist()
+
+
+def setup(dsn):
+    with psycopg.connect(dsn, autocommit=True) as c:
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                c.execute(statement)
+
+
+def python_module(dsn):
+    """A Python module's classes as SQLAlchemy reflects them."""
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("DROP MODULE IF EXISTS clients_bank")
+        c.execute(f"CREATE MODULE clients_bank AS $${BANK}$$")
+    engine = sqlalchemy.create_engine(url(dsn))
+    i = inspect(engine)
+    out = {
+        "tables": sorted(i.get_table_names(schema="clients_bank")),
+        "columns": [(c["name"], str(c["type"]), c["nullable"])
+                    for c in i.get_columns("account", schema="clients_bank")],
+        "pk": i.get_pk_constraint("account", schema="clients_bank")["constrained_columns"],
+        "fks": [(f["constrained_columns"], f["referred_schema"], f["referred_table"],
+                 f["referred_columns"]) for f in i.get_foreign_keys("account", schema="clients_bank")],
+    }
+    engine.dispose()
+    return out
+
+
+def main():
+    amber = sys.argv[1]
+    postgres = sys.argv[2] if len(sys.argv) > 2 else None
+    results = {}
+    for name, dsn in [("amber", amber), ("postgres", postgres)]:
+        if dsn is None:
+            continue
+        setup(dsn)
+        results[name] = {
+            "psycopg": psycopg_session(dsn),
+            "sqlalchemy": reflect(dsn),
+            "asyncpg": asyncio.run(asyncpg_session(dsn)),
+            "pandas": pandas_frame(dsn),
+        }
+    got = results["amber"]
+    # Known answers, and PostgreSQL's where it ran.
+    check("psycopg select", got["psycopg"]["select"],
+          [(1, "150.50", "2024-01-02", ["a", "b"]), (3, "1000", "2024-03-04", None)])
+    check("psycopg quote", got["psycopg"]["quote"], "it's")
+    check("psycopg copy out", got["psycopg"]["copy_out"], [("1", "10"), ("2", "10"), ("3", None)])
+    check("psycopg unique", got["psycopg"]["unique"], "23505")
+    check("asyncpg rows", got["asyncpg"]["rows"],
+          [(1, ["a", "b"], "150.50"), (2, [], "99"), (3, None, "1000")])
+    # pandas turns numeric (Decimal) into float64 (coerce_float).
+    check("pandas read_sql", got["pandas"], [["1", "150.5"], ["3", "1000.0"]])
+    check("sqlalchemy tables", got["sqlalchemy"]["tables"], ["account", "customer"])
+    if "postgres" in results:
+        want = results["postgres"]
+        check("pandas as PostgreSQL", got["pandas"], want["pandas"])
+        for client in ["psycopg", "asyncpg", "sqlalchemy"]:
+            for key in want[client]:
+                check(f"{client} {key} as PostgreSQL", got[client][key], want[client][key])
+    check("python module", python_module(amber), {
+        "tables": ["account", "customer"],
+        "columns": [("id", "BIGINT", False), ("owner", "BIGINT", False), ("balance", "BIGINT", False)],
+        "pk": ["id"],
+        "fks": [(["owner"], "clients_bank", "customer", ["id"])],
+    })
+    print("all client checks passed")
+
+
+main()
