@@ -51,3 +51,34 @@ fn python_clients_read_what_postgresql_gives_them() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("all client checks passed"), "{text}");
 }
+
+/// The unnamed statement (Parse "" then Bind "", as psycopg, libpq's
+/// PQexecParams and tokio-postgres's `query_typed` send it) binds and
+/// runs, in one pipeline and across Syncs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unnamed_statements_bind_and_run() {
+    let server = Server::start();
+    let c = super::connect(&server).await;
+    let rows = c
+        .query_typed(
+            "SELECT $1::text || '!', $2::bigint + 1",
+            &[
+                (&"it's", tokio_postgres::types::Type::TEXT),
+                (&41i64, tokio_postgres::types::Type::INT8),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, String>(0), "it's!");
+    assert_eq!(rows[0].get::<_, i64>(1), 42);
+    // Again: the next unnamed statement replaces the first.
+    let rows = c
+        .query_typed(
+            "SELECT $1::bigint * 2",
+            &[(&21i64, tokio_postgres::types::Type::INT8)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows[0].get::<_, i64>(0), 42);
+}
