@@ -90,6 +90,7 @@ impl PlanningBase {
         for udf in pg_functions()
             .into_iter()
             .chain(crate::json_functions::functions())
+            .chain(crate::array_functions::functions())
         {
             // Replacing a built-in of the same name is the point.
             let _ = state.register_udf(Arc::new(udf));
@@ -274,6 +275,8 @@ pub(crate) struct StatementContext {
     /// its first column: the rows an UPDATE or DELETE of a table created
     /// by SQL must find again.
     expose_hidden: Option<u64>,
+    /// The session's settings (for pg_settings).
+    settings: Arc<HashMap<String, String>>,
     /// The catalog as pg_catalog shows it, made when the statement first
     /// reads a catalog relation or calls a catalog function.
     snapshot: std::sync::OnceLock<Arc<crate::pg_catalog::Snapshot>>,
@@ -303,7 +306,13 @@ impl StatementContext {
             search_path: vec![DEFAULT_SCHEMA.to_string()],
             expose_hidden: None,
             snapshot: std::sync::OnceLock::new(),
+            settings: Arc::default(),
         }
+    }
+
+    /// The session's settings, as pg_settings shows them.
+    pub(crate) fn set_settings(&mut self, settings: Arc<HashMap<String, String>>) {
+        self.settings = settings;
     }
 
     /// The statement's catalog as pg_catalog shows it.
@@ -313,6 +322,7 @@ impl StatementContext {
                 Arc::new(crate::pg_catalog::Snapshot {
                     modules: self.modules.clone(),
                     search_path: self.search_path.clone(),
+                    settings: self.settings.clone(),
                 })
             })
             .clone()

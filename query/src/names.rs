@@ -55,7 +55,7 @@ fn unique_in(body: &mut SetExpr, depth: usize) {
                 e.clone()
             }
             SelectItem::ExprWithAlias { expr, alias } => {
-                if seen.insert(format!("\0{}", alias.value)) {
+                if seen.insert(format!("\0{}", ident_name(alias))) {
                     continue;
                 }
                 expr.clone()
@@ -94,19 +94,26 @@ pub fn select_item_names(query: &Query) -> Option<Vec<Option<String>>> {
             .iter()
             .map(|item| match item {
                 SelectItem::UnnamedExpr(e) => Some(expr_name(e)),
-                SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+                SelectItem::ExprWithAlias { alias, .. } => Some(ident_name(alias)),
                 _ => None,
             })
             .collect(),
     )
 }
 
+/// An identifier's name: unquoted ones fold to lower case, as PostgreSQL
+/// folds them (`AS TABLE_SCHEM` names the column table_schem).
+fn ident_name(i: &Ident) -> String {
+    match i.quote_style {
+        None => i.value.to_lowercase(),
+        Some(_) => i.value.clone(),
+    }
+}
+
 pub fn expr_name(e: &Expr) -> String {
     match e {
-        Expr::Identifier(i) => i.value.clone(),
-        Expr::CompoundIdentifier(parts) => {
-            parts.last().map(|p| p.value.clone()).unwrap_or_default()
-        }
+        Expr::Identifier(i) => ident_name(i),
+        Expr::CompoundIdentifier(parts) => parts.last().map(ident_name).unwrap_or_default(),
         Expr::Function(f) => {
             let name = f
                 .name

@@ -34,9 +34,54 @@ const SET_CONFIG_CALLS_MAX: usize = 1024;
 pub(crate) fn session_functions(
     settings: &HashMap<String, String>,
     block_read_only: Option<bool>,
-    current_schema: Option<String>,
+    schemas: Vec<String>,
     pending: &PendingSettings,
 ) -> Vec<(String, Arc<ScalarUDF>)> {
+    let current_schema = schemas.first().cloned();
+    // current_schemas(include_implicit): pg_catalog first unless the path
+    // names it.
+    let implicit: Vec<String> = match schemas.iter().any(|s| s == "pg_catalog") {
+        true => schemas.clone(),
+        false => std::iter::once("pg_catalog".to_string())
+            .chain(schemas.iter().cloned())
+            .collect(),
+    };
+    let name_list = |items: &[String]| {
+        let field = Arc::new(
+            datafusion::arrow::datatypes::Field::new("item", DataType::Utf8, true).with_metadata(
+                HashMap::from([(
+                    crate::value::types::PG_TYPE_KEY.to_string(),
+                    "name".to_string(),
+                )]),
+            ),
+        );
+        let values: ArrayRef = Arc::new(StringArray::from(items.to_vec()));
+        ScalarValue::List(Arc::new(datafusion::arrow::array::ListArray::new(
+            field,
+            datafusion::arrow::buffer::OffsetBuffer::from_lengths([items.len()]),
+            values,
+            None,
+        )))
+    };
+    let (explicit, implicit) = (name_list(&schemas), name_list(&implicit));
+    let list_type = explicit.data_type();
+    let schemas_fn = Arc::new(datafusion::logical_expr::create_udf(
+        "current_schemas",
+        vec![DataType::Boolean],
+        list_type,
+        // Stable: never folded into a cached plan.
+        Volatility::Stable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let with_implicit = matches!(
+                args.first(),
+                Some(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))
+            );
+            Ok(ColumnarValue::Scalar(match with_implicit {
+                true => implicit.clone(),
+                false => explicit.clone(),
+            }))
+        }),
+    ));
     let schema = Arc::new(datafusion::logical_expr::create_udf(
         "current_schema",
         vec![],
@@ -76,6 +121,8 @@ pub(crate) fn session_functions(
         ("pg_catalog.current_setting".into(), current),
         ("current_schema".into(), schema.clone()),
         ("pg_catalog.current_schema".into(), schema),
+        ("current_schemas".into(), schemas_fn.clone()),
+        ("pg_catalog.current_schemas".into(), schemas_fn),
     ]
 }
 

@@ -64,14 +64,17 @@ impl Session {
                 }
             }
         }
-        let current_schema = self
+        let schemas: Vec<String> = self
             .search_path()
             .into_iter()
-            .find(|s| s == crate::modules::PUBLIC_SCHEMA || self.module(s).is_some());
+            .filter(|s| {
+                s == crate::modules::PUBLIC_SCHEMA || s == "pg_catalog" || self.module(s).is_some()
+            })
+            .collect();
         functions.extend(crate::pg_functions::session_functions(
             &self.settings,
             self.open_block_read_only().ok().flatten(),
-            current_schema,
+            schemas,
             &self.set_by_functions,
         ));
         let mut ctx = StatementContext::new(
@@ -86,6 +89,7 @@ impl Session {
             ctx.expose_hidden_id(class_id);
         }
         ctx.set_search_path(self.search_path());
+        ctx.set_settings(Arc::new(self.settings.clone()));
         ctx.set_interrupt(crate::subplan::Interrupt {
             deadline: self.statement_deadline,
             cancel: Some(self.cancel.clone()),
@@ -171,6 +175,11 @@ impl Session {
             let Some((module_name, fname)) = split_qualified(name) else {
                 continue;
             };
+            // PostgreSQL's own table functions (`pg_catalog.generate_series`)
+            // are DataFusion's (`pg_catalog/rewrite.rs`).
+            if module_name == "pg_catalog" || module_name == "information_schema" {
+                continue;
+            }
             let Some(module) = self.module(&module_name) else {
                 return Err(SqlError::new(
                     "42883",

@@ -82,3 +82,90 @@ async fn unnamed_statements_bind_and_run() {
         .unwrap();
     assert_eq!(rows[0].get::<_, i64>(0), 42);
 }
+
+/// What pgjdbc's DatabaseMetaData and a prepared statement run past its
+/// prepareThreshold (server-side, binary) read (`clients/JdbcClient.java`).
+fn jdbc(jar: &str, port_or_url: &str) -> String {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("clients");
+    let out = Command::new("java")
+        .current_dir(&dir)
+        .args(["-cp", jar, "JdbcClient.java", port_or_url, "jdbc_diff"])
+        .output()
+        .expect("java runs");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+const JDBC_SCHEMA: &str = "DROP SCHEMA IF EXISTS jdbc_diff CASCADE;
+CREATE SCHEMA jdbc_diff;
+CREATE TABLE jdbc_diff.customer (id bigint PRIMARY KEY, name text NOT NULL, email text UNIQUE);
+CREATE TABLE jdbc_diff.account (id bigint PRIMARY KEY, owner bigint, balance numeric DEFAULT 0, opened date);
+CREATE INDEX account_owner_idx ON jdbc_diff.account (owner);
+INSERT INTO jdbc_diff.account VALUES (1, 10, 150.50, '2024-01-02'), (2, NULL, 99, NULL);";
+
+/// A JDBC URL from a libpq key=value string.
+fn jdbc_url(dsn: &str) -> String {
+    let get = |k: &str| {
+        dsn.split_whitespace()
+            .find_map(|p| p.strip_prefix(&format!("{k}=")))
+            .unwrap_or("")
+            .to_string()
+    };
+    format!(
+        "jdbc:postgresql://{}:{}/{}?user={}",
+        get("host"),
+        get("port"),
+        get("dbname"),
+        get("user")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgjdbc_metadata_reads_what_postgresql_gives_it() {
+    let required = std::env::var("AMBER_REQUIRE_CLIENTS").is_ok();
+    let jar =
+        std::env::var("AMBER_JDBC_JAR").unwrap_or_else(|_| "/usr/share/java/postgresql.jar".into());
+    let has_java = Command::new("java").arg("-version").output().is_ok();
+    if !(has_java && std::path::Path::new(&jar).exists()) {
+        assert!(
+            !required,
+            "AMBER_REQUIRE_CLIENTS is set but java or {jar} is missing"
+        );
+        eprintln!("skipped: no java or pgjdbc");
+        return;
+    }
+    let server = Server::start();
+    let c = super::connect(&server).await;
+    c.batch_execute(JDBC_SCHEMA).await.unwrap();
+    let amber = jdbc(
+        &jar,
+        &format!(
+            "jdbc:postgresql://127.0.0.1:{}/amber?user=amber",
+            server.port
+        ),
+    );
+    // Known answers (PostgreSQL 15's), then PostgreSQL's own where it runs.
+    for line in [
+        "schema: jdbc_diff",
+        "table: TABLE_SCHEM=jdbc_diff TABLE_NAME=account TABLE_TYPE=TABLE",
+        "table: TABLE_SCHEM=jdbc_diff TABLE_NAME=account_pkey TABLE_TYPE=INDEX",
+        "column: TABLE_NAME=account COLUMN_NAME=balance DATA_TYPE=2 TYPE_NAME=numeric NULLABLE=1 COLUMN_DEF=0 ORDINAL_POSITION=3 IS_NULLABLE=YES IS_AUTOINCREMENT=NO",
+        "pk account: COLUMN_NAME=id KEY_SEQ=1 PK_NAME=account_pkey",
+        "index account: NON_UNIQUE=t INDEX_NAME=account_owner_idx ORDINAL_POSITION=1 COLUMN_NAME=owner",
+        "prepared 7: id=2 balance=99 opened=null",
+    ] {
+        assert!(amber.lines().any(|l| l == line), "missing {line:?} in:\n{amber}");
+    }
+    if let Ok(pg) = std::env::var("AMBER_PG") {
+        let (pgc, conn) = tokio_postgres::connect(&pg, tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL");
+        tokio::spawn(conn);
+        pgc.batch_execute(JDBC_SCHEMA).await.unwrap();
+        let postgres = jdbc(&jar, &jdbc_url(&pg));
+        assert_eq!(amber, postgres, "Amber (left) and PostgreSQL 15 (right)");
+    }
+}

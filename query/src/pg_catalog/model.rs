@@ -18,6 +18,8 @@ use std::sync::Arc;
 pub(crate) struct Snapshot {
     pub modules: Vec<Arc<ModuleDef>>,
     pub search_path: Vec<String>,
+    /// The session's settings as SET them (pg_settings shows them).
+    pub settings: Arc<std::collections::HashMap<String, String>>,
 }
 
 /// An oid a record written before oids existed lacks: a stand-in derived

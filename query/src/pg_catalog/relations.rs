@@ -144,6 +144,44 @@ pub(crate) fn rows(s: &Snapshot, relation: &str, view_types: &ViewTypes) -> DfRe
                 })
             })
             .collect(),
+        "pg_settings" => crate::gucs::all()
+            .map(|g| {
+                let set = s.settings.contains_key(&g.name.to_lowercase());
+                let vartype = match g.vartype {
+                    crate::gucs::VarType::Bool => "bool",
+                    crate::gucs::VarType::Integer => "integer",
+                    crate::gucs::VarType::Real => "real",
+                    crate::gucs::VarType::Enum => "enum",
+                    crate::gucs::VarType::String => "string",
+                };
+                let text = |v: &str| match v {
+                    "" => Cell::Null,
+                    v => Cell::Text(v.to_string()),
+                };
+                Row::new()
+                    .set("name", g.name)
+                    .set("setting", crate::settings::shown(&s.settings, None, g.name))
+                    .set("unit", text(g.unit))
+                    .set("short_desc", g.short_desc)
+                    .set("context", g.context)
+                    .set("vartype", vartype)
+                    .set("source", if set { "session" } else { "default" })
+                    .set("min_val", text(g.min))
+                    .set("max_val", text(g.max))
+                    .set(
+                        "enumvals",
+                        match g.enumvals.is_empty() {
+                            true => Cell::Null,
+                            false => {
+                                Cell::Texts(g.enumvals.iter().map(|v| v.to_string()).collect())
+                            }
+                        },
+                    )
+                    .set("boot_val", g.default)
+                    .set("reset_val", g.default)
+                    .set("pending_restart", false)
+            })
+            .collect(),
         "pg_stat_user_tables" | "pg_stat_all_tables" | "pg_statio_user_tables" => s
             .relations()
             .filter(|r| r.class().is_some())

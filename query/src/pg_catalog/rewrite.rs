@@ -250,6 +250,9 @@ pub(crate) fn needed(stmt: &Statement) -> bool {
                 ..
             } => true,
             Expr::Collate { .. } => true,
+            Expr::CompoundFieldAccess { root, access_chain } => {
+                record_field(root, access_chain).is_some()
+            }
             Expr::Like { escape_char, .. } | Expr::ILike { escape_char, .. } => {
                 other_escape(escape_char.as_ref()).is_some()
             }
@@ -261,7 +264,12 @@ pub(crate) fn needed(stmt: &Statement) -> bool {
                     || array_subquery(f).is_some()
                     || matches!(
                         last_name(&f.name).as_deref(),
-                        Some("array_upper" | "array_lower")
+                        Some(
+                            "array_upper"
+                                | "array_lower"
+                                | "generate_subscripts"
+                                | "_pg_expandarray"
+                        )
                     )
             }
             _ => false,
@@ -305,6 +313,28 @@ fn array_literal(e: &Expr) -> Option<Expr> {
         })
         .collect();
     Some(Expr::Array(ast::Array { elem, named: true }))
+}
+
+/// `(record).field` (a parenthesized expression's field, as PostgreSQL
+/// reads a composite): as `(record)['field']`, DataFusion's field access.
+fn record_field(root: &Expr, chain: &[ast::AccessExpr]) -> Option<Vec<ast::AccessExpr>> {
+    if !matches!(root, Expr::Nested(_)) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(chain.len());
+    let mut changed = false;
+    for access in chain {
+        match access {
+            ast::AccessExpr::Dot(Expr::Identifier(i)) => {
+                changed = true;
+                out.push(ast::AccessExpr::Subscript(ast::Subscript::Index {
+                    index: Expr::value(Value::SingleQuotedString(i.value.to_lowercase())),
+                }));
+            }
+            other => out.push(other.clone()),
+        }
+    }
+    changed.then_some(out)
 }
 
 /// The function turning a LIKE pattern with another escape character into
@@ -555,6 +585,13 @@ pub(crate) fn rewrite(
             } => match target(data_type) {
                 Some(Target::Sql(dt)) => *data_type = dt,
                 Some(Target::Reg(reg)) => match string_literal(expr) {
+                    // Catalog columns of type regproc hold the function's
+                    // name (pg_type.typinput): a regproc literal is that
+                    // name, compared as PostgreSQL compares the two.
+                    Some(text) if reg == Reg::Proc && text.parse::<u32>().is_err() => {
+                        let name = parse_name(&text).pop().unwrap_or_default();
+                        *e = Expr::value(Value::SingleQuotedString(name));
+                    }
                     Some(text) => match literal_oid(&snapshot(), reg, &text) {
                         Ok(oid) => *e = Expr::value(Value::Number(oid.to_string(), false)),
                         Err(err) => {
@@ -605,6 +642,11 @@ pub(crate) fn rewrite(
                 let inner = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
                 *e = inner;
             }
+            Expr::CompoundFieldAccess { root, access_chain } => {
+                if let Some(chain) = record_field(root, access_chain) {
+                    *access_chain = chain;
+                }
+            }
             Expr::Like {
                 pattern,
                 escape_char,
@@ -637,6 +679,14 @@ pub(crate) fn rewrite(
                     f.name.0.remove(0);
                 }
                 match last_name(&f.name).as_deref() {
+                    // Each element with its position, as rows of (x, n).
+                    Some("_pg_expandarray") => {
+                        f.name =
+                            ObjectName::from(vec![Ident::new(crate::array_functions::EXPANDARRAY)]);
+                        let inner = std::mem::replace(e, Expr::value(Value::Null));
+                        *e = call("unnest", inner);
+                        return ControlFlow::Continue(());
+                    }
                     // In a select list: the subscripts as rows, zipped
                     // with the other set-returning calls (unnest).
                     Some("generate_subscripts") => {
