@@ -83,9 +83,14 @@ impl PlanningBase {
         // holds another, say) leaves it as it was: every rule preserves
         // meaning, and what no rule removes runs as a SubPlan.
         config.options_mut().optimizer.skip_failed_rules = true;
+        // PostgreSQL's typing of quoted literals comes before DataFusion's
+        // coercion (`unknown_literals.rs`).
+        let mut analyzer_rules = datafusion::optimizer::Analyzer::new().rules;
+        analyzer_rules.insert(0, Arc::new(crate::unknown_literals::UnknownLiterals));
         let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
+            .with_analyzer_rules(analyzer_rules)
             .build();
         for udf in pg_functions()
             .into_iter()

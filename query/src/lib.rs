@@ -50,6 +50,7 @@ mod subplan;
 pub mod table;
 mod table_ddl;
 mod unique;
+mod unknown_literals;
 pub mod value;
 
 pub use copy::CopyOutRows;

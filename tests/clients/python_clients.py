@@ -1,5 +1,6 @@
 """Python clients against a running Amber: psycopg 3, SQLAlchemy's
-inspector (what Superset reflects with), asyncpg and pandas.
+inspector (what Superset reflects with), asyncpg, pandas and psqlODBC
+through pyodbc (the path of Excel, Tableau and Power BI).
 
     python tests/clients/python_clients.py AMBER_DSN [POSTGRES_DSN]
 
@@ -15,6 +16,7 @@ import sys
 import asyncpg
 import pandas
 import psycopg
+import pyodbc
 import sqlalchemy
 from sqlalchemy import inspect
 
@@ -132,6 +134,34 @@ def pandas_frame(dsn):
     return frame.astype(str).values.tolist()
 
 
+def odbc(dsn):
+    """psqlODBC's catalog functions: SQLTables, SQLColumns, SQLPrimaryKeys,
+    SQLForeignKeys, SQLStatistics, and a parameterized query."""
+    parts = dict(p.split("=", 1) for p in dsn.split())
+    c = pyodbc.connect(
+        f"DRIVER={{PostgreSQL Unicode}};SERVER={parts['host']};PORT={parts['port']};"
+        f"DATABASE={parts.get('dbname', 'amber')};UID={parts.get('user', 'amber')};PWD=x",
+        autocommit=True)
+    cur = c.cursor()
+    sort = lambda rows: sorted(tuple(str(x) for x in r) for r in rows)
+    out = {
+        "tables": sort((r.table_schem, r.table_name, r.table_type)
+                       for r in cur.tables(schema="clients_diff")),
+        "columns": sort((r.table_name, r.column_name, r.type_name, r.nullable, r.column_def)
+                        for r in cur.columns(schema="clients_diff")),
+        "pk": sort((r.table_name, r.column_name, r.key_seq, r.pk_name)
+                   for r in cur.primaryKeys("account", schema="clients_diff")),
+        "fk": sort((r.pktable_name, r.fktable_name)
+                   for r in cur.foreignKeys("account", schema="clients_diff")),
+        "statistics": sort((r.table_name, r.non_unique, r.index_name, r.column_name)
+                           for r in cur.statistics("account", schema="clients_diff") if r.index_name),
+    }
+    cur.execute("SELECT id, balance FROM clients_diff.account WHERE id = ?", 1)
+    out["select"] = sort(cur.fetchall())
+    c.close()
+    return out
+
+
 def setup(dsn):
     with psycopg.connect(dsn, autocommit=True) as c:
         for statement in SCHEMA.split(";"):
@@ -171,6 +201,7 @@ def main():
             "sqlalchemy": reflect(dsn),
             "asyncpg": asyncio.run(asyncpg_session(dsn)),
             "pandas": pandas_frame(dsn),
+            "odbc": odbc(dsn),
         }
     got = results["amber"]
     # Known answers, and PostgreSQL's where it ran.
@@ -184,10 +215,13 @@ def main():
     # pandas turns numeric (Decimal) into float64 (coerce_float).
     check("pandas read_sql", got["pandas"], [["1", "150.5"], ["3", "1000.0"]])
     check("sqlalchemy tables", got["sqlalchemy"]["tables"], ["account", "customer"])
+    check("odbc primary key", got["odbc"]["pk"], [("account", "id", "1", "account_pkey")])
+    check("odbc statistics", got["odbc"]["statistics"],
+          [("account", "0", "account_pkey", "id"), ("account", "1", "account_owner_idx", "owner")])
     if "postgres" in results:
         want = results["postgres"]
         check("pandas as PostgreSQL", got["pandas"], want["pandas"])
-        for client in ["psycopg", "asyncpg", "sqlalchemy"]:
+        for client in ["psycopg", "asyncpg", "sqlalchemy", "odbc"]:
             for key in want[client]:
                 check(f"{client} {key} as PostgreSQL", got[client][key], want[client][key])
     check("python module", python_module(amber), {

@@ -1,7 +1,8 @@
 //! Standard clients against a running Amber, each checking values
 //! (`tests/clients/`): psycopg 3 (server-side binding, COPY in and out),
 //! SQLAlchemy's inspector and `MetaData.reflect` (Superset's path),
-//! asyncpg (binary protocol, prepared statements) and pandas `read_sql`;
+//! asyncpg (binary protocol, prepared statements), pandas `read_sql` and
+//! psqlODBC through pyodbc (catalog functions);
 //! with a PostgreSQL 15 (`AMBER_PG`), every value read from Amber must be
 //! the one read from PostgreSQL for the same schema.
 //!
@@ -13,7 +14,7 @@ use amber_tests::Server;
 use std::path::PathBuf;
 use std::process::Command;
 
-const MODULES: &str = "import psycopg, sqlalchemy, asyncpg, pandas";
+const MODULES: &str = "import psycopg, sqlalchemy, asyncpg, pandas, pyodbc";
 
 #[test]
 fn python_clients_read_what_postgresql_gives_them() {

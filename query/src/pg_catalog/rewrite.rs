@@ -252,6 +252,7 @@ pub(crate) fn needed(stmt: &Statement) -> bool {
             Expr::Collate { .. } => true,
             Expr::CompoundFieldAccess { root, access_chain } => {
                 record_field(root, access_chain).is_some()
+                    || vector_subscript(root, access_chain).is_some()
             }
             Expr::Like { escape_char, .. } | Expr::ILike { escape_char, .. } => {
                 other_escape(escape_char.as_ref()).is_some()
@@ -335,6 +336,49 @@ fn record_field(root: &Expr, chain: &[ast::AccessExpr]) -> Option<Vec<ast::Acces
         }
     }
     changed.then_some(out)
+}
+
+/// The catalog's int2vector and oidvector columns, whose subscripts start
+/// at 0 in PostgreSQL (`i.indkey[0]` is the first key column).
+const VECTOR_COLUMNS: &[&str] = &[
+    "indkey",
+    "indclass",
+    "indcollation",
+    "indoption",
+    "proargtypes",
+];
+
+/// `i.indkey[n]`: as `i.indkey[n + 1]` (Amber's arrays start at 1).
+/// sqlparser gives `i.indkey[0]` as `i` with the accesses `.indkey`,
+/// `[0]`, and `indkey[0]` as `indkey` with `[0]`.
+fn vector_subscript(root: &Expr, chain: &[ast::AccessExpr]) -> Option<Vec<ast::AccessExpr>> {
+    let (column, index) = match (root, chain) {
+        (Expr::Identifier(c), [ast::AccessExpr::Subscript(ast::Subscript::Index { index })]) => {
+            (&c.value, index)
+        }
+        (
+            Expr::Identifier(_),
+            [ast::AccessExpr::Dot(Expr::Identifier(c)), ast::AccessExpr::Subscript(ast::Subscript::Index { index })],
+        ) => (&c.value, index),
+        (
+            Expr::CompoundIdentifier(parts),
+            [ast::AccessExpr::Subscript(ast::Subscript::Index { index })],
+        ) => (&parts.last()?.value, index),
+        _ => return None,
+    };
+    if !VECTOR_COLUMNS.contains(&column.to_lowercase().as_str()) {
+        return None;
+    }
+    let shifted = Expr::Nested(Box::new(Expr::BinaryOp {
+        left: Box::new(index.clone()),
+        op: BinaryOperator::Plus,
+        right: Box::new(Expr::value(Value::Number("1".into(), false))),
+    }));
+    let mut out = chain.to_vec();
+    if let Some(ast::AccessExpr::Subscript(ast::Subscript::Index { index })) = out.last_mut() {
+        *index = shifted;
+    }
+    Some(out)
 }
 
 /// The function turning a LIKE pattern with another escape character into
@@ -536,6 +580,14 @@ fn lateral_call(factor: &ast::TableFactor) -> Option<ast::TableFactor> {
 
 impl ast::Visitor for LateralFunctions {
     type Break = ();
+    fn pre_visit_query(&mut self, q: &ast::Query) -> ControlFlow<()> {
+        if has_series_items(q) {
+            self.found = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_table_factor(&mut self, factor: &ast::TableFactor) -> ControlFlow<()> {
         if lateral_call(factor).is_some() {
             self.found = true;
@@ -545,8 +597,52 @@ impl ast::Visitor for LateralFunctions {
     }
 }
 
+fn is_series_item(item: &ast::SelectItem) -> bool {
+    let expr = match item {
+        ast::SelectItem::UnnamedExpr(e) => e,
+        ast::SelectItem::ExprWithAlias { expr, .. } => expr,
+        _ => return false,
+    };
+    matches!(expr, Expr::Function(f) if last_name(&f.name).as_deref() == Some("generate_series"))
+}
+
+fn has_series_items(q: &ast::Query) -> bool {
+    matches!(q.body.as_ref(), ast::SetExpr::Select(s) if s.projection.iter().any(is_series_item))
+}
+
+/// `generate_series(a, b)` as a select item: a set-returning function in
+/// PostgreSQL (rows), a list in DataFusion: unnested.
+fn series_items(q: &mut ast::Query) -> bool {
+    let ast::SetExpr::Select(select) = q.body.as_mut() else {
+        return false;
+    };
+    let mut changed = false;
+    for item in select.projection.iter_mut() {
+        let expr = match item {
+            ast::SelectItem::UnnamedExpr(e) => e,
+            ast::SelectItem::ExprWithAlias { expr, .. } => expr,
+            _ => continue,
+        };
+        if let Expr::Function(f) = expr {
+            if last_name(&f.name).as_deref() == Some("generate_series") {
+                let inner = std::mem::replace(expr, Expr::value(Value::Null));
+                *expr = call("unnest", inner);
+                changed = true;
+            }
+        }
+    }
+    changed
+}
+
 impl ast::VisitorMut for LateralFunctions {
     type Break = ();
+    fn pre_visit_query(&mut self, q: &mut ast::Query) -> ControlFlow<()> {
+        if self.rewrite && series_items(q) {
+            self.found = true;
+        }
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_table_factor(&mut self, factor: &mut ast::TableFactor) -> ControlFlow<()> {
         if self.rewrite {
             if let Some(derived) = lateral_call(factor) {
@@ -644,6 +740,9 @@ pub(crate) fn rewrite(
             }
             Expr::CompoundFieldAccess { root, access_chain } => {
                 if let Some(chain) = record_field(root, access_chain) {
+                    *access_chain = chain;
+                }
+                if let Some(chain) = vector_subscript(root, access_chain) {
                     *access_chain = chain;
                 }
             }
