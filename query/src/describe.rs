@@ -39,26 +39,16 @@ impl Session {
             .map(|i| client_types.get(i).cloned().flatten())
             .collect();
         // As in PostgreSQL, `$n::type` gives the parameter that type.
-        let _ = ast::visit_expressions(stmt, |e: &Expr| {
-            if let Expr::Cast {
-                expr, data_type, ..
-            } = e
-            {
-                if let (Expr::Value(_), Some(idx), Some(t)) = (
-                    expr.as_ref(),
-                    placeholder_index(expr),
-                    cast_arrow_type(data_type),
-                ) {
-                    if idx < types.len() && types[idx].is_none() {
-                        types[idx] = Some(t);
-                        if constant::cast_oid(data_type) == Some(value::types::JSONB) {
-                            jsonb.insert(idx);
-                        }
+        for (idx, oid) in declared_param_oids(stmt) {
+            if idx < types.len() && types[idx].is_none() {
+                if let Some(t) = value::types::arrow_of(oid) {
+                    types[idx] = Some(t);
+                    if oid == value::types::JSONB {
+                        jsonb.insert(idx);
                     }
                 }
             }
-            std::ops::ControlFlow::<()>::Continue(())
-        });
+        }
         // `SELECT <constants>`: described by evaluating it with typed NULLs
         // (no DataFusion: its types are the casts' own, jsonb included).
         if let Statement::Query(q) = stmt {
@@ -262,11 +252,6 @@ pub(crate) fn declared_param_oids(stmt: &Statement) -> std::collections::HashMap
         std::ops::ControlFlow::<()>::Continue(())
     });
     out
-}
-
-/// The Arrow type of a cast target: the one type table's.
-pub(crate) fn cast_arrow_type(t: &ast::DataType) -> Option<DataType> {
-    constant::cast_oid(t).and_then(value::types::arrow_of)
 }
 
 pub(crate) fn placeholder_index(e: &Expr) -> Option<usize> {
