@@ -472,7 +472,7 @@ impl StatementContext {
         if schema == "amber" && name == "modules" {
             return self.modules_table().map(Some);
         }
-        if schema == "pg_catalog" || schema == "information_schema" {
+        if crate::pg_catalog::is_catalog_schema(schema) {
             let view_types = match crate::pg_catalog::lists_columns(schema, name) {
                 true => self.view_types(),
                 false => crate::pg_catalog::ViewTypes::new(),

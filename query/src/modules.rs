@@ -43,29 +43,29 @@ pub fn referenced(stmt: &Statement, search_path: &[String]) -> BTreeSet<String> 
         }
         ControlFlow::<()>::Continue(())
     });
-    // Catalog functions and reg* casts read every module.
+    // One pass over the expressions: catalog functions and reg* casts
+    // read every module; `current_schema()` reads search_path; a qualified
+    // function names its module.
     let _ = ast::visit_expressions(stmt, |e: &Expr| {
-        let catalog = match e {
-            Expr::Function(f) => f.name.0.last().is_some_and(|p| match p {
-                ast::ObjectNamePart::Identifier(i) => {
-                    crate::pg_catalog::functions::is_catalog_function(&i.value.to_lowercase())
+        match e {
+            Expr::Function(f) => {
+                if let Some(ast::ObjectNamePart::Identifier(i)) = f.name.0.last() {
+                    let last = i.value.to_lowercase();
+                    if crate::pg_catalog::functions::is_catalog_function(&last) {
+                        out.insert(CATALOG_SCHEMA.to_string());
+                    }
+                    if last == "current_schema" || last == "current_schemas" {
+                        unqualified = true;
+                    }
                 }
-                _ => false,
-            }),
-            Expr::Cast { .. } => crate::pg_catalog::rewrite::needed_expr(e),
-            _ => false,
-        };
-        if catalog {
-            out.insert(CATALOG_SCHEMA.to_string());
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    let _ = ast::visit_expressions(stmt, |e: &Expr| {
-        if let Expr::Function(f) = e {
-            let name = f.name.to_string().to_lowercase();
-            if name.ends_with("current_schema") || name.ends_with("current_schemas") {
-                unqualified = true;
+                if let Some((schema, _)) = split_qualified(&f.name) {
+                    out.insert(schema);
+                }
             }
+            Expr::Cast { .. } if crate::pg_catalog::rewrite::needed_expr(e) => {
+                out.insert(CATALOG_SCHEMA.to_string());
+            }
+            _ => {}
         }
         ControlFlow::<()>::Continue(())
     });
@@ -77,12 +77,6 @@ pub fn referenced(stmt: &Statement, search_path: &[String]) -> BTreeSet<String> 
             out.insert(schema);
         }
     };
-    let _ = ast::visit_expressions(stmt, |e: &Expr| {
-        if let Expr::Function(f) = e {
-            add(&f.name);
-        }
-        ControlFlow::<()>::Continue(())
-    });
     if let Statement::Call(f) = stmt {
         add(&f.name);
     }
@@ -109,8 +103,9 @@ pub fn resolve(
 ) -> Result<ModuleSet, SqlError> {
     let names = referenced(stmt, search_path);
     if names.contains(AMBER_SCHEMA)
-        || names.contains(CATALOG_SCHEMA)
-        || names.contains("information_schema")
+        || names
+            .iter()
+            .any(|n| crate::pg_catalog::is_catalog_schema(n))
     {
         return Ok(catalog.resolve_all(txn)?);
     }

@@ -32,7 +32,7 @@ pub(crate) fn take_pending(pending: &PendingSettings) -> Vec<(String, String)> {
 const SET_CONFIG_CALLS_MAX: usize = 1024;
 
 pub(crate) fn session_functions(
-    settings: &HashMap<String, String>,
+    settings: &Arc<HashMap<String, String>>,
     block_read_only: Option<bool>,
     schemas: Vec<String>,
     pending: &PendingSettings,
@@ -128,7 +128,7 @@ pub(crate) fn session_functions(
 
 #[derive(Debug)]
 struct CurrentSetting {
-    settings: HashMap<String, String>,
+    settings: Arc<HashMap<String, String>>,
     block_read_only: Option<bool>,
     signature: Signature,
 }

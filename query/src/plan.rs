@@ -71,8 +71,11 @@ impl Session {
                 s == crate::modules::PUBLIC_SCHEMA || s == "pg_catalog" || self.module(s).is_some()
             })
             .collect();
+        // One copy of the session's settings per statement, shared by
+        // current_setting() and pg_settings.
+        let settings = Arc::new(self.settings.clone());
         functions.extend(crate::pg_functions::session_functions(
-            &self.settings,
+            &settings,
             self.open_block_read_only().ok().flatten(),
             schemas,
             &self.set_by_functions,
@@ -89,7 +92,7 @@ impl Session {
             ctx.expose_hidden_id(class_id);
         }
         ctx.set_search_path(self.search_path());
-        ctx.set_settings(Arc::new(self.settings.clone()));
+        ctx.set_settings(settings);
         ctx.set_interrupt(crate::subplan::Interrupt {
             deadline: self.statement_deadline,
             cancel: Some(self.cancel.clone()),
@@ -177,7 +180,7 @@ impl Session {
             };
             // PostgreSQL's own table functions (`pg_catalog.generate_series`)
             // are DataFusion's (`pg_catalog/rewrite.rs`).
-            if module_name == "pg_catalog" || module_name == "information_schema" {
+            if crate::pg_catalog::is_catalog_schema(&module_name) {
                 continue;
             }
             let Some(module) = self.module(&module_name) else {

@@ -159,6 +159,12 @@ pub(crate) fn system_relation_oid(schema: &str, name: &str) -> Option<u32> {
         .map(|(_, oid, _)| *oid)
 }
 
+/// Whether `schema` is one of the catalog's own (pg_catalog,
+/// information_schema): its relations and functions are built here.
+pub(crate) fn is_catalog_schema(schema: &str) -> bool {
+    schema == "pg_catalog" || schema == "information_schema"
+}
+
 /// Whether an unqualified `name` is a pg_catalog relation (which
 /// PostgreSQL finds before any schema of search_path).
 pub(crate) fn is_pg_catalog_relation(name: &str) -> bool {
