@@ -11,8 +11,18 @@ mkdir -p "$OUT"
 dump() {
     psql "$DSN" -Atc "COPY ($2) TO STDOUT" > "$OUT/$1.tsv"
 }
-dump pg_type "SELECT * FROM pg_type WHERE typnamespace = 11 AND (typrelid = 0 OR typtype <> 'c') ORDER BY oid"
+# Types: not the row types of PostgreSQL's own catalogs (Amber lists no
+# catalog tables in pg_class), nor the array types of those.
+# information_schema's domains (sql_identifier, yes_or_no, ...) and
+# their arrays are PostgreSQL's too.
+dump pg_type "SELECT * FROM pg_type t WHERE (typnamespace = 11 AND (typrelid = 0 OR typtype <> 'c') AND NOT EXISTS (SELECT 1 FROM pg_type e WHERE e.oid = t.typelem AND e.typtype = 'c' AND e.typrelid <> 0)) OR (typnamespace = 13207 AND (typtype = 'd' OR typelem IN (SELECT oid FROM pg_type WHERE typnamespace = 13207 AND typtype = 'd'))) ORDER BY oid"
 dump pg_am "SELECT * FROM pg_am ORDER BY oid"
 dump pg_collation "SELECT * FROM pg_collation WHERE collprovider IN ('c', 'd') ORDER BY oid"
 dump pg_range "SELECT * FROM pg_range ORDER BY rngtypid"
 dump pg_language "SELECT * FROM pg_language WHERE lanname IN ('internal', 'c', 'sql') ORDER BY oid"
+# The schemas every PostgreSQL has (owners and ACLs; the bootstrap
+# superuser is `amber` in both), its predefined roles, and the
+# descriptions of the built-in objects the rows above list.
+dump pg_namespace "SELECT * FROM pg_namespace WHERE oid IN (11, 99, 2200, 13207) ORDER BY oid"
+dump pg_authid "SELECT * FROM pg_authid WHERE oid <> 10 ORDER BY oid"
+dump pg_description "SELECT d.* FROM pg_description d WHERE (d.classoid = 'pg_namespace'::regclass AND d.objoid IN (11, 99, 2200, 13207)) OR (d.classoid = 'pg_type'::regclass AND d.objoid IN (SELECT oid FROM pg_type WHERE typnamespace = 11 AND (typrelid = 0 OR typtype <> 'c'))) OR d.classoid = 'pg_am'::regclass OR (d.classoid = 'pg_collation'::regclass AND d.objoid IN (SELECT oid FROM pg_collation WHERE collprovider IN ('c', 'd'))) OR (d.classoid = 'pg_language'::regclass AND d.objoid IN (SELECT oid FROM pg_language WHERE lanname IN ('internal', 'c', 'sql'))) ORDER BY d.classoid, d.objoid, d.objsubid"

@@ -96,6 +96,7 @@ impl PlanningBase {
             .into_iter()
             .chain(crate::json_functions::functions())
             .chain(crate::array_functions::functions())
+            .chain(crate::text_functions::functions())
         {
             // Replacing a built-in of the same name is the point.
             let _ = state.register_udf(Arc::new(udf));
@@ -763,6 +764,10 @@ fn pg_functions() -> Vec<ScalarUDF> {
         constant("current_database", "amber".into()),
         constant("current_user", "amber".into()),
         constant("session_user", "amber".into()),
+        // SQL's keywords for the two (Grafana's search_path lookup says `user`).
+        constant("user", "amber".into()),
+        constant("current_role", "amber".into()),
+        constant("current_catalog", "amber".into()),
         create_udf(
             crate::pg_catalog::rewrite::LIKE_ESCAPE,
             vec![DataType::Utf8, DataType::Utf8],

@@ -49,6 +49,7 @@ mod settings;
 mod subplan;
 pub mod table;
 mod table_ddl;
+mod text_functions;
 mod unique;
 mod unknown_literals;
 pub mod value;

@@ -40,6 +40,34 @@ fn unique_in(body: &mut SetExpr, depth: usize) {
         }
         _ => return,
     };
+    // `SELECT c.oid, c.*` (DBeaver, for every catalog it lists): the
+    // wildcard's names are known only once planned, so beside one
+    // wildcard every other item gets a name of its own
+    // ([`rename_columns`] gives each its name back).
+    let wildcards = select
+        .projection
+        .iter()
+        .filter(|item| {
+            matches!(
+                item,
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+            )
+        })
+        .count();
+    if wildcards == 1 && select.projection.len() > 1 {
+        for (i, item) in select.projection.iter_mut().enumerate() {
+            let expr = match &*item {
+                SelectItem::UnnamedExpr(e) => e.clone(),
+                SelectItem::ExprWithAlias { expr, .. } => expr.clone(),
+                _ => continue,
+            };
+            *item = SelectItem::ExprWithAlias {
+                expr,
+                alias: Ident::new(format!("__amber_col_{i}")),
+            };
+        }
+        return;
+    }
     let mut seen: HashSet<String> = HashSet::new();
     for (i, item) in select.projection.iter_mut().enumerate() {
         let expr = match &*item {

@@ -1,5 +1,6 @@
 //! PostgreSQL 15's built-in catalog rows (types, access methods,
-//! collations, ranges, languages), dumped from PostgreSQL 15 by
+//! collations, ranges, languages, schemas, predefined roles and their
+//! descriptions), dumped from PostgreSQL 15 by
 //! `tools/pg15_catalog_rows.sh` into `pg15/*.tsv` (COPY's text format) and
 //! read once.
 
@@ -12,6 +13,9 @@ const PG_AM: &str = include_str!("pg15/pg_am.tsv");
 const PG_COLLATION: &str = include_str!("pg15/pg_collation.tsv");
 const PG_RANGE: &str = include_str!("pg15/pg_range.tsv");
 const PG_LANGUAGE: &str = include_str!("pg15/pg_language.tsv");
+const PG_NAMESPACE: &str = include_str!("pg15/pg_namespace.tsv");
+const PG_AUTHID: &str = include_str!("pg15/pg_authid.tsv");
+const PG_DESCRIPTION: &str = include_str!("pg15/pg_description.tsv");
 
 /// pg_catalog's and information_schema's namespace oids, and the bootstrap
 /// superuser's (PostgreSQL's fixed ones).
@@ -43,10 +47,13 @@ pub(crate) struct TypeInfo {
     pub storage: String,
     pub elem: u32,
     pub collation: u32,
+    pub namespace: u32,
 }
 
 struct Builtins {
     types: Vec<Row>,
+    /// The other relations' rows, by relation name.
+    tables: HashMap<&'static str, Vec<Row>>,
     by_oid: HashMap<u32, TypeInfo>,
     by_name: HashMap<String, u32>,
 }
@@ -129,12 +136,29 @@ fn builtins() -> &'static Builtins {
                 storage: text("typstorage"),
                 elem: int("typelem") as u32,
                 collation: int("typcollation") as u32,
+                namespace: int("typnamespace") as u32,
             };
             by_name.insert(info.name.clone(), info.oid);
             by_oid.insert(info.oid, info);
         }
+        let tables = [
+            ("pg_am", PG_AM),
+            ("pg_collation", PG_COLLATION),
+            ("pg_range", PG_RANGE),
+            ("pg_language", PG_LANGUAGE),
+            // The schemas every PostgreSQL has, with their owners and ACLs.
+            ("pg_namespace", PG_NAMESPACE),
+            // The predefined roles (pg_monitor, pg_database_owner, ...).
+            ("pg_authid", PG_AUTHID),
+            // The descriptions of the built-in rows above.
+            ("pg_description", PG_DESCRIPTION),
+        ]
+        .into_iter()
+        .map(|(name, data)| (name, parse(name, data)))
+        .collect();
         Builtins {
             types,
+            tables,
             by_oid,
             by_name,
         }
@@ -146,12 +170,21 @@ pub(crate) fn rows(relation: &str) -> Vec<Row> {
     let cloned = |rows: &[Row]| rows.iter().map(|r| Row(r.0.clone())).collect::<Vec<Row>>();
     match relation {
         "pg_type" => cloned(&builtins().types),
-        "pg_am" => parse(relation, PG_AM),
-        "pg_collation" => parse(relation, PG_COLLATION),
-        "pg_range" => parse(relation, PG_RANGE),
-        "pg_language" => parse(relation, PG_LANGUAGE),
-        _ => Vec::new(),
+        other => builtins()
+            .tables
+            .get(other)
+            .map(|rows| cloned(rows))
+            .unwrap_or_default(),
     }
+}
+
+/// The built-in rows of `relation`, borrowed (for lookups per row).
+pub(crate) fn rows_ref(relation: &str) -> &'static [Row] {
+    builtins()
+        .tables
+        .get(relation)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
 }
 
 pub(crate) fn type_info(oid: u32) -> Option<&'static TypeInfo> {

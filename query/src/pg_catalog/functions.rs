@@ -7,7 +7,7 @@
 use super::builtin::{self, SUPERUSER};
 use super::model::{RelationKind, Snapshot};
 use super::rewrite::{REGCLASS_IN, REGCLASS_OUT, REGNAMESPACE_OUT, REGPROC_OUT, REGTYPE_OUT};
-use super::text;
+use super::{text, Cell};
 use datafusion::arrow::array::{ArrayRef, BooleanBuilder, StringBuilder, UInt32Builder};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
@@ -82,6 +82,7 @@ const FUNCTIONS: &[(&str, Returns)] = &[
     ("pg_relation_size", Returns::Bigint),
     ("pg_total_relation_size", Returns::Bigint),
     ("pg_indexes_size", Returns::Bigint),
+    ("pg_stat_get_numscans", Returns::Bigint),
     (REGCLASS_OUT, Returns::Text),
     (REGCLASS_IN, Returns::Oid),
     (REGTYPE_OUT, Returns::Text),
@@ -214,11 +215,39 @@ impl CatalogFunction {
             },
             "pg_get_userbyid" => match oid(0) {
                 Some(SUPERUSER) => Out::Text(super::relations::OWNER.into()),
-                Some(o) => Out::Text(format!("unknown (OID={o})")),
+                Some(o) => builtin::rows_ref("pg_authid")
+                    .iter()
+                    .find(|r| matches!(r.0.get("oid"), Some(Cell::Int(v)) if *v == i64::from(o)))
+                    .and_then(|r| match r.0.get("rolname") {
+                        Some(Cell::Text(n)) => Some(Out::Text(n.clone())),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| Out::Text(format!("unknown (OID={o})"))),
                 None => Out::Null,
             },
-            // Amber keeps no comments yet: pg_description is empty.
-            "obj_description" | "col_description" | "shobj_description" => Out::Null,
+            // pg_description: `obj_description(oid, 'pg_class')`,
+            // `col_description(table, attnum)`.
+            "obj_description" | "col_description" => {
+                let Some(o) = oid(0) else { return Out::Null };
+                let (class, sub) = match self.name {
+                    "col_description" => (
+                        Some(super::system_relation_oid("pg_catalog", "pg_class").unwrap_or(0)),
+                        match args.get(1) {
+                            Some(Arg::Int(n)) => *n,
+                            _ => return Out::Null,
+                        },
+                    ),
+                    _ => (
+                        text_arg(1).and_then(|c| {
+                            super::system_relation_oid("pg_catalog", c.trim_start_matches("pg_catalog."))
+                        }),
+                        0,
+                    ),
+                };
+                text_or_null(description(o, class, sub))
+            }
+            // Amber has one database and its roles carry no comments.
+            "shobj_description" => Out::Null,
             // Objects Amber does not have (partitions, extended
             // statistics, triggers, rules): no definition.
             "pg_get_partkeydef"
@@ -399,6 +428,24 @@ impl CatalogFunction {
 /// `pg_size_pretty(bigint)` as PostgreSQL 15's dbsize.c: bytes below
 /// 10 kB, else the largest unit keeping the value below 20480 halves,
 /// rounded half away from zero.
+/// The description of object `oid` (of catalog `class`, any when
+/// `None`), column `sub` (0: the object itself).
+fn description(oid: u32, class: Option<u32>, sub: i64) -> Option<String> {
+    builtin::rows_ref("pg_description").iter().find_map(|r| {
+        let int = |c: &str| match r.0.get(c) {
+            Some(Cell::Int(v)) => *v,
+            _ => -1,
+        };
+        let matches = int("objoid") == i64::from(oid)
+            && class.is_none_or(|c| int("classoid") == i64::from(c))
+            && int("objsubid") == sub;
+        match (matches, r.0.get("description")) {
+            (true, Some(Cell::Text(d))) => Some(d.clone()),
+            _ => None,
+        }
+    })
+}
+
 fn size_pretty(bytes: i64) -> String {
     const LIMIT: i64 = 10 * 1024;
     const LIMIT2: i64 = LIMIT * 2 - 1;

@@ -24,7 +24,7 @@ mod info_schema;
 pub(crate) mod model;
 mod relations;
 pub(crate) mod rewrite;
-mod text;
+pub(crate) mod text;
 
 use crate::value::types::PG_TYPE_KEY;
 use datafusion::arrow::array::{

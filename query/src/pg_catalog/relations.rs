@@ -21,16 +21,25 @@ fn ints(v: impl IntoIterator<Item = i64>) -> Cell {
 
 pub(crate) fn rows(s: &Snapshot, relation: &str, view_types: &ViewTypes) -> DfResult<Vec<Row>> {
     Ok(match relation {
-        "pg_namespace" => s
-            .schemas()
-            .into_iter()
-            .map(|(oid, name, _)| {
-                Row::new()
-                    .set("oid", oid)
-                    .set("nspname", name)
-                    .set("nspowner", SUPERUSER)
-            })
-            .collect(),
+        "pg_namespace" => {
+            let builtin = builtin::rows(relation);
+            s.schemas()
+                .into_iter()
+                .map(|(oid, name, _)| {
+                    builtin
+                        .iter()
+                        .find(|r| matches!(r.0.get("oid"), Some(Cell::Int(o)) if *o == i64::from(oid)))
+                        .map(|r| Row(r.0.clone()))
+                        .unwrap_or_else(|| {
+                            Row::new()
+                                .set("oid", oid)
+                                .set("nspname", name)
+                                .set("nspowner", SUPERUSER)
+                        })
+                })
+                .collect()
+        }
+        "pg_description" => builtin::rows(relation),
         "pg_class" => pg_class(s),
         "pg_attribute" => pg_attribute(s, view_types),
         "pg_type" => pg_type(s),
@@ -78,25 +87,38 @@ pub(crate) fn rows(s: &Snapshot, relation: &str, view_types: &ViewTypes) -> DfRe
                 .set("spcname", "pg_global")
                 .set("spcowner", SUPERUSER),
         ],
-        "pg_roles" | "pg_authid" => vec![Row::new()
-            .set("oid", SUPERUSER)
-            .set("rolname", OWNER)
-            .set("rolsuper", true)
-            .set("rolinherit", true)
-            .set("rolcreaterole", true)
-            .set("rolcreatedb", true)
-            .set("rolcanlogin", true)
-            .set("rolreplication", true)
-            .set("rolconnlimit", -1i32)
-            .set("rolbypassrls", true)
-            .set(
-                "rolpassword",
-                if relation == "pg_roles" {
-                    Cell::Text("********".into())
-                } else {
-                    Cell::Null
-                },
-            )],
+        "pg_roles" | "pg_authid" => std::iter::once(
+            Row::new()
+                .set("oid", SUPERUSER)
+                .set("rolname", OWNER)
+                .set("rolsuper", true)
+                .set("rolinherit", true)
+                .set("rolcreaterole", true)
+                .set("rolcreatedb", true)
+                .set("rolcanlogin", true)
+                .set("rolreplication", true)
+                .set("rolconnlimit", -1i32)
+                .set("rolbypassrls", true)
+                .set(
+                    "rolpassword",
+                    if relation == "pg_roles" {
+                        Cell::Text("********".into())
+                    } else {
+                        Cell::Null
+                    },
+                ),
+        )
+        // PostgreSQL's predefined roles; pg_roles shows every password
+        // as asterisks.
+        .chain(
+            builtin::rows("pg_authid")
+                .into_iter()
+                .map(|r| match relation {
+                    "pg_roles" => r.set("rolpassword", "********"),
+                    _ => r,
+                }),
+        )
+        .collect(),
         "pg_user" => vec![Row::new()
             .set("usename", OWNER)
             .set("usesysid", SUPERUSER)
@@ -289,7 +311,9 @@ fn attribute(rel: u32, num: i64, name: &str, type_oid: u32) -> Row {
         .set("attrelid", rel)
         .set("attname", name)
         .set("atttypid", type_oid)
-        .set("attstattarget", -1i32)
+        // System columns have no statistics target (0); user columns
+        // the default (-1).
+        .set("attstattarget", if num < 0 { 0i32 } else { -1 })
         .set("attlen", info.map(|t| t.len).unwrap_or(-1))
         .set("attnum", num)
         .set(
@@ -401,6 +425,31 @@ fn pg_type(s: &Snapshot) -> Vec<Row> {
     rows
 }
 
+/// PostgreSQL 15's default btree operator class of a column type
+/// (`pg_opclass` where `opcdefault`), as pg_index.indclass names it.
+fn default_btree_opclass(type_oid: u32) -> i64 {
+    match type_oid {
+        types::BOOL => 10003,
+        types::BYTEA => 10006,
+        types::INT8 => 3124,
+        types::INT2 => 1979,
+        types::INT4 => 1978,
+        types::TEXT => 3126,
+        types::OID => 1981,
+        types::FLOAT4 => 10012,
+        types::FLOAT8 => 3123,
+        types::DATE => 3122,
+        types::TIMESTAMP => 3128,
+        types::TIMESTAMPTZ => 3127,
+        types::NUMERIC => 3125,
+        types::UUID => 10065,
+        types::JSONB => 10088,
+        // Arrays: array_ops.
+        t if builtin::type_info(t).is_some_and(|i| i.name.starts_with('_')) => 10000,
+        _ => 0,
+    }
+}
+
 fn pg_index(s: &Snapshot) -> Vec<Row> {
     let mut rows = Vec::new();
     for r in s.relations() {
@@ -415,11 +464,11 @@ fn pg_index(s: &Snapshot) -> Vec<Row> {
                         .iter()
                         .find(|a| a.num == *num)
                         .map(|a| a.type_oid);
-                    match t {
-                        Some(types::TEXT) => (i64::from(DEFAULT_COLLATION), 3126),
-                        Some(types::INT8) => (0, 3124),
-                        _ => (0, 0),
-                    }
+                    let collation = match t {
+                        Some(types::TEXT) => i64::from(DEFAULT_COLLATION),
+                        _ => 0,
+                    };
+                    (collation, t.map_or(0, default_btree_opclass))
                 })
                 .unzip();
             rows.push(

@@ -497,6 +497,20 @@ struct LateralFunctions {
     rewrite: bool,
 }
 
+/// Functions returning one value that tools call in FROM
+/// (`string_to_array(current_setting('search_path'), ',') s`, Grafana):
+/// PostgreSQL reads such a call as a one-row table whose one column has
+/// the alias's name, `(SELECT f(...) AS s) AS s` here.
+const SCALARS_IN_FROM: &[&str] = &[
+    "string_to_array",
+    "regexp_split_to_array",
+    "current_schemas",
+    "parse_ident",
+    "array_append",
+    "array_remove",
+    "array_cat",
+];
+
 fn is_constant(e: &Expr) -> bool {
     match e {
         Expr::Value(_) => true,
@@ -519,10 +533,13 @@ fn lateral_call(factor: &ast::TableFactor) -> Option<ast::TableFactor> {
         return None;
     };
     let function = last_name(name)?;
-    if !matches!(
-        function.as_str(),
-        "generate_series" | "generate_subscripts" | "unnest"
-    ) {
+    let scalar = SCALARS_IN_FROM.contains(&function.as_str());
+    if !scalar
+        && !matches!(
+            function.as_str(),
+            "generate_series" | "generate_subscripts" | "unnest"
+        )
+    {
         return None;
     }
     let exprs: Vec<&Expr> = args
@@ -535,11 +552,15 @@ fn lateral_call(factor: &ast::TableFactor) -> Option<ast::TableFactor> {
         .collect();
     // `unnest(a) x` names its column x as PostgreSQL does only this way.
     if exprs.len() != args.args.len()
-        || (function != "unnest" && exprs.iter().all(|e| is_constant(e)))
+        || (!scalar && function != "unnest" && exprs.iter().all(|e| is_constant(e)))
     {
         return None;
     }
     let series = match (function.as_str(), exprs.as_slice()) {
+        _ if scalar => {
+            let args: Vec<String> = exprs.iter().map(|e| e.to_string()).collect();
+            format!("{function}({})", args.join(", "))
+        }
         ("unnest", [a]) => a.to_string(),
         ("generate_series", [a, b]) => format!("generate_series({a}, {b})"),
         ("generate_series", [a, b, step]) => format!("generate_series({a}, {b}, {step})"),
@@ -558,7 +579,10 @@ fn lateral_call(factor: &ast::TableFactor) -> Option<ast::TableFactor> {
         ),
         None => (Ident::new(function.clone()), Ident::new(function)),
     };
-    let sql = format!("SELECT unnest({series}) AS {column}");
+    let sql = match scalar {
+        true => format!("SELECT {series} AS {column}"),
+        false => format!("SELECT unnest({series}) AS {column}"),
+    };
     let query = datafusion::sql::sqlparser::parser::Parser::new(
         &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
     )

@@ -215,14 +215,31 @@ pub(crate) fn format_type(snapshot: &Snapshot, oid: u32, typmod: Option<i32>) ->
                 Some(m) => format!("numeric({},{})", ((m - 4) >> 16) & 0xffff, (m - 4) & 0xffff),
                 None => "numeric".into(),
             },
-            "timestamptz" => "timestamp with time zone".into(),
-            "timestamp" => "timestamp without time zone".into(),
-            "timetz" => "time with time zone".into(),
-            "time" => "time without time zone".into(),
-            "varbit" => "bit varying".into(),
+            "timestamptz" | "timestamp" | "timetz" | "time" => {
+                let (base, zone) = info.name.split_at(if info.name.starts_with("timestamp") {
+                    9
+                } else {
+                    4
+                });
+                let precision = m.map(|m| format!("({m})")).unwrap_or_default();
+                let zone = if zone == "tz" { "with" } else { "without" };
+                format!("{base}{precision} {zone} time zone")
+            }
+            "varbit" => match m {
+                Some(m) => format!("bit varying({m})"),
+                None => "bit varying".into(),
+            },
+            "bit" => match m {
+                Some(m) => format!("bit({m})"),
+                None => "bit".into(),
+            },
             "char" => "\"char\"".into(),
             other => other.to_string(),
         };
+        // information_schema's domains are not on the search path.
+        if info.namespace != builtin::PG_CATALOG_NAMESPACE {
+            return Some(qualified("information_schema", &name));
+        }
         return Some(name);
     }
     let (schema, name) = snapshot.row_type(oid)?;
