@@ -87,6 +87,7 @@ impl PlanningBase {
         // coercion (`unknown_literals.rs`).
         let mut analyzer_rules = datafusion::optimizer::Analyzer::new().rules;
         analyzer_rules.insert(0, Arc::new(crate::unknown_literals::UnknownLiterals));
+        analyzer_rules.insert(1, Arc::new(crate::any_arrays::AnyArrays));
         let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()

@@ -119,7 +119,10 @@ impl Session {
                     std::ops::ControlFlow::<()>::Continue(())
                 });
                 let inferred = plan.get_parameter_types()?;
-                for (name, t) in inferred {
+                let any_arrays = crate::any_arrays::placeholder_types(&plan)
+                    .into_iter()
+                    .map(|(n, t)| (n, Some(t)));
+                for (name, t) in inferred.into_iter().chain(any_arrays) {
                     if let Some(idx) = name
                         .trim_start_matches('$')
                         .parse::<usize>()

@@ -747,7 +747,10 @@ impl Session {
                 .map_err(|e| SqlError::syntax(e.to_string()))?;
             if let Some(s) = stmts.into_iter().next() {
                 let plan = ctx.plan(s)?;
-                for (name, t) in plan.get_parameter_types()? {
+                let any_arrays = crate::any_arrays::placeholder_types(&plan)
+                    .into_iter()
+                    .map(|(n, t)| (n, Some(t)));
+                for (name, t) in plan.get_parameter_types()?.into_iter().chain(any_arrays) {
                     if let (Some(idx), Some(t)) = (
                         name.trim_start_matches('$')
                             .parse::<usize>()

@@ -16,6 +16,7 @@
 //! - General queries go through DataFusion; writes, CALL and module DDL take
 //!   a direct path.
 
+mod any_arrays;
 mod array_functions;
 mod call;
 mod canonical;

@@ -74,8 +74,9 @@ fn unique_in(body: &mut SetExpr, depth: usize) {
             // The expression's text stands for DataFusion's name of it;
             // the PostgreSQL name catches `name, t.name` too.
             SelectItem::UnnamedExpr(e) => {
-                // DataFusion drops a unary plus: `+ a` is `a` to it.
-                let by_text = !seen.insert(without_unary_plus(e).to_string());
+                // DataFusion drops a unary plus (`+ a` is `a` to it) and
+                // names a cast after what it casts.
+                let by_text = !seen.insert(datafusion_key(e));
                 let by_name = !seen.insert(format!("\0{}", expr_name(e)));
                 if !(by_text || by_name) {
                     continue;
@@ -95,6 +96,22 @@ fn unique_in(body: &mut SetExpr, depth: usize) {
             alias: Ident::new(format!("__amber_col_{i}")),
         };
     }
+}
+
+/// The text standing for DataFusion's name of `e`: without unary plus
+/// and casts (`'{1}'::oid[]` and `'{1}'::int4[]` are one name to it).
+fn datafusion_key(e: &Expr) -> String {
+    let mut e = without_unary_plus(e).clone();
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(&mut e, |e: &mut Expr| {
+        while let Expr::Cast { expr, .. } = e {
+            *e = std::mem::replace(
+                expr.as_mut(),
+                Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+            );
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    e.to_string()
 }
 
 fn without_unary_plus(e: &Expr) -> &Expr {
@@ -176,6 +193,8 @@ pub fn expr_name(e: &Expr) -> String {
 }
 
 fn pg_type_column_name(t: &str) -> String {
+    // An array cast is named after its element type (`'{}'::text[]`: text).
+    let t = t.trim_end_matches("[]");
     match t.to_lowercase().as_str() {
         "int" | "integer" | "int4" => "int4".into(),
         "bigint" | "int8" => "int8".into(),

@@ -161,8 +161,15 @@ impl Session {
         if !calls_only_immutable(&plan) || crate::subplan::has_lateral(&plan) {
             return None;
         }
-        let param_types = plan.get_parameter_types().ok()?;
+        let mut param_types = plan.get_parameter_types().ok()?;
         let optimized = ctx.base().optimize(&plan).ok()?;
+        // The analyzer types some placeholders the planner left untyped
+        // (`x = ANY($1)`, `any_arrays.rs`): values are cast to those.
+        for (name, t) in optimized.get_parameter_types().ok()? {
+            if t.is_some() {
+                param_types.insert(name, t);
+            }
+        }
         let plan = detach(optimized)?;
         Some(CachedPlan {
             key,

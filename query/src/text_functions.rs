@@ -1,6 +1,7 @@
 //! PostgreSQL text functions tools send that DataFusion lacks:
 //! `format('%I.%I', schema, name)` (Metabase's column comments) and
-//! `parse_ident('shop.orders')` (Grafana's column lookup).
+//! `parse_ident('shop.orders')` (Grafana's column lookup), and
+//! `pg_typeof(x)`.
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListBuilder, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field};
@@ -20,6 +21,9 @@ pub(crate) fn functions() -> Vec<ScalarUDF> {
         parse_ident_udf(),
         ScalarUDF::new_from_impl(Format {
             signature: Signature::variadic_any(Volatility::Stable),
+        }),
+        ScalarUDF::new_from_impl(TypeOf {
+            signature: Signature::any(1, Volatility::Immutable),
         }),
     ]
 }
@@ -322,5 +326,36 @@ mod tests {
         assert_eq!(format("%s %s", &[s("a")]).unwrap_err().0, "22023");
         assert_eq!(format("%I", &[None]).unwrap_err().0, "22004");
         assert_eq!(format("%x", &[s("a")]).unwrap_err().0, "22023");
+    }
+}
+
+/// `pg_typeof(x)`: the PostgreSQL type of `x`, as regtype prints it.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TypeOf {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for TypeOf {
+    fn name(&self) -> &str {
+        "pg_typeof"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let field = args
+            .arg_fields
+            .first()
+            .ok_or_else(|| DataFusionError::Internal("pg_typeof takes one argument".into()))?;
+        let oid = crate::value::types::oid_of_field(field);
+        let name = crate::pg_catalog::text::builtin_type_name(oid, None)
+            .unwrap_or_else(|| oid.to_string());
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
     }
 }

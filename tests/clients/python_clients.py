@@ -95,6 +95,15 @@ def psycopg_session(dsn):
             out["select"] = [(r[0], str(r[1]), str(r[2]), r[3]) for r in cur.fetchall()]
             cur.execute("SELECT name FROM clients_diff.customer WHERE id = %s", (10,))
             out["quote"] = cur.fetchone()[0]
+            # A Python list bound to `= ANY(%s)`: strings arrive untyped,
+            # small integers as int2[]; both compare as the column's type.
+            cur.execute("SELECT id FROM clients_diff.account WHERE id = ANY(%s) ORDER BY id", ([1, 3, 7],))
+            out["any_ints"] = [r[0] for r in cur.fetchall()]
+            cur.execute("SELECT id FROM clients_diff.customer WHERE name = ANY(%s)", (["it's", "z"],))
+            out["any_texts"] = [r[0] for r in cur.fetchall()]
+            cur.execute("SELECT pg_typeof(%s::int2[]), '{1,2}'::int2[], '{a,\"b c\",NULL}'::text[]",
+                        ("{1,2}",))
+            out["array_casts"] = cur.fetchone()
             rows = []
             with cur.copy("COPY (SELECT id, owner FROM clients_diff.account ORDER BY id) TO STDOUT") as cp:
                 for row in cp.rows():
@@ -210,6 +219,9 @@ def main():
     check("psycopg quote", got["psycopg"]["quote"], "it's")
     check("psycopg copy out", got["psycopg"]["copy_out"], [("1", "10"), ("2", "10"), ("3", None)])
     check("psycopg unique", got["psycopg"]["unique"], "23505")
+    check("psycopg = ANY(list of ints)", got["psycopg"]["any_ints"], [1, 3])
+    check("psycopg = ANY(list of strings)", got["psycopg"]["any_texts"], [10])
+    check("psycopg array casts", got["psycopg"]["array_casts"], ("smallint[]", [1, 2], ["a", "b c", None]))
     check("asyncpg rows", got["asyncpg"]["rows"],
           [(1, ["a", "b"], "150.50"), (2, [], "99"), (3, None, "1000")])
     # pandas turns numeric (Decimal) into float64 (coerce_float).

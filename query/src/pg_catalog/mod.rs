@@ -17,7 +17,7 @@
 //! A relation is built only when a statement names it, from the modules
 //! the statement resolved (every module, see `modules.rs`).
 
-mod builtin;
+pub(crate) mod builtin;
 mod columns;
 pub(crate) mod functions;
 mod info_schema;

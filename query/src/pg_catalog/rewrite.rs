@@ -85,6 +85,43 @@ fn target(dt: &DataType) -> Option<Target> {
     })
 }
 
+/// `'{1,2}'::int2[]`: an array's text cast to an array type, which
+/// DataFusion cannot cast from a string, becomes `ARRAY['1', '2']::int2[]`
+/// (elements parsed as PostgreSQL's array input parses them).
+fn array_text_cast(e: &Expr) -> Option<Expr> {
+    let Expr::Cast {
+        kind,
+        expr,
+        data_type: data_type @ DataType::Array(_),
+        format,
+        array,
+    } = e
+    else {
+        return None;
+    };
+    let text = string_literal(expr)?;
+    let elements = crate::value::array::parse(&text).ok()?;
+    let data_type = match target(data_type) {
+        Some(Target::Sql(t)) => t,
+        Some(Target::Reg(_)) => return None,
+        None => data_type.clone(),
+    };
+    let elem = elements
+        .into_iter()
+        .map(|v| match v {
+            Some(v) => Expr::value(Value::SingleQuotedString(v)),
+            None => Expr::value(Value::Null),
+        })
+        .collect();
+    Some(Expr::Cast {
+        kind: kind.clone(),
+        expr: Box::new(Expr::Array(ast::Array { elem, named: true })),
+        data_type,
+        format: format.clone(),
+        array: *array,
+    })
+}
+
 fn string_literal(e: &Expr) -> Option<String> {
     match e {
         Expr::Value(v) => match &v.value {
@@ -244,6 +281,7 @@ pub(crate) fn needed(stmt: &Statement) -> bool {
     let mut found = false;
     let _ = ast::visit_expressions(stmt, |e: &Expr| {
         found = match e {
+            e if array_text_cast(e).is_some() => true,
             Expr::Cast { data_type, .. } => target(data_type).is_some(),
             Expr::BinaryOp {
                 op: BinaryOperator::PGCustomBinaryOperator(_),
@@ -699,6 +737,10 @@ pub(crate) fn rewrite(
     );
     let mut failed: Option<SqlError> = None;
     let _ = ast::visit_expressions_mut(stmt, |e: &mut Expr| {
+        if let Some(array) = array_text_cast(e) {
+            *e = array;
+            return ControlFlow::Continue(());
+        }
         match e {
             Expr::Cast {
                 expr, data_type, ..

@@ -195,6 +195,24 @@ pub(crate) fn format_type(snapshot: &Snapshot, oid: u32, typmod: Option<i32>) ->
         if info.elem != 0 && info.name.starts_with('_') {
             return format_type(snapshot, info.elem, typmod).map(|e| format!("{e}[]"));
         }
+        return builtin_type_name(oid, typmod);
+    }
+    let (schema, name) = snapshot.row_type(oid)?;
+    let visible = snapshot.search_path.first().is_some_and(|s| *s == schema);
+    Some(if visible {
+        quote_ident(&name)
+    } else {
+        qualified(&schema, &name)
+    })
+}
+
+/// `format_type` of a built-in type (`pg_typeof` too).
+pub(crate) fn builtin_type_name(oid: u32, typmod: Option<i32>) -> Option<String> {
+    {
+        let info = builtin::type_info(oid)?;
+        if info.elem != 0 && info.name.starts_with('_') {
+            return builtin_type_name(info.elem, typmod).map(|e| format!("{e}[]"));
+        }
         let m = typmod.filter(|m| *m >= 0);
         let name = match info.name.as_str() {
             "int8" => "bigint".to_string(),
@@ -240,15 +258,8 @@ pub(crate) fn format_type(snapshot: &Snapshot, oid: u32, typmod: Option<i32>) ->
         if info.namespace != builtin::PG_CATALOG_NAMESPACE {
             return Some(qualified("information_schema", &name));
         }
-        return Some(name);
+        Some(name)
     }
-    let (schema, name) = snapshot.row_type(oid)?;
-    let visible = snapshot.search_path.first().is_some_and(|s| *s == schema);
-    Some(if visible {
-        quote_ident(&name)
-    } else {
-        qualified(&schema, &name)
-    })
 }
 
 /// `pg_get_indexdef(index)`.
