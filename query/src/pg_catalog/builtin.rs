@@ -1,6 +1,6 @@
 //! PostgreSQL 15's built-in catalog rows (types, access methods,
-//! collations, ranges, languages, schemas, predefined roles and their
-//! descriptions), dumped from PostgreSQL 15 by
+//! collations, ranges, languages, schemas, predefined roles, their
+//! descriptions, and the functions these name), dumped from PostgreSQL 15 by
 //! `tools/pg15_catalog_rows.sh` into `pg15/*.tsv` (COPY's text format) and
 //! read once.
 
@@ -16,6 +16,7 @@ const PG_LANGUAGE: &str = include_str!("pg15/pg_language.tsv");
 const PG_NAMESPACE: &str = include_str!("pg15/pg_namespace.tsv");
 const PG_AUTHID: &str = include_str!("pg15/pg_authid.tsv");
 const PG_DESCRIPTION: &str = include_str!("pg15/pg_description.tsv");
+const PG_PROC: &str = include_str!("pg15/pg_proc.tsv");
 
 /// pg_catalog's and information_schema's namespace oids, and the bootstrap
 /// superuser's (PostgreSQL's fixed ones).
@@ -52,6 +53,9 @@ pub(crate) struct TypeInfo {
 
 struct Builtins {
     types: Vec<Row>,
+    /// Built-in functions: oid to name and name to oid (regproc).
+    proc_names: HashMap<u32, String>,
+    proc_oids: HashMap<String, u32>,
     /// The other relations' rows, by relation name.
     tables: HashMap<&'static str, Vec<Row>>,
     by_oid: HashMap<u32, TypeInfo>,
@@ -141,7 +145,7 @@ fn builtins() -> &'static Builtins {
             by_name.insert(info.name.clone(), info.oid);
             by_oid.insert(info.oid, info);
         }
-        let tables = [
+        let tables: HashMap<&'static str, Vec<Row>> = [
             ("pg_am", PG_AM),
             ("pg_collation", PG_COLLATION),
             ("pg_range", PG_RANGE),
@@ -152,12 +156,28 @@ fn builtins() -> &'static Builtins {
             ("pg_authid", PG_AUTHID),
             // The descriptions of the built-in rows above.
             ("pg_description", PG_DESCRIPTION),
+            // The functions those rows name (type I/O, handlers).
+            ("pg_proc", PG_PROC),
         ]
         .into_iter()
         .map(|(name, data)| (name, parse(name, data)))
         .collect();
+        let mut proc_names = HashMap::new();
+        let mut proc_oids = HashMap::new();
+        for row in tables.get("pg_proc").map(Vec::as_slice).unwrap_or(&[]) {
+            if let (Some(Cell::Int(oid)), Some(Cell::Text(name))) =
+                (row.0.get("oid"), row.0.get("proname"))
+            {
+                if let Ok(oid) = u32::try_from(*oid) {
+                    proc_names.insert(oid, name.clone());
+                    proc_oids.entry(name.clone()).or_insert(oid);
+                }
+            }
+        }
         Builtins {
             types,
+            proc_names,
+            proc_oids,
             tables,
             by_oid,
             by_name,
@@ -194,4 +214,17 @@ pub(crate) fn type_info(oid: u32) -> Option<&'static TypeInfo> {
 /// A built-in type by its `typname` (`int4`, `_text`, `varchar`).
 pub(crate) fn type_oid(typname: &str) -> Option<u32> {
     builtins().by_name.get(typname).copied()
+}
+
+/// The name of built-in function `oid` (a regproc's text).
+pub(crate) fn proc_name(oid: u32) -> Option<&'static str> {
+    builtins().proc_names.get(&oid).map(String::as_str)
+}
+
+/// The oid of built-in function `name` (`-`: none, 0).
+pub(crate) fn proc_oid(name: &str) -> Option<u32> {
+    if name == "-" {
+        return Some(0);
+    }
+    builtins().proc_oids.get(name).copied()
 }

@@ -412,6 +412,7 @@ impl CatalogFunction {
                         .into_iter()
                         .find(|f| f.oid == o)
                         .map(|f| f.name)
+                        .or_else(|| builtin::proc_name(o).map(str::to_string))
                         .unwrap_or_else(|| o.to_string()),
                 ),
                 None => Out::Null,

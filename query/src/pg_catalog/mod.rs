@@ -181,7 +181,8 @@ fn arrow_type(col: Col) -> (DataType, Option<&'static str>) {
     };
     match col {
         Col::Oid | Col::Regtype | Col::Xid => (DataType::UInt32, None),
-        Col::Regproc => (DataType::Utf8, Some("regproc")),
+        // An oid (joins with pg_proc.oid), printed as the function's name.
+        Col::Regproc => (DataType::UInt32, Some("regproc")),
         Col::Name => (DataType::Utf8, Some("name")),
         Col::Text => (DataType::Utf8, None),
         Col::Varchar => (DataType::Utf8, Some("varchar")),
@@ -233,12 +234,12 @@ fn bad_cell(table: &str, column: &str, cell: &Cell) -> DataFusionError {
 fn column(table: &str, name: &'static str, col: Col, rows: &[Row]) -> DfResult<ArrayRef> {
     let cells = rows.iter().map(|r| r.0.get(name).unwrap_or(&Cell::Null));
     macro_rules! scalar {
-        ($builder:expr, $pat:pat => $v:expr) => {{
+        ($builder:expr, $($pat:pat => $v:expr),+) => {{
             let mut b = $builder;
             for cell in cells {
                 match cell {
                     Cell::Null => b.append_null(),
-                    $pat => b.append_value($v),
+                    $($pat => b.append_value($v),)+
                     other => return Err(bad_cell(table, name, other)),
                 }
             }
@@ -277,7 +278,11 @@ fn column(table: &str, name: &'static str, col: Col, rows: &[Row]) -> DfResult<A
         Col::Oid | Col::Regtype | Col::Xid => {
             scalar!(UInt32Builder::new(), Cell::Int(v) => int(v, u32::MAX.into(), 0)? as u32)
         }
-        Col::Regproc | Col::Name | Col::Text | Col::Varchar | Col::Char | Col::NodeTree => {
+        // Rows name the function (`array_in`, `-` for none).
+        Col::Regproc => scalar!(UInt32Builder::new(),
+            Cell::Int(v) => int(v, u32::MAX.into(), 0)? as u32,
+            Cell::Text(s) => builtin::proc_oid(s).unwrap_or(0)),
+        Col::Name | Col::Text | Col::Varchar | Col::Char | Col::NodeTree => {
             scalar!(StringBuilder::new(), Cell::Text(s) => s)
         }
         Col::Bool => scalar!(BooleanBuilder::new(), Cell::Bool(b) => *b),

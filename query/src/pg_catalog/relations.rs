@@ -575,7 +575,14 @@ fn pg_attrdef(s: &Snapshot) -> Vec<Row> {
     rows
 }
 
+/// PostgreSQL's built-in functions the catalog names (type I/O and the
+/// like), then Amber's functions and methods.
 fn pg_proc(s: &Snapshot) -> Vec<Row> {
+    let builtin = builtin::rows("pg_proc");
+    builtin.into_iter().chain(pg_proc_of_modules(s)).collect()
+}
+
+fn pg_proc_of_modules(s: &Snapshot) -> Vec<Row> {
     s.functions()
         .into_iter()
         .map(|f| {

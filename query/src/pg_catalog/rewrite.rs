@@ -186,6 +186,7 @@ fn literal_oid(snapshot: &Snapshot, reg: Reg, text: &str) -> Result<u32, SqlErro
                 .into_iter()
                 .find(|f| f.name == name)
                 .map(|f| f.oid)
+                .or_else(|| builtin::proc_oid(&name))
         }
         Reg::Namespace => snapshot
             .schemas()
@@ -747,13 +748,6 @@ pub(crate) fn rewrite(
             } => match target(data_type) {
                 Some(Target::Sql(dt)) => *data_type = dt,
                 Some(Target::Reg(reg)) => match string_literal(expr) {
-                    // Catalog columns of type regproc hold the function's
-                    // name (pg_type.typinput): a regproc literal is that
-                    // name, compared as PostgreSQL compares the two.
-                    Some(text) if reg == Reg::Proc && text.parse::<u32>().is_err() => {
-                        let name = parse_name(&text).pop().unwrap_or_default();
-                        *e = Expr::value(Value::SingleQuotedString(name));
-                    }
                     Some(text) => match literal_oid(&snapshot(), reg, &text) {
                         Ok(oid) => *e = Expr::value(Value::Number(oid.to_string(), false)),
                         Err(err) => {

@@ -419,6 +419,20 @@ pub fn encode_cell(
             write_int(v, oid, binary, out)?
         }};
     }
+    // A regproc (the catalog's pg_type.typinput and the like) prints as
+    // the function's name, `-` for none.
+    if oid == types::REGPROC && !binary {
+        if let DataType::UInt32 = array.data_type() {
+            let v = array.as_primitive::<UInt32Type>().value(row);
+            let name = match v {
+                0 => "-".to_string(),
+                v => crate::pg_catalog::builtin::proc_name(v)
+                    .map_or_else(|| v.to_string(), str::to_string),
+            };
+            out.extend_from_slice(name.as_bytes());
+            return Ok(true);
+        }
+    }
     match array.data_type() {
         DataType::Int8 => int!(Int8Type),
         DataType::Int16 => int!(Int16Type),

@@ -12,7 +12,6 @@
 SELECT version();
 
 -- name: types
--- gap: pg_type's regproc columns (typreceive) hold function names, which pg_proc.oid cannot be compared with; pg_proc lists no built-in functions yet
 SELECT ns.nspname, t.oid, t.typname, t.typtype, t.typnotnull, t.elemtypoid
 FROM (
     -- Arrays have typtype=b - this subquery identifies them by their typreceive and converts their typtype to a

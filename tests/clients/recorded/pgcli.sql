@@ -91,7 +91,7 @@ SELECT s_p.nspname AS parentschema,
                 WHERE fk.contype = 'f';
 
 -- name: functions
--- gap: pg_proc lists Amber's module functions only, not PostgreSQL's built-in ones
+-- gap: pg_proc lists Amber's functions and, of PostgreSQL's built-in ones, only those the catalog names (types' I/O functions, handlers)
 SELECT n.nspname schema_name,
                         p.proname func_name,
                         p.proargnames,
