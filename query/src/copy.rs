@@ -274,7 +274,7 @@ impl Session {
             }
         };
         let mut txn = crate::dml::lock(&copy.handle)?;
-        crate::unique::write(&mut txn, &copy.class, oid, None, &obj)
+        crate::unique::write(&mut txn, &copy.module.name, &copy.class, oid, None, &obj)
             .map_err(|e| e.with_context(context(None, None)))?;
         put_object(&copy.class, oid, &obj, &mut txn)?;
         copy.rows += 1;

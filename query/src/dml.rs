@@ -99,6 +99,10 @@ impl Session {
             .source
             .as_ref()
             .ok_or_else(|| SqlError::unsupported("INSERT without VALUES or SELECT"))?;
+        // `VALUES (1, DEFAULT)`: each DEFAULT cell is left out of its row's
+        // object, so the column's default applies.
+        let (source, defaults) = values_defaults(source);
+        let source = &source;
         let fast = match source.body.as_ref() {
             SetExpr::Values(values) => {
                 let mut rows = Vec::with_capacity(values.rows.len());
@@ -130,23 +134,30 @@ impl Session {
             }
         };
         let mut returned = Vec::with_capacity(rows.len());
-        for row in &rows {
+        for (row_index, row) in rows.iter().enumerate() {
             if row.len() > targets.len() {
                 return Err(SqlError::syntax(
                     "INSERT has more expressions than target columns",
                 ));
             }
-            if row.len() < targets.len() {
+            // Without a column list, fewer values fill the first columns
+            // (the rest take their defaults), as in PostgreSQL.
+            if row.len() < targets.len() && !ins.columns.is_empty() {
                 return Err(SqlError::syntax(
                     "INSERT has more target columns than expressions",
                 ));
             }
-            let obj = new_object(&class, &targets, &self.engine.store, |field, col| {
-                convert::scalar_to_json(&col.ty, &row[field], &settings)
+            let skipped = defaults.get(row_index);
+            let fields: Vec<usize> = (0..row.len())
+                .filter(|f| !skipped.is_some_and(|d| d.contains(f)))
+                .collect();
+            let row_targets: Vec<usize> = fields.iter().map(|f| targets[*f]).collect();
+            let obj = new_object(&class, &row_targets, &self.engine.store, |field, col| {
+                convert::scalar_to_json(&col.ty, &row[fields[field]], &settings)
             })?;
             self.check_object(&module, &class, &obj, txn, None)?;
             let oid = self.engine.store.allocate_oid()?;
-            crate::unique::write(&mut *lock(txn)?, &class, oid, None, &obj)?;
+            crate::unique::write(&mut *lock(txn)?, &module.name, &class, oid, None, &obj)?;
             returned.push(write_object(&class, &class, oid, &obj, txn)?);
         }
         let tag = format!("INSERT 0 {}", rows.len());
@@ -283,7 +294,14 @@ impl Session {
             }
             self.check_object(&module, &class, &obj, txn, None)?;
             if let Some(before) = &before {
-                crate::unique::write(&mut *lock(txn)?, &class, change.oid, Some(before), &obj)?;
+                crate::unique::write(
+                    &mut *lock(txn)?,
+                    &module.name,
+                    &class,
+                    change.oid,
+                    Some(before),
+                    &obj,
+                )?;
             }
             let stored = module.class_by_id(cid).unwrap_or(&class);
             returned.push(write_object(&class, stored, change.oid, &obj, txn)?);
@@ -513,7 +531,9 @@ impl Session {
                     return Err(SqlError::new(
                         "23502",
                         format!("null value in column \"{}\" of relation \"{}\" violates not-null constraint", col.name, class.table),
-                    ));
+                    )
+                    .with_table(&module.name, &class.table)
+                    .with_column(&col.name));
                 }
                 continue;
             }
@@ -545,7 +565,9 @@ impl Session {
                             class.table, class.table, col.name
                         ),
                     )
-                    .with_detail(Some(format!("Key ({})=({oid}) is not present in table \"{}\".", col.name, target_class.table))));
+                    .with_detail(Some(format!("Key ({})=({oid}) is not present in table \"{}\".", col.name, target_class.table)))
+                    .with_table(&module.name, &class.table)
+                    .with_constraint(&format!("{}_{}_fkey", class.table, col.name)));
                 }
             }
         }
@@ -943,6 +965,28 @@ fn insert_column_names(columns: &[ObjectName]) -> Vec<String> {
 /// A new object of `class`: each target column (`targets[field]`) gets
 /// `value(field, column)`, every other column its sequence's next value,
 /// its default or NULL.
+/// `source` with each `DEFAULT` of its VALUES rows replaced by NULL, and
+/// the positions replaced in each row (none for other sources).
+fn values_defaults(source: &ast::Query) -> (ast::Query, Vec<HashSet<usize>>) {
+    let mut source = source.clone();
+    let mut defaults = Vec::new();
+    if let SetExpr::Values(values) = source.body.as_mut() {
+        for row in &mut values.rows {
+            let mut found = HashSet::new();
+            for (i, e) in row.iter_mut().enumerate() {
+                if matches!(e, Expr::Identifier(id) if id.quote_style.is_none()
+                    && id.value.eq_ignore_ascii_case("default"))
+                {
+                    *e = Expr::value(ast::Value::Null);
+                    found.insert(i);
+                }
+            }
+            defaults.push(found);
+        }
+    }
+    (source, defaults)
+}
+
 pub(crate) fn new_object(
     class: &ClassDef,
     targets: &[usize],

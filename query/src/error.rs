@@ -13,6 +13,13 @@ pub struct SqlError {
     /// Where it happened (PostgreSQL's CONTEXT field), e.g. `COPY account,
     /// line 3, column balance: "x"`.
     pub context: Option<String>,
+    /// The object an integrity error concerns (PostgreSQL's SCHEMA, TABLE,
+    /// COLUMN and CONSTRAINT fields; drivers report them, e.g.
+    /// node-postgres's `error.constraint`).
+    pub schema: Option<String>,
+    pub table: Option<String>,
+    pub column: Option<String>,
+    pub constraint: Option<String>,
 }
 
 impl SqlError {
@@ -22,6 +29,10 @@ impl SqlError {
             message: message.into(),
             detail: None,
             context: None,
+            schema: None,
+            table: None,
+            column: None,
+            constraint: None,
         }
     }
 
@@ -39,6 +50,23 @@ impl SqlError {
 
     pub fn with_detail(mut self, detail: Option<String>) -> SqlError {
         self.detail = detail;
+        self
+    }
+
+    /// The table (and its schema) the error concerns.
+    pub fn with_table(mut self, schema: &str, table: &str) -> SqlError {
+        self.schema = Some(schema.to_string());
+        self.table = Some(table.to_string());
+        self
+    }
+
+    pub fn with_column(mut self, column: &str) -> SqlError {
+        self.column = Some(column.to_string());
+        self
+    }
+
+    pub fn with_constraint(mut self, constraint: &str) -> SqlError {
+        self.constraint = Some(constraint.to_string());
         self
     }
 
@@ -88,12 +116,7 @@ impl From<RuntimeError> for SqlError {
                 sqlstate,
                 message,
                 detail,
-            } => SqlError {
-                code: sqlstate,
-                message,
-                detail,
-                context: None,
-            },
+            } => SqlError::new(&sqlstate, message).with_detail(detail),
             RuntimeError::Syntax { message, .. } => SqlError::new("42601", message),
             RuntimeError::Internal(m) => SqlError::internal(m),
         }

@@ -48,7 +48,7 @@ fn canonical(ty: &SqlType, v: &Json) -> Json {
     }
 }
 
-fn violation(index: &IndexDef, obj: &Object) -> SqlError {
+fn violation(schema: &str, class: &ClassDef, index: &IndexDef, obj: &Object) -> SqlError {
     let values: Vec<String> = index
         .columns
         .iter()
@@ -70,12 +70,15 @@ fn violation(index: &IndexDef, obj: &Object) -> SqlError {
         index.columns.join(", "),
         values.join(", ")
     )))
+    .with_table(schema, &class.table)
+    .with_constraint(&index.name)
 }
 
 /// Keeps the unique indexes of `class` for object `oid` changing from
 /// `old` (`None`: new) to `new`: 23505 if another object has the key.
 pub(crate) fn write(
     txn: &mut Txn,
+    schema: &str,
     class: &ClassDef,
     oid: u64,
     old: Option<&Object>,
@@ -97,7 +100,7 @@ pub(crate) fn write(
             let key = unique_key(index.id, &k);
             if let Some(holder) = txn.get(&key)? {
                 if holder.as_slice() != oid.to_be_bytes() {
-                    return Err(violation(index, new));
+                    return Err(violation(schema, class, index, new));
                 }
             }
             txn.put(&key, &oid.to_be_bytes())?;

@@ -137,6 +137,10 @@ fn error_info(e: &SqlError) -> ErrorInfo {
     let mut info = ErrorInfo::new("ERROR".to_string(), e.code.clone(), e.message.clone());
     info.detail = e.detail.clone();
     info.where_context = e.context.clone();
+    info.schema = e.schema.clone();
+    info.table = e.table.clone();
+    info.column = e.column.clone();
+    info.constraint = e.constraint.clone();
     info
 }
 

@@ -563,3 +563,40 @@ async fn truncate_empties_tables_and_frees_their_keys() {
     let e = c.batch_execute("TRUNCATE nosuch").await.unwrap_err();
     assert_eq!(code(&e), "42P01");
 }
+
+/// `INSERT ... VALUES` with fewer values than columns (no column list) and
+/// with `DEFAULT` cells: the other columns take their defaults, as in
+/// PostgreSQL 15 (answers taken from it); a column list longer than the
+/// values is still 42601. Both used to fail.
+#[tokio::test]
+async fn inserts_fill_defaults_as_postgresql_does() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    c.batch_execute(
+        "CREATE TABLE dflt (a bigint PRIMARY KEY, b text DEFAULT 'bee', c bigserial, d date);
+         INSERT INTO dflt VALUES (1);
+         INSERT INTO dflt VALUES (2, DEFAULT, DEFAULT, '2024-01-01'), (3, 'x', default, NULL);
+         INSERT INTO dflt (a, b) VALUES (4, DEFAULT);",
+    )
+    .await
+    .unwrap();
+    let got = simple_rows(
+        &c,
+        "SELECT a, b, c, coalesce(d::text, '-') FROM dflt ORDER BY a",
+    )
+    .await;
+    assert_eq!(
+        got,
+        rows(&[
+            &["1", "bee", "1", "-"],
+            &["2", "bee", "2", "2024-01-01"],
+            &["3", "x", "3", "-"],
+            &["4", "bee", "4", "-"],
+        ])
+    );
+    let err = c
+        .batch_execute("INSERT INTO dflt (a, b) VALUES (5)")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "42601");
+}
