@@ -13,9 +13,15 @@ pub struct SqlError {
     /// Where it happened (PostgreSQL's CONTEXT field), e.g. `COPY account,
     /// line 3, column balance: "x"`.
     pub context: Option<String>,
-    /// The object an integrity error concerns (PostgreSQL's SCHEMA, TABLE,
-    /// COLUMN and CONSTRAINT fields; drivers report them, e.g.
-    /// node-postgres's `error.constraint`).
+    /// The object an integrity error concerns (boxed: errors stay small
+    /// on every `Result` path).
+    pub object: Option<Box<ErrorObject>>,
+}
+
+/// PostgreSQL's SCHEMA, TABLE, COLUMN and CONSTRAINT error fields; drivers
+/// report them (node-postgres's `error.constraint`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorObject {
     pub schema: Option<String>,
     pub table: Option<String>,
     pub column: Option<String>,
@@ -29,10 +35,7 @@ impl SqlError {
             message: message.into(),
             detail: None,
             context: None,
-            schema: None,
-            table: None,
-            column: None,
-            constraint: None,
+            object: None,
         }
     }
 
@@ -55,18 +58,19 @@ impl SqlError {
 
     /// The table (and its schema) the error concerns.
     pub fn with_table(mut self, schema: &str, table: &str) -> SqlError {
-        self.schema = Some(schema.to_string());
-        self.table = Some(table.to_string());
+        let o = self.object.get_or_insert_with(Box::default);
+        o.schema = Some(schema.to_string());
+        o.table = Some(table.to_string());
         self
     }
 
     pub fn with_column(mut self, column: &str) -> SqlError {
-        self.column = Some(column.to_string());
+        self.object.get_or_insert_with(Box::default).column = Some(column.to_string());
         self
     }
 
     pub fn with_constraint(mut self, constraint: &str) -> SqlError {
-        self.constraint = Some(constraint.to_string());
+        self.object.get_or_insert_with(Box::default).constraint = Some(constraint.to_string());
         self
     }
 

@@ -137,10 +137,12 @@ fn error_info(e: &SqlError) -> ErrorInfo {
     let mut info = ErrorInfo::new("ERROR".to_string(), e.code.clone(), e.message.clone());
     info.detail = e.detail.clone();
     info.where_context = e.context.clone();
-    info.schema = e.schema.clone();
-    info.table = e.table.clone();
-    info.column = e.column.clone();
-    info.constraint = e.constraint.clone();
+    if let Some(o) = &e.object {
+        info.schema = o.schema.clone();
+        info.table = o.table.clone();
+        info.column = o.column.clone();
+        info.constraint = o.constraint.clone();
+    }
     info
 }
 
