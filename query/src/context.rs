@@ -88,6 +88,7 @@ impl PlanningBase {
         let mut analyzer_rules = datafusion::optimizer::Analyzer::new().rules;
         analyzer_rules.insert(0, Arc::new(crate::unknown_literals::UnknownLiterals));
         analyzer_rules.insert(1, Arc::new(crate::any_arrays::AnyArrays));
+        analyzer_rules.insert(2, Arc::new(crate::sort_subqueries::SortSubqueries));
         let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()

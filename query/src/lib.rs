@@ -47,6 +47,7 @@ mod scalar_subquery;
 mod scan;
 mod session;
 mod settings;
+mod sort_subqueries;
 mod subplan;
 pub mod table;
 mod table_ddl;

@@ -55,6 +55,16 @@ async fn subqueries_run_per_outer_row_as_postgresql_runs_them() {
             ],
         ),
         (
+            // In ORDER BY, uncorrelated and correlated (Grafana sorts its
+            // table list so); both used to be refused as non-executable.
+            "SELECT a FROM t1 ORDER BY CASE WHEN a IN (SELECT 4) THEN 0 ELSE 1 END, a DESC",
+            vec![row(&[Some("4")]), row(&[Some("7")]), row(&[Some("1")])],
+        ),
+        (
+            "SELECT a FROM t1 ORDER BY (SELECT count(*) FROM t1 x WHERE x.a > t1.a), a LIMIT 2",
+            vec![row(&[Some("7")]), row(&[Some("4")])],
+        ),
+        (
             // Correlated and in WHERE.
             "SELECT a FROM t1 WHERE (SELECT count(*) FROM t1 x WHERE x.a < t1.a) >= 1 ORDER BY a",
             vec![row(&[Some("4")]), row(&[Some("7")])],

@@ -32,7 +32,6 @@ SELECT schema_name AS "name"
     ORDER BY schema_name
 
 -- name: tables
--- gap: a subquery in ORDER BY (DataFusion: "Invalid (non-executable) plan after Analyzer")
 -- ordered
 SELECT
     CASE WHEN 
