@@ -114,3 +114,49 @@ async fn repeated_and_subquery_column_names_are_postgres_names() {
     assert_eq!(names, ["name", "name"]);
     assert_eq!(rows, [[s("a"), s("a")], [s("b"), s("b")]]);
 }
+
+/// Table functions, wildcards beside other items and array casts are
+/// named as PostgreSQL 15 names them (each checked against it): `FROM
+/// unnest(a)` is a table and a column `unnest`; `SELECT c.oid, c.*`
+/// (DBeaver) keeps both `oid`s; `'{1}'::int4[]` is `int4`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_functions_wildcards_and_array_casts_are_named_as_postgresql_names_them() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    for (sql, want_names, want_rows) in [
+        (
+            "SELECT * FROM unnest(ARRAY['a', 'b'])",
+            vec!["unnest"],
+            vec![vec![Some("a".to_string())], vec![Some("b".to_string())]],
+        ),
+        (
+            "SELECT x FROM unnest(ARRAY[1]) x",
+            vec!["x"],
+            vec![vec![Some("1".to_string())]],
+        ),
+        (
+            "SELECT n.oid, n.* FROM pg_catalog.pg_namespace n WHERE nspname = 'pg_catalog'",
+            vec!["oid", "oid", "nspname", "nspowner", "nspacl"],
+            vec![vec![
+                Some("11".to_string()),
+                Some("11".to_string()),
+                Some("pg_catalog".to_string()),
+                Some("10".to_string()),
+                Some("{amber=UC/amber,=U/amber}".to_string()),
+            ]],
+        ),
+        (
+            "SELECT '{1,2}'::int4[], '{1,2}'::oid[], '{}'::text[]",
+            vec!["int4", "oid", "text"],
+            vec![vec![
+                Some("{1,2}".to_string()),
+                Some("{1,2}".to_string()),
+                Some("{}".to_string()),
+            ]],
+        ),
+    ] {
+        let (names, rows) = names_and_rows(&c, sql).await;
+        assert_eq!(names, want_names, "{sql}");
+        assert_eq!(rows, want_rows, "{sql}");
+    }
+}

@@ -641,6 +641,44 @@ fn lateral_call(factor: &ast::TableFactor) -> Option<ast::TableFactor> {
     })
 }
 
+/// `FROM unnest(a)` of one array: PostgreSQL names the table and its
+/// column `unnest`, `FROM unnest(a) x` names both `x`; DataFusion names
+/// the column after the call. The alias that makes it name them so.
+fn unnest_alias(factor: &ast::TableFactor) -> Option<ast::TableAlias> {
+    let ast::TableFactor::UNNEST {
+        alias,
+        array_exprs,
+        with_offset: false,
+        with_ordinality: false,
+        ..
+    } = factor
+    else {
+        return None;
+    };
+    if array_exprs.len() != 1 {
+        return None;
+    }
+    match alias {
+        Some(a) if !a.columns.is_empty() => None,
+        Some(a) => Some(ast::TableAlias {
+            columns: vec![ast::TableAliasColumnDef {
+                name: a.name.clone(),
+                data_type: None,
+            }],
+            ..a.clone()
+        }),
+        None => Some(ast::TableAlias {
+            explicit: true,
+            name: Ident::new("unnest"),
+            columns: vec![ast::TableAliasColumnDef {
+                name: Ident::new("unnest"),
+                data_type: None,
+            }],
+            at: None,
+        }),
+    }
+}
+
 impl ast::Visitor for LateralFunctions {
     type Break = ();
     fn pre_visit_query(&mut self, q: &ast::Query) -> ControlFlow<()> {
@@ -652,7 +690,7 @@ impl ast::Visitor for LateralFunctions {
     }
 
     fn pre_visit_table_factor(&mut self, factor: &ast::TableFactor) -> ControlFlow<()> {
-        if lateral_call(factor).is_some() {
+        if lateral_call(factor).is_some() || unnest_alias(factor).is_some() {
             self.found = true;
             return ControlFlow::Break(());
         }
@@ -711,6 +749,11 @@ impl ast::VisitorMut for LateralFunctions {
             if let Some(derived) = lateral_call(factor) {
                 *factor = derived;
                 self.found = true;
+            } else if let Some(named) = unnest_alias(factor) {
+                if let ast::TableFactor::UNNEST { alias, .. } = factor {
+                    *alias = Some(named);
+                    self.found = true;
+                }
             }
         }
         ControlFlow::Continue(())

@@ -6,7 +6,7 @@
 -- relkind lists its callers pass bound as psycopg binds them.
 
 -- name: search path
--- gap: the column of an unaliased table function is named by its call, not `unnest`; and PostgreSQL resolves "$user" to the stand-in schema amber
+-- gap: PostgreSQL resolves "$user" to the stand-in schema amber (Amber's own schema, named like its user); Amber never resolves "$user" to its system schema
 SELECT * FROM unnest(current_schemas(true))
 
 -- name: schemata
