@@ -163,6 +163,22 @@ pub struct ColumnDef {
     pub default_oid: u32,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub fkey_oid: u32,
+    /// `REFERENCES schema.table (column)` of a table made by SQL: each
+    /// non-null value must be a key of that column (a PRIMARY KEY or
+    /// UNIQUE one), and such a key may not go while referenced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub references: Option<ForeignKeyDef>,
+}
+
+/// What a foreign key column references: a column with a unique index, by
+/// name (tables and columns are named in SQL; a rename renames here too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignKeyDef {
+    pub schema: String,
+    pub table: String,
+    pub column: String,
+    /// The constraint's name (`orders_customer_id_fkey` by default).
+    pub name: String,
 }
 
 fn is_zero(v: &u32) -> bool {

@@ -70,7 +70,7 @@ impl ModuleDef {
                 if column.has_default || column.sequence.is_some() {
                     keep(&mut column.default_oid, was.map(|c| c.default_oid), next)?;
                 }
-                if matches!(column.ty, crate::SqlType::Ref(_)) {
+                if matches!(column.ty, crate::SqlType::Ref(_)) || column.references.is_some() {
                     keep(&mut column.fkey_oid, was.map(|c| c.fkey_oid), next)?;
                 }
             }
@@ -135,6 +135,7 @@ mod tests {
             identity_always: false,
             default_oid: 0,
             fkey_oid: 0,
+            references: None,
         };
         let class = |name: &str, table: &str, columns: Vec<ColumnDef>| ClassDef {
             id: 7,

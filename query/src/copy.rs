@@ -46,6 +46,8 @@ pub(crate) struct CopyIn {
     ids: std::ops::Range<u64>,
     fields: Vec<Field>,
     verified: RefsVerified,
+    /// Every module, when the table has foreign keys to check.
+    fk_modules: Option<Vec<Arc<ModuleDef>>>,
 }
 
 fn file_error() -> SqlError {
@@ -101,9 +103,13 @@ impl Session {
             self.use_modules(stmt, &handle)?;
             let (module, class) = self.resolve_table(table_name)?;
             let targets = copy_targets(&class, columns, &table_name.to_string())?;
-            Ok::<_, SqlError>((module, class, targets))
+            let fk_modules = match class.columns.iter().any(|c| c.references.is_some()) {
+                true => self.foreign_key_modules(&class, &handle)?,
+                false => None,
+            };
+            Ok::<_, SqlError>((module, class, targets, fk_modules))
         })();
-        let (module, class, targets) = match started {
+        let (module, class, targets, fk_modules) = match started {
             Ok(t) => t,
             Err(e) => {
                 if !autocommit {
@@ -127,6 +133,7 @@ impl Session {
             ids: 0..0,
             fields: Vec::new(),
             verified: RefsVerified::new(),
+            fk_modules,
         }));
         Ok(Output::CopyIn { columns, binary })
     }
@@ -276,6 +283,10 @@ impl Session {
         let mut txn = crate::dml::lock(&copy.handle)?;
         crate::unique::write(&mut txn, &copy.module.name, &copy.class, oid, None, &obj)
             .map_err(|e| e.with_context(context(None, None)))?;
+        if let Some(all) = &copy.fk_modules {
+            crate::foreign_keys::check_references(&txn, all, &copy.module.name, &copy.class, &obj)
+                .map_err(|e| e.with_context(context(None, None)))?;
+        }
         put_object(&copy.class, oid, &obj, &mut txn)?;
         copy.rows += 1;
         Ok(())

@@ -133,6 +133,7 @@ impl Session {
                 rows
             }
         };
+        let fk_modules = self.foreign_key_modules(&class, txn)?;
         let mut returned = Vec::with_capacity(rows.len());
         for (row_index, row) in rows.iter().enumerate() {
             if row.len() > targets.len() {
@@ -158,6 +159,15 @@ impl Session {
             self.check_object(&module, &class, &obj, txn, None)?;
             let oid = self.engine.store.allocate_oid()?;
             crate::unique::write(&mut *lock(txn)?, &module.name, &class, oid, None, &obj)?;
+            if let Some(all) = &fk_modules {
+                crate::foreign_keys::check_references(
+                    &*lock(txn)?,
+                    all,
+                    &module.name,
+                    &class,
+                    &obj,
+                )?;
+            }
             returned.push(write_object(&class, &class, oid, &obj, txn)?);
         }
         let tag = format!("INSERT 0 {}", rows.len());
@@ -276,6 +286,10 @@ impl Session {
                     .collect::<Result<_, _>>()?
             }
         };
+        let fk_modules = self.foreign_key_modules(&class, txn)?;
+        let referenced = fk_modules
+            .as_deref()
+            .is_some_and(|all| crate::foreign_keys::is_referenced(all, &module.name, &class));
         let mut returned = Vec::with_capacity(changes.len());
         for change in changes {
             let (cid, mut obj) = match change.loaded {
@@ -302,6 +316,20 @@ impl Session {
                     Some(before),
                     &obj,
                 )?;
+                if let Some(all) = &fk_modules {
+                    let guard = lock(txn)?;
+                    crate::foreign_keys::check_references(&guard, all, &module.name, &class, &obj)?;
+                    if referenced {
+                        crate::foreign_keys::check_referenced(
+                            &guard,
+                            all,
+                            &module.name,
+                            &class,
+                            before,
+                            Some(&obj),
+                        )?;
+                    }
+                }
             }
             let stored = module.class_by_id(cid).unwrap_or(&class);
             returned.push(write_object(&class, stored, change.oid, &obj, txn)?);
@@ -387,6 +415,9 @@ impl Session {
                     .collect()
             }
         };
+        let fk_modules = self
+            .foreign_key_modules(&class, txn)?
+            .filter(|all| crate::foreign_keys::is_referenced(all, &module.name, &class));
         let mut returned = Vec::with_capacity(oids.len());
         for oid in oids {
             let Some((cid, obj)) = self.load_object(&module, &class, oid, txn)? else {
@@ -395,6 +426,17 @@ impl Session {
             let mut guard = lock(txn)?;
             crate::unique::remove(&mut guard, &class, oid, &obj)?;
             guard.delete(&object_key(cid, oid))?;
+            // After the delete: a row referencing itself goes with it.
+            if let Some(all) = &fk_modules {
+                crate::foreign_keys::check_referenced(
+                    &guard,
+                    all,
+                    &module.name,
+                    &class,
+                    &obj,
+                    None,
+                )?;
+            }
             drop(guard);
             returned.push(object_row(&class, oid, &obj));
         }
@@ -516,6 +558,20 @@ impl Session {
     /// in this transaction, which a bulk load (COPY) need not read again
     /// (an object this transaction read cannot vanish before it commits:
     /// a concurrent delete conflicts).
+    /// Every module, when rows of `class` may take part in a foreign key
+    /// (`foreign_keys.rs`): only tables made by SQL have them.
+    pub(crate) fn foreign_key_modules(
+        &self,
+        class: &ClassDef,
+        txn: &TxnHandle,
+    ) -> Result<Option<Vec<Arc<ModuleDef>>>, SqlError> {
+        if !class.hidden_id {
+            return Ok(None);
+        }
+        let all = self.engine.catalog.resolve_all(&*lock(txn)?)?;
+        Ok(Some(all.iter().cloned().collect()))
+    }
+
     pub(crate) fn check_object(
         &self,
         module: &ModuleDef,

@@ -31,6 +31,7 @@ mod describe;
 mod dml;
 pub mod error;
 mod exact;
+mod foreign_keys;
 mod gucs;
 mod json_functions;
 mod modules;

@@ -24,7 +24,59 @@ fn unique_select_items(query: &mut Query) {
 /// Most set operations nested in one another this looks into.
 const SET_DEPTH_MAX: usize = 64;
 
+/// `unnest((SELECT array_agg(a) ...))` twice in one select list (pgcli's
+/// foreign key query): DataFusion names both unnests after the subquery's
+/// column and then computes only one. Each such subquery's one column
+/// gets a name of its own; the unnest keeps its own name.
+fn unique_unnested_subqueries(select: &mut datafusion::sql::sqlparser::ast::Select) {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr};
+    let mut n = 0usize;
+    for item in &mut select.projection {
+        let (SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }) = item else {
+            continue;
+        };
+        let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(e, |e: &mut Expr| {
+            let Expr::Function(f) = e else {
+                return std::ops::ControlFlow::<()>::Continue(());
+            };
+            let is_unnest = f
+                .name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("unnest"));
+            let FunctionArguments::List(list) = &mut f.args else {
+                return std::ops::ControlFlow::Continue(());
+            };
+            if !is_unnest {
+                return std::ops::ControlFlow::Continue(());
+            }
+            for arg in &mut list.args {
+                let FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Subquery(q))) = arg else {
+                    continue;
+                };
+                if let SetExpr::Select(inner) = q.body.as_mut() {
+                    if let [one @ SelectItem::UnnamedExpr(_)] = inner.projection.as_mut_slice() {
+                        let SelectItem::UnnamedExpr(x) = one.clone() else {
+                            continue;
+                        };
+                        *one = SelectItem::ExprWithAlias {
+                            expr: x,
+                            alias: Ident::new(format!("__amber_unnested_{n}")),
+                        };
+                        n += 1;
+                    }
+                }
+            }
+            std::ops::ControlFlow::Continue(())
+        });
+    }
+}
+
 fn unique_in(body: &mut SetExpr, depth: usize) {
+    if let SetExpr::Select(select) = body {
+        unique_unnested_subqueries(select);
+    }
     let select = match body {
         SetExpr::Select(select) => select,
         // Each branch of a UNION has its own names (the first's are the

@@ -37,7 +37,7 @@ fn key_of(class: &ClassDef, index: &IndexDef, obj: &Object) -> Result<Option<Vec
 
 /// One value as equality sees it: numerics without trailing zeros
 /// (`1.50` = `1.5`), `-0` as `0`.
-fn canonical(ty: &SqlType, v: &Json) -> Json {
+pub(crate) fn canonical(ty: &SqlType, v: &Json) -> Json {
     match (ty, v) {
         (SqlType::Numeric, Json::String(s)) if s.contains('.') && !s.contains(['e', 'E']) => {
             let t = s.trim_end_matches('0').trim_end_matches('.');
@@ -107,6 +107,20 @@ pub(crate) fn write(
         }
     }
     Ok(())
+}
+
+/// The object holding `obj`'s key in `index` (`obj` need hold only the
+/// key's columns), if any: a foreign key's check (`foreign_keys.rs`).
+pub(crate) fn holder(
+    txn: &Txn,
+    class: &ClassDef,
+    index: &IndexDef,
+    obj: &Object,
+) -> Result<Option<Vec<u8>>, SqlError> {
+    match key_of(class, index, obj)? {
+        Some(k) => Ok(txn.get(&unique_key(index.id, &k))?),
+        None => Ok(None),
+    }
 }
 
 /// Removes object `oid`'s entries (it is deleted).

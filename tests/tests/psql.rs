@@ -8,12 +8,12 @@ use super::connect;
 use amber_tests::Server;
 use std::process::Command;
 
-/// Tables, keys, an index and a view, in a schema of its own (the
+/// Tables, keys (a foreign key too), an index and a view, in a schema of its own (the
 /// comparison server is shared with other tests).
 const SCHEMA: &str = "DROP SCHEMA IF EXISTS psql_diff CASCADE;
 CREATE SCHEMA psql_diff;
 CREATE TABLE psql_diff.customer (id bigint PRIMARY KEY, name text NOT NULL, email text UNIQUE);
-CREATE TABLE psql_diff.account (id bigint PRIMARY KEY, owner bigint, balance numeric DEFAULT 0, opened date, note text DEFAULT 'new');
+CREATE TABLE psql_diff.account (id bigint PRIMARY KEY, owner bigint REFERENCES psql_diff.customer, balance numeric DEFAULT 0, opened date, note text DEFAULT 'new');
 CREATE INDEX account_owner_idx ON psql_diff.account (owner);
 CREATE VIEW psql_diff.rich AS SELECT id, balance FROM psql_diff.account WHERE balance > 100;";
 

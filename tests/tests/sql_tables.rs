@@ -600,3 +600,98 @@ async fn inserts_fill_defaults_as_postgresql_does() {
         .unwrap_err();
     assert_eq!(code(&err), "42601");
 }
+
+/// `REFERENCES` (column and table constraint, to a primary key or a
+/// unique column, in the same table too) as PostgreSQL 15 keeps it, with
+/// its messages (each checked against it): a reference to a missing key
+/// is 23503, and so is deleting or changing a key still referenced;
+/// a bad clause is refused at CREATE TABLE; DROP TABLE of a referenced
+/// table needs CASCADE, which drops the constraint. psql's `\d` shows the
+/// keys both ways (`tests/tests/psql.rs` diffs it).
+#[tokio::test]
+async fn foreign_keys_are_kept_as_postgresql_keeps_them() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    c.batch_execute(
+        "CREATE SCHEMA fk;
+         CREATE TABLE fk.parent (id bigint PRIMARY KEY, code text UNIQUE, name text);
+         CREATE TABLE fk.child (id bigserial PRIMARY KEY, parent_id bigint REFERENCES fk.parent,
+             code text, FOREIGN KEY (code) REFERENCES fk.parent (code));
+         CREATE TABLE fk.tree (id bigint PRIMARY KEY, up bigint REFERENCES fk.tree (id));
+         INSERT INTO fk.parent VALUES (1, 'a', 'one'), (2, 'b', 'two');
+         INSERT INTO fk.child (parent_id, code) VALUES (1, 'a'), (NULL, NULL), (2, 'b');
+         INSERT INTO fk.tree VALUES (1, NULL), (2, 1), (3, 3);",
+    )
+    .await
+    .unwrap();
+    let fails = [
+        ("CREATE TABLE fk.bad (x bigint REFERENCES fk.nope)", "42P01", "relation \"fk.nope\" does not exist"),
+        ("CREATE TABLE fk.bad (x bigint REFERENCES fk.parent (name))", "42830",
+         "there is no unique constraint matching given keys for referenced table \"parent\""),
+        ("CREATE TABLE fk.bad (x text REFERENCES fk.parent (id))", "42804",
+         "foreign key constraint \"bad_x_fkey\" cannot be implemented"),
+        ("INSERT INTO fk.child (parent_id) VALUES (3)", "23503",
+         "insert or update on table \"child\" violates foreign key constraint \"child_parent_id_fkey\""),
+        ("INSERT INTO fk.child (code) VALUES ('zz')", "23503",
+         "insert or update on table \"child\" violates foreign key constraint \"child_code_fkey\""),
+        ("UPDATE fk.child SET parent_id = 5 WHERE parent_id = 1", "23503",
+         "insert or update on table \"child\" violates foreign key constraint \"child_parent_id_fkey\""),
+        ("DELETE FROM fk.parent WHERE id = 1", "23503",
+         "update or delete on table \"parent\" violates foreign key constraint \"child_parent_id_fkey\" on table \"child\""),
+        ("UPDATE fk.parent SET code = 'c' WHERE id = 2", "23503",
+         "update or delete on table \"parent\" violates foreign key constraint \"child_code_fkey\" on table \"child\""),
+        ("INSERT INTO fk.tree VALUES (4, 9)", "23503",
+         "insert or update on table \"tree\" violates foreign key constraint \"tree_up_fkey\""),
+        ("DELETE FROM fk.tree WHERE id = 1", "23503",
+         "update or delete on table \"tree\" violates foreign key constraint \"tree_up_fkey\" on table \"tree\""),
+        ("DROP TABLE fk.parent", "2BP01", "cannot drop table fk.parent because other objects depend on it"),
+    ];
+    for (sql, want_code, want_message) in fails {
+        let err = c.batch_execute(sql).await.unwrap_err();
+        assert_eq!(code(&err), want_code, "{sql}: {err}");
+        let db = err.as_db_error().expect("a server error");
+        assert_eq!(db.message(), want_message, "{sql}");
+        if want_code == "23503" {
+            assert!(db.constraint().is_some(), "{sql}: the constraint is named");
+        }
+    }
+    // What may change: a key nobody references, a row referencing itself.
+    c.batch_execute(
+        "UPDATE fk.parent SET name = 'deux' WHERE id = 2;
+         DELETE FROM fk.child WHERE parent_id = 1;
+         DELETE FROM fk.parent WHERE id = 1;
+         DELETE FROM fk.tree WHERE id = 3;",
+    )
+    .await
+    .unwrap();
+    let keys = simple_rows(
+        &c,
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint \
+         WHERE connamespace = 'fk'::regnamespace AND contype = 'f' ORDER BY conname",
+    )
+    .await;
+    assert_eq!(
+        keys,
+        rows(&[
+            &[
+                "child_code_fkey",
+                "FOREIGN KEY (code) REFERENCES fk.parent(code)"
+            ],
+            &[
+                "child_parent_id_fkey",
+                "FOREIGN KEY (parent_id) REFERENCES fk.parent(id)"
+            ],
+            &["tree_up_fkey", "FOREIGN KEY (up) REFERENCES fk.tree(id)"],
+        ])
+    );
+    // CASCADE drops the constraints, not the referencing table.
+    c.batch_execute("DROP TABLE fk.parent CASCADE; INSERT INTO fk.child (parent_id) VALUES (99)")
+        .await
+        .unwrap();
+    let left = simple_rows(
+        &c,
+        "SELECT count(*) FROM pg_constraint WHERE connamespace = 'fk'::regnamespace AND contype = 'f'",
+    )
+    .await;
+    assert_eq!(left, rows(&[&["1"]]));
+}

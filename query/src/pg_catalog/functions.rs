@@ -290,7 +290,7 @@ impl CatalogFunction {
                     {
                         return Out::Text(text::key_def(&i));
                     }
-                    if let Some(fk) = r.foreign_keys().into_iter().find(|f| f.oid == o) {
+                    if let Some(fk) = r.foreign_keys(s).into_iter().find(|f| f.oid == o) {
                         return Out::Text(text::fkey_def(&fk));
                     }
                 }

@@ -135,7 +135,7 @@ pub(crate) fn rows(s: &Snapshot, view: &str, view_types: &ViewTypes) -> DfResult
                     let kind = if i.primary { "PRIMARY KEY" } else { "UNIQUE" };
                     rows.push(base(&i.name, kind).set("nulls_distinct", "YES"));
                 }
-                for fk in r.foreign_keys() {
+                for fk in r.foreign_keys(s) {
                     rows.push(base(&fk.name, "FOREIGN KEY"));
                 }
             }
@@ -160,7 +160,7 @@ pub(crate) fn rows(s: &Snapshot, view: &str, view_types: &ViewTypes) -> DfResult
                         rows.push(base(&i.name, column, n + 1));
                     }
                 }
-                for fk in r.foreign_keys() {
+                for fk in r.foreign_keys(s) {
                     rows.push(
                         base(&fk.name, &fk.column.1, 1).set("position_in_unique_constraint", 1i64),
                     );
@@ -171,17 +171,14 @@ pub(crate) fn rows(s: &Snapshot, view: &str, view_types: &ViewTypes) -> DfResult
         "referential_constraints" => s
             .relations()
             .flat_map(|r| {
-                r.foreign_keys().into_iter().map(move |fk| {
+                r.foreign_keys(s).into_iter().map(move |fk| {
                     Row::new()
                         .set("constraint_catalog", DATABASE)
                         .set("constraint_schema", r.schema())
                         .set("constraint_name", fk.name.clone())
                         .set("unique_constraint_catalog", DATABASE)
                         .set("unique_constraint_schema", fk.target_schema.clone())
-                        .set(
-                            "unique_constraint_name",
-                            format!("{}_pkey", fk.target_table),
-                        )
+                        .set("unique_constraint_name", fk.target_index_name.clone())
                         .set("match_option", "NONE")
                         .set("update_rule", "NO ACTION")
                         .set("delete_rule", "NO ACTION")
@@ -206,8 +203,13 @@ pub(crate) fn rows(s: &Snapshot, view: &str, view_types: &ViewTypes) -> DfResult
                         rows.push(base(r.schema(), &r.name(), column, &i.name));
                     }
                 }
-                for fk in r.foreign_keys() {
-                    rows.push(base(&fk.target_schema, &fk.target_table, "id", &fk.name));
+                for fk in r.foreign_keys(s) {
+                    rows.push(base(
+                        &fk.target_schema,
+                        &fk.target_table,
+                        &fk.target_column.1,
+                        &fk.name,
+                    ));
                 }
             }
             rows

@@ -66,8 +66,14 @@ pub(crate) struct ForeignKey {
     pub target: u32,
     pub target_schema: String,
     pub target_table: String,
-    /// The target's key: its `id` (attnum 1) and the pkey's index oid.
+    /// The target's key column (attnum and name: a Python class's `id`,
+    /// or the column a SQL `REFERENCES` names), its unique index's oid
+    /// and name.
+    pub target_column: (i16, String),
     pub target_index: u32,
+    pub target_index_name: String,
+    /// The key's type (its equality operator).
+    pub type_oid: u32,
 }
 
 /// A table or view of a schema.
@@ -458,8 +464,10 @@ impl<'a> Relation<'a> {
         out
     }
 
-    /// Its foreign keys: one per reference column.
-    pub(crate) fn foreign_keys(&self) -> Vec<ForeignKey> {
+    /// Its foreign keys: one per reference column of a Python class (to
+    /// the target's `id`) and per `REFERENCES` of a table made by SQL (to
+    /// the named key, in any schema of `s`).
+    pub(crate) fn foreign_keys(&self, s: &Snapshot) -> Vec<ForeignKey> {
         let Some(c) = self.class() else {
             return Vec::new();
         };
@@ -467,18 +475,47 @@ impl<'a> Relation<'a> {
         c.columns
             .iter()
             .filter_map(|col| {
+                let oid = or_legacy(col.fkey_oid, c.id ^ (u64::from(col.id) << 28));
+                let column = (self.attnum(&col.name), col.name.clone());
+                if let Some(fk) = &col.references {
+                    let m = s.modules.iter().find(|m| m.name == fk.schema)?;
+                    let t = m.table(&fk.table)?;
+                    let index = t
+                        .indexes
+                        .iter()
+                        .find(|i| i.unique && i.columns.len() == 1 && i.columns[0] == fk.column)?;
+                    let target = Relation {
+                        module: m,
+                        kind: RelationKind::Table(t),
+                    };
+                    return Some(ForeignKey {
+                        oid,
+                        name: fk.name.clone(),
+                        column,
+                        target: or_legacy(t.oid, t.id),
+                        target_schema: m.name.clone(),
+                        target_table: t.table.clone(),
+                        target_column: (target.attnum(&fk.column), fk.column.clone()),
+                        target_index: or_legacy(index.oid, index.id),
+                        target_index_name: index.name.clone(),
+                        type_oid: type_oid(&col.ty),
+                    });
+                }
                 let SqlType::Ref(target) = &col.ty else {
                     return None;
                 };
                 let t = module.class(target)?;
                 Some(ForeignKey {
-                    oid: or_legacy(col.fkey_oid, c.id ^ (u64::from(col.id) << 28)),
+                    oid,
                     name: format!("{}_{}_fkey", c.table, col.name),
-                    column: (self.attnum(&col.name), col.name.clone()),
+                    column,
                     target: or_legacy(t.oid, t.id),
                     target_schema: module.name.clone(),
                     target_table: t.table.clone(),
+                    target_column: (1, "id".into()),
                     target_index: or_legacy(t.id_index_oid, t.id ^ 0x2),
+                    target_index_name: format!("{}_pkey", t.table),
+                    type_oid: types::INT8,
                 })
             })
             .collect()

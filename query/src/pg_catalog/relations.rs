@@ -13,7 +13,21 @@ use datafusion::error::Result as DfResult;
 pub(crate) const OWNER: &str = "amber";
 
 /// The equality operator of a key column's type (conpfeqop and friends).
-const INT8_EQ: i64 = 410;
+/// PostgreSQL 15's `=` operator of a key type (pg_constraint's
+/// conpfeqop and the like).
+fn equality_operator(type_oid: u32) -> i64 {
+    match type_oid {
+        types::INT8 => 410,
+        types::TEXT => 98,
+        types::NUMERIC => 1752,
+        types::DATE => 1093,
+        types::TIMESTAMPTZ => 1320,
+        types::FLOAT8 => 670,
+        types::BOOL => 91,
+        types::BYTEA => 1955,
+        _ => 0,
+    }
+}
 
 fn ints(v: impl IntoIterator<Item = i64>) -> Cell {
     Cell::Ints(v.into_iter().collect())
@@ -127,20 +141,22 @@ pub(crate) fn rows(s: &Snapshot, relation: &str, view_types: &ViewTypes) -> DfRe
             .set("userepl", true)
             .set("usebypassrls", true)
             .set("passwd", "********")],
-        "pg_tables" => s
-            .relations()
-            .filter(|r| r.class().is_some())
-            .map(|r| {
-                Row::new()
-                    .set("schemaname", r.schema())
-                    .set("tablename", r.name())
-                    .set("tableowner", OWNER)
-                    .set("hasindexes", !r.indexes().is_empty())
-                    .set("hasrules", false)
-                    .set("hastriggers", false)
-                    .set("rowsecurity", false)
-            })
-            .collect(),
+        "pg_tables" => {
+            let triggers = with_fk_triggers(s);
+            s.relations()
+                .filter(|r| r.class().is_some())
+                .map(|r| {
+                    Row::new()
+                        .set("schemaname", r.schema())
+                        .set("tablename", r.name())
+                        .set("tableowner", OWNER)
+                        .set("hasindexes", !r.indexes().is_empty())
+                        .set("hasrules", false)
+                        .set("hastriggers", triggers.contains(&r.oid()))
+                        .set("rowsecurity", false)
+                })
+                .collect()
+        }
         "pg_views" => s
             .relations()
             .filter_map(|r| match r.kind {
@@ -218,8 +234,23 @@ pub(crate) fn rows(s: &Snapshot, relation: &str, view_types: &ViewTypes) -> DfRe
     })
 }
 
+/// The relations with foreign key triggers in PostgreSQL: those with a
+/// foreign key and those a foreign key references (psql shows a table's
+/// foreign keys only when `relhastriggers`).
+fn with_fk_triggers(s: &Snapshot) -> std::collections::HashSet<u32> {
+    let mut out = std::collections::HashSet::new();
+    for r in s.relations() {
+        for fk in r.foreign_keys(s) {
+            out.insert(r.oid());
+            out.insert(fk.target);
+        }
+    }
+    out
+}
+
 fn pg_class(s: &Snapshot) -> Vec<Row> {
     let mut rows = Vec::new();
+    let triggers = with_fk_triggers(s);
     for r in s.relations() {
         let is_table = r.class().is_some();
         let indexes = r.indexes();
@@ -253,7 +284,7 @@ fn pg_class(s: &Snapshot) -> Vec<Row> {
                 .set("relnatts", attributes.len() as i32)
                 .set("relchecks", 0i32)
                 .set("relhasrules", !is_table)
-                .set("relhastriggers", false)
+                .set("relhastriggers", triggers.contains(&r.oid()))
                 .set("relhassubclass", has_subclass)
                 .set("relrowsecurity", false)
                 .set("relforcerowsecurity", false)
@@ -537,7 +568,8 @@ fn pg_constraint(s: &Snapshot) -> Vec<Row> {
                     .set("conkey", ints(i.columns.iter().map(|(n, _)| i64::from(*n)))),
             );
         }
-        for fk in r.foreign_keys() {
+        for fk in r.foreign_keys(s) {
+            let eq = equality_operator(fk.type_oid);
             rows.push(
                 constraint(fk.oid, &fk.name, r.namespace(), "f", r.oid())
                     .set("conindid", fk.target_index)
@@ -547,10 +579,10 @@ fn pg_constraint(s: &Snapshot) -> Vec<Row> {
                     .set("confmatchtype", "s")
                     .set("connoinherit", true)
                     .set("conkey", ints([i64::from(fk.column.0)]))
-                    .set("confkey", ints([1]))
-                    .set("conpfeqop", ints([INT8_EQ]))
-                    .set("conppeqop", ints([INT8_EQ]))
-                    .set("conffeqop", ints([INT8_EQ])),
+                    .set("confkey", ints([i64::from(fk.target_column.0)]))
+                    .set("conpfeqop", ints([eq]))
+                    .set("conppeqop", ints([eq]))
+                    .set("conffeqop", ints([eq])),
             );
         }
     }

@@ -309,6 +309,7 @@ pub(crate) fn needed(stmt: &Statement) -> bool {
                                 | "array_lower"
                                 | "generate_subscripts"
                                 | "_pg_expandarray"
+                                | "pg_partition_ancestors"
                         )
                     )
             }
@@ -536,6 +537,50 @@ struct LateralFunctions {
     rewrite: bool,
 }
 
+/// `FROM pg_partition_ancestors(r)`: one row, `relid` = r (a relation
+/// without partitions is its own only ancestor).
+fn partition_ancestors(
+    args: &ast::TableFunctionArgs,
+    alias: Option<&ast::TableAlias>,
+    with_ordinality: bool,
+) -> Option<ast::TableFactor> {
+    let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(a))] = args.args.as_slice() else {
+        return None;
+    };
+    // WITH ORDINALITY adds the row's position (bigint), here 1.
+    let ordinality = if with_ordinality {
+        ", CAST(1 AS BIGINT) AS ordinality"
+    } else {
+        ""
+    };
+    let query = datafusion::sql::sqlparser::parser::Parser::new(
+        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+    )
+    .try_with_sql(&format!("SELECT CAST({a} AS BIGINT) AS relid{ordinality}"))
+    .and_then(|mut p| p.parse_query())
+    .ok()?;
+    Some(ast::TableFactor::Derived {
+        lateral: false,
+        subquery: query,
+        alias: Some(alias.cloned().unwrap_or(ast::TableAlias {
+            explicit: true,
+            name: Ident::new("pg_partition_ancestors"),
+            columns: Vec::new(),
+            at: None,
+        })),
+        sample: None,
+    })
+}
+
+fn parse_expr(sql: &str) -> Option<Expr> {
+    datafusion::sql::sqlparser::parser::Parser::new(
+        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+    )
+    .try_with_sql(sql)
+    .and_then(|mut p| p.parse_expr())
+    .ok()
+}
+
 /// Functions returning one value that tools call in FROM
 /// (`string_to_array(current_setting('search_path'), ',') s`, Grafana):
 /// PostgreSQL reads such a call as a one-row table whose one column has
@@ -565,13 +610,19 @@ fn lateral_call(factor: &ast::TableFactor) -> Option<ast::TableFactor> {
         name,
         alias,
         args: Some(args),
-        with_ordinality: false,
+        with_ordinality,
         ..
     } = factor
     else {
         return None;
     };
     let function = last_name(name)?;
+    if function == "pg_partition_ancestors" {
+        return partition_ancestors(args, alias.as_ref(), *with_ordinality);
+    }
+    if *with_ordinality {
+        return None;
+    }
     let scalar = SCALARS_IN_FROM.contains(&function.as_str());
     if !scalar
         && !matches!(
@@ -888,6 +939,18 @@ pub(crate) fn rewrite(
                         let inner = std::mem::replace(e, Expr::value(Value::Null));
                         *e = call("unnest", inner);
                         return ControlFlow::Continue(());
+                    }
+                    // A relation's partition ancestors: itself (Amber has
+                    // no partitions), as psql's `\d` asks for them.
+                    Some("pg_partition_ancestors") => {
+                        if let ast::FunctionArguments::List(list) = &f.args {
+                            if let [a] = list.args.as_slice() {
+                                if let Some(x) = parse_expr(&format!("CAST({a} AS BIGINT)")) {
+                                    *e = x;
+                                    return ControlFlow::Continue(());
+                                }
+                            }
+                        }
                     }
                     // In a select list: the subscripts as rows, zipped
                     // with the other set-returning calls (unnest).

@@ -291,9 +291,10 @@ pub(crate) fn key_def(index: &Index) -> String {
 /// `pg_get_constraintdef` of a foreign key.
 pub(crate) fn fkey_def(fk: &ForeignKey) -> String {
     format!(
-        "FOREIGN KEY ({}) REFERENCES {}(id)",
+        "FOREIGN KEY ({}) REFERENCES {}({})",
         quote_ident(&fk.column.1),
-        qualified(&fk.target_schema, &fk.target_table)
+        qualified(&fk.target_schema, &fk.target_table),
+        quote_ident(&fk.target_column.1)
     )
 }
 
