@@ -594,10 +594,25 @@ impl StatementContext {
             )
             .into());
         }
+        // A view's columns are its own (oid and attnum), as PostgreSQL
+        // describes them, not those of the tables it reads.
         let exprs: Vec<Expr> = fields
             .into_iter()
             .zip(&view.columns)
-            .map(|(c, name)| Expr::Column(c).alias(name))
+            .enumerate()
+            .map(|(i, (c, name))| match view.oid {
+                0 => Expr::Column(c).alias(name),
+                oid => Expr::Column(c).alias_with_metadata(
+                    name,
+                    Some(
+                        crate::column_source::metadata(
+                            oid,
+                            i16::try_from(i + 1).unwrap_or(i16::MAX),
+                        )
+                        .into(),
+                    ),
+                ),
+            })
             .collect();
         datafusion::logical_expr::LogicalPlanBuilder::from(plan)
             .project(exprs)?

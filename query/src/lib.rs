@@ -20,6 +20,7 @@ mod any_arrays;
 mod array_functions;
 mod call;
 mod canonical;
+pub mod column_source;
 mod columnar;
 mod constant;
 mod context;

@@ -68,23 +68,28 @@ pub fn class_schema_in(
 ) -> SchemaRef {
     let mut fields = Vec::with_capacity(class.columns.len() + 1);
     if !class.hidden_id {
-        fields.push(convert::field("id", &SqlType::Int8, false));
+        let id = convert::field("id", &SqlType::Int8, false);
+        fields.push(crate::column_source::with_source(id, class.oid, 1));
     } else if expose_hidden {
         fields.push(convert::field(HIDDEN_ID_COLUMN, &SqlType::Int8, false));
     }
-    fields.extend(class.columns.iter().map(|c| {
+    // pg_attribute's numbering: a visible id is column 1.
+    let first_attnum = if class.hidden_id { 1 } else { 2 };
+    fields.extend(class.columns.iter().enumerate().map(|(i, c)| {
         let f = if exact.keeps(&c.name) {
             convert::exact_field(&c.name, &c.ty, c.nullable)
         } else {
             convert::field(&c.name, &c.ty, c.nullable)
         };
-        match (&c.ty, f.data_type()) {
+        let f = match (&c.ty, f.data_type()) {
             (SqlType::Timestamptz, DataType::Timestamp(unit, _)) => {
                 let dt = DataType::Timestamp(*unit, Some(zone.into()));
                 f.with_data_type(dt)
             }
             _ => f,
-        }
+        };
+        let attnum = i16::try_from(i + first_attnum).unwrap_or(i16::MAX);
+        crate::column_source::with_source(f, class.oid, attnum)
     }));
     convert::schema_of(fields)
 }

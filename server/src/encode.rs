@@ -31,10 +31,12 @@ pub fn field_infos(schema: &Schema, format: &Format) -> Vec<FieldInfo> {
         .iter()
         .enumerate()
         .map(|(i, f)| {
+            // The table and column it comes from; none when computed.
+            let (table, attnum) = amber_query::column_source::source_of(f);
             FieldInfo::new(
                 f.name().clone(),
-                None,
-                None,
+                (table != 0).then_some(table as i32),
+                (table != 0).then_some(attnum),
                 pg_type(types::oid_of_field(f)),
                 format.format_for(i),
             )

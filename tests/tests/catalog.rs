@@ -275,3 +275,67 @@ async fn python_classes_are_tables_with_keys_and_functions() {
         rows(&[&[Some("owner"), Some("customer"), Some("id")]])
     );
 }
+
+/// RowDescription names each column's table and attnum as pg_class and
+/// pg_attribute do, as PostgreSQL 15 does (each case checked against it):
+/// a column, aliased or through a subquery, names its table; a view's
+/// column names the view; a catalog table's column names it; anything
+/// computed, aggregated or from a UNION of two tables names none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_descriptions_name_the_columns_tables() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    deploy_bank(&c).await;
+    c.batch_execute(
+        "CREATE TABLE src_t (id bigint PRIMARY KEY, name text, total numeric);
+         CREATE VIEW src_v AS SELECT name, total FROM src_t;",
+    )
+    .await
+    .unwrap();
+    let oid =
+        |rows: Vec<Vec<Option<String>>>| -> u32 { rows[0][0].as_deref().unwrap().parse().unwrap() };
+    let t = oid(simple_rows(&c, "SELECT 'src_t'::regclass::oid").await);
+    let v = oid(simple_rows(&c, "SELECT 'src_v'::regclass::oid").await);
+    let account = oid(simple_rows(&c, "SELECT 'bank.account'::regclass::oid").await);
+    let balance_attnum: i16 = simple_rows(
+        &c,
+        "SELECT attnum FROM pg_attribute WHERE attrelid = 'bank.account'::regclass AND attname = 'balance'",
+    )
+    .await[0][0]
+        .as_deref()
+        .unwrap()
+        .parse()
+        .unwrap();
+    for (sql, want) in [
+        (
+            "SELECT id, name, id + 1, name AS n, total FROM src_t",
+            vec![(t, 1), (t, 2), (0, 0), (t, 2), (t, 3)],
+        ),
+        (
+            "SELECT x FROM (SELECT name AS x FROM src_t) s",
+            vec![(t, 2)],
+        ),
+        ("SELECT * FROM src_v", vec![(v, 1), (v, 2)]),
+        ("SELECT max(id) FROM src_t", vec![(0, 0)]),
+        (
+            "SELECT name FROM src_t UNION ALL SELECT relname::text FROM pg_class",
+            vec![(0, 0)],
+        ),
+        (
+            "SELECT oid, relname FROM pg_class",
+            vec![(1259, 1), (1259, 2)],
+        ),
+        (
+            "SELECT id, balance FROM bank.account",
+            vec![(account, 1), (account, balance_attnum)],
+        ),
+    ] {
+        let stmt = c.prepare(sql).await.unwrap();
+        let got: Vec<(u32, i16)> = stmt
+            .columns()
+            .iter()
+            .map(|col| (col.table_oid().unwrap_or(0), col.column_id().unwrap_or(0)))
+            .collect();
+        assert_eq!(got, want, "{sql}");
+    }
+}

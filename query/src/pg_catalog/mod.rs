@@ -209,18 +209,21 @@ fn arrow_type(col: Col) -> (DataType, Option<&'static str>) {
     }
 }
 
-pub(crate) fn schema_of(columns: &[(&'static str, Col)]) -> SchemaRef {
+pub(crate) fn schema_of(columns: &[(&'static str, Col)], relation_oid: u32) -> SchemaRef {
     let fields: Vec<Field> = columns
         .iter()
-        .map(|(name, col)| {
+        .enumerate()
+        .map(|(i, (name, col))| {
             let (dt, meta) = arrow_type(*col);
             let f = Field::new(*name, dt, true);
-            match meta {
+            let f = match meta {
                 Some(m) => {
                     f.with_metadata(HashMap::from([(PG_TYPE_KEY.to_string(), m.to_string())]))
                 }
                 None => f,
-            }
+            };
+            let attnum = i16::try_from(i + 1).unwrap_or(i16::MAX);
+            crate::column_source::with_source(f, relation_oid, attnum)
         })
         .collect();
     Arc::new(Schema::new(fields))
@@ -325,6 +328,7 @@ fn column(table: &str, name: &'static str, col: Col, rows: &[Row]) -> DfResult<A
 /// does not have is an internal error (a typo would otherwise be a NULL).
 pub(crate) fn batch(
     table: &str,
+    relation_oid: u32,
     columns: &'static [(&'static str, Col)],
     rows: &[Row],
 ) -> DfResult<RecordBatch> {
@@ -339,7 +343,10 @@ pub(crate) fn batch(
         .iter()
         .map(|(name, col)| column(table, name, *col, rows))
         .collect::<DfResult<Vec<_>>>()?;
-    Ok(RecordBatch::try_new(schema_of(columns), arrays)?)
+    Ok(RecordBatch::try_new(
+        schema_of(columns, relation_oid),
+        arrays,
+    )?)
 }
 
 /// The column types of views, by (schema, view): planned by the caller
@@ -373,7 +380,8 @@ pub(crate) fn table(
             None => return Ok(None),
         },
     };
-    let batch = batch(name, columns, &rows)?;
+    let relation_oid = system_relation_oid(schema, name).unwrap_or(0);
+    let batch = batch(name, relation_oid, columns, &rows)?;
     Ok(Some(Arc::new(MemTable::try_new(
         batch.schema(),
         vec![vec![batch]],
