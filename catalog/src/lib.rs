@@ -168,6 +168,9 @@ pub struct ColumnDef {
     /// UNIQUE one), and such a key may not go while referenced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub references: Option<ForeignKeyDef>,
+    /// Its description (pg_description): a docstring, or `COMMENT ON`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 /// What a foreign key column references: a column with a unique index, by
@@ -249,6 +252,9 @@ pub struct FunctionDef {
     /// Its `pg_proc` oid ([`oids`]).
     #[serde(default)]
     pub oid: u32,
+    /// Its description (pg_description): a docstring, or `COMMENT ON`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -283,6 +289,9 @@ pub struct ClassDef {
     pub id_index_oid: u32,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub id_constraint_oid: u32,
+    /// Its description (pg_description): a docstring, or `COMMENT ON`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 /// An index of a class: its columns, and whether it is a key.
@@ -333,6 +342,9 @@ pub struct ModuleShape {
     /// Views made by SQL `CREATE VIEW` (in schemas made by SQL).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub views: Vec<ViewDef>,
+    /// The schema's description: the module's docstring, or `COMMENT ON SCHEMA`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 /// A view: a named query, planned each time a statement names it.
@@ -354,6 +366,9 @@ pub struct ViewDef {
     pub oid: u32,
     #[serde(default)]
     pub type_oid: u32,
+    /// Its description (pg_description): `COMMENT ON VIEW`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

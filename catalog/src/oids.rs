@@ -136,6 +136,7 @@ mod tests {
             default_oid: 0,
             fkey_oid: 0,
             references: None,
+            comment: None,
         };
         let class = |name: &str, table: &str, columns: Vec<ColumnDef>| ClassDef {
             id: 7,
@@ -150,6 +151,7 @@ mod tests {
             type_oid: 0,
             id_index_oid: 0,
             id_constraint_oid: 0,
+            comment: None,
         };
         ModuleDef {
             name: "shop".into(),
@@ -178,6 +180,7 @@ mod tests {
                 functions: Vec::new(),
                 globals: Vec::new(),
                 views: Vec::new(),
+                comment: None,
             },
         }
     }

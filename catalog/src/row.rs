@@ -392,6 +392,7 @@ mod tests {
             default_oid: 0,
             fkey_oid: 0,
             references: None,
+            comment: None,
         };
         ClassDef {
             id: 7,
@@ -415,6 +416,7 @@ mod tests {
             type_oid: 0,
             id_index_oid: 0,
             id_constraint_oid: 0,
+            comment: None,
         }
     }
 

@@ -481,6 +481,7 @@ mod tests {
                 functions: vec![],
                 globals: vec![],
                 views: vec![],
+                comment: None,
             },
         };
         let mut d = Decoder::new(&module, class, schema, projection, objects.len())?;

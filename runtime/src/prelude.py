@@ -791,6 +791,18 @@ def _globals_read(fn, mod, persistent):
     return sorted(found)
 
 
+def _docstring(doc):
+    """A docstring as a description: its lines without the indentation
+    they share (as inspect.cleandoc), or None."""
+    if not isinstance(doc, str) or not doc.strip():
+        return None
+    lines = doc.expandtabs().split("\n")
+    rest = [ln for ln in lines[1:] if ln.strip()]
+    indent = min((len(ln) - len(ln.lstrip()) for ln in rest), default=0)
+    out = [lines[0].strip()] + [ln[indent:].rstrip() for ln in lines[1:]]
+    return "\n".join(out).strip()
+
+
 def _analyze(mod):
     """Describes a freshly executed module as JSON (catalog ModuleShape)."""
     ns = mod.__dict__
@@ -803,6 +815,9 @@ def _analyze(mod):
     def described(fn, is_method):
         desc = _function_desc(fn, ns, is_method)
         desc["globals"] = _globals_read(fn, mod, persistent)
+        comment = _docstring(getattr(fn, "__doc__", None))
+        if comment is not None:
+            desc["comment"] = comment
         return desc
     for name, value in list(ns.items()):
         if name.startswith("_"):
@@ -840,8 +855,13 @@ def _analyze(mod):
                 if mname.startswith("_") or not isinstance(mval, _types.FunctionType):
                     continue
                 methods.append(described(mval, True))
-            classes.append({"name": name, "table": _snake(name), "parent": parent,
-                            "columns": columns, "methods": methods})
+            klass = {"name": name, "table": _snake(name), "parent": parent,
+                     "columns": columns, "methods": methods}
+            # The class's own docstring (not one it inherits).
+            comment = _docstring(value.__dict__.get("__doc__"))
+            if comment is not None:
+                klass["comment"] = comment
+            classes.append(klass)
         elif isinstance(value, _types.FunctionType) and getattr(value, "__module__", None) == modname:
             functions.append(described(value, False))
     for gname, gann in _annotations_of(mod).items():
@@ -851,7 +871,11 @@ def _analyze(mod):
         v = ns.get(gname)
         glob.append({"name": gname, "type": t, "nullable": nullable or v is None,
                      "value": _enc(t, v, gname)})
-    return _json.dumps({"classes": classes, "functions": functions, "globals": glob})
+    shape = {"classes": classes, "functions": functions, "globals": glob}
+    comment = _docstring(ns.get("__doc__"))
+    if comment is not None:
+        shape["comment"] = comment
+    return _json.dumps(shape)
 
 
 def _bind(mod, shape_json):

@@ -27,6 +27,8 @@ CREATE TABLE clients_diff.customer (id bigint PRIMARY KEY, name text NOT NULL, e
 CREATE TABLE clients_diff.account (id bigint PRIMARY KEY, owner bigint, balance numeric DEFAULT 0,
     opened date, tags text[]);
 CREATE INDEX account_owner_idx ON clients_diff.account (owner);
+COMMENT ON TABLE clients_diff.customer IS 'people who buy';
+COMMENT ON COLUMN clients_diff.account.balance IS 'in euros';
 CREATE VIEW clients_diff.rich AS SELECT id, balance FROM clients_diff.account WHERE balance > 100;
 """
 
@@ -66,7 +68,7 @@ def reflect(dsn):
            "views": i.get_view_names(schema="clients_diff")}
     for t in out["tables"]:
         out[t] = {
-            "columns": [(c["name"], str(c["type"]), c["nullable"], c["default"])
+            "columns": [(c["name"], str(c["type"]), c["nullable"], c["default"], c.get("comment"))
                         for c in i.get_columns(t, schema="clients_diff")],
             "pk": i.get_pk_constraint(t, schema="clients_diff"),
             "indexes": sorted(i.get_indexes(t, schema="clients_diff"), key=lambda x: x["name"]),
@@ -227,6 +229,8 @@ def main():
     # pandas turns numeric (Decimal) into float64 (coerce_float).
     check("pandas read_sql", got["pandas"], [["1", "150.5"], ["3", "1000.0"]])
     check("sqlalchemy tables", got["sqlalchemy"]["tables"], ["account", "customer"])
+    check("sqlalchemy table comment", got["sqlalchemy"]["customer"]["comment"], {"text": "people who buy"})
+    check("sqlalchemy column comment", got["sqlalchemy"]["account"]["columns"][2][4], "in euros")
     check("odbc primary key", got["odbc"]["pk"], [("account", "id", "1", "account_pkey")])
     check("odbc statistics", got["odbc"]["statistics"],
           [("account", "0", "account_pkey", "id"), ("account", "1", "account_owner_idx", "owner")])

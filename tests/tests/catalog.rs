@@ -339,3 +339,80 @@ async fn row_descriptions_name_the_columns_tables() {
         assert_eq!(got, want, "{sql}");
     }
 }
+
+/// Descriptions as PostgreSQL keeps them (pg_description,
+/// `obj_description`, `col_description`): `COMMENT ON` a table, column,
+/// view and schema made by SQL (NULL removes it; a missing object is
+/// 42P01/42703), and a Python module's docstrings for its schema, classes
+/// and functions (cleaned as `inspect.cleandoc` cleans them); `COMMENT
+/// ON` a Python class is refused (its docstring is its comment).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comments_and_docstrings_are_descriptions() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    c.batch_execute(
+        "CREATE SCHEMA cm;
+         CREATE TABLE cm.t (id bigint PRIMARY KEY, name text);
+         CREATE VIEW cm.v AS SELECT id FROM cm.t;
+         COMMENT ON TABLE cm.t IS 'people who buy';
+         COMMENT ON COLUMN cm.t.name IS 'their name';
+         COMMENT ON VIEW cm.v IS 'just ids';
+         COMMENT ON SCHEMA cm IS 'the shop';",
+    )
+    .await
+    .unwrap();
+    c.batch_execute(
+        "CREATE MODULE docs AS $$
+\"\"\"A module of documented things.\"\"\"
+from amber import Persistent
+
+class Item(Persistent):
+    \"\"\"A thing on a shelf.
+
+    It has a name.\"\"\"
+    name: str
+
+def count() -> int:
+    \"\"\"How many items there are.\"\"\"
+    return len(list(Item.all()))
+$$",
+    )
+    .await
+    .unwrap();
+    let got = simple_rows(
+        &c,
+        "SELECT obj_description('cm.t'::regclass, 'pg_class'), col_description('cm.t'::regclass, 2),
+                obj_description('cm.v'::regclass, 'pg_class'), obj_description('cm'::regnamespace, 'pg_namespace'),
+                obj_description('docs'::regnamespace, 'pg_namespace'),
+                obj_description('docs.item'::regclass, 'pg_class'),
+                (SELECT d.description FROM pg_description d JOIN pg_proc p ON p.oid = d.objoid
+                  WHERE p.proname = 'count' AND d.classoid = 'pg_proc'::regclass)",
+    )
+    .await;
+    let want: Vec<Option<String>> = [
+        "people who buy",
+        "their name",
+        "just ids",
+        "the shop",
+        "A module of documented things.",
+        "A thing on a shelf.\n\nIt has a name.",
+        "How many items there are.",
+    ]
+    .iter()
+    .map(|s| Some(s.to_string()))
+    .collect();
+    assert_eq!(got, vec![want]);
+    c.batch_execute("COMMENT ON TABLE cm.t IS NULL")
+        .await
+        .unwrap();
+    let cleared = simple_rows(&c, "SELECT obj_description('cm.t'::regclass, 'pg_class')").await;
+    assert_eq!(cleared, vec![vec![None]]);
+    for (sql, want) in [
+        ("COMMENT ON TABLE cm.nope IS 'x'", "42P01"),
+        ("COMMENT ON COLUMN cm.t.nope IS 'x'", "42703"),
+        ("COMMENT ON TABLE docs.item IS 'x'", "0A000"),
+    ] {
+        let err = c.batch_execute(sql).await.unwrap_err();
+        assert_eq!(super::code(&err), want, "{sql}");
+    }
+}

@@ -244,7 +244,14 @@ impl CatalogFunction {
                         0,
                     ),
                 };
-                text_or_null(description(o, class, sub))
+                text_or_null(description(o, class, sub).or_else(|| {
+                    s.descriptions()
+                        .into_iter()
+                        .find(|(oid, c, n, _)| {
+                            *oid == o && class.is_none_or(|k| k == *c) && *n == sub
+                        })
+                        .map(|(_, _, _, text)| text)
+                }))
             }
             // Amber has one database and its roles carry no comments.
             "shobj_description" => Out::Null,

@@ -274,6 +274,52 @@ impl Snapshot {
     }
 
     /// Functions and methods of every module.
+    /// The descriptions of Amber's objects (pg_description rows:
+    /// object oid, catalog oid, column number, text): module docstrings
+    /// and `COMMENT ON SCHEMA` on schemas, class docstrings and `COMMENT
+    /// ON` on tables, views and columns, function docstrings.
+    pub(crate) fn descriptions(&self) -> Vec<(u32, u32, i64, String)> {
+        const PG_NAMESPACE: u32 = 2615;
+        const PG_CLASS: u32 = 1259;
+        const PG_PROC: u32 = 1255;
+        let mut out = Vec::new();
+        for m in &self.modules {
+            if let Some(c) = &m.shape.comment {
+                out.push((Self::namespace_oid(m), PG_NAMESPACE, 0, c.clone()));
+            }
+        }
+        for r in self.relations() {
+            match r.kind {
+                RelationKind::Table(c) => {
+                    if let Some(text) = &c.comment {
+                        out.push((r.oid(), PG_CLASS, 0, text.clone()));
+                    }
+                    for col in &c.columns {
+                        if let Some(text) = &col.comment {
+                            out.push((
+                                r.oid(),
+                                PG_CLASS,
+                                i64::from(r.attnum(&col.name)),
+                                text.clone(),
+                            ));
+                        }
+                    }
+                }
+                RelationKind::View(v) => {
+                    if let Some(text) = &v.comment {
+                        out.push((r.oid(), PG_CLASS, 0, text.clone()));
+                    }
+                }
+            }
+        }
+        for f in self.functions() {
+            if let Some(text) = &f.def.comment {
+                out.push((f.oid, PG_PROC, 0, text.clone()));
+            }
+        }
+        out
+    }
+
     pub(crate) fn functions(&self) -> Vec<Function<'_>> {
         let mut out = Vec::new();
         for m in &self.modules {
@@ -421,7 +467,7 @@ impl<'a> Relation<'a> {
         }
     }
 
-    fn attnum(&self, column: &str) -> i16 {
+    pub(crate) fn attnum(&self, column: &str) -> i16 {
         self.attributes(None)
             .iter()
             .find(|a| a.name == column)

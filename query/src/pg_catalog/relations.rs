@@ -53,7 +53,20 @@ pub(crate) fn rows(s: &Snapshot, relation: &str, view_types: &ViewTypes) -> DfRe
                 })
                 .collect()
         }
-        "pg_description" => builtin::rows(relation),
+        "pg_description" => builtin::rows(relation)
+            .into_iter()
+            .chain(
+                s.descriptions()
+                    .into_iter()
+                    .map(|(objoid, classoid, sub, text)| {
+                        Row::new()
+                            .set("objoid", objoid)
+                            .set("classoid", classoid)
+                            .set("objsubid", Cell::Int(sub))
+                            .set("description", text)
+                    }),
+            )
+            .collect(),
         "pg_class" => pg_class(s),
         "pg_attribute" => pg_attribute(s, view_types),
         "pg_type" => pg_type(s),

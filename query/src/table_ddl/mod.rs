@@ -10,6 +10,7 @@
 //! user of the old version fails at COMMIT with 40001), and is published
 //! to other sessions when that transaction commits.
 
+mod comments;
 mod indexes;
 mod references;
 mod tables;
@@ -40,6 +41,7 @@ use std::sync::Arc;
 pub(crate) fn is_table_ddl(stmt: &Statement) -> bool {
     match stmt {
         Statement::CreateTable(_)
+        | Statement::Comment { .. }
         | Statement::CreateIndex(_)
         | Statement::CreateSchema { .. }
         | Statement::CreateView(_)
@@ -89,6 +91,15 @@ pub(crate) fn execute(
         Statement::Truncate(t) => {
             ddl.truncate(t)?;
             "TRUNCATE TABLE"
+        }
+        Statement::Comment {
+            object_type,
+            object_name,
+            comment,
+            ..
+        } => {
+            ddl.comment(object_type, object_name, comment.as_deref())?;
+            "COMMENT"
         }
         Statement::CreateView(cv) => {
             let shape = view.ok_or_else(|| SqlError::internal("CREATE VIEW without its plan"))?;
@@ -395,6 +406,7 @@ fn empty_shape() -> ModuleShape {
         functions: Vec::new(),
         globals: Vec::new(),
         views: Vec::new(),
+        comment: None,
     }
 }
 

@@ -72,6 +72,7 @@ impl Ddl<'_> {
                 default_oid: 0,
                 fkey_oid: 0,
                 references: None,
+                comment: None,
             };
             if serial {
                 col.sequence = Some(self.engine.store.allocate_oid()?);
@@ -164,6 +165,7 @@ impl Ddl<'_> {
             type_oid: 0,
             id_index_oid: 0,
             id_constraint_oid: 0,
+            comment: None,
         };
         let taken: Vec<String> = module
             .iter()

@@ -64,6 +64,8 @@ impl Ddl<'_> {
                 format!("relation \"{name}\" already exists"),
             ));
         }
+        // CREATE OR REPLACE keeps the view's comment, as PostgreSQL does.
+        let mut comment = None;
         if let Some(old) = shape.views.iter().position(|v| v.name == name) {
             if cv.if_not_exists {
                 return Ok(());
@@ -74,7 +76,7 @@ impl Ddl<'_> {
                     format!("relation \"{name}\" already exists"),
                 ));
             }
-            shape.views.remove(old);
+            comment = shape.views.remove(old).comment;
         }
         if view.tables.contains(&(schema.clone(), name.clone())) {
             return Err(SqlError::new(
@@ -102,6 +104,7 @@ impl Ddl<'_> {
             tables: view.tables,
             oid: 0,
             type_oid: 0,
+            comment,
         });
         self.store(&schema, module.as_deref(), shape)
     }
