@@ -163,6 +163,9 @@ pub struct ColumnDef {
     pub default_oid: u32,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub fkey_oid: u32,
+    /// The `pg_class` oid of its sequence (`serial`, identity); 0: none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sequence_oid: u32,
     /// `REFERENCES schema.table (column)` of a table made by SQL: each
     /// non-null value must be a key of that column (a PRIMARY KEY or
     /// UNIQUE one), and such a key may not go while referenced.
@@ -420,6 +423,7 @@ impl ClassDef {
                 // redeploy that changes nothing else compares equal).
                 if c.has_default == o.has_default && c.sequence == o.sequence {
                     c.default_oid = o.default_oid;
+                    c.sequence_oid = o.sequence_oid;
                 }
                 if c.ty == o.ty {
                     c.fkey_oid = o.fkey_oid;

@@ -70,6 +70,9 @@ impl ModuleDef {
                 if column.has_default || column.sequence.is_some() {
                     keep(&mut column.default_oid, was.map(|c| c.default_oid), next)?;
                 }
+                if column.sequence.is_some() {
+                    keep(&mut column.sequence_oid, was.map(|c| c.sequence_oid), next)?;
+                }
                 if matches!(column.ty, crate::SqlType::Ref(_)) || column.references.is_some() {
                     keep(&mut column.fkey_oid, was.map(|c| c.fkey_oid), next)?;
                 }
@@ -135,6 +138,7 @@ mod tests {
             identity_always: false,
             default_oid: 0,
             fkey_oid: 0,
+            sequence_oid: 0,
             references: None,
             comment: None,
         };

@@ -391,6 +391,7 @@ mod tests {
             identity_always: false,
             default_oid: 0,
             fkey_oid: 0,
+            sequence_oid: 0,
             references: None,
             comment: None,
         };

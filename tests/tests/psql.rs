@@ -8,13 +8,15 @@ use super::connect;
 use amber_tests::Server;
 use std::process::Command;
 
-/// Tables, keys (a foreign key too), an index and a view, in a schema of its own (the
-/// comparison server is shared with other tests).
+/// Tables, keys (a foreign key too), an index, a serial's sequence and a
+/// view, in a schema of its own (the comparison server is shared with
+/// other tests).
 const SCHEMA: &str = "DROP SCHEMA IF EXISTS psql_diff CASCADE;
 CREATE SCHEMA psql_diff;
 CREATE TABLE psql_diff.customer (id bigint PRIMARY KEY, name text NOT NULL, email text UNIQUE);
 CREATE TABLE psql_diff.account (id bigint PRIMARY KEY, owner bigint REFERENCES psql_diff.customer, balance numeric DEFAULT 0, opened date, note text DEFAULT 'new');
 CREATE INDEX account_owner_idx ON psql_diff.account (owner);
+CREATE TABLE psql_diff.log (id bigserial PRIMARY KEY, msg text);
 CREATE VIEW psql_diff.rich AS SELECT id, balance FROM psql_diff.account WHERE balance > 100;";
 
 /// The commands whose output must be PostgreSQL's exactly.
@@ -34,6 +36,8 @@ const COMMANDS: &[&str] = &[
     r"\do",
     r"\da",
     r"\ds psql_diff.*",
+    r"\d psql_diff.log_id_seq",
+    r"\d psql_diff.log",
     r"\dT psql_diff.*",
 ];
 

@@ -103,6 +103,25 @@ pub(crate) struct Function<'a> {
     pub returns_set: bool,
 }
 
+/// The sequence of a `serial` or identity column, a relation (relkind
+/// `S`) as in PostgreSQL: `<table>_<column>_seq`, owned by its column.
+#[derive(Debug, Clone)]
+pub(crate) struct Sequence<'a> {
+    pub oid: u32,
+    pub name: String,
+    pub module: &'a ModuleDef,
+    /// The owning column: its table's oid and attnum.
+    pub table: u32,
+    pub attnum: i16,
+    /// An identity column's (pg_depend `i`) rather than a serial's (`a`).
+    pub identity: bool,
+}
+
+/// The name PostgreSQL gives the sequence of `table.column`.
+pub(crate) fn sequence_name(table: &str, column: &str) -> String {
+    format!("{table}_{column}_seq")
+}
+
 /// The oid of a column, parameter or result of type `t`.
 pub(crate) fn type_oid(t: &SqlType) -> u32 {
     crate::convert::type_oid(t)
@@ -116,7 +135,7 @@ fn default_text(c: &ColumnDef, schema: &str, table: &str) -> Option<String> {
     if let Some(_seq) = c.sequence {
         return Some(format!(
             "nextval('{}'::regclass)",
-            super::text::qualified(schema, &format!("{table}_{}_seq", c.name))
+            super::text::qualified(schema, &sequence_name(table, &c.name))
         ));
     }
     if !c.has_default {
@@ -227,6 +246,12 @@ impl Snapshot {
                         && (m.shape.classes.iter().any(|c| c.table == name)
                             || m.shape.views.iter().any(|v| v.name == name)
                             || m.shape.classes.iter().any(|c| {
+                                c.columns.iter().any(|col| {
+                                    col.sequence.is_some()
+                                        && sequence_name(&c.table, &col.name) == name
+                                })
+                            })
+                            || m.shape.classes.iter().any(|c| {
                                 c.indexes.iter().any(|i| i.name == name)
                                     || (!c.hidden_id && pkey_name(c) == name)
                             }))
@@ -240,6 +265,9 @@ impl Snapshot {
     pub(crate) fn relation_visible(&self, oid: u32) -> Option<bool> {
         if let Some(r) = self.relations().find(|r| r.oid() == oid) {
             return Some(self.visible_schema(&r.name()) == Some(r.module.name.as_str()));
+        }
+        if let Some(q) = self.sequences().into_iter().find(|q| q.oid == oid) {
+            return Some(self.visible_schema(&q.name) == Some(q.module.name.as_str()));
         }
         for r in self.relations() {
             for i in r.indexes() {
@@ -270,7 +298,33 @@ impl Snapshot {
                 return Some(i.oid);
             }
         }
-        None
+        self.sequences()
+            .into_iter()
+            .find(|q| std::ptr::eq(q.module, module.as_ref()) && q.name == name)
+            .map(|q| q.oid)
+    }
+
+    /// Every sequence of a serial or identity column (those with oids).
+    pub(crate) fn sequences(&self) -> Vec<Sequence<'_>> {
+        let mut out = Vec::new();
+        for r in self.relations() {
+            let Some(c) = r.class() else { continue };
+            for col in &c.columns {
+                if col.sequence.is_none() || col.sequence_oid == 0 {
+                    continue;
+                }
+                out.push(Sequence {
+                    oid: col.sequence_oid,
+                    name: sequence_name(&c.table, &col.name),
+                    module: r.module,
+                    table: r.oid(),
+                    attnum: r.attnum(&col.name),
+                    // A BY DEFAULT identity is not told from a serial yet.
+                    identity: col.identity_always,
+                });
+            }
+        }
+        out
     }
 
     /// Functions and methods of every module.

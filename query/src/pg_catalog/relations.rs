@@ -13,6 +13,9 @@ use datafusion::error::Result as DfResult;
 pub(crate) const OWNER: &str = "amber";
 
 /// The equality operator of a key column's type (conpfeqop and friends).
+/// pg_class's own oid (a catalog oid pg_depend and pg_description name).
+const PG_CLASS: u32 = 1259;
+
 /// PostgreSQL 15's `=` operator of a key type (pg_constraint's
 /// conpfeqop and the like).
 fn equality_operator(type_oid: u32) -> i64 {
@@ -243,6 +246,38 @@ pub(crate) fn rows(s: &Snapshot, relation: &str, view_types: &ViewTypes) -> DfRe
                     .set("relname", r.name())
             })
             .collect(),
+        // Sequences count from 1 by 1, bigint, never cycling.
+        "pg_sequence" => s
+            .sequences()
+            .into_iter()
+            .map(|q| {
+                Row::new()
+                    .set("seqrelid", q.oid)
+                    .set("seqtypid", types::INT8)
+                    .set("seqstart", 1i64)
+                    .set("seqincrement", 1i64)
+                    .set("seqmax", i64::MAX)
+                    .set("seqmin", 1i64)
+                    .set("seqcache", 1i64)
+                    .set("seqcycle", false)
+            })
+            .collect(),
+        // What PostgreSQL records of Amber's objects: a sequence belongs
+        // to its column (auto for serial, internal for identity).
+        "pg_depend" => s
+            .sequences()
+            .into_iter()
+            .map(|q| {
+                Row::new()
+                    .set("classid", PG_CLASS)
+                    .set("objid", q.oid)
+                    .set("objsubid", 0i32)
+                    .set("refclassid", PG_CLASS)
+                    .set("refobjid", q.table)
+                    .set("refobjsubid", i32::from(q.attnum))
+                    .set("deptype", if q.identity { "i" } else { "a" })
+            })
+            .collect(),
         _ => Vec::new(),
     })
 }
@@ -261,8 +296,48 @@ fn with_fk_triggers(s: &Snapshot) -> std::collections::HashSet<u32> {
     out
 }
 
+/// pg_class rows of the sequences of serial and identity columns.
+fn sequence_classes(s: &Snapshot) -> Vec<Row> {
+    s.sequences()
+        .into_iter()
+        .map(|q| {
+            Row::new()
+                .set("oid", q.oid)
+                .set("relname", q.name.clone())
+                .set("relnamespace", Snapshot::namespace_oid(q.module))
+                .set("reltype", 0u32)
+                .set("reloftype", 0u32)
+                .set("relowner", SUPERUSER)
+                .set("relam", 0u32)
+                .set("relfilenode", q.oid)
+                .set("reltablespace", 0u32)
+                .set("relpages", 1i32)
+                .set("reltuples", Cell::Float(1.0))
+                .set("relallvisible", 0i32)
+                .set("reltoastrelid", 0u32)
+                .set("relhasindex", false)
+                .set("relisshared", false)
+                .set("relpersistence", "p")
+                .set("relkind", "S")
+                .set("relnatts", 3i32)
+                .set("relchecks", 0i32)
+                .set("relhasrules", false)
+                .set("relhastriggers", false)
+                .set("relhassubclass", false)
+                .set("relrowsecurity", false)
+                .set("relforcerowsecurity", false)
+                .set("relispopulated", true)
+                .set("relreplident", "n")
+                .set("relispartition", false)
+                .set("relrewrite", 0u32)
+                .set("relfrozenxid", 0u32)
+                .set("relminmxid", 0u32)
+        })
+        .collect()
+}
+
 fn pg_class(s: &Snapshot) -> Vec<Row> {
-    let mut rows = Vec::new();
+    let mut rows = sequence_classes(s);
     let triggers = with_fk_triggers(s);
     for r in s.relations() {
         let is_table = r.class().is_some();
@@ -400,6 +475,19 @@ const SYSTEM_COLUMNS: &[(i64, &str, u32)] = &[
 
 fn pg_attribute(s: &Snapshot, view_types: &ViewTypes) -> Vec<Row> {
     let mut rows = Vec::new();
+    // A sequence's columns, as PostgreSQL 15 lists them.
+    for q in s.sequences() {
+        for (num, name, t) in [
+            (1, "last_value", types::INT8),
+            (2, "log_cnt", types::INT8),
+            (3, "is_called", types::BOOL),
+        ] {
+            rows.push(attribute(q.oid, num, name, t).set("attnotnull", true));
+        }
+        for (num, name, t) in SYSTEM_COLUMNS {
+            rows.push(attribute(q.oid, *num, name, *t).set("attnotnull", true));
+        }
+    }
     for r in s.relations() {
         let oid = r.oid();
         let attributes = r.attributes(r.view_types(view_types));

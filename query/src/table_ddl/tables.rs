@@ -71,6 +71,7 @@ impl Ddl<'_> {
                 identity_always: false,
                 default_oid: 0,
                 fkey_oid: 0,
+                sequence_oid: 0,
                 references: None,
                 comment: None,
             };

@@ -51,7 +51,6 @@ WHERE t.typname IS NOT NULL
 AND (c.relkind IS NULL OR c.relkind = 'c') AND (et.typcategory IS NULL OR et.typcategory <> 'C')
 
 -- name: tables of a schema
--- gap: the sequence of a serial column (orders_id_seq) is not a relation in pg_class yet
 -- params: SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = 'shop'
 -- ignore: relfilenode, relpages, reltuples, relallvisible, reltoastrelid, relfrozenxid, relminmxid
 SELECT c.oid,c.*,d.description,pg_catalog.pg_get_expr(c.relpartbound, c.oid) as partition_expr,  pg_catalog.pg_get_partkeydef(c.oid) as partition_key 
