@@ -331,6 +331,7 @@ impl StatementContext {
                     modules: self.modules.clone(),
                     search_path: self.search_path.clone(),
                     settings: self.settings.clone(),
+                    cache: Default::default(),
                 })
             })
             .clone()

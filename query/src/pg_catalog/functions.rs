@@ -183,7 +183,7 @@ impl CatalogFunction {
         let text_or_null = |t: Option<String>| t.map(Out::Text).unwrap_or(Out::Null);
         match self.name {
             "pg_table_is_visible" => match oid(0) {
-                Some(o) => Out::Bool(s.relation_visible(o).unwrap_or(o < 16384)),
+                Some(o) => Out::Bool(s.relation_visible_cached(o).unwrap_or(o < 16384)),
                 None => Out::Null,
             },
             "pg_type_is_visible" => match oid(0) {
@@ -244,14 +244,9 @@ impl CatalogFunction {
                         0,
                     ),
                 };
-                text_or_null(description(o, class, sub).or_else(|| {
-                    s.descriptions()
-                        .into_iter()
-                        .find(|(oid, c, n, _)| {
-                            *oid == o && class.is_none_or(|k| k == *c) && *n == sub
-                        })
-                        .map(|(_, _, _, text)| text)
-                }))
+                text_or_null(
+                    description(o, class, sub).or_else(|| s.description_of(o, class, sub)),
+                )
             }
             // Amber has one database and its roles carry no comments.
             "shobj_description" => Out::Null,

@@ -20,6 +20,21 @@ pub(crate) struct Snapshot {
     pub search_path: Vec<String>,
     /// The session's settings as SET them (pg_settings shows them).
     pub settings: Arc<std::collections::HashMap<String, String>>,
+    /// Lookups built once per statement (catalog functions run per row:
+    /// `obj_description(c.oid)` over every table is then linear, not
+    /// quadratic).
+    pub cache: SnapshotCache,
+}
+
+/// Descriptions by (object oid, column number): (catalog oid, text).
+type DescriptionIndex = std::collections::HashMap<(u32, i64), Vec<(u32, String)>>;
+
+/// What a [`Snapshot`] computes on first use.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SnapshotCache {
+    descriptions: std::sync::OnceLock<DescriptionIndex>,
+    /// Relation and index oid -> visible on search_path.
+    visible: std::sync::OnceLock<std::collections::HashMap<u32, bool>>,
 }
 
 /// An oid a record written before oids existed lacks: a stand-in derived
@@ -262,6 +277,47 @@ impl Snapshot {
 
     /// `pg_table_is_visible`: the relation is in search_path and no
     /// relation of the same name comes before it.
+    /// Amber's description of object `oid` (catalog `class`, any when
+    /// `None`), column `sub`; through the statement's cached index.
+    pub(crate) fn description_of(&self, oid: u32, class: Option<u32>, sub: i64) -> Option<String> {
+        let index = self.cache.descriptions.get_or_init(|| {
+            let mut m = DescriptionIndex::new();
+            for (o, c, n, text) in self.descriptions() {
+                m.entry((o, n)).or_default().push((c, text));
+            }
+            m
+        });
+        index
+            .get(&(oid, sub))?
+            .iter()
+            .find(|(c, _)| class.is_none_or(|k| k == *c))
+            .map(|(_, text)| text.clone())
+    }
+
+    /// [`Self::relation_visible`] through the statement's cached index.
+    pub(crate) fn relation_visible_cached(&self, oid: u32) -> Option<bool> {
+        let index = self.cache.visible.get_or_init(|| {
+            let mut m = std::collections::HashMap::new();
+            for r in self.relations() {
+                if let Some(v) = self.relation_visible(r.oid()) {
+                    m.insert(r.oid(), v);
+                }
+                for i in r.indexes() {
+                    if let Some(v) = self.relation_visible(i.oid) {
+                        m.insert(i.oid, v);
+                    }
+                }
+            }
+            for q in self.sequences() {
+                if let Some(v) = self.relation_visible(q.oid) {
+                    m.insert(q.oid, v);
+                }
+            }
+            m
+        });
+        index.get(&oid).copied()
+    }
+
     pub(crate) fn relation_visible(&self, oid: u32) -> Option<bool> {
         if let Some(r) = self.relations().find(|r| r.oid() == oid) {
             return Some(self.visible_schema(&r.name()) == Some(r.module.name.as_str()));
