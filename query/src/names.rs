@@ -225,11 +225,14 @@ pub fn expr_name(e: &Expr) -> String {
             }
             name
         }
+        // A cast of a constant is named after its type (the outermost
+        // one: `'x'::regclass::text` is text), of anything else after
+        // what it casts (PostgreSQL's FigureColname).
         Expr::Cast {
             expr, data_type, ..
-        } => match expr.as_ref() {
-            Expr::Value(_) => pg_type_column_name(&data_type.to_string()),
-            other => expr_name(other),
+        } => match is_constant(expr) {
+            true => pg_type_column_name(&data_type.to_string()),
+            false => expr_name(expr),
         },
         Expr::Nested(inner) => expr_name(inner),
         Expr::Case { .. } => "case".into(),
@@ -241,6 +244,15 @@ pub fn expr_name(e: &Expr) -> String {
         },
         Expr::Array(_) => "array".into(),
         _ => "?column?".into(),
+    }
+}
+
+/// A constant, or a constant cast (however often): a weak name.
+fn is_constant(e: &Expr) -> bool {
+    match e {
+        Expr::Value(_) => true,
+        Expr::Cast { expr, .. } | Expr::Nested(expr) => is_constant(expr),
+        _ => false,
     }
 }
 

@@ -118,7 +118,8 @@ async fn repeated_and_subquery_column_names_are_postgres_names() {
 /// Table functions, wildcards beside other items and array casts are
 /// named as PostgreSQL 15 names them (each checked against it): `FROM
 /// unnest(a)` is a table and a column `unnest`; `SELECT c.oid, c.*`
-/// (DBeaver) keeps both `oid`s; `'{1}'::int4[]` is `int4`.
+/// (DBeaver) keeps both `oid`s; `'{1}'::int4[]` is `int4`; `'pg_class'::regclass`
+/// prints `pg_class`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn table_functions_wildcards_and_array_casts_are_named_as_postgresql_names_them() {
     let server = Server::start();
@@ -143,6 +144,17 @@ async fn table_functions_wildcards_and_array_casts_are_named_as_postgresql_names
                 Some("pg_catalog".to_string()),
                 Some("10".to_string()),
                 Some("{amber=UC/amber,=U/amber}".to_string()),
+            ]],
+        ),
+        (
+            // A reg* literal prints as its name; casts of constants are
+            // named after the outermost type.
+            "SELECT 'pg_class'::regclass, 'pg_class'::regclass::text, 'pg_class'::regclass::oid",
+            vec!["regclass", "text", "oid"],
+            vec![vec![
+                Some("pg_class".to_string()),
+                Some("pg_class".to_string()),
+                Some("1259".to_string()),
             ]],
         ),
         (

@@ -486,7 +486,12 @@ fn regclass_name(s: &Snapshot, oid: u32) -> String {
             };
         }
     }
-    oid.to_string()
+    // PostgreSQL's own catalogs: pg_catalog is always on the path.
+    match super::system_relation_name(oid) {
+        Some(("pg_catalog", name)) => text::quote_ident(name),
+        Some((schema, name)) => text::qualified(schema, name),
+        None => oid.to_string(),
+    }
 }
 
 impl ScalarUDFImpl for CatalogFunction {

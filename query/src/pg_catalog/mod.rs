@@ -148,6 +148,20 @@ pub(crate) fn columns_of(schema: &str, name: &str) -> Option<&'static [(&'static
 
 /// PostgreSQL's oid of the catalog relation `schema.name` (what
 /// `'pg_class'::regclass` gives; `pg_description.classoid` holds them).
+/// `(schema, name)` of the catalog relation with `oid`, if Amber serves it.
+pub(crate) fn system_relation_name(oid: u32) -> Option<(&'static str, &'static str)> {
+    [
+        ("pg_catalog", columns::PG_CATALOG),
+        ("information_schema", columns::INFORMATION_SCHEMA),
+    ]
+    .into_iter()
+    .find_map(|(schema, list)| {
+        list.iter()
+            .find(|(_, o, _)| *o == oid)
+            .map(|(name, _, _)| (schema, *name))
+    })
+}
+
 pub(crate) fn system_relation_oid(schema: &str, name: &str) -> Option<u32> {
     let list = match schema {
         "pg_catalog" => columns::PG_CATALOG,

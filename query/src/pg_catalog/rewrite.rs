@@ -811,6 +811,67 @@ impl ast::VisitorMut for LateralFunctions {
     }
 }
 
+/// `SELECT 'pg_class'::regclass` (or `::regclass::text`): a reg* literal
+/// shown as a select item prints as PostgreSQL prints it, its name; in a
+/// comparison it stays the oid it names.
+struct RegOutputs;
+
+/// The reg* type of `'name'::reg*`, or of `'name'::reg*::text`.
+fn reg_literal(e: &Expr) -> Option<(Reg, &Expr)> {
+    let Expr::Cast {
+        expr, data_type, ..
+    } = e
+    else {
+        return None;
+    };
+    match target(data_type) {
+        Some(Target::Reg(reg)) if string_literal(expr).is_some() => Some((reg, e)),
+        Some(Target::Sql(DataType::Text)) | None
+            if matches!(data_type, DataType::Text | DataType::Varchar(_)) =>
+        {
+            match expr.as_ref() {
+                inner @ Expr::Cast {
+                    expr: lit,
+                    data_type: dt,
+                    ..
+                } => match target(dt) {
+                    Some(Target::Reg(reg)) if string_literal(lit).is_some() => Some((reg, inner)),
+                    _ => None,
+                },
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+impl ast::VisitorMut for RegOutputs {
+    type Break = ();
+    fn pre_visit_query(&mut self, q: &mut ast::Query) -> ControlFlow<()> {
+        if let ast::SetExpr::Select(select) = q.body.as_mut() {
+            for item in &mut select.projection {
+                let (ast::SelectItem::UnnamedExpr(e)
+                | ast::SelectItem::ExprWithAlias { expr: e, .. }) = item
+                else {
+                    continue;
+                };
+                let Some((reg, inner)) = reg_literal(e) else {
+                    continue;
+                };
+                let inner = inner.clone();
+                let out = match reg {
+                    Reg::Class => REGCLASS_OUT,
+                    Reg::Type => REGTYPE_OUT,
+                    Reg::Proc => REGPROC_OUT,
+                    Reg::Namespace => REGNAMESPACE_OUT,
+                };
+                *e = call(out, inner);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
 /// Rewrites `stmt` in place; `snapshot` is asked for only when a reg*
 /// literal needs resolving.
 pub(crate) fn rewrite(
@@ -830,6 +891,7 @@ pub(crate) fn rewrite(
             rewrite: true,
         },
     );
+    let _ = ast::VisitMut::visit(stmt, &mut RegOutputs);
     let mut failed: Option<SqlError> = None;
     let _ = ast::visit_expressions_mut(stmt, |e: &mut Expr| {
         if let Some(array) = array_text_cast(e) {
