@@ -17,6 +17,8 @@ CREATE TABLE psql_diff.customer (id bigint PRIMARY KEY, name text NOT NULL, emai
 CREATE TABLE psql_diff.account (id bigint PRIMARY KEY, owner bigint REFERENCES psql_diff.customer, balance numeric DEFAULT 0, opened date, note text DEFAULT 'new');
 CREATE INDEX account_owner_idx ON psql_diff.account (owner);
 CREATE TABLE psql_diff.log (id bigserial PRIMARY KEY, msg text);
+COMMENT ON TABLE psql_diff.customer IS 'people who buy';
+COMMENT ON COLUMN psql_diff.account.balance IS 'in euros';
 CREATE VIEW psql_diff.rich AS SELECT id, balance FROM psql_diff.account WHERE balance > 100;";
 
 /// The commands whose output must be PostgreSQL's exactly.
@@ -30,6 +32,7 @@ const COMMANDS: &[&str] = &[
     r"\d psql_diff.account_pkey",
     r"\d+ psql_diff.account",
     r"\df psql_diff.*",
+    r"\dd psql_diff.*",
     r"\du",
     r"\db",
     r"\dD",

@@ -289,6 +289,7 @@ pub(crate) fn needed(stmt: &Statement) -> bool {
                 ..
             } => true,
             Expr::Collate { .. } => true,
+            e if is_tableoid(e) => true,
             Expr::CompoundFieldAccess { root, access_chain } => {
                 record_field(root, access_chain).is_some()
                     || vector_subscript(root, access_chain).is_some()
@@ -811,6 +812,120 @@ impl ast::VisitorMut for LateralFunctions {
     }
 }
 
+/// `alias.tableoid` (psql's `\dd` and `\dL` join pg_description on it):
+/// the system column holding the oid of the relation a row is in. For a
+/// relation of the query's FROM it is that relation's oid, a constant.
+struct TableOids<'a> {
+    snapshot: &'a dyn Fn() -> Arc<Snapshot>,
+}
+
+/// Whether `e` reads a `tableoid` column.
+fn is_tableoid(e: &Expr) -> bool {
+    match e {
+        Expr::CompoundIdentifier(parts) => parts
+            .last()
+            .is_some_and(|p| p.quote_style.is_none() && p.value.eq_ignore_ascii_case("tableoid")),
+        Expr::Identifier(i) => i.quote_style.is_none() && i.value.eq_ignore_ascii_case("tableoid"),
+        _ => false,
+    }
+}
+
+impl TableOids<'_> {
+    /// The oid of relation `name` (a catalog relation or Amber's).
+    fn oid_of(&self, name: &ObjectName) -> Option<u32> {
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .filter_map(|p| p.as_ident().map(|i| i.value.to_lowercase()))
+            .collect();
+        match parts.as_slice() {
+            [schema, table] if super::is_catalog_schema(schema) => {
+                super::system_relation_oid(schema, table)
+            }
+            [schema, table] => (self.snapshot)().relation_oid(Some(schema), table),
+            [table] => super::system_relation_oid("pg_catalog", table)
+                .or_else(|| (self.snapshot)().relation_oid(None, table)),
+            _ => None,
+        }
+    }
+}
+
+impl ast::VisitorMut for TableOids<'_> {
+    type Break = ();
+    fn pre_visit_query(&mut self, q: &mut ast::Query) -> ControlFlow<()> {
+        self.in_set_expr(q.body.as_mut(), 0);
+        ControlFlow::Continue(())
+    }
+}
+
+impl TableOids<'_> {
+    /// Each SELECT of a (possibly UNIONed) query body.
+    fn in_set_expr(&self, body: &mut ast::SetExpr, depth: usize) {
+        const SET_DEPTH_MAX: usize = 64;
+        match body {
+            ast::SetExpr::Select(select) => self.in_select(select),
+            ast::SetExpr::SetOperation { left, right, .. } if depth < SET_DEPTH_MAX => {
+                self.in_set_expr(left, depth + 1);
+                self.in_set_expr(right, depth + 1);
+            }
+            _ => {}
+        }
+    }
+
+    fn in_select(&self, select: &mut ast::Select) {
+        // Each relation of FROM by the name the query gives it.
+        let mut named: Vec<(String, u32)> = Vec::new();
+        let mut factors: Vec<&ast::TableFactor> = Vec::new();
+        for t in &select.from {
+            factors.push(&t.relation);
+            factors.extend(t.joins.iter().map(|j| &j.relation));
+        }
+        for f in factors {
+            if let ast::TableFactor::Table {
+                name,
+                alias,
+                args: None,
+                ..
+            } = f
+            {
+                if let Some(oid) = self.oid_of(name) {
+                    let called = match alias {
+                        Some(a) => a.name.value.to_lowercase(),
+                        None => name
+                            .0
+                            .last()
+                            .and_then(|p| p.as_ident())
+                            .map(|i| i.value.to_lowercase())
+                            .unwrap_or_default(),
+                    };
+                    named.push((called, oid));
+                }
+            }
+        }
+        if named.is_empty() {
+            return;
+        }
+        let one = (named.len() == 1).then(|| named[0].1);
+        let _ = ast::visit_expressions_mut(select, |e: &mut Expr| {
+            if !is_tableoid(e) {
+                return ControlFlow::<()>::Continue(());
+            }
+            let oid = match &*e {
+                Expr::CompoundIdentifier(parts) if parts.len() == 2 => {
+                    let alias = parts[0].value.to_lowercase();
+                    named.iter().find(|(n, _)| *n == alias).map(|(_, o)| *o)
+                }
+                Expr::Identifier(_) => one,
+                _ => None,
+            };
+            if let Some(oid) = oid {
+                *e = Expr::value(Value::Number(oid.to_string(), false));
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+}
+
 /// `SELECT 'pg_class'::regclass` (or `::regclass::text`): a reg* literal
 /// shown as a select item prints as PostgreSQL prints it, its name; in a
 /// comparison it stays the oid it names.
@@ -892,6 +1007,7 @@ pub(crate) fn rewrite(
         },
     );
     let _ = ast::VisitMut::visit(stmt, &mut RegOutputs);
+    let _ = ast::VisitMut::visit(stmt, &mut TableOids { snapshot });
     let mut failed: Option<SqlError> = None;
     let _ = ast::visit_expressions_mut(stmt, |e: &mut Expr| {
         if let Some(array) = array_text_cast(e) {
