@@ -18,14 +18,15 @@ pub struct SqlError {
     pub object: Option<Box<ErrorObject>>,
 }
 
-/// PostgreSQL's SCHEMA, TABLE, COLUMN and CONSTRAINT error fields; drivers
-/// report them (node-postgres's `error.constraint`).
+/// PostgreSQL's SCHEMA, TABLE, COLUMN and CONSTRAINT error fields, which
+/// drivers report (node-postgres's `error.constraint`), and its HINT.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ErrorObject {
     pub schema: Option<String>,
     pub table: Option<String>,
     pub column: Option<String>,
     pub constraint: Option<String>,
+    pub hint: Option<String>,
 }
 
 impl SqlError {
@@ -66,6 +67,11 @@ impl SqlError {
 
     pub fn with_column(mut self, column: &str) -> SqlError {
         self.object.get_or_insert_with(Box::default).column = Some(column.to_string());
+        self
+    }
+
+    pub fn with_hint(mut self, hint: &str) -> SqlError {
+        self.object.get_or_insert_with(Box::default).hint = Some(hint.to_string());
         self
     }
 

@@ -142,6 +142,7 @@ fn error_info(e: &SqlError) -> ErrorInfo {
         info.table = o.table.clone();
         info.column = o.column.clone();
         info.constraint = o.constraint.clone();
+        info.hint = o.hint.clone();
     }
     info
 }

@@ -684,6 +684,35 @@ async fn foreign_keys_are_kept_as_postgresql_keeps_them() {
             &["tree_up_fkey", "FOREIGN KEY (up) REFERENCES fk.tree(id)"],
         ])
     );
+    // TRUNCATE of a referenced table takes the referencing one along
+    // (listed or CASCADE), as in PostgreSQL; a self-reference is no
+    // obstacle.
+    let err = c.batch_execute("TRUNCATE fk.parent").await.unwrap_err();
+    assert_eq!(code(&err), "0A000");
+    let db = err.as_db_error().expect("a server error");
+    assert_eq!(
+        db.message(),
+        "cannot truncate a table referenced in a foreign key constraint"
+    );
+    assert_eq!(
+        db.hint(),
+        Some("Truncate table \"child\" at the same time, or use TRUNCATE ... CASCADE.")
+    );
+    c.batch_execute("TRUNCATE fk.tree; INSERT INTO fk.parent VALUES (7, 'g', 'seven')")
+        .await
+        .unwrap();
+    c.batch_execute("INSERT INTO fk.child (parent_id) VALUES (7); TRUNCATE fk.parent CASCADE")
+        .await
+        .unwrap();
+    let emptied = simple_rows(
+        &c,
+        "SELECT (SELECT count(*) FROM fk.parent), (SELECT count(*) FROM fk.child)",
+    )
+    .await;
+    assert_eq!(emptied, rows(&[&["0", "0"]]));
+    c.batch_execute("INSERT INTO fk.parent VALUES (2, 'b', 'two')")
+        .await
+        .unwrap();
     // CASCADE drops the constraints, not the referencing table.
     c.batch_execute("DROP TABLE fk.parent CASCADE; INSERT INTO fk.child (parent_id) VALUES (99)")
         .await

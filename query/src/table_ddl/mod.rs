@@ -356,6 +356,55 @@ impl Ddl<'_> {
             self.sql_module(&schema)?;
             classes.push(class);
         }
+        // A table a foreign key of another table references: its rows go
+        // only with the referencing table's (listed, or CASCADE), as in
+        // PostgreSQL.
+        let cascade = matches!(t.cascade, Some(ast::CascadeOption::Cascade));
+        let all = self.engine.catalog.resolve_all(self.txn)?;
+        // Bounded: each round adds a class not yet listed.
+        loop {
+            let mut added = false;
+            for m in all.iter() {
+                for c in &m.shape.classes {
+                    if classes.iter().any(|k| k.id == c.id) {
+                        continue;
+                    }
+                    let references = c
+                        .columns
+                        .iter()
+                        .filter_map(|col| col.references.as_ref())
+                        .find(|fk| {
+                            classes.iter().any(|k| {
+                                fk.table == k.table
+                                    && all
+                                        .get(&fk.schema)
+                                        .and_then(|km| km.table(&fk.table).map(|x| x.id))
+                                        == Some(k.id)
+                            })
+                        });
+                    let Some(fk) = references else { continue };
+                    if !cascade {
+                        return Err(SqlError::new(
+                            "0A000",
+                            "cannot truncate a table referenced in a foreign key constraint",
+                        )
+                        .with_detail(Some(format!(
+                            "Table \"{}\" references \"{}\".",
+                            c.table, fk.table
+                        )))
+                        .with_hint(&format!(
+                            "Truncate table \"{}\" at the same time, or use TRUNCATE ... CASCADE.",
+                            c.table
+                        )));
+                    }
+                    classes.push(c.clone());
+                    added = true;
+                }
+            }
+            if !added {
+                break;
+            }
+        }
         for class in &classes {
             self.delete_rows(class)?;
         }

@@ -143,7 +143,8 @@ impl Ddl<'_> {
                 .with_detail(Some(format!(
                     "constraint {name} on table {} depends on table {dropped}",
                     shown(&m.name, &class.table)
-                ))));
+                )))
+                .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
             }
             let mut shape = m.shape.clone();
             for c in &mut shape.classes {
