@@ -54,6 +54,7 @@ mod subplan;
 pub mod table;
 mod table_ddl;
 mod text_functions;
+mod udf;
 mod unique;
 mod unknown_literals;
 pub mod value;

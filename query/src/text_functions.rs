@@ -3,7 +3,7 @@
 //! `parse_ident('shop.orders')` (Grafana's column lookup), and
 //! `pg_typeof(x)`.
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListBuilder, StringBuilder};
+use datafusion::arrow::array::{Array, AsArray, ListBuilder, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result as DfResult};
@@ -92,7 +92,7 @@ fn parse_ident_udf() -> ScalarUDF {
             signature,
             list,
             Arc::new(|args: &[ColumnarValue]| {
-                let all_scalar = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+                let all_scalar = crate::udf::all_scalar(args);
                 let arrays = ColumnarValue::values_to_arrays(args)?;
                 let texts = arrays[0].as_string::<i32>();
                 let stricts: Option<&BooleanArray> = arrays.get(1).map(|a| a.as_boolean());
@@ -113,13 +113,7 @@ fn parse_ident_udf() -> ScalarUDF {
                         _ => out.append(false),
                     }
                 }
-                let out: ArrayRef = Arc::new(out.finish());
-                Ok(match all_scalar {
-                    true => ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(
-                        &out, 0,
-                    )?),
-                    false => ColumnarValue::Array(out),
-                })
+                crate::udf::result(Arc::new(out.finish()), all_scalar)
             }),
         ),
     )
@@ -256,10 +250,7 @@ impl ScalarUDFImpl for Format {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let rows = args.number_rows;
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let all_scalar = crate::udf::all_scalar(&args.args);
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let n = if all_scalar { 1 } else { rows };
         let mut out = StringBuilder::new();
@@ -276,11 +267,7 @@ impl ScalarUDFImpl for Format {
                 _ => out.append_null(),
             }
         }
-        let out: ArrayRef = Arc::new(out.finish());
-        Ok(match all_scalar {
-            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
-            false => ColumnarValue::Array(out),
-        })
+        crate::udf::result(Arc::new(out.finish()), all_scalar)
     }
 }
 

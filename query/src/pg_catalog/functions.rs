@@ -514,10 +514,7 @@ impl ScalarUDFImpl for CatalogFunction {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let rows = args.number_rows;
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let all_scalar = crate::udf::all_scalar(&args.args);
         let arrays: Vec<ArrayRef> = args
             .args
             .iter()
@@ -571,19 +568,14 @@ impl ScalarUDFImpl for CatalogFunction {
                 Arc::new(b.finish())
             }
         };
-        if all_scalar {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
-                &array, 0,
-            )?));
-        }
-        if array.len() != rows {
+        if !all_scalar && array.len() != rows {
             return Err(DataFusionError::Internal(format!(
                 "{}: {} results for {rows} rows",
                 self.name,
                 array.len()
             )));
         }
-        Ok(ColumnarValue::Array(array))
+        crate::udf::result(array, all_scalar)
     }
 }
 

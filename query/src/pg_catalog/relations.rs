@@ -297,48 +297,56 @@ fn with_fk_triggers(s: &Snapshot) -> std::collections::HashSet<u32> {
 }
 
 /// pg_class rows of the sequences of serial and identity columns.
-fn sequence_classes(s: &Snapshot) -> Vec<Row> {
-    s.sequences()
-        .into_iter()
-        .map(|q| {
-            Row::new()
-                .set("oid", q.oid)
-                .set("relname", q.name.clone())
-                .set("relnamespace", Snapshot::namespace_oid(q.module))
-                .set("reltype", 0u32)
-                .set("reloftype", 0u32)
-                .set("relowner", SUPERUSER)
-                .set("relam", 0u32)
-                .set("relfilenode", q.oid)
-                .set("reltablespace", 0u32)
-                .set("relpages", 1i32)
-                .set("reltuples", Cell::Float(1.0))
-                .set("relallvisible", 0i32)
-                .set("reltoastrelid", 0u32)
-                .set("relhasindex", false)
-                .set("relisshared", false)
-                .set("relpersistence", "p")
-                .set("relkind", "S")
-                .set("relnatts", 3i32)
-                .set("relchecks", 0i32)
-                .set("relhasrules", false)
-                .set("relhastriggers", false)
-                .set("relhassubclass", false)
-                .set("relrowsecurity", false)
-                .set("relforcerowsecurity", false)
-                .set("relispopulated", true)
-                .set("relreplident", "n")
-                .set("relispartition", false)
-                .set("relrewrite", 0u32)
-                .set("relfrozenxid", 0u32)
-                .set("relminmxid", 0u32)
-        })
-        .collect()
+/// A pg_class row with what every relation of Amber's has in common
+/// (owner, no tablespace, permanent, no rules, triggers, row security or
+/// partitions); callers set what differs.
+fn class_row(oid: u32, name: &str, namespace: u32, kind: &str, natts: usize) -> Row {
+    Row::new()
+        .set("oid", oid)
+        .set("relname", name)
+        .set("relnamespace", namespace)
+        .set("reltype", 0u32)
+        .set("reloftype", 0u32)
+        .set("relowner", SUPERUSER)
+        .set("relam", 0u32)
+        .set("relfilenode", 0u32)
+        .set("reltablespace", 0u32)
+        .set("relpages", 0i32)
+        .set("reltuples", Cell::Float(-1.0))
+        .set("relallvisible", 0i32)
+        .set("reltoastrelid", 0u32)
+        .set("relhasindex", false)
+        .set("relisshared", false)
+        .set("relpersistence", "p")
+        .set("relkind", kind)
+        .set("relnatts", i32::try_from(natts).unwrap_or(i32::MAX))
+        .set("relchecks", 0i32)
+        .set("relhasrules", false)
+        .set("relhastriggers", false)
+        .set("relhassubclass", false)
+        .set("relrowsecurity", false)
+        .set("relforcerowsecurity", false)
+        .set("relispopulated", true)
+        .set("relreplident", "n")
+        .set("relispartition", false)
+        .set("relrewrite", 0u32)
+        .set("relfrozenxid", 0u32)
+        .set("relminmxid", 0u32)
 }
 
 fn pg_class(s: &Snapshot) -> Vec<Row> {
-    let mut rows = sequence_classes(s);
     let triggers = with_fk_triggers(s);
+    // The sequences of serial and identity columns.
+    let mut rows: Vec<Row> = s
+        .sequences()
+        .into_iter()
+        .map(|q| {
+            class_row(q.oid, &q.name, Snapshot::namespace_oid(q.module), "S", 3)
+                .set("relfilenode", q.oid)
+                .set("relpages", 1i32)
+                .set("reltuples", Cell::Float(1.0))
+        })
+        .collect();
     for r in s.relations() {
         let is_table = r.class().is_some();
         let indexes = r.indexes();
@@ -350,72 +358,25 @@ fn pg_class(s: &Snapshot) -> Vec<Row> {
                 .iter()
                 .any(|o| o.parent.as_deref() == Some(&c.name))
         });
+        let kind = if is_table { "r" } else { "v" };
         rows.push(
-            Row::new()
-                .set("oid", r.oid())
-                .set("relname", r.name())
-                .set("relnamespace", r.namespace())
+            class_row(r.oid(), &r.name(), r.namespace(), kind, attributes.len())
                 .set("reltype", r.type_oid())
-                .set("reloftype", 0u32)
-                .set("relowner", SUPERUSER)
                 .set("relam", if is_table { HEAP_AM } else { 0 })
                 .set("relfilenode", if is_table { r.oid() } else { 0 })
-                .set("reltablespace", 0u32)
-                .set("relpages", 0i32)
-                .set("reltuples", Cell::Float(-1.0))
-                .set("relallvisible", 0i32)
-                .set("reltoastrelid", 0u32)
                 .set("relhasindex", !indexes.is_empty())
-                .set("relisshared", false)
-                .set("relpersistence", "p")
-                .set("relkind", if is_table { "r" } else { "v" })
-                .set("relnatts", attributes.len() as i32)
-                .set("relchecks", 0i32)
                 .set("relhasrules", !is_table)
                 .set("relhastriggers", triggers.contains(&r.oid()))
                 .set("relhassubclass", has_subclass)
-                .set("relrowsecurity", false)
-                .set("relforcerowsecurity", false)
-                .set("relispopulated", true)
-                .set("relreplident", if is_table { "d" } else { "n" })
-                .set("relispartition", false)
-                .set("relrewrite", 0u32)
-                .set("relfrozenxid", 0u32)
-                .set("relminmxid", 0u32),
+                .set("relreplident", if is_table { "d" } else { "n" }),
         );
         for i in indexes {
             rows.push(
-                Row::new()
-                    .set("oid", i.oid)
-                    .set("relname", i.name.clone())
-                    .set("relnamespace", r.namespace())
-                    .set("reltype", 0u32)
-                    .set("reloftype", 0u32)
-                    .set("relowner", SUPERUSER)
+                class_row(i.oid, &i.name, r.namespace(), "i", i.columns.len())
                     .set("relam", BTREE_AM)
                     .set("relfilenode", i.oid)
-                    .set("reltablespace", 0u32)
                     .set("relpages", 1i32)
-                    .set("reltuples", Cell::Float(0.0))
-                    .set("relallvisible", 0i32)
-                    .set("reltoastrelid", 0u32)
-                    .set("relhasindex", false)
-                    .set("relisshared", false)
-                    .set("relpersistence", "p")
-                    .set("relkind", "i")
-                    .set("relnatts", i.columns.len() as i32)
-                    .set("relchecks", 0i32)
-                    .set("relhasrules", false)
-                    .set("relhastriggers", false)
-                    .set("relhassubclass", false)
-                    .set("relrowsecurity", false)
-                    .set("relforcerowsecurity", false)
-                    .set("relispopulated", true)
-                    .set("relreplident", "n")
-                    .set("relispartition", false)
-                    .set("relrewrite", 0u32)
-                    .set("relfrozenxid", 0u32)
-                    .set("relminmxid", 0u32),
+                    .set("reltuples", Cell::Float(0.0)),
             );
         }
     }
