@@ -417,3 +417,39 @@ $$",
         assert_eq!(super::code(&err), want, "{sql}");
     }
 }
+
+/// information_schema.table_privileges: the owner's seven privileges on
+/// each table and view, as PostgreSQL 15 lists them (its answer for the
+/// same DDL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_privileges_are_the_owners() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    c.batch_execute("CREATE SCHEMA priv; CREATE TABLE priv.t (id bigint PRIMARY KEY)")
+        .await
+        .unwrap();
+    let got = simple_rows(
+        &c,
+        "SELECT grantor, grantee, table_name, privilege_type, is_grantable, with_hierarchy \
+         FROM information_schema.table_privileges WHERE table_schema = 'priv' ORDER BY privilege_type",
+    )
+    .await;
+    let want: Vec<Vec<Option<String>>> = [
+        ("DELETE", "NO"),
+        ("INSERT", "NO"),
+        ("REFERENCES", "NO"),
+        ("SELECT", "YES"),
+        ("TRIGGER", "NO"),
+        ("TRUNCATE", "NO"),
+        ("UPDATE", "NO"),
+    ]
+    .iter()
+    .map(|(p, h)| {
+        ["amber", "amber", "t", p, "YES", h]
+            .iter()
+            .map(|s| Some(s.to_string()))
+            .collect()
+    })
+    .collect();
+    assert_eq!(got, want);
+}

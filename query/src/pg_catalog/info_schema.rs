@@ -60,6 +60,34 @@ pub(crate) fn rows(s: &Snapshot, view: &str, view_types: &ViewTypes) -> DfResult
                     .set("is_typed", "NO")
             })
             .collect(),
+        // The owner's privileges on each table and view, as PostgreSQL
+        // lists them (Amber has one role, which owns everything).
+        "table_privileges" => s
+            .relations()
+            .flat_map(|r| {
+                [
+                    "DELETE",
+                    "INSERT",
+                    "REFERENCES",
+                    "SELECT",
+                    "TRIGGER",
+                    "TRUNCATE",
+                    "UPDATE",
+                ]
+                .into_iter()
+                .map(move |privilege| {
+                    Row::new()
+                        .set("grantor", super::relations::OWNER)
+                        .set("grantee", super::relations::OWNER)
+                        .set("table_catalog", DATABASE)
+                        .set("table_schema", r.schema())
+                        .set("table_name", r.name())
+                        .set("privilege_type", privilege)
+                        .set("is_grantable", "YES")
+                        .set("with_hierarchy", yes(privilege == "SELECT"))
+                })
+            })
+            .collect(),
         "columns" => {
             let mut rows = Vec::new();
             for r in s.relations() {

@@ -5,7 +5,8 @@
 -- plugins/org.jkiss.dbeaver.ext.postgresql/src/org/jkiss/dbeaver/ext/postgresql/model/:
 -- PostgreExecutionContext.java (current schema, search_path),
 -- PostgreDataSource.java (version, databases), PostgreDatabase.java
--- (schemas, roles, access methods, data types), PostgreSchema.java
+-- (schemas, roles, access methods, data types), PostgreRole.java (its
+-- privileges), PostgreSchema.java
 -- (tables, columns, constraints, indexes, procedures), with a server
 -- version of 10 or later and default navigator settings.
 
@@ -98,3 +99,8 @@ FROM pg_catalog.pg_proc p
 LEFT OUTER JOIN pg_catalog.pg_description d ON d.objoid=p.oid and d.classoid='pg_proc'::regclass  AND d.objsubid = 0
 WHERE p.pronamespace=%s
 ORDER BY p.proname
+
+-- name: role privileges
+-- params: SELECT current_database(), 'amber'
+-- gap: information_schema.table_privileges lists Amber's tables and views, not PostgreSQL's own catalog relations (which its bootstrap superuser owns)
+SELECT * FROM information_schema.table_privileges WHERE table_catalog=%s AND grantee=%s
