@@ -271,6 +271,7 @@ fn encode_field(
         | SqlType::Numeric
         | SqlType::Date
         | SqlType::Timestamptz
+        | SqlType::Timestamp
         | SqlType::Bytea => {
             let s = v.as_str().ok_or_else(|| not_canonical(column, ty, v))?;
             write_bytes(out, tag(WIRE_BYTES), s.as_bytes());
@@ -346,6 +347,7 @@ pub fn field_json(ty: &SqlType, f: Field<'_>) -> Result<Json, RowError> {
         | SqlType::Numeric
         | SqlType::Date
         | SqlType::Timestamptz
+        | SqlType::Timestamp
         | SqlType::Bytea => Json::from(f.as_str().ok_or_else(bad)?),
         SqlType::Jsonb | SqlType::Array(_) => {
             serde_json::from_slice(f.as_bytes().ok_or_else(bad)?).map_err(|_| bad())?

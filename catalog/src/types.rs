@@ -13,6 +13,9 @@ pub enum SqlType {
     Numeric,
     Date,
     Timestamptz,
+    /// `timestamp without time zone`: stored as timestamptz's microseconds
+    /// (read as UTC), computed and shown without a zone.
+    Timestamp,
     /// A reference to an object of the named class (same module): `bigint`.
     Ref(String),
     Array(Box<SqlType>),
@@ -30,6 +33,7 @@ impl SqlType {
             "numeric" => SqlType::Numeric,
             "date" => SqlType::Date,
             "timestamptz" => SqlType::Timestamptz,
+            "timestamp" => SqlType::Timestamp,
             "jsonb" => SqlType::Jsonb,
             _ => {
                 if let Some(c) = s.strip_prefix("ref:") {
@@ -53,6 +57,7 @@ impl SqlType {
             SqlType::Numeric => "numeric".into(),
             SqlType::Date => "date".into(),
             SqlType::Timestamptz => "timestamptz".into(),
+            SqlType::Timestamp => "timestamp".into(),
             SqlType::Jsonb => "jsonb".into(),
             SqlType::Ref(c) => format!("ref:{c}"),
             SqlType::Array(t) => format!("array:{}", t.describe()),
@@ -70,6 +75,7 @@ impl SqlType {
             SqlType::Numeric => "numeric".into(),
             SqlType::Date => "date".into(),
             SqlType::Timestamptz => "timestamp with time zone".into(),
+            SqlType::Timestamp => "timestamp without time zone".into(),
             SqlType::Jsonb => "jsonb".into(),
             SqlType::Array(t) => format!("{}[]", t.pg_name()),
         }

@@ -69,10 +69,12 @@ pub fn canonical_value(t: &SqlType, v: &Json, what: &str) -> Result<Json, SqlErr
             Some(d) => Json::from(format_date_days(d)),
             None => return Err(invalid(t, v, what)),
         },
-        SqlType::Timestamptz => match v.as_str().and_then(parse_timestamp_micros) {
-            Some(us) => Json::from(ts_iso(us)),
-            None => return Err(invalid(t, v, what)),
-        },
+        SqlType::Timestamptz | SqlType::Timestamp => {
+            match v.as_str().and_then(parse_timestamp_micros) {
+                Some(us) => Json::from(ts_iso(us)),
+                None => return Err(invalid(t, v, what)),
+            }
+        }
         SqlType::Jsonb => v.clone(),
         SqlType::Array(inner) => match v.as_array() {
             Some(items) => Json::Array(

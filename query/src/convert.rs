@@ -35,6 +35,7 @@ pub fn arrow_type(t: &SqlType) -> DataType {
         SqlType::Numeric => DataType::Decimal128(NUMERIC_PRECISION, NUMERIC_SCALE),
         SqlType::Date => DataType::Date32,
         SqlType::Timestamptz => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
         SqlType::Array(inner) => {
             DataType::List(Arc::new(Field::new("item", arrow_type(inner), true)))
         }
@@ -196,13 +197,14 @@ pub fn json_column(t: &SqlType, dt: &DataType, values: &[&Json]) -> Result<Array
             }
             Arc::new(b.finish())
         }
-        SqlType::Timestamptz => {
-            let zone: Arc<str> = match dt {
-                DataType::Timestamp(_, Some(z)) => z.clone(),
-                _ => "UTC".into(),
+        SqlType::Timestamptz | SqlType::Timestamp => {
+            let zone: Option<Arc<str>> = match (t, dt) {
+                (SqlType::Timestamp, _) => None,
+                (_, DataType::Timestamp(_, Some(z))) => Some(z.clone()),
+                _ => Some("UTC".into()),
             };
             let mut b =
-                TimestampMicrosecondBuilder::with_capacity(values.len()).with_timezone(zone);
+                TimestampMicrosecondBuilder::with_capacity(values.len()).with_timezone_opt(zone);
             for v in values {
                 match v {
                     Json::Null => b.append_null(),
@@ -353,6 +355,9 @@ pub fn json_to_scalar(t: &SqlType, v: &Json) -> Result<ScalarValue, SqlError> {
             v.as_str().and_then(parse_timestamp_micros),
             Some("UTC".into()),
         ),
+        SqlType::Timestamp => {
+            ScalarValue::TimestampMicrosecond(v.as_str().and_then(parse_timestamp_micros), None)
+        }
         SqlType::Array(inner) => {
             if null {
                 ScalarValue::try_from(&arrow_type(t))
@@ -418,6 +423,20 @@ pub fn scalar_to_json(t: &SqlType, v: &ScalarValue, settings: &Settings) -> Resu
             ));
         }
         (SqlType::Jsonb, other) => return Ok(scalar_to_plain_json(other)),
+        // timestamptz into timestamp: the wall-clock time in the
+        // session's TimeZone, as PostgreSQL converts it.
+        (SqlType::Timestamp, v) if matches!(v.data_type(), DataType::Timestamp(_, Some(_))) => {
+            let utc = v
+                .cast_to(&DataType::Timestamp(
+                    TimeUnit::Microsecond,
+                    Some("UTC".into()),
+                ))
+                .map_err(|e| SqlError::internal(e.to_string()))?;
+            if let ScalarValue::TimestampMicrosecond(Some(us), _) = utc {
+                let offset_us = i64::from(settings.zone.offset_at_utc(us)) * 1_000_000;
+                return Ok(Json::from(ts_iso(us.saturating_add(offset_us))));
+            }
+        }
         // Element by element, so each keeps its own numeric scale.
         (SqlType::Array(inner), ScalarValue::List(list)) => {
             let values = list.value(0);
@@ -467,9 +486,10 @@ pub fn scalar_to_json(t: &SqlType, v: &ScalarValue, settings: &Settings) -> Resu
             Json::from(value::decimal_numeric(*x, *s).to_string())
         }
         (SqlType::Date, ScalarValue::Date32(Some(d))) => Json::from(format_date_days(*d)),
-        (SqlType::Timestamptz, ScalarValue::TimestampMicrosecond(Some(us), _)) => {
-            Json::from(ts_iso(*us))
-        }
+        (
+            SqlType::Timestamptz | SqlType::Timestamp,
+            ScalarValue::TimestampMicrosecond(Some(us), _),
+        ) => Json::from(ts_iso(*us)),
         (_, other) => {
             return Err(SqlError::new(
                 "42804",

@@ -62,6 +62,7 @@ fn result_type(field: &Field) -> SqlType {
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => SqlType::Bytea,
         DataType::Decimal128(..) | DataType::Decimal256(..) => SqlType::Numeric,
         DataType::Date32 | DataType::Date64 => SqlType::Date,
+        DataType::Timestamp(_, None) => SqlType::Timestamp,
         DataType::Timestamp(..) => SqlType::Timestamptz,
         DataType::List(f) | DataType::LargeList(f) => match result_type(f) {
             SqlType::Array(_) | SqlType::Jsonb => SqlType::Jsonb,

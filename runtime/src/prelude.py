@@ -188,6 +188,14 @@ def _enc(t, v, where):
         if v.tzinfo is None:
             v = v.replace(tzinfo=_dt.timezone.utc)
         return v.astimezone(_dt.timezone.utc).isoformat()
+    if t == "timestamp":
+        # A wall-clock time (timestamp without time zone): naive; an
+        # aware datetime is taken at UTC.
+        if not isinstance(v, _dt.datetime):
+            raise TypeError(f"{where} must be datetime, not {type(v).__name__}")
+        if v.tzinfo is not None:
+            v = v.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        return v.replace(tzinfo=_dt.timezone.utc).isoformat()
     if t == "date":
         if isinstance(v, _dt.datetime) or not isinstance(v, _dt.date):
             raise TypeError(f"{where} must be date, not {type(v).__name__}")
@@ -252,6 +260,8 @@ def _dec(t, v):
         return _dt.date.fromisoformat(v)
     if t == "timestamptz":
         return _dt.datetime.fromisoformat(v)
+    if t == "timestamp":
+        return _dt.datetime.fromisoformat(v).replace(tzinfo=None)
     if t.startswith("array:"):
         inner = t[6:]
         return [_dec(inner, x) for x in v]

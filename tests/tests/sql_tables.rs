@@ -724,3 +724,65 @@ async fn foreign_keys_are_kept_as_postgresql_keeps_them() {
     .await;
     assert_eq!(left, rows(&[&["1"]]));
 }
+
+/// `timestamp` (without time zone) columns, which ORMs declare (SQLAlchemy's
+/// `DateTime`): stored and shown as wall-clock times, a timestamptz put in
+/// one converted in the session's TimeZone, arrays, arithmetic, the
+/// catalog's type name and the binary format, as PostgreSQL 15 gives them
+/// (its answers). Such a table used to be refused.
+#[tokio::test]
+async fn timestamp_columns_are_wall_clock_times() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    c.batch_execute(
+        "CREATE TABLE tsx (id bigint PRIMARY KEY, at timestamp, ats timestamp[]);
+         INSERT INTO tsx VALUES (1, '2024-01-02 03:04:05.678', '{\"2024-01-01 00:00:00\"}');
+         SET TimeZone = 'Europe/Berlin';
+         INSERT INTO tsx (id, at) VALUES (2, '2024-07-01 10:00:00+00'::timestamptz);",
+    )
+    .await
+    .unwrap();
+    let got = simple_rows(
+        &c,
+        "SELECT id, at, ats, at + interval '1 day', pg_typeof(at), \
+         format_type('tsx'::regclass::oid, NULL) IS NOT NULL FROM tsx ORDER BY id",
+    )
+    .await;
+    let row = |v: &[Option<&str>]| v.iter().map(|s| s.map(str::to_string)).collect::<Vec<_>>();
+    assert_eq!(
+        got,
+        vec![
+            row(&[
+                Some("1"),
+                Some("2024-01-02 03:04:05.678"),
+                Some("{\"2024-01-01 00:00:00\"}"),
+                Some("2024-01-03 03:04:05.678"),
+                Some("timestamp without time zone"),
+                Some("t"),
+            ]),
+            row(&[
+                Some("2"),
+                Some("2024-07-01 12:00:00"),
+                None,
+                Some("2024-07-02 12:00:00"),
+                Some("timestamp without time zone"),
+                Some("t"),
+            ]),
+        ]
+    );
+    let declared = simple_rows(
+        &c,
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
+         WHERE attrelid = 'tsx'::regclass AND attname = 'at'",
+    )
+    .await;
+    assert_eq!(declared, rows(&[&["timestamp without time zone"]]));
+    // Binary: microseconds since 2000-01-01, no zone.
+    let r = c
+        .query_one("SELECT at FROM tsx WHERE id = 1", &[])
+        .await
+        .unwrap();
+    let at: std::time::SystemTime = r.get(0);
+    let since_epoch = at.duration_since(std::time::UNIX_EPOCH).unwrap();
+    assert_eq!(since_epoch.as_millis(), 1_704_164_645_678);
+}

@@ -565,7 +565,7 @@ fn python_type(t: &SqlType) -> String {
         SqlType::Bytea => "bytes".into(),
         SqlType::Numeric => "decimal.Decimal".into(),
         SqlType::Date => "datetime.date".into(),
-        SqlType::Timestamptz => "datetime.datetime".into(),
+        SqlType::Timestamptz | SqlType::Timestamp => "datetime.datetime".into(),
         SqlType::Jsonb => "dict".into(),
         SqlType::Array(inner) => format!("list[{}]", python_type(inner)),
     }

@@ -326,6 +326,9 @@ pub(super) fn sql_type(t: &AstType) -> Result<SqlType, SqlError> {
         AstType::Timestamp(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => {
             SqlType::Timestamptz
         }
+        AstType::Timestamp(_, ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone) => {
+            SqlType::Timestamp
+        }
         AstType::JSON | AstType::JSONB => SqlType::Jsonb,
         AstType::Array(ast::ArrayElemTypeDef::SquareBracket(inner, _))
         | AstType::Array(ast::ArrayElemTypeDef::AngleBracket(inner)) => match sql_type(inner)? {

@@ -1,6 +1,6 @@
 CREATE SCHEMA shop;
 CREATE TABLE shop.customer (id bigint PRIMARY KEY, name text NOT NULL, email text UNIQUE, joined date DEFAULT '2024-01-01');
-CREATE TABLE shop.orders (id bigserial PRIMARY KEY, customer_id bigint NOT NULL REFERENCES shop.customer (id), total numeric DEFAULT 0, placed timestamptz, paid boolean NOT NULL DEFAULT false, score double precision);
+CREATE TABLE shop.orders (id bigserial PRIMARY KEY, customer_id bigint NOT NULL REFERENCES shop.customer (id), total numeric DEFAULT 0, placed timestamptz, paid boolean NOT NULL DEFAULT false, score double precision, created timestamp);
 CREATE INDEX orders_placed_idx ON shop.orders (placed);
 CREATE VIEW shop.big_orders AS SELECT id, customer_id, total FROM shop.orders WHERE total > 100;
 CREATE TABLE public.events (id bigint PRIMARY KEY, kind text, at timestamptz, payload jsonb, tags text[], raw bytea);
