@@ -185,6 +185,28 @@ pub struct ForeignKeyDef {
     pub column: String,
     /// The constraint's name (`orders_customer_id_fkey` by default).
     pub name: String,
+    /// What deleting a referenced row does to the rows referencing it.
+    #[serde(default, skip_serializing_if = "OnDelete::is_no_action")]
+    pub on_delete: OnDelete,
+}
+
+/// `ON DELETE` of a foreign key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDelete {
+    /// Refused while referenced (NO ACTION, RESTRICT).
+    #[default]
+    NoAction,
+    /// The referencing rows are deleted too.
+    Cascade,
+    /// The referencing column is set to NULL.
+    SetNull,
+}
+
+impl OnDelete {
+    fn is_no_action(&self) -> bool {
+        *self == OnDelete::NoAction
+    }
 }
 
 fn is_zero(v: &u32) -> bool {

@@ -317,11 +317,11 @@ impl Session {
                     &obj,
                 )?;
                 if let Some(all) = &fk_modules {
-                    let guard = lock(txn)?;
+                    let mut guard = lock(txn)?;
                     crate::foreign_keys::check_references(&guard, all, &module.name, &class, &obj)?;
                     if referenced {
                         crate::foreign_keys::check_referenced(
-                            &guard,
+                            &mut guard,
                             all,
                             &module.name,
                             &class,
@@ -429,7 +429,7 @@ impl Session {
             // After the delete: a row referencing itself goes with it.
             if let Some(all) = &fk_modules {
                 crate::foreign_keys::check_referenced(
-                    &guard,
+                    &mut guard,
                     all,
                     &module.name,
                     &class,

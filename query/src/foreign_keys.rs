@@ -1,8 +1,10 @@
 //! Foreign keys of tables made by SQL (`REFERENCES t (c)`, `FOREIGN KEY
-//! (a) REFERENCES t (c)`), kept as PostgreSQL keeps them with NO ACTION:
-//! a referencing row's non-null value must be a key of the referenced
-//! column (found through that column's unique index, one key read), and
-//! a DELETE or an UPDATE of the referenced key fails (23503) while a row
+//! (a) REFERENCES t (c)`), kept as PostgreSQL keeps them: a referencing
+//! row's non-null value must be a key of the referenced column (found
+//! through that column's unique index, one key read); deleting a
+//! referenced row fails (23503, NO ACTION and RESTRICT), deletes the rows
+//! referencing it (ON DELETE CASCADE) or sets their column to NULL (ON
+//! DELETE SET NULL); an UPDATE of a referenced key fails while a row
 //! still references it. Checks run in the writer's transaction, so a
 //! concurrent insert of a reference and delete of its key conflict at
 //! commit (40001) rather than leave a dangling reference.
@@ -15,7 +17,9 @@
 
 use crate::dml::Object;
 use crate::error::SqlError;
-use amber_catalog::{class_prefix, class_range_end, row, ClassDef, ForeignKeyDef, ModuleDef};
+use amber_catalog::{
+    class_prefix, class_range_end, object_key, row, ClassDef, ForeignKeyDef, ModuleDef, OnDelete,
+};
 use amber_storage::Txn;
 use serde_json::Value as Json;
 use std::sync::Arc;
@@ -103,17 +107,43 @@ pub(crate) fn is_referenced(modules: &[Arc<ModuleDef>], schema: &str, class: &Cl
     })
 }
 
-/// 23503 if `old` (a row of `class` in `schema` being deleted, or updated
-/// to `new`) has a referenced key that goes away while a row of another
-/// or the same table still references it.
+/// Most levels a cascading delete follows (each a table whose rows
+/// reference the last level's): past it the statement fails (54001)
+/// rather than recurse without bound.
+const CASCADE_DEPTH_MAX: usize = 64;
+
+/// What removing `old`'s referenced keys does (a row of `class` in
+/// `schema`, already deleted, or updated to `new`): for a delete, each
+/// key's foreign keys refuse it (NO ACTION, RESTRICT: 23503), delete the
+/// referencing rows (CASCADE, which cascades further) or set their
+/// column to NULL (SET NULL); an update of a referenced key is refused
+/// while referenced (ON UPDATE NO ACTION).
 pub(crate) fn check_referenced(
-    txn: &Txn,
+    txn: &mut Txn,
     modules: &[Arc<ModuleDef>],
     schema: &str,
     class: &ClassDef,
     old: &Object,
     new: Option<&Object>,
 ) -> Result<(), SqlError> {
+    referenced_change(txn, modules, schema, class, old, new, 0)
+}
+
+fn referenced_change(
+    txn: &mut Txn,
+    modules: &[Arc<ModuleDef>],
+    schema: &str,
+    class: &ClassDef,
+    old: &Object,
+    new: Option<&Object>,
+    depth: usize,
+) -> Result<(), SqlError> {
+    if depth > CASCADE_DEPTH_MAX {
+        return Err(SqlError::new(
+            "54001",
+            format!("foreign key cascade deeper than {CASCADE_DEPTH_MAX} tables"),
+        ));
+    }
     for m in modules {
         for referencing in &m.shape.classes {
             for col in &referencing.columns {
@@ -134,22 +164,78 @@ pub(crate) fn check_referenced(
                 if kept {
                     continue;
                 }
-                if references_value(txn, referencing, &col.name, &col.ty, &v)? {
-                    return Err(SqlError::new(
-                        "23503",
-                        format!(
-                            "update or delete on table \"{}\" violates foreign key constraint \"{}\" on table \"{}\"",
-                            class.table, fk.name, referencing.table
-                        ),
-                    )
-                    .with_detail(Some(format!(
-                        "Key ({})=({}) is still referenced from table \"{}\".",
-                        fk.column,
-                        shown(&v),
-                        referencing.table
-                    )))
-                    .with_table(&m.name, &referencing.table)
-                    .with_constraint(&fk.name));
+                let rows = referencing_rows(txn, referencing, &col.name, &col.ty, &v)?;
+                if rows.is_empty() {
+                    continue;
+                }
+                match (new, fk.on_delete) {
+                    (Some(_), _) | (None, OnDelete::NoAction) => {
+                        return Err(SqlError::new(
+                            "23503",
+                            format!(
+                                "update or delete on table \"{}\" violates foreign key constraint \"{}\" on table \"{}\"",
+                                class.table, fk.name, referencing.table
+                            ),
+                        )
+                        .with_detail(Some(format!(
+                            "Key ({})=({}) is still referenced from table \"{}\".",
+                            fk.column,
+                            shown(&v),
+                            referencing.table
+                        )))
+                        .with_table(&m.name, &referencing.table)
+                        .with_constraint(&fk.name));
+                    }
+                    (None, OnDelete::Cascade) => {
+                        for (oid, row) in rows {
+                            crate::unique::remove(txn, referencing, oid, &row)?;
+                            txn.delete(&object_key(referencing.id, oid))?;
+                            referenced_change(
+                                txn,
+                                modules,
+                                &m.name,
+                                referencing,
+                                &row,
+                                None,
+                                depth + 1,
+                            )?;
+                        }
+                    }
+                    (None, OnDelete::SetNull) => {
+                        if !col.nullable {
+                            return Err(SqlError::new(
+                                "23502",
+                                format!(
+                                    "null value in column \"{}\" of relation \"{}\" violates not-null constraint",
+                                    col.name, referencing.table
+                                ),
+                            )
+                            .with_table(&m.name, &referencing.table)
+                            .with_column(&col.name));
+                        }
+                        for (oid, row) in rows {
+                            let mut nulled = row.clone();
+                            nulled.insert(col.name.clone(), Json::Null);
+                            crate::unique::write(
+                                txn,
+                                &m.name,
+                                referencing,
+                                oid,
+                                Some(&row),
+                                &nulled,
+                            )?;
+                            crate::dml::put_object(referencing, oid, &nulled, txn)?;
+                            referenced_change(
+                                txn,
+                                modules,
+                                &m.name,
+                                referencing,
+                                &row,
+                                Some(&nulled),
+                                depth + 1,
+                            )?;
+                        }
+                    }
                 }
             }
         }
@@ -157,16 +243,18 @@ pub(crate) fn check_referenced(
     Ok(())
 }
 
-/// Whether some object of `class` has `column` equal to `v` (canonical).
-fn references_value(
+/// The objects of `class` whose `column` equals `v` (canonical), with
+/// their ids.
+fn referencing_rows(
     txn: &Txn,
     class: &ClassDef,
     column: &str,
     ty: &amber_catalog::SqlType,
     v: &Json,
-) -> Result<bool, SqlError> {
+) -> Result<Vec<(u64, Object)>, SqlError> {
     let end = class_range_end(class.id);
     let mut start = class_prefix(class.id);
+    let mut found = Vec::new();
     // Bounded by the class's objects: each batch starts after the last.
     loop {
         let batch = txn.scan_range(&start, &end, SCAN_BATCH_MAX)?;
@@ -181,7 +269,7 @@ fn references_value(
                 .get(column)
                 .is_some_and(|x| !x.is_null() && crate::unique::canonical(ty, x) == *v)
             {
-                return Ok(true);
+                found.push((oid, obj));
             }
         }
         match batch.last() {
@@ -189,7 +277,7 @@ fn references_value(
                 start = last.clone();
                 start.push(0);
             }
-            _ => return Ok(false),
+            _ => return Ok(found),
         }
     }
 }

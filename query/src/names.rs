@@ -182,7 +182,17 @@ fn without_unary_plus(e: &Expr) -> &Expr {
 /// One name per select item; `None` for a wildcard (its columns keep the
 /// names the table gives them).
 pub fn select_item_names(query: &Query) -> Option<Vec<Option<String>>> {
-    let SetExpr::Select(select) = query.body.as_ref() else {
+    // A UNION's columns are named by its first SELECT (bounded: each step
+    // goes one set operation deeper into a finite tree).
+    let mut body = query.body.as_ref();
+    loop {
+        match body {
+            SetExpr::SetOperation { left, .. } => body = left.as_ref(),
+            SetExpr::Query(q) => body = q.body.as_ref(),
+            _ => break,
+        }
+    }
+    let SetExpr::Select(select) = body else {
         return None;
     };
     Some(

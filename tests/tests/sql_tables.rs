@@ -211,7 +211,7 @@ async fn ddl_errors_are_postgresql_errors() {
     for sql in [
         "CREATE TABLE u (a int CHECK (a > 0))",
         "CREATE TEMPORARY TABLE u (a int)",
-        "CREATE TABLE u (a timestamp)",
+        "CREATE TABLE u (a interval)",
     ] {
         let e = c.batch_execute(sql).await.unwrap_err();
         assert_eq!(code(&e), "0A000", "{sql}");
@@ -785,4 +785,85 @@ async fn timestamp_columns_are_wall_clock_times() {
     let at: std::time::SystemTime = r.get(0);
     let since_epoch = at.duration_since(std::time::UNIX_EPOCH).unwrap();
     assert_eq!(since_epoch.as_millis(), 1_704_164_645_678);
+}
+
+/// `ON DELETE CASCADE` and `ON DELETE SET NULL` as PostgreSQL 15 runs them
+/// (its answers): a delete cascades through a chain of tables and down a
+/// self-referencing tree; SET NULL clears the referencing column, and a
+/// NOT NULL one fails the delete (23502, nothing of it kept); the
+/// catalog shows the actions.
+#[tokio::test]
+async fn on_delete_cascade_and_set_null_act_as_in_postgresql() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    c.batch_execute(
+        "CREATE SCHEMA cas;
+         CREATE TABLE cas.p (id bigint PRIMARY KEY, name text);
+         CREATE TABLE cas.c (id bigint PRIMARY KEY, p bigint REFERENCES cas.p ON DELETE CASCADE);
+         CREATE TABLE cas.g (id bigint PRIMARY KEY, c bigint REFERENCES cas.c ON DELETE CASCADE);
+         CREATE TABLE cas.n (id bigint PRIMARY KEY, p bigint REFERENCES cas.p ON DELETE SET NULL);
+         CREATE TABLE cas.nn (id bigint PRIMARY KEY, p bigint NOT NULL REFERENCES cas.p ON DELETE SET NULL);
+         CREATE TABLE cas.t (id bigint PRIMARY KEY, up bigint REFERENCES cas.t ON DELETE CASCADE);
+         INSERT INTO cas.p VALUES (1, 'a'), (2, 'b'), (3, 'c');
+         INSERT INTO cas.c VALUES (10, 1), (11, 1), (12, 2);
+         INSERT INTO cas.g VALUES (100, 10), (101, 12);
+         INSERT INTO cas.n VALUES (1, 1), (2, 2);
+         INSERT INTO cas.nn VALUES (1, 3);
+         INSERT INTO cas.t VALUES (1, NULL), (2, 1), (3, 2), (4, NULL);
+         DELETE FROM cas.p WHERE id = 1;
+         DELETE FROM cas.t WHERE id = 1;",
+    )
+    .await
+    .unwrap();
+    let left = simple_rows(
+        &c,
+        "SELECT 'c', id FROM cas.c UNION ALL SELECT 'g', id FROM cas.g \
+         UNION ALL SELECT 'n', coalesce(p, -1) FROM cas.n UNION ALL SELECT 't', id FROM cas.t \
+         ORDER BY 1, 2",
+    )
+    .await;
+    assert_eq!(
+        left,
+        rows(&[
+            &["c", "12"],
+            &["g", "101"],
+            &["n", "-1"],
+            &["n", "2"],
+            &["t", "4"],
+        ])
+    );
+    let err = c
+        .batch_execute("DELETE FROM cas.p WHERE id = 3")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "23502");
+    assert_eq!(
+        simple_rows(&c, "SELECT count(*) FROM cas.p WHERE id = 3").await,
+        rows(&[&["1"]])
+    );
+    let rules = simple_rows(
+        &c,
+        "SELECT constraint_name, delete_rule FROM information_schema.referential_constraints \
+         WHERE constraint_schema = 'cas' ORDER BY 1",
+    )
+    .await;
+    assert_eq!(
+        rules,
+        rows(&[
+            &["c_p_fkey", "CASCADE"],
+            &["g_c_fkey", "CASCADE"],
+            &["n_p_fkey", "SET NULL"],
+            &["nn_p_fkey", "SET NULL"],
+            &["t_up_fkey", "CASCADE"],
+        ])
+    );
+    let def = simple_rows(
+        &c,
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'n_p_fkey'",
+    )
+    .await;
+    assert_eq!(
+        def,
+        rows(&[&["FOREIGN KEY (p) REFERENCES cas.p(id) ON DELETE SET NULL"]])
+    );
 }

@@ -209,7 +209,14 @@ pub(crate) fn rows(s: &Snapshot, view: &str, view_types: &ViewTypes) -> DfResult
                         .set("unique_constraint_name", fk.target_index_name.clone())
                         .set("match_option", "NONE")
                         .set("update_rule", "NO ACTION")
-                        .set("delete_rule", "NO ACTION")
+                        .set(
+                            "delete_rule",
+                            match fk.on_delete {
+                                amber_catalog::OnDelete::NoAction => "NO ACTION",
+                                amber_catalog::OnDelete::Cascade => "CASCADE",
+                                amber_catalog::OnDelete::SetNull => "SET NULL",
+                            },
+                        )
                 })
             })
             .collect(),

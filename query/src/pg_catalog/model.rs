@@ -89,6 +89,7 @@ pub(crate) struct ForeignKey {
     pub target_index_name: String,
     /// The key's type (its equality operator).
     pub type_oid: u32,
+    pub on_delete: amber_catalog::OnDelete,
 }
 
 /// A table or view of a schema.
@@ -655,6 +656,7 @@ impl<'a> Relation<'a> {
                         target_index: or_legacy(index.oid, index.id),
                         target_index_name: index.name.clone(),
                         type_oid: type_oid(&col.ty),
+                        on_delete: fk.on_delete,
                     });
                 }
                 let SqlType::Ref(target) = &col.ty else {
@@ -672,6 +674,7 @@ impl<'a> Relation<'a> {
                     target_index: or_legacy(t.id_index_oid, t.id ^ 0x2),
                     target_index_name: format!("{}_pkey", t.table),
                     type_oid: types::INT8,
+                    on_delete: amber_catalog::OnDelete::NoAction,
                 })
             })
             .collect()

@@ -637,7 +637,14 @@ fn pg_constraint(s: &Snapshot) -> Vec<Row> {
                     .set("conindid", fk.target_index)
                     .set("confrelid", fk.target)
                     .set("confupdtype", "a")
-                    .set("confdeltype", "a")
+                    .set(
+                        "confdeltype",
+                        match fk.on_delete {
+                            amber_catalog::OnDelete::NoAction => "a",
+                            amber_catalog::OnDelete::Cascade => "c",
+                            amber_catalog::OnDelete::SetNull => "n",
+                        },
+                    )
                     .set("confmatchtype", "s")
                     .set("connoinherit", true)
                     .set("conkey", ints([i64::from(fk.column.0)]))

@@ -291,10 +291,15 @@ pub(crate) fn key_def(index: &Index) -> String {
 /// `pg_get_constraintdef` of a foreign key.
 pub(crate) fn fkey_def(fk: &ForeignKey) -> String {
     format!(
-        "FOREIGN KEY ({}) REFERENCES {}({})",
+        "FOREIGN KEY ({}) REFERENCES {}({}){}",
         quote_ident(&fk.column.1),
         qualified(&fk.target_schema, &fk.target_table),
-        quote_ident(&fk.target_column.1)
+        quote_ident(&fk.target_column.1),
+        match fk.on_delete {
+            amber_catalog::OnDelete::NoAction => "",
+            amber_catalog::OnDelete::Cascade => " ON DELETE CASCADE",
+            amber_catalog::OnDelete::SetNull => " ON DELETE SET NULL",
+        }
     )
 }
 

@@ -100,6 +100,7 @@ impl Ddl<'_> {
             table: target_table,
             column: key,
             name,
+            on_delete: fk.on_delete,
         })
     }
 
@@ -177,6 +178,7 @@ pub(super) struct ForeignKeyClause {
     table: ObjectName,
     /// The referenced column; `None`: the referenced table's primary key.
     referred: Option<String>,
+    on_delete: amber_catalog::OnDelete,
 }
 
 impl ForeignKeyClause {
@@ -200,16 +202,26 @@ impl ForeignKeyClause {
                 ))
             }
         };
-        for (what, action) in [("DELETE", &fk.on_delete), ("UPDATE", &fk.on_update)] {
-            match action {
-                None
-                | Some(ast::ReferentialAction::NoAction)
-                | Some(ast::ReferentialAction::Restrict) => {}
-                Some(other) => {
-                    return Err(SqlError::unsupported(format!(
-                        "ON {what} {other} is not supported yet (NO ACTION and RESTRICT are)"
-                    )))
-                }
+        let on_delete = match fk.on_delete {
+            None | Some(ast::ReferentialAction::NoAction) | Some(ast::ReferentialAction::Restrict) => {
+                amber_catalog::OnDelete::NoAction
+            }
+            Some(ast::ReferentialAction::Cascade) => amber_catalog::OnDelete::Cascade,
+            Some(ast::ReferentialAction::SetNull) => amber_catalog::OnDelete::SetNull,
+            Some(other) => {
+                return Err(SqlError::unsupported(format!(
+                    "ON DELETE {other} is not supported yet (NO ACTION, RESTRICT, CASCADE and SET NULL are)"
+                )))
+            }
+        };
+        match fk.on_update {
+            None
+            | Some(ast::ReferentialAction::NoAction)
+            | Some(ast::ReferentialAction::Restrict) => {}
+            Some(other) => {
+                return Err(SqlError::unsupported(format!(
+                    "ON UPDATE {other} is not supported yet (NO ACTION and RESTRICT are)"
+                )))
             }
         }
         if fk
@@ -226,6 +238,7 @@ impl ForeignKeyClause {
             column: column.clone(),
             table: fk.foreign_table.clone(),
             referred,
+            on_delete,
         })
     }
 }
