@@ -32,6 +32,7 @@ pub(crate) fn take_pending(pending: &PendingSettings) -> Vec<(String, String)> {
 const SET_CONFIG_CALLS_MAX: usize = 1024;
 
 pub(crate) fn session_functions(
+    backend_pid: i32,
     settings: &Arc<HashMap<String, String>>,
     block_read_only: Option<bool>,
     schemas: Vec<String>,
@@ -82,6 +83,16 @@ pub(crate) fn session_functions(
             }))
         }),
     ));
+    let pid = Arc::new(datafusion::logical_expr::create_udf(
+        "pg_backend_pid",
+        vec![],
+        DataType::Int32,
+        // Stable: never folded into a plan another session could reuse.
+        Volatility::Stable,
+        Arc::new(move |_args: &[ColumnarValue]| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Int32(Some(backend_pid))))
+        }),
+    ));
     let schema = Arc::new(datafusion::logical_expr::create_udf(
         "current_schema",
         vec![],
@@ -123,6 +134,8 @@ pub(crate) fn session_functions(
         ("pg_catalog.current_schema".into(), schema),
         ("current_schemas".into(), schemas_fn.clone()),
         ("pg_catalog.current_schemas".into(), schemas_fn),
+        ("pg_backend_pid".into(), pid.clone()),
+        ("pg_catalog.pg_backend_pid".into(), pid),
     ]
 }
 

@@ -75,6 +75,7 @@ impl Session {
         // current_setting() and pg_settings.
         let settings = Arc::new(self.settings.clone());
         functions.extend(crate::pg_functions::session_functions(
+            self.backend_pid,
             &settings,
             self.open_block_read_only().ok().flatten(),
             schemas,

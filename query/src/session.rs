@@ -110,6 +110,8 @@ pub enum PreparedKind {
 
 pub struct Session {
     pub(crate) engine: Arc<Engine>,
+    /// `pg_backend_pid()`: the id the client knows this session by.
+    pub(crate) backend_pid: i32,
     pub(crate) state: TxnState,
     pub(crate) settings: HashMap<String, String>,
     pub(crate) srf_counter: u64,
@@ -156,6 +158,7 @@ pub struct Session {
 impl Session {
     pub fn new(engine: Arc<Engine>) -> Session {
         Session {
+            backend_pid: 0,
             engine,
             state: TxnState::Idle,
             settings: HashMap::new(),
@@ -189,6 +192,12 @@ impl Session {
     /// The flag a cancel request sets to interrupt the running statement.
     pub fn cancel_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
         self.cancel.clone()
+    }
+
+    /// The process id the connection told its client (BackendKeyData),
+    /// which `pg_backend_pid()` answers.
+    pub fn set_backend_pid(&mut self, pid: i32) {
+        self.backend_pid = pid;
     }
 
     /// A storage transaction for a block or a statement: read-only when

@@ -243,6 +243,7 @@ impl StartupHandler for Connection {
             };
             let (pid, secret) = self.cancels.keys.generate(client);
             client.set_pid_and_secret_key(pid, secret.clone());
+            self.session.lock().await.set_backend_pid(pid);
             self.pid.store(pid, std::sync::atomic::Ordering::SeqCst);
             self.cancels.register(pid, secret, self.cancel_flag.clone());
             tracing::info!(peer = %client.socket_addr(), user, "connection authenticated");

@@ -106,6 +106,9 @@ def psycopg_session(dsn):
             cur.execute("SELECT pg_typeof(%s::int2[]), '{1,2}'::int2[], '{a,\"b c\",NULL}'::text[]",
                         ("{1,2}",))
             out["array_casts"] = cur.fetchone()
+            # pg_backend_pid() is the pid BackendKeyData told the client.
+            cur.execute("SELECT pg_backend_pid()")
+            out["backend_pid"] = cur.fetchone()[0] == c.info.backend_pid
             rows = []
             with cur.copy("COPY (SELECT id, owner FROM clients_diff.account ORDER BY id) TO STDOUT") as cp:
                 for row in cp.rows():
@@ -224,6 +227,7 @@ def main():
     check("psycopg = ANY(list of ints)", got["psycopg"]["any_ints"], [1, 3])
     check("psycopg = ANY(list of strings)", got["psycopg"]["any_texts"], [10])
     check("psycopg array casts", got["psycopg"]["array_casts"], ("smallint[]", [1, 2], ["a", "b c", None]))
+    check("psycopg backend pid", got["psycopg"]["backend_pid"], True)
     check("asyncpg rows", got["asyncpg"]["rows"],
           [(1, ["a", "b"], "150.50"), (2, [], "99"), (3, None, "1000")])
     # pandas turns numeric (Decimal) into float64 (coerce_float).
