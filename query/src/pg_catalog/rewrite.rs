@@ -259,6 +259,17 @@ fn operator(parts: &[String]) -> Option<BinaryOperator> {
 
 /// Whether `stmt` uses syntax this file rewrites (most statements do not:
 /// they skip the rewrite and the snapshot).
+/// The functions [`rewrite`] replaces wherever they are called (its
+/// `Expr::Function` arm); [`needed`] looks for exactly these (a unit test
+/// checks each is rewritten).
+const REWRITTEN_FUNCTIONS: &[&str] = &[
+    "array_upper",
+    "array_lower",
+    "generate_subscripts",
+    "_pg_expandarray",
+    "pg_partition_ancestors",
+];
+
 pub(crate) fn needed(stmt: &Statement) -> bool {
     let mut lateral = LateralFunctions {
         found: false,
@@ -303,16 +314,7 @@ pub(crate) fn needed(stmt: &Statement) -> bool {
             Expr::Function(f) => {
                 (f.name.0.len() > 1 && is_pg_catalog(&f.name))
                     || array_subquery(f).is_some()
-                    || matches!(
-                        last_name(&f.name).as_deref(),
-                        Some(
-                            "array_upper"
-                                | "array_lower"
-                                | "generate_subscripts"
-                                | "_pg_expandarray"
-                                | "pg_partition_ancestors"
-                        )
-                    )
+                    || last_name(&f.name).is_some_and(|n| REWRITTEN_FUNCTIONS.contains(&n.as_str()))
             }
             _ => false,
         };
@@ -1189,9 +1191,41 @@ pub(crate) fn rewrite(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// `needed` and `rewrite` agree: each function `needed` looks for is
+    /// one `rewrite` replaces.
+    #[test]
+    fn every_function_needed_is_rewritten() {
+        let snapshot = || {
+            Arc::new(Snapshot {
+                modules: Vec::new(),
+                search_path: Vec::new(),
+                settings: Arc::default(),
+                cache: Default::default(),
+            })
+        };
+        for name in REWRITTEN_FUNCTIONS {
+            let sql = match *name {
+                "pg_partition_ancestors" | "_pg_expandarray" => format!("SELECT {name}(x) FROM t"),
+                _ => format!("SELECT {name}(x, 1) FROM t"),
+            };
+            let mut stmt = datafusion::sql::sqlparser::parser::Parser::parse_sql(
+                &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+                &sql,
+            )
+            .unwrap()
+            .remove(0);
+            assert!(needed(&stmt), "{name}: needed");
+            let before = stmt.to_string();
+            rewrite(&mut stmt, &snapshot).unwrap();
+            assert_ne!(stmt.to_string(), before, "{name}: rewritten");
+        }
+    }
+
     #[test]
     fn like_patterns_with_other_escapes_become_backslash_patterns() {
-        assert_eq!(super::like_pattern("pg/_%", "/"), "pg\\_%");
+        assert_eq!(like_pattern("pg/_%", "/"), "pg\\_%");
         assert_eq!(super::like_pattern("a\\b//", "/"), "a\\\\b\\/");
         assert_eq!(super::like_pattern("a\\b", ""), "a\\\\b");
         assert_eq!(super::like_pattern("x/", "/"), "x/");
