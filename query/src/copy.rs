@@ -103,10 +103,7 @@ impl Session {
             self.use_modules(stmt, &handle)?;
             let (module, class) = self.resolve_table(table_name)?;
             let targets = copy_targets(&class, columns, &table_name.to_string())?;
-            let fk_modules = match class.columns.iter().any(|c| c.references.is_some()) {
-                true => self.foreign_key_modules(&class, &handle)?,
-                false => None,
-            };
+            let fk_modules = self.foreign_key_modules(&class, false, &handle)?;
             Ok::<_, SqlError>((module, class, targets, fk_modules))
         })();
         let (module, class, targets, fk_modules) = match started {

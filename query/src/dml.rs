@@ -133,7 +133,7 @@ impl Session {
                 rows
             }
         };
-        let fk_modules = self.foreign_key_modules(&class, txn)?;
+        let fk_modules = self.foreign_key_modules(&class, false, txn)?;
         let mut returned = Vec::with_capacity(rows.len());
         for (row_index, row) in rows.iter().enumerate() {
             if row.len() > targets.len() {
@@ -286,7 +286,7 @@ impl Session {
                     .collect::<Result<_, _>>()?
             }
         };
-        let fk_modules = self.foreign_key_modules(&class, txn)?;
+        let fk_modules = self.foreign_key_modules(&class, true, txn)?;
         let referenced = fk_modules
             .as_deref()
             .is_some_and(|all| crate::foreign_keys::is_referenced(all, &module.name, &class));
@@ -416,7 +416,7 @@ impl Session {
             }
         };
         let fk_modules = self
-            .foreign_key_modules(&class, txn)?
+            .foreign_key_modules(&class, true, txn)?
             .filter(|all| crate::foreign_keys::is_referenced(all, &module.name, &class));
         let mut returned = Vec::with_capacity(oids.len());
         for oid in oids {
@@ -558,14 +558,26 @@ impl Session {
     /// in this transaction, which a bulk load (COPY) need not read again
     /// (an object this transaction read cannot vanish before it commits:
     /// a concurrent delete conflicts).
-    /// Every module, when rows of `class` may take part in a foreign key
-    /// (`foreign_keys.rs`): only tables made by SQL have them.
+    /// Every module, when a write of rows of `class` has foreign keys to
+    /// check (`foreign_keys.rs`): its own references, and, when the write
+    /// removes keys (`removes_keys`: UPDATE, DELETE), the references other
+    /// tables may hold to a single-column unique key of it. `None` when
+    /// there can be none (only tables made by SQL have foreign keys), so
+    /// such a write neither reads every module nor makes them part of its
+    /// transaction.
     pub(crate) fn foreign_key_modules(
         &self,
         class: &ClassDef,
+        removes_keys: bool,
         txn: &TxnHandle,
     ) -> Result<Option<Vec<Arc<ModuleDef>>>, SqlError> {
-        if !class.hidden_id {
+        let references = class.columns.iter().any(|c| c.references.is_some());
+        let referable = removes_keys
+            && class
+                .indexes
+                .iter()
+                .any(|i| i.unique && i.columns.len() == 1);
+        if !class.hidden_id || !(references || referable) {
             return Ok(None);
         }
         let all = self.engine.catalog.resolve_all(&*lock(txn)?)?;
