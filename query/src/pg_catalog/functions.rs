@@ -183,7 +183,7 @@ impl CatalogFunction {
         let text_or_null = |t: Option<String>| t.map(Out::Text).unwrap_or(Out::Null);
         match self.name {
             "pg_table_is_visible" => match oid(0) {
-                Some(o) => Out::Bool(s.relation_visible_cached(o).unwrap_or(o < 16384)),
+                Some(o) => Out::Bool(s.relation_visible(o).unwrap_or(o < 16384)),
                 None => Out::Null,
             },
             "pg_type_is_visible" => match oid(0) {
@@ -244,9 +244,7 @@ impl CatalogFunction {
                         0,
                     ),
                 };
-                text_or_null(
-                    description(o, class, sub).or_else(|| s.description_of(o, class, sub)),
-                )
+                text_or_null(s.description_of(o, class, sub))
             }
             // Amber has one database and its roles carry no comments.
             "shobj_description" => Out::Null,
@@ -431,24 +429,6 @@ impl CatalogFunction {
 /// `pg_size_pretty(bigint)` as PostgreSQL 15's dbsize.c: bytes below
 /// 10 kB, else the largest unit keeping the value below 20480 halves,
 /// rounded half away from zero.
-/// The description of object `oid` (of catalog `class`, any when
-/// `None`), column `sub` (0: the object itself).
-fn description(oid: u32, class: Option<u32>, sub: i64) -> Option<String> {
-    builtin::rows_ref("pg_description").iter().find_map(|r| {
-        let int = |c: &str| match r.0.get(c) {
-            Some(Cell::Int(v)) => *v,
-            _ => -1,
-        };
-        let matches = int("objoid") == i64::from(oid)
-            && class.is_none_or(|c| int("classoid") == i64::from(c))
-            && int("objsubid") == sub;
-        match (matches, r.0.get("description")) {
-            (true, Some(Cell::Text(d))) => Some(d.clone()),
-            _ => None,
-        }
-    })
-}
-
 fn size_pretty(bytes: i64) -> String {
     const LIMIT: i64 = 10 * 1024;
     const LIMIT2: i64 = LIMIT * 2 - 1;

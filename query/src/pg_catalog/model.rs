@@ -276,13 +276,27 @@ impl Snapshot {
             .map(String::as_str)
     }
 
-    /// `pg_table_is_visible`: the relation is in search_path and no
-    /// relation of the same name comes before it.
-    /// Amber's description of object `oid` (catalog `class`, any when
-    /// `None`), column `sub`; through the statement's cached index.
+    /// The description of object `oid` (catalog `class`, any when
+    /// `None`), column `sub`: PostgreSQL's of its built-ins and Amber's
+    /// ([`Self::descriptions`]), through an index built once per
+    /// statement.
     pub(crate) fn description_of(&self, oid: u32, class: Option<u32>, sub: i64) -> Option<String> {
         let index = self.cache.descriptions.get_or_init(|| {
             let mut m = DescriptionIndex::new();
+            for r in builtin::rows_ref("pg_description") {
+                let int = |c: &str| match r.0.get(c) {
+                    Some(super::Cell::Int(v)) => Some(*v),
+                    _ => None,
+                };
+                if let (Some(o), Some(c), Some(n), Some(super::Cell::Text(text))) = (
+                    int("objoid").and_then(|v| u32::try_from(v).ok()),
+                    int("classoid").and_then(|v| u32::try_from(v).ok()),
+                    int("objsubid"),
+                    r.0.get("description"),
+                ) {
+                    m.entry((o, n)).or_default().push((c, text.clone()));
+                }
+            }
             for (o, c, n, text) in self.descriptions() {
                 m.entry((o, n)).or_default().push((c, text));
             }
@@ -295,45 +309,28 @@ impl Snapshot {
             .map(|(_, text)| text.clone())
     }
 
-    /// [`Self::relation_visible`] through the statement's cached index.
-    pub(crate) fn relation_visible_cached(&self, oid: u32) -> Option<bool> {
+    /// `pg_table_is_visible`: the relation (table, view, index or
+    /// sequence) is in search_path and no relation of the same name comes
+    /// before it. `None` for an oid that is none of Amber's. Computed for
+    /// every relation once per statement (catalog queries ask per row).
+    pub(crate) fn relation_visible(&self, oid: u32) -> Option<bool> {
         let index = self.cache.visible.get_or_init(|| {
             let mut m = std::collections::HashMap::new();
+            let mut visible = |oid: u32, name: &str, module: &ModuleDef| {
+                m.insert(oid, self.visible_schema(name) == Some(module.name.as_str()));
+            };
             for r in self.relations() {
-                if let Some(v) = self.relation_visible(r.oid()) {
-                    m.insert(r.oid(), v);
-                }
+                visible(r.oid(), &r.name(), r.module);
                 for i in r.indexes() {
-                    if let Some(v) = self.relation_visible(i.oid) {
-                        m.insert(i.oid, v);
-                    }
+                    visible(i.oid, &i.name, r.module);
                 }
             }
             for q in self.sequences() {
-                if let Some(v) = self.relation_visible(q.oid) {
-                    m.insert(q.oid, v);
-                }
+                visible(q.oid, &q.name, q.module);
             }
             m
         });
         index.get(&oid).copied()
-    }
-
-    pub(crate) fn relation_visible(&self, oid: u32) -> Option<bool> {
-        if let Some(r) = self.relations().find(|r| r.oid() == oid) {
-            return Some(self.visible_schema(&r.name()) == Some(r.module.name.as_str()));
-        }
-        if let Some(q) = self.sequences().into_iter().find(|q| q.oid == oid) {
-            return Some(self.visible_schema(&q.name) == Some(q.module.name.as_str()));
-        }
-        for r in self.relations() {
-            for i in r.indexes() {
-                if i.oid == oid {
-                    return Some(self.visible_schema(&i.name) == Some(r.module.name.as_str()));
-                }
-            }
-        }
-        None
     }
 
     /// A relation named `name` (`schema.table` or unqualified, as
