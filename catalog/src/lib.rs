@@ -23,7 +23,7 @@ use std::sync::{Arc, RwLock};
 pub mod oids;
 pub mod row;
 mod types;
-pub use types::SqlType;
+pub use types::{Declared, SqlType};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -146,6 +146,11 @@ pub struct ColumnDef {
     pub name: String,
     #[serde(rename = "type")]
     pub ty: SqlType,
+    /// The declared length or precision of a column of a table made by
+    /// SQL (`varchar(20)`, `char(3)`, `numeric(10,2)`); `None`: the type
+    /// alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared: Option<Declared>,
     pub nullable: bool,
     pub has_default: bool,
     #[serde(default)]

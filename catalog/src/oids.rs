@@ -131,6 +131,7 @@ mod tests {
             id: 0,
             name: name.into(),
             ty,
+            declared: None,
             nullable: true,
             has_default,
             default: Json::Null,

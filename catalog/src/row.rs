@@ -241,7 +241,7 @@ fn encode_field(
 ) -> Result<(), RowError> {
     let tag = |wire: u64| (u64::from(id) << 3) | wire;
     match ty {
-        SqlType::Int8 | SqlType::Ref(_) => {
+        SqlType::Int8 | SqlType::Int4 | SqlType::Int2 | SqlType::Ref(_) => {
             let i = v.as_i64().ok_or_else(|| not_canonical(column, ty, v))?;
             write_varint(out, tag(WIRE_VARINT));
             write_varint(out, zigzag(i));
@@ -251,7 +251,7 @@ fn encode_field(
             write_varint(out, tag(WIRE_VARINT));
             out.push(u8::from(b));
         }
-        SqlType::Float8 => {
+        SqlType::Float8 | SqlType::Float4 => {
             let f = match v {
                 Json::String(s) => match s.as_str() {
                     "NaN" => f64::NAN,
@@ -329,9 +329,11 @@ pub fn encode(class: &ClassDef, obj: &Map<String, Json>) -> Result<Vec<u8>, RowE
 pub fn field_json(ty: &SqlType, f: Field<'_>) -> Result<Json, RowError> {
     let bad = || RowError::Corrupt(format!("a {} field of the wrong kind", ty.pg_name()));
     Ok(match ty {
-        SqlType::Int8 | SqlType::Ref(_) => Json::from(f.as_i64().ok_or_else(bad)?),
+        SqlType::Int8 | SqlType::Int4 | SqlType::Int2 | SqlType::Ref(_) => {
+            Json::from(f.as_i64().ok_or_else(bad)?)
+        }
         SqlType::Bool => Json::from(f.as_bool().ok_or_else(bad)?),
-        SqlType::Float8 => {
+        SqlType::Float8 | SqlType::Float4 => {
             let x = f.as_f64().ok_or_else(bad)?;
             if x.is_nan() {
                 Json::from("NaN")
@@ -386,6 +388,7 @@ mod tests {
             id,
             name: name.into(),
             ty,
+            declared: None,
             nullable: true,
             has_default: false,
             default: Json::Null,

@@ -6,7 +6,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SqlType {
     Int8,
+    /// `integer` and `smallint` columns of tables made by SQL: stored as
+    /// bigint's varint, computed as Arrow Int32 / Int16, range-checked on
+    /// write (22003). Python sees `int` (its analyzer never writes these).
+    Int4,
+    Int2,
     Float8,
+    /// `real`: stored as a double that is exactly a float4, computed as
+    /// Arrow Float32.
+    Float4,
     Text,
     Bool,
     Bytea,
@@ -26,7 +34,10 @@ impl SqlType {
     pub fn parse(s: &str) -> Option<SqlType> {
         Some(match s {
             "int" => SqlType::Int8,
+            "int4" => SqlType::Int4,
+            "int2" => SqlType::Int2,
             "float" => SqlType::Float8,
+            "float4" => SqlType::Float4,
             "str" => SqlType::Text,
             "bool" => SqlType::Bool,
             "bytes" => SqlType::Bytea,
@@ -50,7 +61,10 @@ impl SqlType {
     pub fn describe(&self) -> String {
         match self {
             SqlType::Int8 => "int".into(),
+            SqlType::Int4 => "int4".into(),
+            SqlType::Int2 => "int2".into(),
             SqlType::Float8 => "float".into(),
+            SqlType::Float4 => "float4".into(),
             SqlType::Text => "str".into(),
             SqlType::Bool => "bool".into(),
             SqlType::Bytea => "bytes".into(),
@@ -68,7 +82,10 @@ impl SqlType {
     pub fn pg_name(&self) -> String {
         match self {
             SqlType::Int8 | SqlType::Ref(_) => "bigint".into(),
+            SqlType::Int4 => "integer".into(),
+            SqlType::Int2 => "smallint".into(),
             SqlType::Float8 => "double precision".into(),
+            SqlType::Float4 => "real".into(),
             SqlType::Text => "text".into(),
             SqlType::Bool => "boolean".into(),
             SqlType::Bytea => "bytea".into(),
@@ -79,6 +96,57 @@ impl SqlType {
             SqlType::Jsonb => "jsonb".into(),
             SqlType::Array(t) => format!("{}[]", t.pg_name()),
         }
+    }
+
+    /// Whether values are integers (stored as varints).
+    pub fn is_integer(&self) -> bool {
+        matches!(
+            self,
+            SqlType::Int8 | SqlType::Int4 | SqlType::Int2 | SqlType::Ref(_)
+        )
+    }
+
+    /// The inclusive range of an integer type's values.
+    pub fn integer_range(&self) -> Option<(i64, i64)> {
+        match self {
+            SqlType::Int8 | SqlType::Ref(_) => Some((i64::MIN, i64::MAX)),
+            SqlType::Int4 => Some((i32::MIN.into(), i32::MAX.into())),
+            SqlType::Int2 => Some((i16::MIN.into(), i16::MAX.into())),
+            _ => None,
+        }
+    }
+}
+
+/// What a column declared beyond its stored type: the length of a
+/// character type, the precision and scale of a numeric. Values are
+/// checked (and `character` padded, `numeric` rounded) on every write.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Declared {
+    /// `character varying(n)` (`varchar`): at most `length` characters;
+    /// no limit when `None`.
+    Varchar { length: Option<u32> },
+    /// `character(n)` (`char(n)`, `bpchar`): padded with spaces to `length`.
+    Char { length: u32 },
+    /// `numeric(precision, scale)`: rounded to `scale` digits after the
+    /// point, at most `precision - scale` before it.
+    Numeric { precision: u32, scale: u32 },
+}
+
+impl Declared {
+    /// PostgreSQL's atttypmod for it (-1: none).
+    pub fn typmod(&self) -> i32 {
+        const VARHDRSZ: i64 = 4;
+        let m = match self {
+            Declared::Varchar { length: None } => return -1,
+            Declared::Varchar { length: Some(n) } | Declared::Char { length: n } => {
+                i64::from(*n) + VARHDRSZ
+            }
+            Declared::Numeric { precision, scale } => {
+                ((i64::from(*precision) << 16) | i64::from(*scale)) + VARHDRSZ
+            }
+        };
+        i32::try_from(m).unwrap_or(-1)
     }
 }
 

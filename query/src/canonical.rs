@@ -31,15 +31,33 @@ pub fn canonical_value(t: &SqlType, v: &Json, what: &str) -> Result<Json, SqlErr
         return Ok(Json::Null);
     }
     Ok(match t {
-        SqlType::Int8 | SqlType::Ref(_) => match v.as_i64() {
-            Some(x) => Json::from(x),
-            None if v.is_number() => {
-                return Err(SqlError::new(
-                    "22003",
-                    format!("{what}: value {v} is out of range for type bigint"),
-                ))
+        SqlType::Int8 | SqlType::Int4 | SqlType::Int2 | SqlType::Ref(_) => {
+            let (lo, hi) = t.integer_range().unwrap_or((i64::MIN, i64::MAX));
+            match v.as_i64() {
+                Some(x) if (lo..=hi).contains(&x) => Json::from(x),
+                _ if v.is_number() => {
+                    return Err(SqlError::new(
+                        "22003",
+                        format!("{what}: value {v} is out of range for type {}", t.pg_name()),
+                    ))
+                }
+                _ => return Err(invalid(t, v, what)),
             }
-            None => return Err(invalid(t, v, what)),
+        }
+        SqlType::Float4 => match canonical_value(&SqlType::Float8, v, what)? {
+            Json::Number(n) => {
+                let narrow = n.as_f64().map(|x| x as f32).filter(|x| x.is_finite());
+                match narrow {
+                    Some(x) => Json::from(f64::from(x)),
+                    None => {
+                        return Err(SqlError::new(
+                            "22003",
+                            format!("{what}: value {v} is out of range for type real"),
+                        ))
+                    }
+                }
+            }
+            special => special,
         },
         SqlType::Float8 => match v {
             Json::String(s) if matches!(s.as_str(), "NaN" | "Infinity" | "-Infinity") => v.clone(),
@@ -116,7 +134,10 @@ pub fn canonical_object(class: &ClassDef, json: &str) -> Result<Vec<u8>, SqlErro
             ));
         }
         let what = format!("{}.{}", class.name, c.name);
-        out.insert(c.name.clone(), canonical_value(&c.ty, &v, &what)?);
+        out.insert(
+            c.name.clone(),
+            crate::declared::apply(c, canonical_value(&c.ty, &v, &what)?)?,
+        );
     }
     if let Some(extra) = given.keys().next() {
         return Err(SqlError::new(

@@ -38,10 +38,11 @@ enum Sink {
 impl Sink {
     fn for_column(t: &SqlType, dt: &DataType, rows: usize) -> Sink {
         match (t, dt) {
-            (SqlType::Int8 | SqlType::Ref(_), DataType::Int64) => {
-                Sink::Int(Int64Builder::with_capacity(rows))
-            }
-            (SqlType::Float8, DataType::Float64) => {
+            // Narrow types are built wide and cast once at the end.
+            (SqlType::Int8 | SqlType::Ref(_), DataType::Int64)
+            | (SqlType::Int4, DataType::Int32)
+            | (SqlType::Int2, DataType::Int16) => Sink::Int(Int64Builder::with_capacity(rows)),
+            (SqlType::Float8, DataType::Float64) | (SqlType::Float4, DataType::Float32) => {
                 Sink::Float(Float64Builder::with_capacity(rows))
             }
             (SqlType::Text, DataType::Utf8) => {
@@ -74,6 +75,16 @@ impl Sink {
         }
         Ok(())
     }
+}
+
+/// A wide built column (Int64, Float64) in its column's Arrow type
+/// (Int32, Int16, Float32): every stored value fits, writes check ranges.
+fn narrow(wide: ArrayRef, dt: &DataType) -> Result<ArrayRef, SqlError> {
+    if wide.data_type() == dt {
+        return Ok(wide);
+    }
+    datafusion::arrow::compute::cast(&wide, dt)
+        .map_err(|e| SqlError::new("XX000", format!("corrupt stored value: {e}")))
 }
 
 /// One projected attribute column.
@@ -289,8 +300,8 @@ impl<'c> Decoder<'c> {
         let mut built: Vec<Option<ArrayRef>> = Vec::with_capacity(self.columns.len());
         for c in self.columns {
             built.push(Some(match c.sink {
-                Sink::Int(mut b) => Arc::new(b.finish()),
-                Sink::Float(mut b) => Arc::new(b.finish()),
+                Sink::Int(mut b) => narrow(Arc::new(b.finish()), &c.dt)?,
+                Sink::Float(mut b) => narrow(Arc::new(b.finish()), &c.dt)?,
                 Sink::Text(mut b) => Arc::new(b.finish()),
                 Sink::Bool(mut b) => Arc::new(b.finish()),
                 Sink::Json(values) => {

@@ -89,6 +89,7 @@ impl PlanningBase {
         analyzer_rules.insert(0, Arc::new(crate::unknown_literals::UnknownLiterals));
         analyzer_rules.insert(1, Arc::new(crate::any_arrays::AnyArrays));
         analyzer_rules.insert(2, Arc::new(crate::sort_subqueries::SortSubqueries));
+        analyzer_rules.insert(3, Arc::new(crate::float4_promotion::Float4Promotion));
         let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()

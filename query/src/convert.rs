@@ -28,7 +28,10 @@ pub use crate::value::types::PG_TYPE_KEY;
 pub fn arrow_type(t: &SqlType) -> DataType {
     match t {
         SqlType::Int8 | SqlType::Ref(_) => DataType::Int64,
+        SqlType::Int4 => DataType::Int32,
+        SqlType::Int2 => DataType::Int16,
         SqlType::Float8 => DataType::Float64,
+        SqlType::Float4 => DataType::Float32,
         SqlType::Text | SqlType::Jsonb => DataType::Utf8,
         SqlType::Bool => DataType::Boolean,
         SqlType::Bytea => DataType::Binary,
@@ -58,6 +61,39 @@ pub fn exact_field(name: &str, t: &SqlType, nullable: bool) -> Field {
         with_pg_type(Field::new(name, DataType::Utf8, nullable), "numeric")
     } else {
         field(name, t, nullable)
+    }
+}
+
+/// The wire type of a column: its type's, but `varchar(n)` and `char(n)`
+/// columns are `varchar` and `bpchar` (computed as Utf8 like text).
+pub fn declared_field(f: Field, declared: Option<&amber_catalog::Declared>) -> Field {
+    let Some(d) = declared else {
+        return f;
+    };
+    let f = match d {
+        amber_catalog::Declared::Varchar { .. } => with_pg_type(f, "varchar"),
+        amber_catalog::Declared::Char { .. } => with_pg_type(f, "bpchar"),
+        amber_catalog::Declared::Numeric { .. } => f,
+    };
+    let mut m = f.metadata().clone();
+    m.insert(types::PG_TYPMOD_KEY.to_string(), d.typmod().to_string());
+    f.with_metadata(m)
+}
+
+/// The type oid and typmod of column `col` (pg_attribute's atttypid and
+/// atttypmod).
+pub fn column_type(col: &amber_catalog::ColumnDef) -> (u32, i32) {
+    use amber_catalog::Declared;
+    match &col.declared {
+        None => (type_oid(&col.ty), -1),
+        Some(d) => (
+            match d {
+                Declared::Varchar { .. } => types::VARCHAR,
+                Declared::Char { .. } => types::BPCHAR,
+                Declared::Numeric { .. } => types::NUMERIC,
+            },
+            d.typmod(),
+        ),
     }
 }
 
@@ -94,6 +130,18 @@ pub fn json_column(t: &SqlType, dt: &DataType, values: &[&Json]) -> Result<Array
                 }
             }
             Arc::new(b.finish())
+        }
+        SqlType::Int4 | SqlType::Int2 | SqlType::Float4 => {
+            // Computed in their own width: the wide column, cast (every
+            // stored value fits: writes are range-checked).
+            let wide = if matches!(t, SqlType::Float4) {
+                SqlType::Float8
+            } else {
+                SqlType::Int8
+            };
+            let column = json_column(&wide, &arrow_type(&wide), values)?;
+            datafusion::arrow::compute::cast(&column, &arrow_type(t))
+                .map_err(|e| bad(&t.pg_name(), &Json::from(e.to_string())))?
         }
         SqlType::Float8 => {
             let mut b = Float64Builder::with_capacity(values.len());
@@ -334,6 +382,16 @@ pub fn json_to_scalar(t: &SqlType, v: &Json) -> Result<ScalarValue, SqlError> {
         } else {
             Some(v.as_i64().ok_or_else(|| bad("bigint", v))?)
         }),
+        SqlType::Int4 | SqlType::Int2 | SqlType::Float4 => {
+            let wide = if matches!(t, SqlType::Float4) {
+                SqlType::Float8
+            } else {
+                SqlType::Int8
+            };
+            json_to_scalar(&wide, v)?
+                .cast_to(&arrow_type(t))
+                .map_err(|_| bad(&t.pg_name(), v))?
+        }
         SqlType::Float8 => ScalarValue::Float64(if null {
             None
         } else {
@@ -382,6 +440,16 @@ pub fn json_to_scalar(t: &SqlType, v: &Json) -> Result<ScalarValue, SqlError> {
             }
         }
     })
+}
+
+/// A DataFusion scalar as column `col` stores it: [`scalar_to_json`] of
+/// its type, then what it declares (a length, a precision).
+pub fn column_json(
+    col: &amber_catalog::ColumnDef,
+    v: &ScalarValue,
+    settings: &Settings,
+) -> Result<Json, SqlError> {
+    crate::declared::apply(col, scalar_to_json(&col.ty, v, settings)?)
 }
 
 /// A DataFusion scalar as the JSON encoding of `t`, coercing where SQL
@@ -447,6 +515,35 @@ pub fn scalar_to_json(t: &SqlType, v: &ScalarValue, settings: &Settings) -> Resu
                 out.push(scalar_to_json(inner, &s, settings)?);
             }
             return Ok(Json::Array(out));
+        }
+        _ => {}
+    }
+    // Narrow types are checked in the wide one, with PostgreSQL's errors.
+    match t {
+        SqlType::Int4 | SqlType::Int2 => {
+            let wide = scalar_to_json(&SqlType::Int8, v, settings)?;
+            let (lo, hi) = t.integer_range().unwrap_or((i64::MIN, i64::MAX));
+            return match wide.as_i64() {
+                Some(x) if (lo..=hi).contains(&x) => Ok(wide),
+                _ => Err(SqlError::new(
+                    "22003",
+                    format!("{} out of range", t.pg_name()),
+                )),
+            };
+        }
+        SqlType::Float4 => {
+            let wide = scalar_to_json(&SqlType::Float8, v, settings)?;
+            let Some(x) = wide.as_f64() else {
+                return Ok(wide); // NaN, Infinity, -Infinity
+            };
+            let narrow = x as f32;
+            if narrow.is_infinite() {
+                return Err(SqlError::new("22003", "value out of range: overflow"));
+            }
+            if narrow == 0.0 && x != 0.0 {
+                return Err(SqlError::new("22003", "value out of range: underflow"));
+            }
+            return Ok(Json::from(f64::from(narrow)));
         }
         _ => {}
     }

@@ -357,7 +357,7 @@ fn field_value(
     } else {
         value::from_text(oid, value::text::utf8(bytes)?, settings)?
     };
-    convert::scalar_to_json(&col.ty, &scalar, settings)
+    convert::column_json(col, &scalar, settings)
 }
 
 /// The class columns a COPY FROM fills, in the order of the record's

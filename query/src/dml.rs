@@ -154,7 +154,7 @@ impl Session {
                 .collect();
             let row_targets: Vec<usize> = fields.iter().map(|f| targets[*f]).collect();
             let obj = new_object(&class, &row_targets, &self.engine.store, |field, col| {
-                convert::scalar_to_json(&col.ty, &row[fields[field]], &settings)
+                convert::column_json(col, &row[fields[field]], &settings)
             })?;
             self.check_object(&module, &class, &obj, txn, None)?;
             let oid = self.engine.store.allocate_oid()?;
@@ -301,10 +301,7 @@ impl Session {
             };
             let before = (!class.indexes.is_empty()).then(|| obj.clone());
             for (col, v) in columns.iter().zip(&change.values) {
-                obj.insert(
-                    col.name.clone(),
-                    convert::scalar_to_json(&col.ty, v, &settings)?,
-                );
+                obj.insert(col.name.clone(), convert::column_json(col, v, &settings)?);
             }
             self.check_object(&module, &class, &obj, txn, None)?;
             if let Some(before) = &before {
@@ -1066,8 +1063,23 @@ pub(crate) fn new_object(
         let v = match targets.iter().position(|t| *t == index) {
             Some(field) => value(field, col)?,
             None => match col.sequence {
-                Some(seq) => Json::from(store.sequence_next(seq)?),
-                None if col.has_default => col.default.clone(),
+                Some(seq) => {
+                    let next = store.sequence_next(seq)?;
+                    let (_, max) = col.ty.integer_range().unwrap_or((i64::MIN, i64::MAX));
+                    if i64::try_from(next).map_or(true, |n| n > max) {
+                        return Err(SqlError::new(
+                            "2200H",
+                            format!(
+                                "nextval: reached maximum value of the sequence of column \"{}\" ({max})",
+                                col.name
+                            ),
+                        ));
+                    }
+                    Json::from(next)
+                }
+                // Stored as written (PostgreSQL prints the expression so);
+                // the column's length or precision applies here.
+                None if col.has_default => crate::declared::apply(col, col.default.clone())?,
                 None => Json::Null,
             },
         };

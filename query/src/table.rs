@@ -81,6 +81,7 @@ pub fn class_schema_in(
         } else {
             convert::field(&c.name, &c.ty, c.nullable)
         };
+        let f = convert::declared_field(f, c.declared.as_ref());
         let f = match (&c.ty, f.data_type()) {
             (SqlType::Timestamptz, DataType::Timestamp(unit, _)) => {
                 let dt = DataType::Timestamp(*unit, Some(zone.into()));

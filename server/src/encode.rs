@@ -33,13 +33,16 @@ pub fn field_infos(schema: &Schema, format: &Format) -> Vec<FieldInfo> {
         .map(|(i, f)| {
             // The table and column it comes from; none when computed.
             let (table, attnum) = amber_query::column_source::source_of(f);
+            let oid = types::oid_of_field(f);
             FieldInfo::new(
                 f.name().clone(),
                 (table != 0).then_some(table as i32),
                 (table != 0).then_some(attnum),
-                pg_type(types::oid_of_field(f)),
+                pg_type(oid),
                 format.format_for(i),
             )
+            .with_type_size(types::typlen(oid))
+            .with_type_modifier(types::typmod_of_field(f))
         })
         .collect()
 }
@@ -54,6 +57,14 @@ pub fn encode_batches(
         .iter()
         .map(|f| (f.datatype().oid(), f.format() == FieldFormat::Binary))
         .collect();
+    // `character(n)` columns are stored without their padding.
+    let pad: Vec<usize> = fields
+        .iter()
+        .map(|f| match f.datatype().oid() {
+            types::BPCHAR => usize::try_from(f.type_modifier() - 4).unwrap_or(0),
+            _ => 0,
+        })
+        .collect();
     let mut rows = Vec::new();
     let mut total = 0usize;
     let mut cell = Vec::new();
@@ -63,6 +74,7 @@ pub fn encode_batches(
             for (c, (oid, binary)) in shape.iter().enumerate() {
                 cell.clear();
                 if value::encode_cell(batch.column(c), row, *oid, *binary, settings, &mut cell)? {
+                    value::text::pad_chars(&mut cell, pad[c]);
                     let len = i32::try_from(cell.len())
                         .map_err(|_| SqlError::new("54000", "a value is larger than 2 GB"))?;
                     data.put_i32(len);

@@ -27,6 +27,8 @@ CREATE TABLE clients_diff.customer (id bigint PRIMARY KEY, name text NOT NULL, e
 CREATE TABLE clients_diff.account (id bigint PRIMARY KEY, owner bigint, balance numeric DEFAULT 0,
     opened date, tags text[]);
 CREATE INDEX account_owner_idx ON clients_diff.account (owner);
+CREATE TABLE clients_diff.item (id integer PRIMARY KEY, qty smallint, weight real, code char(3),
+    label varchar(20), price numeric(10,2) DEFAULT 0, n serial);
 COMMENT ON TABLE clients_diff.customer IS 'people who buy';
 COMMENT ON COLUMN clients_diff.account.balance IS 'in euros';
 CREATE VIEW clients_diff.rich AS SELECT id, balance FROM clients_diff.account WHERE balance > 100;
@@ -114,6 +116,36 @@ def psycopg_session(dsn):
                 for row in cp.rows():
                     rows.append(row)
             out["copy_out"] = rows
+            # Declared types: integer, smallint, real, char(n), varchar(n),
+            # numeric(p,s) and serial, as values, as RowDescription
+            # describes them (type, size, modifier) and as errors.
+            cur.execute("INSERT INTO clients_diff.item (id, qty, weight, code, label, price) "
+                        "VALUES (%s, %s, %s, %s, %s, %s)", (1, 2, 0.1, "ab", "widget", "12.345"))
+            cur.execute("INSERT INTO clients_diff.item (id, qty, weight, code, label) "
+                        "VALUES (2, -3, 1.5, 'x  ', 'gadget   ')")
+            cur.execute("SELECT * FROM clients_diff.item ORDER BY id")
+            out["declared_description"] = [
+                (d.name, d.type_code, d.display_size, d.internal_size, d.precision, d.scale)
+                for d in cur.description]
+            out["declared_rows"] = [tuple(repr(v) for v in r) for r in cur.fetchall()]
+            cur.execute("SELECT code = 'x', length(code), code || '|', label || '|', weight * 2, "
+                        "qty + qty, pg_typeof(qty + qty), weight < 0.1, pg_typeof(id * 2.5) "
+                        "FROM clients_diff.item ORDER BY id")
+            out["declared_expressions"] = [tuple(repr(v) for v in r) for r in cur.fetchall()]
+            errors = []
+            for bad in ["INSERT INTO clients_diff.item (id) VALUES (3000000000)",
+                        "INSERT INTO clients_diff.item (id, qty) VALUES (3, 40000)",
+                        "INSERT INTO clients_diff.item (id, code) VALUES (3, 'abcd')",
+                        "INSERT INTO clients_diff.item (id, label) VALUES (3, repeat('x', 21))",
+                        "INSERT INTO clients_diff.item (id, price) VALUES (3, 123456789)",
+                        "INSERT INTO clients_diff.item (id, weight) VALUES (3, 1e39)",
+                        "UPDATE clients_diff.item SET qty = qty * 20000"]:
+                try:
+                    cur.execute(bad)
+                    errors.append(None)
+                except psycopg.Error as e:
+                    errors.append((e.diag.sqlstate, e.diag.message_primary, e.diag.message_detail))
+            out["declared_errors"] = errors
         try:
             with c.transaction():
                 c.execute("INSERT INTO clients_diff.customer VALUES (11, 'b', 'x@y.org')")
@@ -134,8 +166,11 @@ async def asyncpg_session(dsn):
         names = [a.name for a in stmt.get_attributes()]
         types = [a.type.name for a in stmt.get_attributes()]
         arrays = await c.fetchval("SELECT ARRAY[1, 2, 3]::bigint[]")
+        # Declared types in the binary format.
+        items = [tuple(repr(v) for v in r)
+                 for r in await c.fetch("SELECT * FROM clients_diff.item ORDER BY id")]
         return {"rows": [(r[0], r[1], str(r[2])) for r in rows], "names": names,
-                "types": types, "arrays": arrays}
+                "types": types, "arrays": arrays, "items": items}
     finally:
         await c.close()
 
@@ -161,7 +196,8 @@ def odbc(dsn):
     out = {
         "tables": sort((r.table_schem, r.table_name, r.table_type)
                        for r in cur.tables(schema="clients_diff")),
-        "columns": sort((r.table_name, r.column_name, r.type_name, r.nullable, r.column_def)
+        "columns": sort((r.table_name, r.column_name, r.type_name, r.nullable, r.column_def,
+                         r.column_size, r.decimal_digits)
                         for r in cur.columns(schema="clients_diff")),
         "pk": sort((r.table_name, r.column_name, r.key_seq, r.pk_name)
                    for r in cur.primaryKeys("account", schema="clients_diff")),
@@ -232,7 +268,11 @@ def main():
           [(1, ["a", "b"], "150.50"), (2, [], "99"), (3, None, "1000")])
     # pandas turns numeric (Decimal) into float64 (coerce_float).
     check("pandas read_sql", got["pandas"], [["1", "150.5"], ["3", "1000.0"]])
-    check("sqlalchemy tables", got["sqlalchemy"]["tables"], ["account", "customer"])
+    check("sqlalchemy tables", got["sqlalchemy"]["tables"], ["account", "customer", "item"])
+    check("sqlalchemy declared types",
+          [(c[0], c[1]) for c in got["sqlalchemy"]["item"]["columns"]],
+          [("id", "INTEGER"), ("qty", "SMALLINT"), ("weight", "REAL"), ("code", "CHAR(3)"),
+           ("label", "VARCHAR(20)"), ("price", "NUMERIC(10, 2)"), ("n", "INTEGER")])
     check("sqlalchemy table comment", got["sqlalchemy"]["customer"]["comment"], {"text": "people who buy"})
     check("sqlalchemy column comment", got["sqlalchemy"]["account"]["columns"][2][4], "in euros")
     check("odbc primary key", got["odbc"]["pk"], [("account", "id", "1", "account_pkey")])

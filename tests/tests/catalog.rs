@@ -1,7 +1,6 @@
 //! pg_catalog and information_schema computed from Amber's catalog, read
 //! with the queries psql and drivers send. Expected rows are PostgreSQL
-//! 15's for the same DDL (`pg-scratch`), but for the declared type of a
-//! `serial` column (Amber keeps bigint: a known gap).
+//! 15's for the same DDL (`pg-scratch`).
 
 use super::{connect, deploy_bank, simple_rows};
 use amber_tests::Server;
@@ -74,7 +73,7 @@ async fn catalog_queries_answer_as_postgresql() {
         rows(&[
             &[
                 Some("id"),
-                Some("bigint"),
+                Some("integer"),
                 Some("nextval('shop.customer_id_seq'::regclass)"),
                 Some("t")
             ],
@@ -151,7 +150,7 @@ async fn catalog_queries_answer_as_postgresql() {
             &[
                 Some("customer"),
                 Some("id"),
-                Some("bigint"),
+                Some("integer"),
                 Some("NO"),
                 Some("nextval('shop.customer_id_seq'::regclass)")
             ],

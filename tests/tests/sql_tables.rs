@@ -416,7 +416,8 @@ async fn serial_and_identity_columns_count_from_one_and_never_repeat() {
         .query_one("INSERT INTO users (name) VALUES ('cy') RETURNING id", &[])
         .await
         .unwrap();
-    assert_eq!(row.get::<_, i64>(0), 3);
+    // serial is integer, as in PostgreSQL.
+    assert_eq!(row.get::<_, i32>(0), 3);
     assert_eq!(
         simple_rows(&c, "SELECT id, what FROM ev2 ORDER BY id").await,
         rows(&[&["1", "y"], &["10", "x"]])
@@ -445,7 +446,7 @@ async fn serial_and_identity_columns_count_from_one_and_never_repeat() {
     c.batch_execute("INSERT INTO users (name) VALUES ('eve')")
         .await
         .unwrap();
-    let ids: Vec<i64> = c
+    let ids: Vec<i32> = c
         .query("SELECT id FROM users ORDER BY id", &[])
         .await
         .unwrap()
@@ -494,10 +495,10 @@ async fn search_path_decides_where_unqualified_names_go() {
     );
     // A prepared statement plans again when search_path changes.
     let stmt = c.prepare("SELECT v FROM t").await.unwrap();
-    let v: i32 = c.query_one(&stmt, &[]).await.unwrap().get::<_, i64>(0) as i32;
+    let v: i32 = c.query_one(&stmt, &[]).await.unwrap().get(0);
     assert_eq!(v, 2);
     c.batch_execute("SET search_path = public").await.unwrap();
-    let v: i64 = c.query_one(&stmt, &[]).await.unwrap().get(0);
+    let v: i32 = c.query_one(&stmt, &[]).await.unwrap().get(0);
     assert_eq!(v, 1);
     // DML and DDL follow it too.
     c.batch_execute("SET search_path = app; UPDATE t SET v = 20; DROP TABLE only_public_missing")

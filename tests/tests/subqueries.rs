@@ -92,14 +92,15 @@ async fn subqueries_run_per_outer_row_as_postgresql_runs_them() {
         .await
         .unwrap();
     for _ in 0..2 {
-        let rows = c.query(&stmt, &[&0i64]).await.unwrap();
-        let got: Vec<(i64, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        // $1 is integer (t1.b's type) and a is integer, as in PostgreSQL.
+        let rows = c.query(&stmt, &[&0i32]).await.unwrap();
+        let got: Vec<(i32, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         assert_eq!(got, [(1, 0), (4, 1), (7, 2)]);
     }
     c.batch_execute("INSERT INTO t1 VALUES (0, 0, 0)")
         .await
         .unwrap();
-    let rows = c.query(&stmt, &[&0i64]).await.unwrap();
-    let got: Vec<(i64, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let rows = c.query(&stmt, &[&0i32]).await.unwrap();
+    let got: Vec<(i32, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     assert_eq!(got, [(0, 0), (1, 1), (4, 2), (7, 3)]);
 }

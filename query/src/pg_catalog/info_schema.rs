@@ -6,6 +6,7 @@
 use super::model::{RelationKind, Snapshot};
 use super::relations::OWNER;
 use super::{text, Row, ViewTypes};
+use crate::value::types;
 use datafusion::error::Result as DfResult;
 
 const DATABASE: &str = "amber";
@@ -23,6 +24,49 @@ fn data_type(s: &Snapshot, oid: u32) -> (String, String) {
             "USER-DEFINED".into(),
             s.row_type(oid).map(|(_, n)| n).unwrap_or_default(),
         ),
+    }
+}
+
+/// information_schema.columns' sizes of a column of type `oid` with
+/// `typmod`: character_maximum_length, character_octet_length,
+/// numeric_precision, numeric_precision_radix, numeric_scale,
+/// datetime_precision (PostgreSQL's `_pg_char_max_length` and friends).
+fn sizes(oid: u32, typmod: i32) -> [Option<i64>; 6] {
+    // A character is at most 4 bytes in UTF8; 1 GB when unlimited.
+    const OCTETS_MAX: i64 = 1_073_741_824;
+    let m = (typmod >= 0).then(|| i64::from(typmod) - 4);
+    match oid {
+        types::VARCHAR | types::BPCHAR | types::TEXT => [
+            m,
+            Some(m.map(|n| n * 4).unwrap_or(OCTETS_MAX)),
+            None,
+            None,
+            None,
+            None,
+        ],
+        types::INT2 => [None, None, Some(16), Some(2), Some(0), None],
+        types::INT4 => [None, None, Some(32), Some(2), Some(0), None],
+        types::INT8 => [None, None, Some(64), Some(2), Some(0), None],
+        types::FLOAT4 => [None, None, Some(24), Some(2), None, None],
+        types::FLOAT8 => [None, None, Some(53), Some(2), None, None],
+        types::NUMERIC => [
+            None,
+            None,
+            m.map(|m| (m >> 16) & 0xffff),
+            Some(10),
+            m.map(|m| m & 0xffff),
+            None,
+        ],
+        types::DATE => [None, None, None, None, None, Some(0)],
+        types::TIMESTAMP | types::TIMESTAMPTZ => [
+            None,
+            None,
+            None,
+            None,
+            None,
+            Some(if typmod >= 0 { typmod.into() } else { 6 }),
+        ],
+        _ => [None; 6],
     }
 }
 
@@ -93,8 +137,16 @@ pub(crate) fn rows(s: &Snapshot, view: &str, view_types: &ViewTypes) -> DfResult
             for r in s.relations() {
                 for a in r.attributes(r.view_types(view_types)) {
                     let (dt, udt) = data_type(s, a.type_oid);
+                    let [char_max, octets, precision, radix, scale, dt_precision] =
+                        sizes(a.type_oid, a.typmod);
                     rows.push(
                         Row::new()
+                            .set("character_maximum_length", char_max)
+                            .set("character_octet_length", octets)
+                            .set("numeric_precision", precision)
+                            .set("numeric_precision_radix", radix)
+                            .set("numeric_scale", scale)
+                            .set("datetime_precision", dt_precision)
                             .set("table_catalog", DATABASE)
                             .set("table_schema", r.schema())
                             .set("table_name", r.name())

@@ -115,6 +115,11 @@ impl From<i32> for Cell {
         Cell::Int(v.into())
     }
 }
+impl From<Option<i64>> for Cell {
+    fn from(v: Option<i64>) -> Cell {
+        v.map_or(Cell::Null, Cell::Int)
+    }
+}
 impl From<Option<String>> for Cell {
     fn from(v: Option<String>) -> Cell {
         v.map(Cell::Text).unwrap_or(Cell::Null)

@@ -53,6 +53,8 @@ pub(crate) struct Attribute {
     pub num: i16,
     pub name: String,
     pub type_oid: u32,
+    /// atttypmod: a declared length or precision; -1 for none.
+    pub typmod: i32,
     pub not_null: bool,
     /// (pg_attrdef oid, the expression as `pg_get_expr` prints it).
     pub default: Option<(u32, String)>,
@@ -97,6 +99,9 @@ pub(crate) struct ForeignKey {
 pub(crate) struct Relation<'a> {
     pub module: &'a ModuleDef,
     pub kind: RelationKind<'a>,
+    /// The statement's search_path: a default's `nextval('seq'::regclass)`
+    /// names the sequence unqualified when its schema is on it.
+    pub search_path: &'a [String],
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -143,15 +148,29 @@ pub(crate) fn type_oid(t: &SqlType) -> u32 {
     crate::convert::type_oid(t)
 }
 
+/// The type a default's constant is cast to when PostgreSQL prints it.
+fn cast_name(c: &ColumnDef) -> String {
+    match &c.declared {
+        Some(amber_catalog::Declared::Varchar { .. }) => "character varying".into(),
+        Some(amber_catalog::Declared::Char { .. }) => "bpchar".into(),
+        _ => c.ty.pg_name(),
+    }
+}
+
 /// A column default as PostgreSQL prints its expression.
-fn default_text(c: &ColumnDef, schema: &str, table: &str) -> Option<String> {
+fn default_text(c: &ColumnDef, schema: &str, table: &str, on_path: bool) -> Option<String> {
     if c.sequence.is_some() && c.identity_always {
         return None;
     }
     if let Some(_seq) = c.sequence {
+        let name = sequence_name(table, &c.name);
         return Some(format!(
             "nextval('{}'::regclass)",
-            super::text::qualified(schema, &sequence_name(table, &c.name))
+            if on_path {
+                super::text::quote_ident(&name)
+            } else {
+                super::text::qualified(schema, &name)
+            }
         ));
     }
     if !c.has_default {
@@ -160,8 +179,12 @@ fn default_text(c: &ColumnDef, schema: &str, table: &str) -> Option<String> {
     Some(match (&c.default, &c.ty) {
         (Json::Null, _) => "NULL".into(),
         (Json::Bool(b), _) => b.to_string(),
-        (Json::Number(n), SqlType::Numeric | SqlType::Float8) => {
-            let t = n.to_string();
+        (Json::Number(n), SqlType::Numeric | SqlType::Float8 | SqlType::Float4) => {
+            let t = match (&c.ty, n.as_f64()) {
+                // A real's default is the float4 it stored, shortest.
+                (SqlType::Float4, Some(f)) => (f as f32).to_string(),
+                _ => n.to_string(),
+            };
             if t.starts_with('-') {
                 format!("'{t}'::{}", c.ty.pg_name())
             } else {
@@ -184,7 +207,7 @@ fn default_text(c: &ColumnDef, schema: &str, table: &str) -> Option<String> {
             s.clone()
         }
         (Json::String(s), _) => {
-            format!("'{}'::{}", s.replace('\'', "''"), c.ty.pg_name())
+            format!("'{}'::{}", s.replace('\'', "''"), cast_name(c))
         }
         (other, _) => format!(
             "'{}'::{}",
@@ -238,14 +261,17 @@ impl Snapshot {
 
     /// Tables and views, in module order.
     pub(crate) fn relations(&self) -> impl Iterator<Item = Relation<'_>> {
-        self.modules.iter().flat_map(|m| {
+        let search_path: &[String] = &self.search_path;
+        self.modules.iter().flat_map(move |m| {
             let tables = m.shape.classes.iter().map(move |c| Relation {
                 module: m,
                 kind: RelationKind::Table(c),
+                search_path,
             });
             let views = m.shape.views.iter().map(move |v| Relation {
                 module: m,
                 kind: RelationKind::View(v),
+                search_path,
             });
             tables.chain(views)
         })
@@ -531,6 +557,7 @@ impl<'a> Relation<'a> {
                         num: 1,
                         name: "id".into(),
                         type_oid: types::INT8,
+                        typmod: -1,
                         not_null: true,
                         default: None,
                         identity: "",
@@ -538,12 +565,20 @@ impl<'a> Relation<'a> {
                 }
                 for col in &c.columns {
                     let num = i16::try_from(out.len() + 1).unwrap_or(i16::MAX);
+                    let (type_oid, typmod) = crate::convert::column_type(col);
                     out.push(Attribute {
                         num,
                         name: col.name.clone(),
-                        type_oid: type_oid(&col.ty),
+                        type_oid,
+                        typmod,
                         not_null: !col.nullable,
-                        default: default_text(col, self.schema(), &c.table).map(|t| {
+                        default: default_text(
+                            col,
+                            self.schema(),
+                            &c.table,
+                            self.search_path.iter().any(|p| p == self.schema()),
+                        )
+                        .map(|t| {
                             (
                                 or_legacy(col.default_oid, c.id ^ (u64::from(col.id) << 24)),
                                 t,
@@ -567,6 +602,7 @@ impl<'a> Relation<'a> {
                     type_oid: view_types
                         .and_then(|t| t.get(i).copied())
                         .unwrap_or(types::TEXT),
+                    typmod: -1,
                     not_null: false,
                     default: None,
                     identity: "",
@@ -641,6 +677,7 @@ impl<'a> Relation<'a> {
                     let target = Relation {
                         module: m,
                         kind: RelationKind::Table(t),
+                        search_path: self.search_path,
                     };
                     return Some(ForeignKey {
                         oid,
@@ -652,7 +689,7 @@ impl<'a> Relation<'a> {
                         target_column: (target.attnum(&fk.column), fk.column.clone()),
                         target_index: or_legacy(index.oid, index.id),
                         target_index_name: index.name.clone(),
-                        type_oid: type_oid(&col.ty),
+                        type_oid: crate::convert::column_type(col).0,
                         on_delete: fk.on_delete,
                     });
                 }

@@ -21,7 +21,12 @@ const PG_CLASS: u32 = 1259;
 fn equality_operator(type_oid: u32) -> i64 {
     match type_oid {
         types::INT8 => 410,
-        types::TEXT => 98,
+        types::INT4 => 96,
+        types::INT2 => 94,
+        types::FLOAT4 => 620,
+        // varchar compares with text's operator.
+        types::TEXT | types::VARCHAR => 98,
+        types::BPCHAR => 1054,
         types::NUMERIC => 1752,
         types::DATE => 1093,
         types::TIMESTAMPTZ => 1320,
@@ -455,6 +460,7 @@ fn pg_attribute(s: &Snapshot, view_types: &ViewTypes) -> Vec<Row> {
         for a in &attributes {
             rows.push(
                 attribute(oid, a.num.into(), &a.name, a.type_oid)
+                    .set("atttypmod", a.typmod)
                     .set("attnotnull", a.not_null)
                     .set("atthasdef", a.default.is_some())
                     .set("attidentity", a.identity),
@@ -467,12 +473,12 @@ fn pg_attribute(s: &Snapshot, view_types: &ViewTypes) -> Vec<Row> {
         }
         for i in r.indexes() {
             for (n, (num, name)) in i.columns.iter().enumerate() {
-                let t = attributes
+                let (t, typmod) = attributes
                     .iter()
                     .find(|a| a.num == *num)
-                    .map(|a| a.type_oid)
-                    .unwrap_or(types::TEXT);
-                rows.push(attribute(i.oid, n as i64 + 1, name, t));
+                    .map(|a| (a.type_oid, a.typmod))
+                    .unwrap_or((types::TEXT, -1));
+                rows.push(attribute(i.oid, n as i64 + 1, name, t).set("atttypmod", typmod));
             }
         }
     }
@@ -527,7 +533,8 @@ fn default_btree_opclass(type_oid: u32) -> i64 {
         types::INT8 => 3124,
         types::INT2 => 1979,
         types::INT4 => 1978,
-        types::TEXT => 3126,
+        types::TEXT | types::VARCHAR => 3126,
+        types::BPCHAR => 10004,
         types::OID => 1981,
         types::FLOAT4 => 10012,
         types::FLOAT8 => 3123,

@@ -27,7 +27,7 @@ use crate::session::{ident_value, name_parts, Engine, Output};
 use crate::unique;
 use crate::value::Settings;
 use amber_catalog::{
-    class_prefix, class_range_end, Catalog, ClassDef, ColumnDef, ForeignKeyDef, IndexDef,
+    class_prefix, class_range_end, Catalog, ClassDef, ColumnDef, Declared, ForeignKeyDef, IndexDef,
     ModuleDef, ModuleShape, SqlType,
 };
 use amber_storage::Txn;
@@ -558,8 +558,8 @@ fn python_source(schema: &str, shape: &ModuleShape) -> String {
 
 fn python_type(t: &SqlType) -> String {
     match t {
-        SqlType::Int8 | SqlType::Ref(_) => "int".into(),
-        SqlType::Float8 => "float".into(),
+        SqlType::Int8 | SqlType::Int4 | SqlType::Int2 | SqlType::Ref(_) => "int".into(),
+        SqlType::Float8 | SqlType::Float4 => "float".into(),
         SqlType::Text => "str".into(),
         SqlType::Bool => "bool".into(),
         SqlType::Bytea => "bytes".into(),

@@ -56,14 +56,15 @@ impl Ddl<'_> {
                 ));
             }
             let serial = is_serial(&c.data_type);
-            let ty = match serial {
-                true => SqlType::Int8,
+            let (ty, declared) = match serial {
+                true => (serial_type(&c.data_type), None),
                 false => sql_type(&c.data_type)?,
             };
             let mut col = ColumnDef {
                 id: u32::try_from(i + 1).unwrap_or(u32::MAX),
                 name: name.clone(),
                 ty,
+                declared,
                 nullable: !serial,
                 has_default: false,
                 default: Json::Null,
@@ -104,7 +105,7 @@ impl Ddl<'_> {
                         generation_expr: None,
                         ..
                     } => {
-                        if col.ty != SqlType::Int8 {
+                        if !col.ty.is_integer() || matches!(col.ty, SqlType::Ref(_)) {
                             return Err(SqlError::new(
                                 "42611",
                                 "identity column type must be smallint, integer, or bigint",
@@ -280,6 +281,19 @@ pub(super) fn refuse_options(ct: &ast::CreateTable) -> Result<(), SqlError> {
     }
 }
 
+/// The integer type of a serial column: `serial` is integer, `bigserial`
+/// bigint, `smallserial` smallint.
+fn serial_type(t: &AstType) -> SqlType {
+    match t {
+        AstType::Custom(name, _) => match name_parts(name).last().map(String::as_str) {
+            Some("bigserial" | "serial8") => SqlType::Int8,
+            Some("smallserial" | "serial2") => SqlType::Int2,
+            _ => SqlType::Int4,
+        },
+        _ => SqlType::Int4,
+    }
+}
+
 /// `serial`, `bigserial`, `smallserial` (and their `serialN` names): an
 /// integer column filled from its own sequence.
 pub(super) fn is_serial(t: &AstType) -> bool {
@@ -292,59 +306,125 @@ pub(super) fn is_serial(t: &AstType) -> bool {
     }
 }
 
-/// The stored type of a declared column type. Integer types are stored
-/// as bigint, floating types as double precision and character types as
-/// text (values and their arithmetic are the same; the declared names
-/// are not kept yet).
-pub(super) fn sql_type(t: &AstType) -> Result<SqlType, SqlError> {
+/// The stored type of a declared column type, and what it declares beyond
+/// it (a length, a precision). `integer`/`smallint`/`real` are their own
+/// types; `varchar(n)`, `char(n)` and `numeric(p,s)` are text and numeric
+/// with their limits checked on every write.
+pub(super) fn sql_type(t: &AstType) -> Result<(SqlType, Option<Declared>), SqlError> {
+    let unsupported = || SqlError::unsupported(format!("column type {t} is not supported yet"));
+    let length = |l: &Option<ast::CharacterLength>, default: Option<u32>| match l {
+        None => Ok(default),
+        Some(ast::CharacterLength::IntegerLength { length, .. }) => match u32::try_from(*length) {
+            Ok(n) if (1..=CHAR_LENGTH_MAX).contains(&n) => Ok(Some(n)),
+            _ if *length == 0 => Err(SqlError::new(
+                "22023",
+                format!("length for type {} must be at least 1", char_type_name(t)),
+            )),
+            _ => Err(SqlError::new(
+                "22023",
+                format!(
+                    "length for type {} cannot exceed {CHAR_LENGTH_MAX}",
+                    char_type_name(t)
+                ),
+            )),
+        },
+        Some(ast::CharacterLength::Max) => Err(unsupported()),
+    };
     Ok(match t {
-        AstType::Int(_)
-        | AstType::Integer(_)
-        | AstType::Int2(_)
-        | AstType::Int4(_)
-        | AstType::Int8(_)
-        | AstType::SmallInt(_)
-        | AstType::BigInt(_)
-        | AstType::TinyInt(_)
-        | AstType::MediumInt(_) => SqlType::Int8,
-        AstType::Real
-        | AstType::Float4
-        | AstType::Float8
-        | AstType::Float(_)
-        | AstType::Double(_)
-        | AstType::DoublePrecision => SqlType::Float8,
-        AstType::Text
-        | AstType::Varchar(_)
-        | AstType::CharacterVarying(_)
-        | AstType::Char(_)
-        | AstType::Character(_)
-        | AstType::String(_) => SqlType::Text,
-        AstType::Bool | AstType::Boolean => SqlType::Bool,
-        AstType::Bytea => SqlType::Bytea,
-        AstType::Numeric(_) | AstType::Decimal(_) | AstType::Dec(_) => SqlType::Numeric,
-        AstType::Date => SqlType::Date,
+        AstType::Int(_) | AstType::Integer(_) | AstType::Int4(_) | AstType::MediumInt(_) => {
+            (SqlType::Int4, None)
+        }
+        AstType::Int2(_) | AstType::SmallInt(_) | AstType::TinyInt(_) => (SqlType::Int2, None),
+        AstType::Int8(_) | AstType::BigInt(_) => (SqlType::Int8, None),
+        AstType::Real | AstType::Float4 => (SqlType::Float4, None),
+        // float(p): real up to 24 binary digits, as PostgreSQL.
+        AstType::Float(ast::ExactNumberInfo::Precision(p)) if (1..=24).contains(p) => {
+            (SqlType::Float4, None)
+        }
+        AstType::Float(ast::ExactNumberInfo::Precision(p)) if !(25..=53).contains(p) => {
+            return Err(SqlError::new(
+                "22023",
+                format!("precision for type float must be between 1 and 53 bits (not {p})"),
+            ))
+        }
+        AstType::Float8 | AstType::Float(_) | AstType::Double(_) | AstType::DoublePrecision => {
+            (SqlType::Float8, None)
+        }
+        AstType::Text | AstType::String(_) => (SqlType::Text, None),
+        AstType::Varchar(l) | AstType::CharacterVarying(l) => (
+            SqlType::Text,
+            Some(Declared::Varchar {
+                length: length(l, None)?,
+            }),
+        ),
+        AstType::Char(l) | AstType::Character(l) => (
+            SqlType::Text,
+            Some(Declared::Char {
+                length: length(l, Some(1))?.unwrap_or(1),
+            }),
+        ),
+        AstType::Bool | AstType::Boolean => (SqlType::Bool, None),
+        AstType::Bytea => (SqlType::Bytea, None),
+        AstType::Numeric(info) | AstType::Decimal(info) | AstType::Dec(info) => {
+            let (precision, scale) = match info {
+                ast::ExactNumberInfo::None => return Ok((SqlType::Numeric, None)),
+                ast::ExactNumberInfo::Precision(p) => (*p, 0),
+                ast::ExactNumberInfo::PrecisionAndScale(p, s) => (*p, *s),
+            };
+            let precision = u32::try_from(precision)
+                .ok()
+                .filter(|p| (1..=NUMERIC_PRECISION_MAX).contains(p))
+                .ok_or_else(|| {
+                    SqlError::new(
+                        "22023",
+                        format!(
+                            "NUMERIC precision {precision} must be between 1 and {NUMERIC_PRECISION_MAX}"
+                        ),
+                    )
+                })?;
+            // PostgreSQL 15 allows a negative scale or one above the
+            // precision; Amber keeps 0 <= scale <= precision.
+            let scale = u32::try_from(scale)
+                .ok()
+                .filter(|s| *s <= precision)
+                .ok_or_else(|| {
+                    SqlError::unsupported(format!(
+                        "NUMERIC scale {scale} outside 0..={precision} is not supported yet"
+                    ))
+                })?;
+            (
+                SqlType::Numeric,
+                Some(Declared::Numeric { precision, scale }),
+            )
+        }
+        AstType::Date => (SqlType::Date, None),
         AstType::Timestamp(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => {
-            SqlType::Timestamptz
+            (SqlType::Timestamptz, None)
         }
         AstType::Timestamp(_, ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone) => {
-            SqlType::Timestamp
+            (SqlType::Timestamp, None)
         }
-        AstType::JSON | AstType::JSONB => SqlType::Jsonb,
+        AstType::JSON | AstType::JSONB => (SqlType::Jsonb, None),
         AstType::Array(ast::ArrayElemTypeDef::SquareBracket(inner, _))
         | AstType::Array(ast::ArrayElemTypeDef::AngleBracket(inner)) => match sql_type(inner)? {
-            SqlType::Array(_) | SqlType::Jsonb => {
-                return Err(SqlError::unsupported(format!(
-                    "column type {t} is not supported yet"
-                )))
-            }
-            inner => SqlType::Array(Box::new(inner)),
+            (SqlType::Array(_) | SqlType::Jsonb, _) => return Err(unsupported()),
+            // An element's length or precision (`varchar(20)[]`) is not
+            // kept yet: the array is of the plain type.
+            (inner, _) => (SqlType::Array(Box::new(inner)), None),
         },
-        other => {
-            return Err(SqlError::unsupported(format!(
-                "column type {other} is not supported yet"
-            )))
-        }
+        _ => return Err(unsupported()),
     })
+}
+
+/// PostgreSQL's limits on declared lengths and precisions.
+const CHAR_LENGTH_MAX: u32 = 10_485_760;
+const NUMERIC_PRECISION_MAX: u32 = 1000;
+
+fn char_type_name(t: &AstType) -> &'static str {
+    match t {
+        AstType::Char(_) | AstType::Character(_) => "character",
+        _ => "character varying",
+    }
 }
 
 /// A column's DEFAULT: a constant, converted to the column's type now.
@@ -358,5 +438,9 @@ pub(super) fn default_value(
             "DEFAULT {e} is not supported yet (only constants)"
         )));
     };
-    convert::scalar_to_json(&col.ty, &v, settings)
+    let stored = convert::scalar_to_json(&col.ty, &v, settings)?;
+    // Checked now (`varchar(2) DEFAULT 'abc'` fails at INSERT in
+    // PostgreSQL; here at CREATE), applied at each INSERT.
+    crate::declared::apply(col, stored.clone())?;
+    Ok(stored)
 }

@@ -192,6 +192,61 @@ impl Numeric {
         Numeric::finite(neg, i, f, scale).unwrap_or(Numeric::NaN)
     }
 
+    /// The value rounded half away from zero (as PostgreSQL's
+    /// `numeric(p,s)` rounds) to exactly `scale` digits after the point.
+    pub fn rounded(&self, scale: usize) -> Numeric {
+        let Numeric::Finite { neg, int, frac } = self else {
+            return self.clone();
+        };
+        if frac.len() <= scale {
+            let mut frac = frac.clone();
+            frac.extend(std::iter::repeat_n('0', scale - frac.len()));
+            return Numeric::Finite {
+                neg: *neg,
+                int: int.clone(),
+                frac,
+            };
+        }
+        let round_up = frac.as_bytes()[scale] >= b'5';
+        let mut digits: Vec<u8> = int.bytes().chain(frac.bytes().take(scale)).collect();
+        if round_up {
+            // Decimal increment; a carry out of the first digit adds one.
+            let mut i = digits.len();
+            loop {
+                if i == 0 {
+                    digits.insert(0, b'1');
+                    break;
+                }
+                i -= 1;
+                if digits[i] == b'9' {
+                    digits[i] = b'0';
+                } else {
+                    digits[i] += 1;
+                    break;
+                }
+            }
+        }
+        let split = digits.len() - scale;
+        let int: String = String::from_utf8_lossy(&digits[..split])
+            .trim_start_matches('0')
+            .to_string();
+        let frac = String::from_utf8_lossy(&digits[split..]).to_string();
+        let zero = int.is_empty() && frac.bytes().all(|b| b == b'0');
+        Numeric::Finite {
+            neg: *neg && !zero,
+            int,
+            frac,
+        }
+    }
+
+    /// Digits before the point (0 for a value below 1, NaN and infinities).
+    pub fn integer_digits(&self) -> usize {
+        match self {
+            Numeric::Finite { int, .. } => int.len(),
+            _ => 0,
+        }
+    }
+
     /// The same value with trailing zeros after the point removed.
     pub fn trimmed(&self) -> Numeric {
         match self {

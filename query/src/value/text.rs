@@ -165,6 +165,19 @@ pub fn format_bytea(b: &[u8]) -> String {
     s
 }
 
+/// Pads the UTF-8 text in `buf` with spaces to `chars` characters (a
+/// `character(n)` value as sent); longer or non-UTF-8 text is left alone.
+pub fn pad_chars(buf: &mut Vec<u8>, chars: usize) {
+    if chars == 0 || buf.len() >= chars.saturating_mul(4) {
+        return;
+    }
+    let Ok(s) = std::str::from_utf8(buf) else {
+        return;
+    };
+    let have = s.chars().count();
+    buf.extend(std::iter::repeat_n(b' ', chars.saturating_sub(have)));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,6 +35,21 @@ pub const NUMERIC: u32 = 1700;
 pub const UUID: u32 = 2950;
 pub const JSONB: u32 = 3802;
 
+/// pg_type.typlen of a wire type (RowDescription's type size): the fixed
+/// width in bytes, -1 for variable-width types, -2 for C strings.
+pub fn typlen(oid: u32) -> i16 {
+    match oid {
+        BOOL | CHAR => 1,
+        INT2 => 2,
+        INT4 | OID | REGPROC | FLOAT4 | DATE => 4,
+        INT8 | FLOAT8 | TIMESTAMP | TIMESTAMPTZ => 8,
+        UUID => 16,
+        NAME => 64,
+        UNKNOWN => -2,
+        _ => -1,
+    }
+}
+
 /// (element oid, array oid) of every type with an array type here.
 const ARRAYS: &[(u32, u32)] = &[
     (BOOL, 1000),
@@ -73,6 +88,20 @@ pub fn element_of(array: u32) -> Option<u32> {
 }
 
 /// The oid a column of `field` is described with.
+/// Field metadata: the typmod of a column with a declared length or
+/// precision (RowDescription's type modifier; a `character(n)` column's
+/// values are padded to it when sent).
+pub const PG_TYPMOD_KEY: &str = "pg_typmod";
+
+/// The typmod of `field`'s values; -1 for none.
+pub fn typmod_of_field(field: &Field) -> i32 {
+    field
+        .metadata()
+        .get(PG_TYPMOD_KEY)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(-1)
+}
+
 pub fn oid_of_field(field: &Field) -> u32 {
     match field.metadata().get(PG_TYPE_KEY).map(String::as_str) {
         Some("jsonb") => JSONB,
@@ -82,6 +111,7 @@ pub fn oid_of_field(field: &Field) -> u32 {
         Some("name") => NAME,
         Some("char") => CHAR,
         Some("varchar") => VARCHAR,
+        Some("bpchar") => BPCHAR,
         Some("regproc") => REGPROC,
         Some("int2vector") => INT2VECTOR,
         Some("oidvector") => OIDVECTOR,
