@@ -224,6 +224,19 @@ pub(crate) fn bare_select(query: &Query) -> Option<&ast::Select> {
     bare.then_some(select)
 }
 
+/// Whether `e` is an integer literal, possibly negated or in parentheses.
+fn integer_literal(e: &Expr) -> bool {
+    match e {
+        Expr::Value(v) => matches!(&v.value, Value::Number(n, _) if n.parse::<i64>().is_ok()),
+        Expr::UnaryOp {
+            op: ast::UnaryOperator::Minus,
+            expr,
+        }
+        | Expr::Nested(expr) => integer_literal(expr),
+        _ => false,
+    }
+}
+
 /// `SELECT <constants>` (no FROM, no clauses): one row computed here.
 /// Numerics keep their exact text and jsonb its own type.
 pub(crate) fn constant_select(
@@ -248,6 +261,15 @@ pub(crate) fn constant_select(
         let pg = match expr {
             Expr::Cast { data_type, .. } => cast_oid(data_type),
             _ => None,
+        };
+        // An integer literal that fits is `integer`, as PostgreSQL types
+        // it (`integer_literals.rs` does the same for planned queries).
+        let v = match (&v, integer_literal(expr)) {
+            (ScalarValue::Int64(Some(i)), true) => match i32::try_from(*i) {
+                Ok(n) => ScalarValue::Int32(Some(n)),
+                Err(_) => v,
+            },
+            _ => v,
         };
         let name = names
             .get(i)

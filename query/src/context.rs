@@ -90,10 +90,12 @@ impl PlanningBase {
         analyzer_rules.insert(1, Arc::new(crate::any_arrays::AnyArrays));
         analyzer_rules.insert(2, Arc::new(crate::sort_subqueries::SortSubqueries));
         analyzer_rules.insert(3, Arc::new(crate::float4_promotion::Float4Promotion));
+        analyzer_rules.insert(4, Arc::new(crate::integer_literals::IntegerLiterals));
         let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
             .with_analyzer_rules(analyzer_rules)
+            .with_physical_optimizer_rule(Arc::new(crate::checked_arithmetic::CheckedArithmetic))
             .build();
         for udf in pg_functions()
             .into_iter()
@@ -122,6 +124,16 @@ impl PlanningBase {
             collect_spans: o.collect_spans,
             default_null_ordering: o.default_null_ordering.as_str().into(),
         }
+    }
+
+    /// `plan` analyzed: its output types as the statement will send them
+    /// (the analyzer rules retype literals and operands), for Describe.
+    pub fn analyze(&self, plan: &LogicalPlan) -> DfResult<LogicalPlan> {
+        self.state.analyzer().execute_and_check(
+            plan.clone(),
+            self.state.config_options(),
+            |_, _| {},
+        )
     }
 
     /// Analyzes and optimizes `plan`; `now()` folds to the time of this

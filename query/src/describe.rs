@@ -134,7 +134,30 @@ impl Session {
                         }
                     }
                 }
-                let schema = Arc::new(plan.schema().as_arrow().clone());
+                // The types the analyzer gives (an int4 literal, a real
+                // promoted), as Execute will send them; the rest of each
+                // field (its column source) as planned, since the
+                // analyzer's coercion of a UNION merges its branches'.
+                let planned = plan.schema().as_arrow().clone();
+                let analyzed = ctx.base().analyze(&plan).ok();
+                let fields: Vec<_> = planned
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| {
+                        let t = analyzed
+                            .as_ref()
+                            .and_then(|a| a.schema().fields().get(i).map(|g| g.data_type()));
+                        match t {
+                            Some(t) => f.as_ref().clone().with_data_type(t.clone()),
+                            None => f.as_ref().clone(),
+                        }
+                    })
+                    .collect();
+                let schema = Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(
+                    fields,
+                    planned.metadata().clone(),
+                ));
                 columns = Some(rename_columns(&schema, names.as_deref()));
             }
             Statement::Call(function) => {

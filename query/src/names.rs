@@ -1,7 +1,9 @@
 //! PostgreSQL's output column names (`?column?`, `count`, `sum`, ...).
 
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
-use datafusion::sql::sqlparser::ast::{Expr, FunctionArguments, Ident, Query, SelectItem, SetExpr};
+use datafusion::sql::sqlparser::ast::{
+    self, Expr, FunctionArguments, Ident, Query, SelectItem, SetExpr,
+};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -253,6 +255,22 @@ pub fn expr_name(e: &Expr) -> String {
             _ => "?column?".into(),
         },
         Expr::Array(_) => "array".into(),
+        // Functions with SQL syntax of their own are named after the
+        // function PostgreSQL calls.
+        Expr::Substring { shorthand, .. } => match shorthand {
+            true => "substr".into(),
+            false => "substring".into(),
+        },
+        Expr::Trim { trim_where, .. } => match trim_where {
+            Some(ast::TrimWhereField::Leading) => "ltrim".into(),
+            Some(ast::TrimWhereField::Trailing) => "rtrim".into(),
+            _ => "btrim".into(),
+        },
+        Expr::Position { .. } => "position".into(),
+        Expr::Extract { .. } => "extract".into(),
+        Expr::Ceil { .. } => "ceil".into(),
+        Expr::Floor { .. } => "floor".into(),
+        Expr::Overlay { .. } => "overlay".into(),
         _ => "?column?".into(),
     }
 }

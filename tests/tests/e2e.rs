@@ -14,6 +14,7 @@ mod sandbox;
 mod scan;
 mod settings;
 mod sql_tables;
+mod sql_types;
 mod sqllogic;
 mod stored_form;
 mod subqueries;
