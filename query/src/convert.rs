@@ -64,6 +64,21 @@ pub fn exact_field(name: &str, t: &SqlType, nullable: bool) -> Field {
     }
 }
 
+/// The Arrow type a column computes as: its type's, but a `numeric(p,s)`
+/// with p <= 38 is Decimal128(p, s) (DataFusion then types its sums and
+/// products with PostgreSQL's scales).
+pub fn column_arrow_type(col: &amber_catalog::ColumnDef) -> DataType {
+    match (&col.ty, &col.declared) {
+        (SqlType::Numeric, Some(amber_catalog::Declared::Numeric { precision, scale })) => {
+            match (u8::try_from(*precision), i8::try_from(*scale)) {
+                (Ok(p), Ok(s)) if p <= NUMERIC_PRECISION => DataType::Decimal128(p, s),
+                _ => arrow_type(&col.ty),
+            }
+        }
+        _ => arrow_type(&col.ty),
+    }
+}
+
 /// The wire type of a column: its type's, but `varchar(n)` and `char(n)`
 /// columns are `varchar` and `bpchar` (computed as Utf8 like text).
 pub fn declared_field(f: Field, declared: Option<&amber_catalog::Declared>) -> Field {
@@ -215,8 +230,14 @@ pub fn json_column(t: &SqlType, dt: &DataType, values: &[&Json]) -> Result<Array
             Arc::new(b.finish())
         }
         SqlType::Numeric => {
+            // A numeric(p,s) column computes at its own scale (`dt`), so
+            // its sums print as PostgreSQL prints them.
+            let (precision, scale) = match dt {
+                DataType::Decimal128(p, s) => (*p, *s),
+                _ => (NUMERIC_PRECISION, NUMERIC_SCALE),
+            };
             let mut b = Decimal128Builder::with_capacity(values.len())
-                .with_precision_and_scale(NUMERIC_PRECISION, NUMERIC_SCALE)
+                .with_precision_and_scale(precision, scale)
                 .map_err(|e| SqlError::internal(e.to_string()))?;
             for v in values {
                 match v {
@@ -224,7 +245,7 @@ pub fn json_column(t: &SqlType, dt: &DataType, values: &[&Json]) -> Result<Array
                     Json::String(s) => b.append_value(
                         Numeric::parse(s)
                             .ok()
-                            .and_then(|n| n.to_i128(NUMERIC_PRECISION, NUMERIC_SCALE))
+                            .and_then(|n| n.to_i128(precision, scale))
                             .ok_or_else(|| numeric_too_big(s))?,
                     ),
                     v => return Err(bad("numeric", v)),

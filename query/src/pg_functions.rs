@@ -93,6 +93,16 @@ pub(crate) fn session_functions(
             Ok(ColumnarValue::Scalar(ScalarValue::Int32(Some(backend_pid))))
         }),
     ));
+    // Amber has no standbys: never in recovery.
+    let recovery = Arc::new(datafusion::logical_expr::create_udf(
+        "pg_is_in_recovery",
+        vec![],
+        DataType::Boolean,
+        Volatility::Stable,
+        Arc::new(|_args: &[ColumnarValue]| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(false))))
+        }),
+    ));
     let schema = Arc::new(datafusion::logical_expr::create_udf(
         "current_schema",
         vec![],
@@ -136,6 +146,8 @@ pub(crate) fn session_functions(
         ("pg_catalog.current_schemas".into(), schemas_fn),
         ("pg_backend_pid".into(), pid.clone()),
         ("pg_catalog.pg_backend_pid".into(), pid),
+        ("pg_is_in_recovery".into(), recovery.clone()),
+        ("pg_catalog.pg_is_in_recovery".into(), recovery),
     ]
 }
 

@@ -141,7 +141,11 @@ impl Session {
         let _ = ast::visit_relations(query, |name: &ObjectName| {
             if let Ok((_m, class)) = self.resolve_table(name) {
                 for c in &class.columns {
-                    if matches!(c.ty, SqlType::Numeric) {
+                    // A numeric(p,s) computes at its own scale, exactly:
+                    // it needs no exact-text reading.
+                    if matches!(c.ty, SqlType::Numeric)
+                        && crate::convert::column_arrow_type(c) == crate::convert::arrow_type(&c.ty)
+                    {
                         numeric.insert(c.name.to_lowercase());
                     } else {
                         other.insert(c.name.to_lowercase());

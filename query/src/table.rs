@@ -76,10 +76,12 @@ pub fn class_schema_in(
     // pg_attribute's numbering: a visible id is column 1.
     let first_attnum = if class.hidden_id { 1 } else { 2 };
     fields.extend(class.columns.iter().enumerate().map(|(i, c)| {
-        let f = if exact.keeps(&c.name) {
+        let exact_text =
+            exact.keeps(&c.name) && convert::column_arrow_type(c) == convert::arrow_type(&c.ty);
+        let f = if exact_text {
             convert::exact_field(&c.name, &c.ty, c.nullable)
         } else {
-            convert::field(&c.name, &c.ty, c.nullable)
+            convert::field(&c.name, &c.ty, c.nullable).with_data_type(convert::column_arrow_type(c))
         };
         let f = convert::declared_field(f, c.declared.as_ref());
         let f = match (&c.ty, f.data_type()) {

@@ -228,6 +228,26 @@ impl StartupHandler for Connection {
                     format!("database \"{database}\" does not exist"),
                 ))));
             }
+            // pg_dump reads the catalog through dozens of queries Amber
+            // does not all answer yet: a clear refusal up front beats the
+            // first of them failing halfway through a dump.
+            if startup
+                .parameters
+                .get("application_name")
+                .map(String::as_str)
+                == Some("pg_dump")
+            {
+                let mut info = ErrorInfo::new(
+                    "FATAL".into(),
+                    "0A000".into(),
+                    "pg_dump cannot dump an Amber database yet".into(),
+                );
+                info.hint = Some(
+                    "Dump each table's rows with COPY ... TO STDOUT (psql's \\copy), and each module's source with SELECT name, source FROM amber.modules."
+                        .into(),
+                );
+                return Err(PgWireError::UserError(Box::new(info)));
+            }
             // Settings from the startup packet, as SET would make them; a
             // bad one refuses the connection (FATAL), as in PostgreSQL.
             let parameters = {

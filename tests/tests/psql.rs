@@ -99,3 +99,37 @@ async fn psql_meta_commands_print_what_postgresql_prints() {
     }
     assert!(differing.is_empty(), "{}", differing.join("\n"));
 }
+
+/// pg_dump is refused up front with a message that says what to use
+/// instead, rather than failing on one of its catalog queries.
+#[test]
+fn pg_dump_is_refused_with_a_clear_message() {
+    let Ok(version) = Command::new("pg_dump").arg("--version").output() else {
+        assert!(
+            std::env::var("AMBER_REQUIRE_PG").is_err(),
+            "AMBER_REQUIRE_PG is set but pg_dump is missing"
+        );
+        println!("no pg_dump: skipped");
+        return;
+    };
+    assert!(version.status.success());
+    let server = Server::start();
+    let out = Command::new("pg_dump")
+        .args([
+            "--schema-only",
+            &format!(
+                "host=127.0.0.1 port={} user=amber dbname=amber",
+                server.port
+            ),
+        ])
+        .env("PGCONNECT_TIMEOUT", "5")
+        .output()
+        .expect("pg_dump runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "pg_dump succeeded: {stderr}");
+    assert!(
+        stderr.contains("FATAL:  pg_dump cannot dump an Amber database yet")
+            && stderr.contains("HINT:  Dump each table's rows with COPY ... TO STDOUT"),
+        "{stderr}"
+    );
+}

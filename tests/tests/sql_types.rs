@@ -92,6 +92,22 @@ async fn declared_types_are_kept_and_enforced() {
         simple_rows(&c, "SELECT f FROM dt WHERE a = 3").await,
         [[Some("0.00".to_string())]]
     );
+    // numeric(p,s) computes at its scale: sums, sums of products and
+    // differences print as PostgreSQL prints them.
+    assert_eq!(
+        simple_rows(
+            &c,
+            "SELECT sum(f), min(f), sum(f * 2), max(f - 0.5) FROM dt"
+        )
+        .await,
+        [[
+            Some("12345680.00"),
+            Some("0.00"),
+            Some("24691360.00"),
+            Some("12345678.49")
+        ]
+        .map(|v| v.map(str::to_string))]
+    );
     for (sql, want) in [
         (
             "INSERT INTO dt (a) VALUES (3000000000)",
