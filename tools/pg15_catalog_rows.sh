@@ -12,11 +12,24 @@ mkdir -p "$OUT"
 dump() {
     psql "$DSN" -Atc "COPY ($2) TO STDOUT" > "$OUT/$1.tsv"
 }
-# Types: not the row types of PostgreSQL's own catalogs (Amber lists no
-# catalog tables in pg_class), nor the array types of those.
+# The catalog relations Amber serves (columns.rs): pg_catalog's and
+# information_schema's, as SQL lists of names.
+names() {
+    awk -v section="$1" '
+        /^pub const / { on = ($3 == section ":") }
+        on && /^        "[a-z_0-9]*",$/ { gsub(/[ ",]/, ""); printf "%s'"'"'%s'"'"'", sep, $0; sep = ", " }
+    ' query/src/pg_catalog/columns.rs
+}
+SERVED="(relnamespace = 11 AND relname IN ($(names PG_CATALOG))) OR (relnamespace = 13207 AND relname IN ($(names INFORMATION_SCHEMA)))"
+# Types: not the row types of PostgreSQL's own catalogs but those of the
+# relations Amber serves, with their array types.
 # information_schema's domains (sql_identifier, yes_or_no, ...) and
 # their arrays are PostgreSQL's too.
-dump pg_type "SELECT * FROM pg_type t WHERE (typnamespace = 11 AND (typrelid = 0 OR typtype <> 'c') AND NOT EXISTS (SELECT 1 FROM pg_type e WHERE e.oid = t.typelem AND e.typtype = 'c' AND e.typrelid <> 0)) OR (typnamespace = 13207 AND (typtype = 'd' OR typelem IN (SELECT oid FROM pg_type WHERE typnamespace = 13207 AND typtype = 'd'))) ORDER BY oid"
+dump pg_type "SELECT * FROM pg_type t WHERE (typnamespace = 11 AND (typrelid = 0 OR typtype <> 'c') AND NOT EXISTS (SELECT 1 FROM pg_type e WHERE e.oid = t.typelem AND e.typtype = 'c' AND e.typrelid <> 0)) OR (typnamespace = 13207 AND (typtype = 'd' OR typelem IN (SELECT oid FROM pg_type WHERE typnamespace = 13207 AND typtype = 'd'))) OR typrelid IN (SELECT oid FROM pg_class WHERE $SERVED) OR typelem IN (SELECT reltype FROM pg_class WHERE $SERVED) ORDER BY oid"
+# The catalog relations Amber serves, as pg_class rows, and their
+# columns (system columns too) as pg_attribute rows.
+dump pg_class "SELECT * FROM pg_class WHERE $SERVED ORDER BY oid"
+dump pg_attribute "SELECT * FROM pg_attribute WHERE attrelid IN (SELECT oid FROM pg_class WHERE $SERVED) ORDER BY attrelid, attnum"
 dump pg_am "SELECT * FROM pg_am ORDER BY oid"
 dump pg_collation "SELECT * FROM pg_collation WHERE collprovider IN ('c', 'd') ORDER BY oid"
 dump pg_range "SELECT * FROM pg_range ORDER BY rngtypid"

@@ -43,6 +43,10 @@ const COMMANDS: &[&str] = &[
     r"\d psql_diff.log_id_seq",
     r"\d psql_diff.log",
     r"\d+ psql_diff.item",
+    // PostgreSQL's own catalog relations, as psql describes them.
+    r"\d pg_catalog.pg_roles",
+    r"\d information_schema.tables",
+    r"\dS pg_settings",
     r"\dT psql_diff.*",
 ];
 

@@ -17,6 +17,8 @@ const PG_NAMESPACE: &str = include_str!("pg15/pg_namespace.tsv");
 const PG_AUTHID: &str = include_str!("pg15/pg_authid.tsv");
 const PG_DESCRIPTION: &str = include_str!("pg15/pg_description.tsv");
 const PG_PROC: &str = include_str!("pg15/pg_proc.tsv");
+const PG_CLASS: &str = include_str!("pg15/pg_class.tsv");
+const PG_ATTRIBUTE: &str = include_str!("pg15/pg_attribute.tsv");
 
 /// pg_catalog's and information_schema's namespace oids, and the bootstrap
 /// superuser's (PostgreSQL's fixed ones).
@@ -158,6 +160,9 @@ fn builtins() -> &'static Builtins {
             ("pg_description", PG_DESCRIPTION),
             // The functions those rows name (type I/O, handlers).
             ("pg_proc", PG_PROC),
+            // The catalog relations Amber serves and their columns.
+            ("pg_class", PG_CLASS),
+            ("pg_attribute", PG_ATTRIBUTE),
         ]
         .into_iter()
         .map(|(name, data)| (name, parse(name, data)))

@@ -339,19 +339,51 @@ fn class_row(oid: u32, name: &str, namespace: u32, kind: &str, natts: usize) -> 
         .set("relminmxid", 0u32)
 }
 
+/// Whether PostgreSQL's catalog relation `r` (a pg_class row) is served
+/// here: information_schema views not built yet do not exist.
+fn served(r: &Row) -> bool {
+    match (r.0.get("relnamespace"), r.0.get("relname")) {
+        (Some(Cell::Int(ns)), Some(Cell::Text(name))) => {
+            *ns != i64::from(builtin::INFORMATION_SCHEMA_NAMESPACE)
+                || super::info_schema::BUILT.contains(&name.as_str())
+        }
+        _ => false,
+    }
+}
+
+/// `column` of the built-in pg_class rows that are served (or not).
+fn catalog_oids(column: &str, is_served: bool) -> std::collections::HashSet<i64> {
+    builtin::rows_ref("pg_class")
+        .iter()
+        .filter(|r| served(r) == is_served)
+        .filter_map(|r| match r.0.get(column) {
+            Some(Cell::Int(oid)) => Some(*oid),
+            _ => None,
+        })
+        .collect()
+}
+
+/// PostgreSQL 15's rows (in `relation`: pg_class or pg_attribute) of the
+/// catalog relations Amber serves.
+fn served_catalog_rows(relation: &str, oid_column: &str) -> Vec<Row> {
+    let served = catalog_oids("oid", true);
+    builtin::rows_ref(relation)
+        .iter()
+        .filter(|r| matches!(r.0.get(oid_column), Some(Cell::Int(o)) if served.contains(o)))
+        .map(|r| Row(r.0.clone()))
+        .collect()
+}
+
 fn pg_class(s: &Snapshot) -> Vec<Row> {
     let triggers = with_fk_triggers(s);
+    let mut rows = served_catalog_rows("pg_class", "oid");
     // The sequences of serial and identity columns.
-    let mut rows: Vec<Row> = s
-        .sequences()
-        .into_iter()
-        .map(|q| {
-            class_row(q.oid, &q.name, Snapshot::namespace_oid(q.module), "S", 3)
-                .set("relfilenode", q.oid)
-                .set("relpages", 1i32)
-                .set("reltuples", Cell::Float(1.0))
-        })
-        .collect();
+    rows.extend(s.sequences().into_iter().map(|q| {
+        class_row(q.oid, &q.name, Snapshot::namespace_oid(q.module), "S", 3)
+            .set("relfilenode", q.oid)
+            .set("relpages", 1i32)
+            .set("reltuples", Cell::Float(1.0))
+    }));
     for r in s.relations() {
         let is_table = r.class().is_some();
         let indexes = r.indexes();
@@ -440,7 +472,7 @@ const SYSTEM_COLUMNS: &[(i64, &str, u32)] = &[
 ];
 
 fn pg_attribute(s: &Snapshot, view_types: &ViewTypes) -> Vec<Row> {
-    let mut rows = Vec::new();
+    let mut rows = served_catalog_rows("pg_attribute", "attrelid");
     // A sequence's columns, as PostgreSQL 15 lists them.
     for q in s.sequences() {
         for (num, name, t) in [
@@ -486,7 +518,16 @@ fn pg_attribute(s: &Snapshot, view_types: &ViewTypes) -> Vec<Row> {
 }
 
 fn pg_type(s: &Snapshot) -> Vec<Row> {
-    let mut rows = builtin::rows("pg_type");
+    // Not the row types (nor their arrays) of catalog views not served.
+    let absent = catalog_oids("reltype", false);
+    let mut rows: Vec<Row> = builtin::rows("pg_type")
+        .into_iter()
+        .filter(|r| {
+            ![r.0.get("oid"), r.0.get("typelem")]
+                .into_iter()
+                .any(|c| matches!(c, Some(Cell::Int(o)) if absent.contains(o)))
+        })
+        .collect();
     for r in s.relations() {
         rows.push(
             Row::new()
