@@ -801,6 +801,7 @@ fn read_only_check(stmt: &Statement, txn: &TxnHandle) -> Result<(), SqlError> {
         Statement::Delete(_) => "DELETE",
         Statement::Copy { to: false, .. } => "COPY FROM",
         Statement::CreateTable(_) => "CREATE TABLE",
+        Statement::AlterTable(_) => "ALTER TABLE",
         Statement::CreateIndex(_) => "CREATE INDEX",
         Statement::CreateSchema { .. } => "CREATE SCHEMA",
         Statement::CreateView(_) => "CREATE VIEW",

@@ -2,6 +2,7 @@
 
 use amber_tests::Server;
 
+mod alter_table;
 mod catalog;
 mod clients;
 mod copy;

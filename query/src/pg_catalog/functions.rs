@@ -291,7 +291,8 @@ impl CatalogFunction {
                         return Out::Text(text::key_def(&i));
                     }
                     if let Some(fk) = r.foreign_keys(s).into_iter().find(|f| f.oid == o) {
-                        return Out::Text(text::fkey_def(&fk));
+                        let visible = s.relation_visible(fk.target) == Some(true);
+                        return Out::Text(text::fkey_def(&fk, visible));
                     }
                 }
                 Out::Null

@@ -288,12 +288,17 @@ pub(crate) fn key_def(index: &Index) -> String {
     )
 }
 
-/// `pg_get_constraintdef` of a foreign key.
-pub(crate) fn fkey_def(fk: &ForeignKey) -> String {
+/// `pg_get_constraintdef` of a foreign key; the referenced table is
+/// qualified unless `visible` on search_path, as PostgreSQL names it.
+pub(crate) fn fkey_def(fk: &ForeignKey, visible: bool) -> String {
     format!(
         "FOREIGN KEY ({}) REFERENCES {}({}){}",
         quote_ident(&fk.column.1),
-        qualified(&fk.target_schema, &fk.target_table),
+        if visible {
+            quote_ident(&fk.target_table)
+        } else {
+            qualified(&fk.target_schema, &fk.target_table)
+        },
         quote_ident(&fk.target_column.1),
         match fk.on_delete {
             amber_catalog::OnDelete::NoAction => "",

@@ -10,6 +10,7 @@
 //! user of the old version fails at COMMIT with 40001), and is published
 //! to other sessions when that transaction commits.
 
+mod alter;
 mod comments;
 mod indexes;
 mod references;
@@ -41,6 +42,7 @@ use std::sync::Arc;
 pub(crate) fn is_table_ddl(stmt: &Statement) -> bool {
     match stmt {
         Statement::CreateTable(_)
+        | Statement::AlterTable(_)
         | Statement::Comment { .. }
         | Statement::CreateIndex(_)
         | Statement::CreateSchema { .. }
@@ -87,6 +89,10 @@ pub(crate) fn execute(
         Statement::CreateIndex(ci) => {
             ddl.create_index(ci)?;
             "CREATE INDEX"
+        }
+        Statement::AlterTable(at) => {
+            ddl.alter_table(at, settings)?;
+            "ALTER TABLE"
         }
         Statement::Truncate(t) => {
             ddl.truncate(t)?;
