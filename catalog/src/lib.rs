@@ -181,6 +181,18 @@ pub struct ColumnDef {
     pub comment: Option<String>,
 }
 
+/// A CHECK constraint of a table made by SQL: a boolean expression over
+/// the table's columns that no written row may make false (NULL passes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckDef {
+    pub name: String,
+    /// The expression as SQL (sqlparser's rendering of what was declared).
+    pub expr: String,
+    /// Its `pg_constraint` oid ([`oids`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub oid: u32,
+}
+
 /// What a foreign key column references: a column with a unique index, by
 /// name (tables and columns are named in SQL; a rename renames here too).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -308,6 +320,9 @@ pub struct ClassDef {
     /// Declared indexes, primary key and unique constraints included.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indexes: Vec<IndexDef>,
+    /// CHECK constraints of a table made by SQL.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckDef>,
     /// Its `pg_class` oid and its row type's `pg_type` oid ([`oids`]).
     #[serde(default)]
     pub oid: u32,

@@ -88,6 +88,10 @@ impl ModuleDef {
                     )?;
                 }
             }
+            for check in &mut class.checks {
+                let was = before.and_then(|c| c.checks.iter().find(|k| k.name == check.name));
+                keep(&mut check.oid, was.map(|k| k.oid), next)?;
+            }
             for method in &mut class.methods {
                 let was = before.and_then(|c| c.methods.iter().find(|f| f.name == method.name));
                 keep(&mut method.oid, was.map(|f| f.oid), next)?;
@@ -114,6 +118,7 @@ impl ModuleDef {
                 c.oid != 0
                     && c.type_oid != 0
                     && c.indexes.iter().all(|i| i.oid != 0)
+                    && c.checks.iter().all(|k| k.oid != 0)
                     && c.methods.iter().all(|f| f.oid != 0)
             })
             && self.shape.functions.iter().all(|f| f.oid != 0)
@@ -152,6 +157,7 @@ mod tests {
             methods: Vec::new(),
             hidden_id: false,
             indexes: Vec::new(),
+            checks: Vec::new(),
             oid: 0,
             type_oid: 0,
             id_index_oid: 0,

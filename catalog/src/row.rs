@@ -418,6 +418,7 @@ mod tests {
             methods: vec![],
             hidden_id: false,
             indexes: vec![],
+            checks: vec![],
             oid: 0,
             type_oid: 0,
             id_index_oid: 0,

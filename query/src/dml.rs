@@ -581,6 +581,30 @@ impl Session {
         Ok(Some(all.iter().cloned().collect()))
     }
 
+    /// The compiled CHECK constraints of `class` of `module` (cached per
+    /// module version; at most CHECKS_CACHED_MAX shapes).
+    fn compiled_checks(
+        &self,
+        module: &ModuleDef,
+        class: &ClassDef,
+    ) -> Result<Arc<crate::checks::Checks>, SqlError> {
+        const CHECKS_CACHED_MAX: usize = 32;
+        let key = (module.generation, class.id);
+        let mut cache = self
+            .checks
+            .lock()
+            .map_err(|_| SqlError::internal("checks cache poisoned"))?;
+        if let Some((_, c)) = cache.iter().find(|(k, _)| *k == key) {
+            return Ok(c.clone());
+        }
+        let compiled = Arc::new(crate::checks::Checks::compile(class)?);
+        if cache.len() >= CHECKS_CACHED_MAX {
+            cache.clear();
+        }
+        cache.push((key, compiled.clone()));
+        Ok(compiled)
+    }
+
     pub(crate) fn check_object(
         &self,
         module: &ModuleDef,
@@ -635,6 +659,10 @@ impl Session {
                     .with_constraint(&format!("{}_{}_fkey", class.table, col.name)));
                 }
             }
+        }
+        if !class.checks.is_empty() {
+            self.compiled_checks(module, class)?
+                .verify(&module.name, class, obj)?;
         }
         Ok(())
     }

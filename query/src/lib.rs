@@ -21,6 +21,7 @@ mod array_functions;
 mod call;
 mod canonical;
 mod checked_arithmetic;
+mod checks;
 pub mod column_source;
 mod columnar;
 mod constant;

@@ -153,6 +153,9 @@ pub struct Session {
     pub(crate) expose_hidden: Option<u64>,
     /// The open block's savepoints, innermost last (`savepoint.rs`).
     pub(crate) savepoints: Vec<crate::savepoint::Named>,
+    /// Compiled CHECK constraints by (module generation, class id): a
+    /// generation names one version of a class's shape exactly.
+    pub(crate) checks: std::sync::Mutex<crate::checks::Cache>,
 }
 
 impl Session {
@@ -177,6 +180,7 @@ impl Session {
             plan_cache: None,
             expose_hidden: None,
             savepoints: Vec::new(),
+            checks: Default::default(),
         }
     }
 

@@ -4,6 +4,7 @@ use amber_tests::Server;
 
 mod alter_table;
 mod catalog;
+mod checks;
 mod clients;
 mod copy;
 mod ddl;

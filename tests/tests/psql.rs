@@ -17,7 +17,7 @@ CREATE TABLE psql_diff.customer (id bigint PRIMARY KEY, name text NOT NULL, emai
 CREATE TABLE psql_diff.account (id bigint PRIMARY KEY, owner bigint REFERENCES psql_diff.customer, balance numeric DEFAULT 0, opened date, note text DEFAULT 'new');
 CREATE INDEX account_owner_idx ON psql_diff.account (owner);
 CREATE TABLE psql_diff.log (id bigserial PRIMARY KEY, msg text);
-CREATE TABLE psql_diff.item (id serial PRIMARY KEY, qty smallint NOT NULL DEFAULT 1, weight real, code char(3) UNIQUE, label varchar(20) DEFAULT 'none', price numeric(10,2) DEFAULT 0, n integer);
+CREATE TABLE psql_diff.item (id serial PRIMARY KEY, qty smallint NOT NULL DEFAULT 1 CHECK (qty > 0), weight real, code char(3) UNIQUE, label varchar(20) DEFAULT 'none', price numeric(10,2) DEFAULT 0, n integer CHECK (n <> 13 OR n IS NULL));
 COMMENT ON TABLE psql_diff.customer IS 'people who buy';
 COMMENT ON COLUMN psql_diff.account.balance IS 'in euros';
 CREATE VIEW psql_diff.rich AS SELECT id, balance FROM psql_diff.account WHERE balance > 100;";

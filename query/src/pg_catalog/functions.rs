@@ -135,7 +135,7 @@ enum Arg {
     Null,
     Int(i64),
     Text(String),
-    Bool,
+    Bool(bool),
 }
 
 fn arg(v: ScalarValue) -> Arg {
@@ -143,7 +143,7 @@ fn arg(v: ScalarValue) -> Arg {
         return Arg::Null;
     }
     match v {
-        ScalarValue::Boolean(Some(_)) => Arg::Bool,
+        ScalarValue::Boolean(Some(b)) => Arg::Bool(b),
         ScalarValue::Utf8(Some(s))
         | ScalarValue::LargeUtf8(Some(s))
         | ScalarValue::Utf8View(Some(s)) => match s.parse::<i64>() {
@@ -289,6 +289,13 @@ impl CatalogFunction {
                         .find(|i| i.constraint_oid == Some(o))
                     {
                         return Out::Text(text::key_def(&i));
+                    }
+                    if let Some(k) = r
+                        .class()
+                        .and_then(|c| c.checks.iter().find(|k| k.oid == o))
+                    {
+                        let pretty = matches!(args.get(1), Some(Arg::Bool(true)));
+                        return Out::Text(text::check_def(&k.expr, pretty));
                     }
                     if let Some(fk) = r.foreign_keys(s).into_iter().find(|f| f.oid == o) {
                         let visible = s.relation_visible(fk.target) == Some(true);

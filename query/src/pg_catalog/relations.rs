@@ -404,6 +404,10 @@ fn pg_class(s: &Snapshot) -> Vec<Row> {
                 .set("relhasindex", !indexes.is_empty())
                 .set("relhasrules", !is_table)
                 .set("relhastriggers", triggers.contains(&r.oid()))
+                .set(
+                    "relchecks",
+                    i32::try_from(r.class().map_or(0, |c| c.checks.len())).unwrap_or(i32::MAX),
+                )
                 .set("relhassubclass", has_subclass)
                 .set("relreplident", if is_table { "d" } else { "n" }),
         );
@@ -677,6 +681,23 @@ fn pg_constraint(s: &Snapshot) -> Vec<Row> {
                     .set("conindid", i.oid)
                     .set("conkey", ints(i.columns.iter().map(|(n, _)| i64::from(*n)))),
             );
+        }
+        if let Some(class) = r.class() {
+            for k in &class.checks {
+                // conkey: the columns the expression names.
+                let attributes = r.attributes(None);
+                let named: Vec<i64> = attributes
+                    .iter()
+                    .filter(|a| crate::checks::names_column(&k.expr, &a.name))
+                    .map(|a| i64::from(a.num))
+                    .collect();
+                rows.push(
+                    constraint(k.oid, &k.name, r.namespace(), "c", r.oid())
+                        .set("connoinherit", false)
+                        .set("conkey", ints(named))
+                        .set("conbin", k.expr.clone()),
+                );
+            }
         }
         for fk in r.foreign_keys(s) {
             let eq = equality_operator(fk.type_oid);

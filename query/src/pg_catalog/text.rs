@@ -288,6 +288,35 @@ pub(crate) fn key_def(index: &Index) -> String {
     )
 }
 
+/// `pg_get_constraintdef` of a CHECK whose expression is `expr`: as
+/// written when `pretty` (psql's form), else with every operation in
+/// parentheses, as PostgreSQL deparses it.
+pub(crate) fn check_def(expr: &str, pretty: bool) -> String {
+    use datafusion::sql::sqlparser::ast::{visit_expressions_mut, Expr};
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let parsed = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(expr)
+        .and_then(|mut p| p.parse_expr());
+    let text = match parsed {
+        Ok(e) if pretty => e.to_string(),
+        Ok(mut e) => {
+            let _ = visit_expressions_mut(&mut e, |e: &mut Expr| {
+                if matches!(
+                    e,
+                    Expr::BinaryOp { .. } | Expr::IsNull(_) | Expr::IsNotNull(_)
+                ) {
+                    *e = Expr::Nested(Box::new(e.clone()));
+                }
+                std::ops::ControlFlow::<()>::Continue(())
+            });
+            e.to_string()
+        }
+        Err(_) => expr.to_string(),
+    };
+    format!("CHECK ({text})")
+}
+
 /// `pg_get_constraintdef` of a foreign key; the referenced table is
 /// qualified unless `visible` on search_path, as PostgreSQL names it.
 pub(crate) fn fkey_def(fk: &ForeignKey, visible: bool) -> String {

@@ -1,5 +1,6 @@
 //! ALTER TABLE of a table made by SQL: ADD COLUMN, DROP COLUMN, RENAME
-//! COLUMN, RENAME TO, and ALTER COLUMN SET/DROP DEFAULT and NOT NULL, in
+//! COLUMN, RENAME TO, ALTER COLUMN SET/DROP DEFAULT and NOT NULL, ADD
+//! CONSTRAINT ... CHECK and DROP CONSTRAINT of a check, in
 //! the statement's transaction (existing rows are checked or rewritten
 //! in it, so a concurrent writer conflicts rather than slips by).
 
@@ -124,6 +125,9 @@ impl Ddl<'_> {
                         )));
                     }
                     self.drop_column_keys(module, &mut new, &name, cascade)?;
+                    // Its checks go with it, as in PostgreSQL.
+                    new.checks
+                        .retain(|k| !crate::checks::names_column(&k.expr, &name));
                     new.columns.remove(pos);
                 }
                 // Rewritten without the dropped fields, so that a column
@@ -146,6 +150,9 @@ impl Ddl<'_> {
                 }
                 self.refuse_if_views_read(module, &table, "rename a column of")?;
                 new.columns[pos].name = renamed.clone();
+                for check in &mut new.checks {
+                    check.expr = crate::checks::rename_column(&check.expr, &old, &renamed);
+                }
                 for index in &mut new.indexes {
                     for c in &mut index.columns {
                         if *c == old {
@@ -222,6 +229,75 @@ impl Ddl<'_> {
                         return Err(SqlError::unsupported(format!(
                             "ALTER TABLE ... ALTER COLUMN {other} is not supported yet"
                         )))
+                    }
+                }
+            }
+            Op::AddConstraint {
+                constraint: TableConstraint::Check(cc),
+                not_valid: false,
+            } => {
+                let name = match &cc.name {
+                    Some(n) => ident_value(n),
+                    None => super::tables::check_name(&new, &cc.expr, None),
+                };
+                if new.checks.iter().any(|k| k.name == name)
+                    || new.indexes.iter().any(|i| i.name == name)
+                {
+                    return Err(SqlError::new(
+                        "42710",
+                        format!("constraint \"{name}\" for relation \"{table}\" already exists"),
+                    ));
+                }
+                new.checks.push(amber_catalog::CheckDef {
+                    name: name.clone(),
+                    expr: cc.expr.to_string(),
+                    oid: 0,
+                });
+                // Every existing row must satisfy it, as in PostgreSQL.
+                let only = ClassDef {
+                    checks: vec![new
+                        .checks
+                        .last()
+                        .cloned()
+                        .ok_or_else(|| SqlError::internal("no check"))?],
+                    ..new.clone()
+                };
+                let compiled = crate::checks::Checks::compile(&only)?;
+                self.rewrite_rows(class, &new, |obj| {
+                    compiled.verify(&module.name, &only, obj).map_err(|_| {
+                        SqlError::new(
+                            "23514",
+                            format!("check constraint \"{name}\" of relation \"{table}\" is violated by some row"),
+                        )
+                        .with_table(&module.name, &table)
+                        .with_constraint(&name)
+                    })
+                })?;
+            }
+            Op::DropConstraint {
+                if_exists, name, ..
+            } => {
+                let name = ident_value(name);
+                match new.checks.iter().position(|k| k.name == name) {
+                    Some(pos) => {
+                        new.checks.remove(pos);
+                    }
+                    None if new.indexes.iter().any(|i| i.name == name && i.constraint)
+                        || new
+                            .columns
+                            .iter()
+                            .any(|c| c.references.as_ref().is_some_and(|fk| fk.name == name)) =>
+                    {
+                        return Err(SqlError::unsupported(format!(
+                            "ALTER TABLE ... DROP CONSTRAINT of key \"{name}\" is not supported yet"
+                        )))
+                    }
+                    None if *if_exists => return Ok(()),
+                    None => {
+                        return Err(SqlError::new(
+                            "42704",
+                            format!("constraint \"{name}\" of relation \"{table}\" does not exist"),
+                        ))
                     }
                 }
             }

@@ -41,6 +41,8 @@ impl Ddl<'_> {
         let mut columns: Vec<ColumnDef> = Vec::with_capacity(ct.columns.len());
         let mut keys: Vec<(Option<String>, Vec<String>, bool)> = Vec::new();
         let mut foreign_keys: Vec<ForeignKeyClause> = Vec::new();
+        // (name given, expression, the column it was declared on).
+        let mut checks: Vec<(Option<String>, ast::Expr, Option<String>)> = Vec::new();
         for (i, c) in ct.columns.iter().enumerate() {
             let name = ident_value(&c.name);
             if name.starts_with("__amber") {
@@ -99,6 +101,11 @@ impl Ddl<'_> {
                         fk,
                     )?),
                     ColumnOption::Comment(_) => {}
+                    ColumnOption::Check(cc) => checks.push((
+                        cc.name.as_ref().map(ident_value).or(constraint),
+                        (*cc.expr).clone(),
+                        Some(name.clone()),
+                    )),
                     ColumnOption::Generated {
                         generated_as:
                             generated @ (ast::GeneratedAs::Always | ast::GeneratedAs::ByDefault),
@@ -136,6 +143,9 @@ impl Ddl<'_> {
                     index_columns(&u.columns)?,
                     false,
                 )),
+                TableConstraint::Check(cc) => {
+                    checks.push((cc.name.as_ref().map(ident_value), (*cc.expr).clone(), None))
+                }
                 TableConstraint::ForeignKey(fk) => foreign_keys.push(ForeignKeyClause::new(
                     fk.name.as_ref().map(ident_value),
                     fk.columns.iter().map(ident_value).collect(),
@@ -163,6 +173,7 @@ impl Ddl<'_> {
             methods: Vec::new(),
             hidden_id: true,
             indexes: Vec::new(),
+            checks: Vec::new(),
             oid: 0,
             type_oid: 0,
             id_index_oid: 0,
@@ -220,6 +231,26 @@ impl Ddl<'_> {
                 ));
             };
             col.references = Some(reference);
+        }
+        for (name, expr, column) in checks {
+            let name = match name {
+                Some(n) => n,
+                None => check_name(&class, &expr, column.as_deref()),
+            };
+            if class.checks.iter().any(|k| k.name == name) {
+                return Err(SqlError::new(
+                    "42710",
+                    format!("constraint \"{name}\" for relation \"{table}\" already exists"),
+                ));
+            }
+            let check = amber_catalog::CheckDef {
+                name,
+                expr: expr.to_string(),
+                oid: 0,
+            };
+            // Compiled now, so that a bad one fails CREATE TABLE.
+            crate::checks::compile_one(&class, &check)?;
+            class.checks.push(check);
         }
         let mut shape = module
             .as_ref()
@@ -279,6 +310,36 @@ pub(super) fn refuse_options(ct: &ast::CreateTable) -> Result<(), SqlError> {
         Some(w) => Err(SqlError::unsupported(format!("{w} are not supported yet"))),
         None => Ok(()),
     }
+}
+
+/// PostgreSQL's name for an unnamed CHECK: `<table>_<column>_check` when
+/// it names one column (or was declared on one), else `<table>_check`;
+/// a number is added while the name is taken.
+pub(super) fn check_name(class: &ClassDef, expr: &ast::Expr, declared_on: Option<&str>) -> String {
+    let mut named: Vec<String> = Vec::new();
+    let _ = ast::visit_expressions(expr, |e: &ast::Expr| {
+        if let ast::Expr::Identifier(i) = e {
+            let n = ident_value(i);
+            if class.columns.iter().any(|c| c.name == n) && !named.contains(&n) {
+                named.push(n);
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    let base = match (declared_on, named.as_slice()) {
+        (Some(c), _) => format!("{}_{c}_check", class.table),
+        (None, [one]) => format!("{}_{one}_check", class.table),
+        _ => format!("{}_check", class.table),
+    };
+    let taken = |n: &str| class.checks.iter().any(|k| k.name == n);
+    if !taken(&base) {
+        return base;
+    }
+    // Bounded: each step tries a new suffix; a class has finitely many.
+    (1..)
+        .map(|i| format!("{base}{i}"))
+        .find(|n| !taken(n))
+        .unwrap_or(base)
 }
 
 /// The integer type of a serial column: `serial` is integer, `bigserial`
