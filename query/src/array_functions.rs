@@ -1,7 +1,9 @@
 //! PostgreSQL array functions catalog queries use that DataFusion lacks:
 //! `information_schema._pg_expandarray(a)` (pgjdbc's primary and index
 //! keys), as `unnest(__amber_expandarray(a))`: each element with its
-//! one-based position, a record (x, n).
+//! one-based position, a record (x, n); and `__amber_array_text(a)`, an
+//! array as PostgreSQL's `array::text` writes it (`{1,2}`, quoted as
+//! array_out quotes), where DataFusion's cast writes `[1, 2]`.
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array, ListArray, StructArray};
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
@@ -13,10 +15,73 @@ use std::sync::Arc;
 
 pub(crate) const EXPANDARRAY: &str = "__amber_expandarray";
 
+pub(crate) const ARRAY_TEXT: &str = "__amber_array_text";
+
 pub(crate) fn functions() -> Vec<ScalarUDF> {
-    vec![ScalarUDF::new_from_impl(ExpandArray {
+    vec![
+        ScalarUDF::new_from_impl(ExpandArray {
+            signature: Signature::any(1, Volatility::Immutable),
+        }),
+        array_text(),
+    ]
+}
+
+/// `__amber_array_text(a)`: `a::text` as PostgreSQL writes it.
+pub(crate) fn array_text() -> ScalarUDF {
+    ScalarUDF::new_from_impl(ArrayText {
         signature: Signature::any(1, Volatility::Immutable),
-    })]
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ArrayText {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ArrayText {
+    fn name(&self) -> &str {
+        ARRAY_TEXT
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let Some(input) = arrays.first() else {
+            return Err(DataFusionError::Internal(format!(
+                "{ARRAY_TEXT}: one argument"
+            )));
+        };
+        let oid = crate::value::types::oid_of(input.data_type());
+        let settings = crate::value::Settings::default();
+        let mut out = datafusion::arrow::array::StringBuilder::with_capacity(input.len(), 16);
+        let mut cell = Vec::new();
+        for row in 0..input.len() {
+            cell.clear();
+            match crate::value::encode_cell(input, row, oid, false, &settings, &mut cell)? {
+                true => out.append_value(String::from_utf8_lossy(&cell)),
+                false => out.append_null(),
+            }
+        }
+        let out: ArrayRef = Arc::new(out.finish());
+        Ok(match scalar && rows == 1 {
+            true => {
+                ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?)
+            }
+            false => ColumnarValue::Array(out),
+        })
+    }
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]

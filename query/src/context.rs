@@ -91,6 +91,7 @@ impl PlanningBase {
         analyzer_rules.insert(2, Arc::new(crate::sort_subqueries::SortSubqueries));
         analyzer_rules.insert(3, Arc::new(crate::float4_promotion::Float4Promotion));
         analyzer_rules.insert(4, Arc::new(crate::integer_literals::IntegerLiterals));
+        analyzer_rules.insert(5, Arc::new(crate::array_text_casts::ArrayTextCasts));
         let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()

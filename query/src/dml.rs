@@ -95,10 +95,13 @@ impl Session {
             &insert_column_names(&ins.columns),
             &name.to_string(),
         )?;
-        let source = ins
-            .source
-            .as_ref()
-            .ok_or_else(|| SqlError::unsupported("INSERT without VALUES or SELECT"))?;
+        // `DEFAULT VALUES`: one row of defaults.
+        let default_values = default_values_query()?;
+        let source = match ins.source.as_ref() {
+            Some(s) => s.as_ref(),
+            None if ins.columns.is_empty() && ins.assignments.is_empty() => &default_values,
+            None => return Err(SqlError::unsupported("INSERT without VALUES or SELECT")),
+        };
         // `VALUES (1, DEFAULT)`: each DEFAULT cell is left out of its row's
         // object, so the column's default applies.
         let (source, defaults) = values_defaults(source);
@@ -1114,6 +1117,22 @@ pub(crate) fn new_object(
         obj.insert(col.name.clone(), v);
     }
     Ok(obj)
+}
+
+/// `VALUES ()`: the one row of `INSERT ... DEFAULT VALUES`, every value
+/// its column's default.
+fn default_values_query() -> Result<ast::Query, SqlError> {
+    let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, "VALUES (1)")
+        .map_err(|e| SqlError::internal(e.to_string()))?;
+    let Some(Statement::Query(mut q)) = stmts.pop() else {
+        return Err(SqlError::internal("VALUES did not parse"));
+    };
+    if let SetExpr::Values(v) = q.body.as_mut() {
+        for row in v.rows.iter_mut() {
+            row.content.clear();
+        }
+    }
+    Ok(*q)
 }
 
 fn placeholder(e: &Expr) -> Option<usize> {

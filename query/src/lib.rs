@@ -18,6 +18,7 @@
 
 mod any_arrays;
 mod array_functions;
+mod array_text_casts;
 mod call;
 mod canonical;
 mod checked_arithmetic;

@@ -26,7 +26,7 @@ async fn check_constraints_are_enforced_and_listed_as_in_postgresql() {
     assert_eq!(
         simple_rows(
             &c,
-            "SELECT conname, pg_get_constraintdef(oid), pg_get_constraintdef(oid, true), conkey \
+            "SELECT conname, pg_get_constraintdef(oid), pg_get_constraintdef(oid, true), conkey::text \
              FROM pg_constraint WHERE conrelid = 'ck'::regclass AND contype = 'c' ORDER BY conname"
         )
         .await,

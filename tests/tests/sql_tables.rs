@@ -600,6 +600,15 @@ async fn inserts_fill_defaults_as_postgresql_does() {
         .await
         .unwrap_err();
     assert_eq!(code(&err), "42601");
+    // DEFAULT VALUES: every column its default.
+    c.batch_execute("CREATE TABLE dv (id serial PRIMARY KEY, a int DEFAULT 5, b text)")
+        .await
+        .unwrap();
+    let returned = simple_rows(&c, "INSERT INTO dv DEFAULT VALUES RETURNING id, a, b").await;
+    assert_eq!(
+        returned,
+        vec![vec![Some("1".to_string()), Some("5".to_string()), None]]
+    );
 }
 
 /// `REFERENCES` (column and table constraint, to a primary key or a
