@@ -48,8 +48,9 @@ pub(crate) fn canonical(ty: &SqlType, v: &Json) -> Json {
     }
 }
 
-fn violation(schema: &str, class: &ClassDef, index: &IndexDef, obj: &Object) -> SqlError {
-    let values: Vec<String> = index
+/// An index key's values as PostgreSQL's details show them.
+fn key_values(index: &IndexDef, obj: &Object) -> String {
+    index
         .columns
         .iter()
         .map(|c| match obj.get(c) {
@@ -57,7 +58,11 @@ fn violation(schema: &str, class: &ClassDef, index: &IndexDef, obj: &Object) -> 
             Some(v) => v.to_string(),
             None => "null".into(),
         })
-        .collect();
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn violation(schema: &str, class: &ClassDef, index: &IndexDef, obj: &Object) -> SqlError {
     SqlError::new(
         "23505",
         format!(
@@ -68,7 +73,7 @@ fn violation(schema: &str, class: &ClassDef, index: &IndexDef, obj: &Object) -> 
     .with_detail(Some(format!(
         "Key ({})=({}) already exists.",
         index.columns.join(", "),
-        values.join(", ")
+        key_values(index, obj)
     )))
     .with_table(schema, &class.table)
     .with_constraint(&index.name)
@@ -165,8 +170,9 @@ pub(crate) fn build(txn: &mut Txn, class: &ClassDef, index: &IndexDef) -> Result
                         format!("could not create unique index \"{}\"", index.name),
                     )
                     .with_detail(Some(format!(
-                        "Key ({}) is duplicated.",
-                        index.columns.join(", ")
+                        "Key ({})=({}) is duplicated.",
+                        index.columns.join(", "),
+                        key_values(index, &obj)
                     ))));
                 }
                 txn.put(&ukey, &oid.to_be_bytes())?;

@@ -203,3 +203,101 @@ async fn altering_a_referenced_column_keeps_its_foreign_keys_right() {
         .unwrap_err();
     assert_eq!(code(&e), "0A000");
 }
+
+#[tokio::test]
+async fn keys_are_added_to_tables_with_rows() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    c.batch_execute(
+        "CREATE TABLE p1 (id int, code text);
+         INSERT INTO p1 VALUES (1, 'a'), (2, 'a'), (NULL, 'b')",
+    )
+    .await
+    .unwrap();
+    let failure = |sql: &'static str| {
+        let c = &c;
+        async move {
+            let e = c.batch_execute(sql).await.expect_err(sql);
+            let db = e.as_db_error().expect(sql);
+            (
+                code(&e),
+                db.message().to_string(),
+                db.detail().map(str::to_string),
+            )
+        }
+    };
+    assert_eq!(
+        failure("ALTER TABLE p1 ADD PRIMARY KEY (id)").await,
+        (
+            "23502".into(),
+            "column \"id\" of relation \"p1\" contains null values".into(),
+            None
+        )
+    );
+    c.batch_execute("DELETE FROM p1 WHERE id IS NULL; ALTER TABLE p1 ADD PRIMARY KEY (id)")
+        .await
+        .unwrap();
+    assert_eq!(
+        failure("ALTER TABLE p1 ADD CONSTRAINT p1_code_key UNIQUE (code)").await,
+        (
+            "23505".into(),
+            "could not create unique index \"p1_code_key\"".into(),
+            Some("Key (code)=(a) is duplicated.".into())
+        )
+    );
+    c.batch_execute(
+        "UPDATE p1 SET code = 'c' WHERE id = 2;
+         ALTER TABLE p1 ADD CONSTRAINT p1_code_key UNIQUE (code)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        failure("ALTER TABLE p1 ADD PRIMARY KEY (code)").await.1,
+        "multiple primary keys for table \"p1\" are not allowed"
+    );
+    assert_eq!(failure("INSERT INTO p1 VALUES (3, 'c')").await.0, "23505");
+    c.batch_execute(
+        "CREATE TABLE c1 (id int PRIMARY KEY, p int);
+         INSERT INTO c1 VALUES (1, 1), (2, 9)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        failure("ALTER TABLE c1 ADD CONSTRAINT c1_p_fkey FOREIGN KEY (p) REFERENCES p1(id)").await,
+        (
+            "23503".into(),
+            "insert or update on table \"c1\" violates foreign key constraint \"c1_p_fkey\"".into(),
+            Some("Key (p)=(9) is not present in table \"p1\".".into())
+        )
+    );
+    c.batch_execute(
+        "UPDATE c1 SET p = 2 WHERE id = 2;
+         ALTER TABLE c1 ADD CONSTRAINT c1_p_fkey FOREIGN KEY (p) REFERENCES p1(id) ON DELETE CASCADE;
+         DELETE FROM p1 WHERE id = 2;
+         ALTER TABLE c1 ADD COLUMN q int REFERENCES p1(id);
+         ALTER TABLE c1 ADD COLUMN email text UNIQUE",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        simple_rows(&c, "SELECT * FROM c1").await,
+        rows(&[&["1", "1", "NULL", "NULL"]])
+    );
+    assert_eq!(
+        failure("INSERT INTO c1 VALUES (5, 1, 7, NULL)").await.0,
+        "23503"
+    );
+    assert_eq!(
+        simple_rows(
+            &c,
+            "SELECT conname, contype FROM pg_constraint WHERE conrelid = 'c1'::regclass ORDER BY 1"
+        )
+        .await,
+        rows(&[
+            &["c1_email_key", "u"],
+            &["c1_p_fkey", "f"],
+            &["c1_pkey", "p"],
+            &["c1_q_fkey", "f"]
+        ])
+    );
+}

@@ -73,6 +73,19 @@ impl Ddl<'_> {
                     ));
                 }
                 let col = self.new_column(class, column_def, &name, settings)?;
+                let mut later_keys = Vec::new();
+                let mut later_fks = Vec::new();
+                for opt in &column_def.options {
+                    let given = opt.name.as_ref().map(ident_value);
+                    match &opt.option {
+                        ColumnOption::PrimaryKey(_) => later_keys.push((given, true)),
+                        ColumnOption::Unique(_) => later_keys.push((given, false)),
+                        ColumnOption::ForeignKey(fk) => {
+                            later_fks.push(ForeignKeyClause::new(given, vec![name.clone()], fk)?)
+                        }
+                        _ => {}
+                    }
+                }
                 // Existing rows take the default (PostgreSQL fills them in
                 // too); NOT NULL without one needs an empty table.
                 let fill = col.has_default.then(|| col.default.clone());
@@ -100,6 +113,13 @@ impl Ddl<'_> {
                     }
                     Ok(())
                 })?;
+                let added = new.clone();
+                for (given, primary) in later_keys {
+                    self.add_key(module, &added, &mut new, given, vec![name.clone()], primary)?;
+                }
+                for clause in later_fks {
+                    self.add_foreign_key(module, &mut new, &clause)?;
+                }
             }
             Op::DropColumn {
                 column_names,
@@ -274,6 +294,37 @@ impl Ddl<'_> {
                     })
                 })?;
             }
+            Op::AddConstraint {
+                constraint:
+                    constraint @ (TableConstraint::PrimaryKey(_) | TableConstraint::Unique(_)),
+                not_valid: false,
+            } => {
+                let (given, columns, primary) = match constraint {
+                    TableConstraint::PrimaryKey(pk) => (
+                        pk.name.as_ref().map(ident_value),
+                        super::indexes::index_columns(&pk.columns)?,
+                        true,
+                    ),
+                    TableConstraint::Unique(u) => (
+                        u.name.as_ref().map(ident_value),
+                        super::indexes::index_columns(&u.columns)?,
+                        false,
+                    ),
+                    _ => return Err(SqlError::internal("not a key")),
+                };
+                self.add_key(module, class, &mut new, given, columns, primary)?;
+            }
+            Op::AddConstraint {
+                constraint: TableConstraint::ForeignKey(fk),
+                not_valid: false,
+            } => {
+                let clause = ForeignKeyClause::new(
+                    fk.name.as_ref().map(ident_value),
+                    fk.columns.iter().map(ident_value).collect(),
+                    fk,
+                )?;
+                self.add_foreign_key(module, &mut new, &clause)?;
+            }
             Op::DropConstraint {
                 if_exists, name, ..
             } => {
@@ -318,6 +369,141 @@ impl Ddl<'_> {
         }
         let current = self.sql_module(&module.name)?;
         self.store(&module.name, current.as_deref(), shape)
+    }
+
+    /// `ALTER TABLE ... ADD PRIMARY KEY / UNIQUE (columns)`: a unique
+    /// index built over the existing rows (23505 on a duplicate); a
+    /// primary key's columns become NOT NULL (23502 on a NULL).
+    fn add_key(
+        &mut self,
+        module: &ModuleDef,
+        class: &ClassDef,
+        new: &mut ClassDef,
+        given: Option<String>,
+        columns: Vec<String>,
+        primary: bool,
+    ) -> Result<(), SqlError> {
+        let table = new.table.clone();
+        for c in &columns {
+            if !new.columns.iter().any(|k| &k.name == c) {
+                return Err(SqlError::new(
+                    "42703",
+                    format!("column \"{c}\" named in key does not exist"),
+                ));
+            }
+        }
+        if primary && new.indexes.iter().any(|i| i.primary) {
+            return Err(SqlError::new(
+                "42P16",
+                format!("multiple primary keys for table \"{table}\" are not allowed"),
+            ));
+        }
+        let name = given.unwrap_or_else(|| match primary {
+            true => format!("{table}_pkey"),
+            false => format!("{table}_{}_key", columns.join("_")),
+        });
+        let taken = module
+            .shape
+            .classes
+            .iter()
+            .any(|c| c.table == name || c.indexes.iter().any(|i| i.name == name))
+            || module.shape.views.iter().any(|v| v.name == name);
+        if taken {
+            return Err(SqlError::new(
+                "42P07",
+                format!("relation \"{name}\" already exists"),
+            ));
+        }
+        if primary {
+            for c in new.columns.iter_mut().filter(|c| columns.contains(&c.name)) {
+                c.nullable = false;
+            }
+            let keys = columns.clone();
+            self.rewrite_rows(class, new, |obj| {
+                match keys.iter().find(|k| obj.get(*k).is_none_or(Json::is_null)) {
+                    Some(k) => Err(SqlError::new(
+                        "23502",
+                        format!("column \"{k}\" of relation \"{table}\" contains null values"),
+                    )
+                    .with_table(&module.name, &table)
+                    .with_column(k)),
+                    None => Ok(()),
+                }
+            })?;
+        }
+        let index = IndexDef {
+            id: self.engine.store.allocate_oid()?,
+            name,
+            columns,
+            unique: true,
+            primary,
+            constraint: true,
+            oid: 0,
+            constraint_oid: 0,
+        };
+        unique::build(self.txn, new, &index)?;
+        new.indexes.push(index);
+        Ok(())
+    }
+
+    /// `ALTER TABLE ... ADD FOREIGN KEY (column) REFERENCES ...`: checked
+    /// as in CREATE TABLE, then over every existing row (23503).
+    fn add_foreign_key(
+        &mut self,
+        module: &ModuleDef,
+        new: &mut ClassDef,
+        clause: &ForeignKeyClause,
+    ) -> Result<(), SqlError> {
+        let reference = self.reference(&module.name, new, clause)?;
+        let Some(pos) = new.columns.iter().position(|c| c.name == clause.column) else {
+            return Err(SqlError::new(
+                "42703",
+                format!(
+                    "column \"{}\" referenced in foreign key constraint does not exist",
+                    clause.column
+                ),
+            ));
+        };
+        if new.columns[pos].references.is_some() {
+            return Err(SqlError::unsupported(format!(
+                "a second foreign key on column \"{}\" is not supported yet",
+                clause.column
+            )));
+        }
+        new.columns[pos].references = Some(reference);
+        // The modules as they will be: this table with its new key.
+        let mut all: Vec<Arc<ModuleDef>> = self
+            .engine
+            .catalog
+            .resolve_all(self.txn)?
+            .iter()
+            .cloned()
+            .collect();
+        if let Some(m) = all.iter_mut().find(|m| m.name == module.name) {
+            let mut changed = (**m).clone();
+            for c in changed.shape.classes.iter_mut().filter(|c| c.id == new.id) {
+                *c = new.clone();
+            }
+            *m = Arc::new(changed);
+        }
+        let end = class_range_end(new.id);
+        let mut start = class_prefix(new.id);
+        loop {
+            let batch = self.txn.scan_range(&start, &end, REWRITE_BATCH_MAX)?;
+            let done = batch.len() < REWRITE_BATCH_MAX;
+            for (_, bytes) in &batch {
+                let obj = amber_catalog::row::decode(new, bytes)
+                    .map_err(|e| SqlError::new("XX001", e.to_string()))?;
+                crate::foreign_keys::check_references(self.txn, &all, &module.name, new, &obj)?;
+            }
+            match batch.last() {
+                Some((last, _)) if !done => {
+                    start = last.clone();
+                    start.push(0);
+                }
+                _ => return Ok(()),
+            }
+        }
     }
 
     /// A column for ADD COLUMN: a type, NULL/NOT NULL and a constant
@@ -368,6 +554,10 @@ impl Ddl<'_> {
                     col.default = default_value(&col, e, settings)?;
                     col.has_default = !col.default.is_null();
                 }
+                // Applied once the column exists (`alter_one`).
+                ColumnOption::PrimaryKey(_)
+                | ColumnOption::Unique(_)
+                | ColumnOption::ForeignKey(_) => {}
                 other => {
                     return Err(SqlError::unsupported(format!(
                         "ALTER TABLE ... ADD COLUMN with {other} is not supported yet"
