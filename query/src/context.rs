@@ -299,6 +299,7 @@ pub(crate) struct StatementContext {
     expose_hidden: Option<u64>,
     /// The session's settings (for pg_settings).
     settings: Arc<HashMap<String, String>>,
+    activity: Arc<crate::activity::Activity>,
     /// The catalog as pg_catalog shows it, made when the statement first
     /// reads a catalog relation or calls a catalog function.
     snapshot: std::sync::OnceLock<Arc<crate::pg_catalog::Snapshot>>,
@@ -329,12 +330,18 @@ impl StatementContext {
             expose_hidden: None,
             snapshot: std::sync::OnceLock::new(),
             settings: Arc::default(),
+            activity: Arc::default(),
         }
     }
 
     /// The session's settings, as pg_settings shows them.
     pub(crate) fn set_settings(&mut self, settings: Arc<HashMap<String, String>>) {
         self.settings = settings;
+    }
+
+    /// The engine's sessions, as pg_stat_activity shows them.
+    pub(crate) fn set_activity(&mut self, activity: Arc<crate::activity::Activity>) {
+        self.activity = activity;
     }
 
     /// The statement's catalog as pg_catalog shows it.
@@ -345,6 +352,7 @@ impl StatementContext {
                     modules: self.modules.clone(),
                     search_path: self.search_path.clone(),
                     settings: self.settings.clone(),
+                    activity: self.activity.clone(),
                     cache: Default::default(),
                 })
             })

@@ -16,6 +16,7 @@
 //! - General queries go through DataFusion; writes, CALL and module DDL take
 //!   a direct path.
 
+pub mod activity;
 mod any_arrays;
 mod array_functions;
 mod array_text_casts;

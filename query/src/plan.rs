@@ -94,6 +94,7 @@ impl Session {
         }
         ctx.set_search_path(self.search_path());
         ctx.set_settings(settings);
+        ctx.set_activity(self.engine.activity.clone());
         ctx.set_interrupt(crate::subplan::Interrupt {
             deadline: self.statement_deadline,
             cancel: Some(self.cancel.clone()),

@@ -33,6 +33,8 @@ pub struct Engine {
     /// DataFusion's configuration, functions and rules, built once and
     /// shared by every statement (`context.rs`).
     pub(crate) planning: Arc<crate::context::PlanningBase>,
+    /// The connected sessions, as pg_stat_activity lists them.
+    pub(crate) activity: Arc<crate::activity::Activity>,
 }
 
 impl Engine {
@@ -47,6 +49,7 @@ impl Engine {
             runtime,
             ddl_lock: tokio::sync::Mutex::new(()),
             planning: Arc::new(crate::context::PlanningBase::new()),
+            activity: Arc::default(),
         });
         crate::nested::install(&engine);
         Ok(engine)
@@ -158,6 +161,15 @@ pub struct Session {
     pub(crate) checks: std::sync::Mutex<crate::checks::Cache>,
 }
 
+/// A closed connection leaves pg_stat_activity.
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.backend_pid != 0 {
+            self.engine.activity.disconnect(self.backend_pid);
+        }
+    }
+}
+
 impl Session {
     pub fn new(engine: Arc<Engine>) -> Session {
         Session {
@@ -199,9 +211,38 @@ impl Session {
     }
 
     /// The process id the connection told its client (BackendKeyData),
-    /// which `pg_backend_pid()` answers.
-    pub fn set_backend_pid(&mut self, pid: i32) {
+    /// which `pg_backend_pid()` answers, and its client's address: the
+    /// session is now listed in pg_stat_activity.
+    pub fn connected(&mut self, pid: i32, client: Option<std::net::SocketAddr>) {
         self.backend_pid = pid;
+        let name = self
+            .settings
+            .get("application_name")
+            .cloned()
+            .unwrap_or_default();
+        self.engine.activity.connect(pid, &name, client);
+    }
+
+    /// pg_stat_activity: a statement (`query`, its text) starts.
+    fn activity_started(&self, query: &str) {
+        let in_block = !matches!(self.state, TxnState::Idle);
+        self.engine
+            .activity
+            .started(self.backend_pid, query, in_block);
+    }
+
+    /// pg_stat_activity: the statement ended.
+    fn activity_finished(&self) {
+        let state = match self.state {
+            TxnState::Idle => "idle",
+            TxnState::Open(_) => "idle in transaction",
+            TxnState::Failed(_) => "idle in transaction (aborted)",
+        };
+        let activity = &self.engine.activity;
+        activity.finished(self.backend_pid, state);
+        if let Some(name) = self.settings.get("application_name") {
+            activity.set_application_name(self.backend_pid, name);
+        }
     }
 
     /// A storage transaction for a block or a statement: read-only when
@@ -251,6 +292,13 @@ impl Session {
     /// Runs a simple-protocol query string: statements in order, stopping
     /// at the first error (which is the last element).
     pub async fn execute_simple(&mut self, sql: &str) -> Vec<Result<Output, SqlError>> {
+        self.activity_started(sql);
+        let out = self.execute_simple_text(sql).await;
+        self.activity_finished();
+        out
+    }
+
+    async fn execute_simple_text(&mut self, sql: &str) -> Vec<Result<Output, SqlError>> {
         let stmts = match parse_statements(sql) {
             Ok(s) => s,
             Err(e) => {
@@ -375,7 +423,9 @@ impl Session {
         params: &[ScalarValue],
     ) -> Result<Output, SqlError> {
         self.plan_cache = Some(prepared.plans.clone());
+        self.activity_started(&prepared.sql);
         let out = self.execute_kind(&prepared.kind, params).await;
+        self.activity_finished();
         self.plan_cache = None;
         out
     }

@@ -263,7 +263,10 @@ impl StartupHandler for Connection {
             };
             let (pid, secret) = self.cancels.keys.generate(client);
             client.set_pid_and_secret_key(pid, secret.clone());
-            self.session.lock().await.set_backend_pid(pid);
+            self.session
+                .lock()
+                .await
+                .connected(pid, Some(client.socket_addr()));
             self.pid.store(pid, std::sync::atomic::Ordering::SeqCst);
             self.cancels.register(pid, secret, self.cancel_flag.clone());
             tracing::info!(peer = %client.socket_addr(), user, "connection authenticated");

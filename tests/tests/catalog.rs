@@ -452,3 +452,54 @@ async fn table_privileges_are_the_owners() {
     .collect();
     assert_eq!(got, want);
 }
+
+/// pg_stat_activity lists every connected session with its state and
+/// query, as DBeaver's and pgAdmin's session views read it.
+#[tokio::test]
+async fn pg_stat_activity_lists_the_sessions() {
+    let server = Server::start();
+    let (worker, conn) = tokio_postgres::connect(
+        &format!(
+            "host=127.0.0.1 port={} user=amber dbname=amber application_name=worker",
+            server.port
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    let task = tokio::spawn(conn);
+    worker.batch_execute("BEGIN").await.unwrap();
+    worker.simple_query("SELECT 42").await.unwrap();
+    let c = connect(&server).await;
+    let query = "SELECT application_name, state, query, pid = pg_backend_pid() \
+                 FROM pg_stat_activity ORDER BY backend_start";
+    assert_eq!(
+        simple_rows(&c, query).await,
+        vec![
+            vec![
+                Some("worker".to_string()),
+                Some("idle in transaction".to_string()),
+                Some("SELECT 42".to_string()),
+                Some("f".to_string())
+            ],
+            vec![
+                Some(String::new()),
+                Some("active".to_string()),
+                Some(query.to_string()),
+                Some("t".to_string())
+            ],
+        ]
+    );
+    drop(worker);
+    let _ = task.await;
+    // The server notices the closed connection shortly.
+    let mut left = Vec::new();
+    for _ in 0..50 {
+        left = simple_rows(&c, "SELECT count(*) FROM pg_stat_activity").await;
+        if left == vec![vec![Some("1".to_string())]] {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, vec![vec![Some("1".to_string())]]);
+}

@@ -20,6 +20,8 @@ pub(crate) struct Snapshot {
     pub search_path: Vec<String>,
     /// The session's settings as SET them (pg_settings shows them).
     pub settings: Arc<std::collections::HashMap<String, String>>,
+    /// The engine's sessions (pg_stat_activity).
+    pub activity: Arc<crate::activity::Activity>,
     /// Lookups built once per statement (catalog functions run per row:
     /// `obj_description(c.oid)` over every table is then linear, not
     /// quadratic).

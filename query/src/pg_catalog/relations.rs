@@ -241,6 +241,44 @@ pub(crate) fn rows(s: &Snapshot, relation: &str, view_types: &ViewTypes) -> DfRe
                     .set("pending_restart", false)
             })
             .collect(),
+        "pg_stat_activity" => s
+            .activity
+            .backends()
+            .into_iter()
+            .map(|b| {
+                Row::new()
+                    .set("datid", DATABASE)
+                    .set("datname", "amber")
+                    .set("pid", b.pid)
+                    .set("usesysid", SUPERUSER)
+                    .set("usename", "amber")
+                    .set("application_name", b.application_name)
+                    .set("client_addr", b.client_addr)
+                    .set("client_hostname", Option::<String>::None)
+                    .set(
+                        "client_port",
+                        b.client_port.map_or(Cell::Null, |p| Cell::Int(p.into())),
+                    )
+                    .set("backend_start", Cell::Int(b.backend_start_us))
+                    .set("xact_start", b.xact_start_us.map_or(Cell::Null, Cell::Int))
+                    .set(
+                        "query_start",
+                        b.query_start_us.map_or(Cell::Null, Cell::Int),
+                    )
+                    .set("state_change", Cell::Int(b.state_change_us))
+                    .set(
+                        "wait_event_type",
+                        (b.state == "idle").then(|| "Client".to_string()),
+                    )
+                    .set(
+                        "wait_event",
+                        (b.state == "idle").then(|| "ClientRead".to_string()),
+                    )
+                    .set("state", b.state)
+                    .set("query", b.query)
+                    .set("backend_type", "client backend")
+            })
+            .collect(),
         "pg_stat_user_tables" | "pg_stat_all_tables" | "pg_statio_user_tables" => s
             .relations()
             .filter(|r| r.class().is_some())

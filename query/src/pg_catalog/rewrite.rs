@@ -1202,6 +1202,7 @@ mod tests {
                 modules: Vec::new(),
                 search_path: Vec::new(),
                 settings: Arc::default(),
+                activity: Arc::default(),
                 cache: Default::default(),
             })
         };
