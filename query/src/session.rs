@@ -281,6 +281,54 @@ impl Session {
         Ok(Output::TxnStart(tag.into()))
     }
 
+    /// Extended protocol: an Execute outside any block runs in PostgreSQL's
+    /// implicit transaction, which the next Sync ends ([`Session::sync`]):
+    /// statements pipelined before one Sync commit or fail together (a
+    /// JDBC batch, a psycopg pipeline). COPY FROM, whose data follows,
+    /// runs alone as before.
+    pub fn begin_implicit(&mut self, kind: &PreparedKind) -> Result<(), SqlError> {
+        let copy_from = matches!(kind, PreparedKind::Sql(s) if matches!(**s, Statement::Copy { to: false, .. }));
+        if !matches!(self.state, TxnState::Idle)
+            || copy_from
+            || matches!(kind, PreparedKind::Empty)
+            || self.copy_in.is_some()
+        {
+            return Ok(());
+        }
+        let txn = self.begin_txn(None)?;
+        self.state = TxnState::Open(Arc::new(Mutex::new(txn)));
+        self.implicit = true;
+        self.deployed.clear();
+        self.savepoints.clear();
+        self.block_statements = 0;
+        Ok(())
+    }
+
+    /// Sync ends the implicit transaction: committed, or rolled back after
+    /// a statement in it failed. A commit that fails (40001) is the
+    /// error Sync reports, before ReadyForQuery, as PostgreSQL's.
+    pub async fn sync(&mut self) -> Result<(), SqlError> {
+        if !std::mem::replace(&mut self.implicit, false) {
+            return Ok(());
+        }
+        match std::mem::replace(&mut self.state, TxnState::Idle) {
+            TxnState::Open(handle) => {
+                let committed = commit(handle).await;
+                if committed.is_err() {
+                    self.deployed.clear();
+                }
+                committed?;
+                self.block_committed();
+                Ok(())
+            }
+            TxnState::Failed(_) => {
+                self.deployed.clear();
+                Ok(())
+            }
+            TxnState::Idle => Ok(()),
+        }
+    }
+
     pub fn in_transaction(&self) -> bool {
         !matches!(self.state, TxnState::Idle)
     }

@@ -505,6 +505,9 @@ impl ExtendedQueryHandler for Connection {
             .map_err(|e| user_error(&e))?;
             params.push(v);
         }
+        session
+            .begin_implicit(&prepared.kind)
+            .map_err(|e| user_error(&e))?;
         let result =
             tracing::Instrument::instrument(session.execute_prepared(prepared, &params), span)
                 .await;
@@ -634,7 +637,15 @@ impl ExtendedQueryHandler for Connection {
     {
         client.portal_store().rm_portal(DEFAULT_NAME);
         let status = {
-            let s = self.session.lock().await;
+            let mut s = self.session.lock().await;
+            // The implicit transaction of the Executes since the last
+            // Sync ends here; a failed commit is reported before
+            // ReadyForQuery.
+            if let Err(e) = s.sync().await {
+                client
+                    .send(PgWireBackendMessage::ErrorResponse(error_info(&e).into()))
+                    .await?;
+            }
             if s.is_failed() {
                 TransactionStatus::Error
             } else if s.in_transaction() {

@@ -146,6 +146,21 @@ def psycopg_session(dsn):
                 except psycopg.Error as e:
                     errors.append((e.diag.sqlstate, e.diag.message_primary, e.diag.message_detail))
             out["declared_errors"] = errors
+        # A pipeline (statements before one Sync) is one implicit
+        # transaction: a failing statement takes the others with it.
+        try:
+            with c.pipeline():
+                c.execute("INSERT INTO clients_diff.customer VALUES (%s, %s, %s)", (20, "p", None))
+                c.execute("INSERT INTO clients_diff.customer VALUES (%s, %s, %s)", (20, "p", None))
+        except psycopg.errors.UniqueViolation:
+            pass
+        out["failed_pipeline"] = c.execute(
+            "SELECT count(*) FROM clients_diff.customer WHERE id = 20").fetchone()[0]
+        with c.pipeline():
+            c.execute("INSERT INTO clients_diff.customer VALUES (%s, %s, %s)", (21, "p", None))
+            c.execute("INSERT INTO clients_diff.customer VALUES (%s, %s, %s)", (22, "q", None))
+        out["pipeline"] = c.execute(
+            "SELECT count(*) FROM clients_diff.customer WHERE id IN (21, 22)").fetchone()[0]
         try:
             with c.transaction():
                 c.execute("INSERT INTO clients_diff.customer VALUES (11, 'b', 'x@y.org')")
@@ -260,6 +275,8 @@ def main():
     check("psycopg quote", got["psycopg"]["quote"], "it's")
     check("psycopg copy out", got["psycopg"]["copy_out"], [("1", "10"), ("2", "10"), ("3", None)])
     check("psycopg unique", got["psycopg"]["unique"], "23505")
+    check("psycopg failed pipeline kept nothing", got["psycopg"]["failed_pipeline"], 0)
+    check("psycopg pipeline", got["psycopg"]["pipeline"], 2)
     check("psycopg = ANY(list of ints)", got["psycopg"]["any_ints"], [1, 3])
     check("psycopg = ANY(list of strings)", got["psycopg"]["any_texts"], [10])
     check("psycopg array casts", got["psycopg"]["array_casts"], ("smallint[]", [1, 2], ["a", "b c", None]))
