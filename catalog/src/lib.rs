@@ -181,6 +181,29 @@ pub struct ColumnDef {
     pub comment: Option<String>,
 }
 
+impl ColumnDef {
+    /// A nullable column `name` of type `ty` with column id `id`: no
+    /// default, sequence, reference, declared limit, comment or oids yet.
+    pub fn new(id: u32, name: impl Into<String>, ty: SqlType) -> ColumnDef {
+        ColumnDef {
+            id,
+            name: name.into(),
+            ty,
+            declared: None,
+            nullable: true,
+            has_default: false,
+            default: Json::Null,
+            sequence: None,
+            identity_always: false,
+            default_oid: 0,
+            fkey_oid: 0,
+            sequence_oid: 0,
+            references: None,
+            comment: None,
+        }
+    }
+}
+
 /// A CHECK constraint of a table made by SQL: a boolean expression over
 /// the table's columns that no written row may make false (NULL passes).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -129,24 +129,11 @@ impl ModuleDef {
 #[cfg(test)]
 mod tests {
     use crate::{ClassDef, ColumnDef, ModuleDef, ModuleShape, SqlType};
-    use serde_json::Value as Json;
 
     fn module(default: bool) -> ModuleDef {
         let col = |name: &str, ty: SqlType, has_default: bool| ColumnDef {
-            id: 0,
-            name: name.into(),
-            ty,
-            declared: None,
-            nullable: true,
             has_default,
-            default: Json::Null,
-            sequence: None,
-            identity_always: false,
-            default_oid: 0,
-            fkey_oid: 0,
-            sequence_oid: 0,
-            references: None,
-            comment: None,
+            ..ColumnDef::new(0, name, ty)
         };
         let class = |name: &str, table: &str, columns: Vec<ColumnDef>| ClassDef {
             id: 7,

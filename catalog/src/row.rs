@@ -384,22 +384,7 @@ mod tests {
     use crate::ColumnDef;
 
     fn class() -> ClassDef {
-        let col = |id: u32, name: &str, ty: SqlType| ColumnDef {
-            id,
-            name: name.into(),
-            ty,
-            declared: None,
-            nullable: true,
-            has_default: false,
-            default: Json::Null,
-            sequence: None,
-            identity_always: false,
-            default_oid: 0,
-            fkey_oid: 0,
-            sequence_oid: 0,
-            references: None,
-            comment: None,
-        };
+        let col = |id: u32, name: &str, ty: SqlType| ColumnDef::new(id, name, ty);
         ClassDef {
             id: 7,
             name: "Thing".into(),

@@ -4,14 +4,13 @@
 //! `__amber_array_text(array)` (`array_functions.rs`), keeping the
 //! expression's name.
 
+use crate::expr_rules::Names;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::DFSchema;
+use datafusion::common::tree_node::Transformed;
 use datafusion::config::ConfigOptions;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::expr::{Cast, ScalarFunction};
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
-use datafusion::optimizer::utils::NamePreserver;
 use datafusion::optimizer::AnalyzerRule;
 use std::sync::Arc;
 
@@ -29,38 +28,17 @@ fn is_list(t: &DataType) -> bool {
 impl AnalyzerRule for ArrayTextCasts {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DfResult<LogicalPlan> {
         let udf = Arc::new(crate::array_functions::array_text());
-        plan.transform_up_with_subqueries(|node| {
-            let inputs = node.inputs();
-            if inputs.is_empty() {
-                return Ok(Transformed::no(node));
+        crate::expr_rules::rewrite_expressions(plan, Names::Preserve, |e, schema| match e {
+            Expr::Cast(Cast { expr, field })
+                if is_text(field.data_type())
+                    && expr.get_type(schema).is_ok_and(|t| is_list(&t)) =>
+            {
+                Ok(Transformed::yes(Expr::ScalarFunction(
+                    ScalarFunction::new_udf(udf.clone(), vec![*expr]),
+                )))
             }
-            let mut schema = DFSchema::empty();
-            for input in inputs {
-                schema.merge(input.schema());
-            }
-            let names = NamePreserver::new(&node);
-            let t = node.map_expressions(|e| {
-                let name = names.save(&e);
-                let t = e.transform_up(|e| match e {
-                    Expr::Cast(Cast { expr, field })
-                        if is_text(field.data_type())
-                            && expr.get_type(&schema).is_ok_and(|t| is_list(&t)) =>
-                    {
-                        Ok(Transformed::yes(Expr::ScalarFunction(
-                            ScalarFunction::new_udf(udf.clone(), vec![*expr]),
-                        )))
-                    }
-                    other => Ok(Transformed::no(other)),
-                })?;
-                Ok(t.update_data(|e| name.restore(e)))
-            })?;
-            if t.transformed {
-                t.map_data(|p| p.recompute_schema())
-            } else {
-                Ok(t)
-            }
+            other => Ok(Transformed::no(other)),
         })
-        .map(|t| t.data)
     }
 
     fn name(&self) -> &str {

@@ -81,22 +81,9 @@ mod tests {
     use super::*;
 
     fn col(declared: Declared, ty: amber_catalog::SqlType) -> ColumnDef {
-        ColumnDef {
-            id: 1,
-            name: "c".into(),
-            ty,
-            declared: Some(declared),
-            nullable: true,
-            has_default: false,
-            default: Json::Null,
-            sequence: None,
-            identity_always: false,
-            default_oid: 0,
-            fkey_oid: 0,
-            sequence_oid: 0,
-            references: None,
-            comment: None,
-        }
+        let mut c = ColumnDef::new(1, "c", ty);
+        c.declared = Some(declared);
+        c
     }
 
     #[test]

@@ -5,9 +5,9 @@
 //! DataFusion's coercion, casts the real side of such an arithmetic or
 //! comparison to double precision, as PostgreSQL's resolution does.
 
+use crate::expr_rules::Names;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::DFSchema;
+use datafusion::common::tree_node::Transformed;
 use datafusion::config::ConfigOptions;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{cast, BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator};
@@ -43,49 +43,37 @@ fn promotes_real(t: &DataType) -> bool {
 
 impl AnalyzerRule for Float4Promotion {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DfResult<LogicalPlan> {
-        plan.transform_up_with_subqueries(|node| {
-            let inputs = node.inputs();
-            if inputs.is_empty() {
-                return Ok(Transformed::no(node));
-            }
-            let mut schema = DFSchema::empty();
-            for input in inputs {
-                schema.merge(input.schema());
-            }
-            node.map_expressions(|e| {
-                e.transform_up(|e| match e {
-                    Expr::BinaryExpr(BinaryExpr { left, op, right })
-                        if is_arithmetic_or_comparison(&op) =>
-                    {
-                        let (lt, rt) = (left.get_type(&schema), right.get_type(&schema));
-                        let (Ok(lt), Ok(rt)) = (lt, rt) else {
-                            return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
-                                left,
-                                op,
-                                right,
-                            })));
-                        };
-                        let widen = |e: Box<Expr>, t: &DataType, other: &DataType| {
-                            if *t == DataType::Float32 && promotes_real(other) {
-                                (Box::new(cast(*e, DataType::Float64)), true)
-                            } else {
-                                (e, false)
-                            }
-                        };
-                        let (left, l) = widen(left, &lt, &rt);
-                        let (right, r) = widen(right, &rt, &lt);
-                        let e = Expr::BinaryExpr(BinaryExpr { left, op, right });
-                        Ok(if l || r {
-                            Transformed::yes(e)
-                        } else {
-                            Transformed::no(e)
-                        })
+        // The cast changes an expression's name and type: names are kept.
+        crate::expr_rules::rewrite_expressions(plan, Names::Preserve, |e, schema| match e {
+            Expr::BinaryExpr(BinaryExpr { left, op, right })
+                if is_arithmetic_or_comparison(&op) =>
+            {
+                let (lt, rt) = (left.get_type(schema), right.get_type(schema));
+                let (Ok(lt), Ok(rt)) = (lt, rt) else {
+                    return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
+                        left,
+                        op,
+                        right,
+                    })));
+                };
+                let widen = |e: Box<Expr>, t: &DataType, other: &DataType| {
+                    if *t == DataType::Float32 && promotes_real(other) {
+                        (Box::new(cast(*e, DataType::Float64)), true)
+                    } else {
+                        (e, false)
                     }
-                    other => Ok(Transformed::no(other)),
+                };
+                let (left, l) = widen(left, &lt, &rt);
+                let (right, r) = widen(right, &rt, &lt);
+                let e = Expr::BinaryExpr(BinaryExpr { left, op, right });
+                Ok(if l || r {
+                    Transformed::yes(e)
+                } else {
+                    Transformed::no(e)
                 })
-            })
+            }
+            other => Ok(Transformed::no(other)),
         })
-        .map(|t| t.data)
     }
 
     fn name(&self) -> &str {

@@ -37,6 +37,7 @@ mod describe;
 mod dml;
 pub mod error;
 mod exact;
+mod expr_rules;
 mod float4_promotion;
 mod foreign_keys;
 mod gucs;

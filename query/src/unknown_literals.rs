@@ -4,8 +4,9 @@
 //! rule, run before DataFusion's type coercion, reads such a literal as
 //! PostgreSQL's boolean input reads it.
 
+use crate::expr_rules::Names;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::config::ConfigOptions;
 use datafusion::error::Result as DfResult;
@@ -65,43 +66,30 @@ fn as_bool(e: &Expr, other: &Expr, schema: &DFSchema) -> Option<Expr> {
 
 impl AnalyzerRule for UnknownLiterals {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DfResult<LogicalPlan> {
-        plan.transform_up_with_subqueries(|node| {
-            let inputs = node.inputs();
-            if inputs.is_empty() {
-                return Ok(Transformed::no(node));
+        crate::expr_rules::rewrite_expressions(plan, Names::Unchanged, |e, schema| match e {
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) if is_comparison(&op) => {
+                if let Some(b) = as_bool(&left, &right, schema) {
+                    return Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr {
+                        left: Box::new(b),
+                        op,
+                        right,
+                    })));
+                }
+                if let Some(b) = as_bool(&right, &left, schema) {
+                    return Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr {
+                        left,
+                        op,
+                        right: Box::new(b),
+                    })));
+                }
+                Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
+                    left,
+                    op,
+                    right,
+                })))
             }
-            let mut schema = DFSchema::empty();
-            for input in inputs {
-                schema.merge(input.schema());
-            }
-            node.map_expressions(|e| {
-                e.transform_up(|e| match e {
-                    Expr::BinaryExpr(BinaryExpr { left, op, right }) if is_comparison(&op) => {
-                        if let Some(b) = as_bool(&left, &right, &schema) {
-                            return Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr {
-                                left: Box::new(b),
-                                op,
-                                right,
-                            })));
-                        }
-                        if let Some(b) = as_bool(&right, &left, &schema) {
-                            return Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr {
-                                left,
-                                op,
-                                right: Box::new(b),
-                            })));
-                        }
-                        Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
-                            left,
-                            op,
-                            right,
-                        })))
-                    }
-                    other => Ok(Transformed::no(other)),
-                })
-            })
+            other => Ok(Transformed::no(other)),
         })
-        .map(|t| t.data)
     }
 
     fn name(&self) -> &str {

@@ -530,22 +530,8 @@ impl Ddl<'_> {
         // Never an id the class used: a dropped column's rows were
         // rewritten without it, but a higher id costs nothing.
         let id = class.columns.iter().map(|c| c.id).max().unwrap_or(0) + 1;
-        let mut col = ColumnDef {
-            id,
-            name: name.to_string(),
-            ty,
-            declared,
-            nullable: true,
-            has_default: false,
-            default: Json::Null,
-            sequence: None,
-            identity_always: false,
-            default_oid: 0,
-            fkey_oid: 0,
-            sequence_oid: 0,
-            references: None,
-            comment: None,
-        };
+        let mut col = ColumnDef::new(id, name, ty);
+        col.declared = declared;
         for opt in &def.options {
             match &opt.option {
                 ColumnOption::Null => col.nullable = true,

@@ -62,22 +62,9 @@ impl Ddl<'_> {
                 true => (serial_type(&c.data_type), None),
                 false => sql_type(&c.data_type)?,
             };
-            let mut col = ColumnDef {
-                id: u32::try_from(i + 1).unwrap_or(u32::MAX),
-                name: name.clone(),
-                ty,
-                declared,
-                nullable: !serial,
-                has_default: false,
-                default: Json::Null,
-                sequence: None,
-                identity_always: false,
-                default_oid: 0,
-                fkey_oid: 0,
-                sequence_oid: 0,
-                references: None,
-                comment: None,
-            };
+            let mut col = ColumnDef::new(u32::try_from(i + 1).unwrap_or(u32::MAX), &name, ty);
+            col.declared = declared;
+            col.nullable = !serial;
             if serial {
                 col.sequence = Some(self.engine.store.allocate_oid()?);
             }
