@@ -52,11 +52,7 @@ impl ScalarUDFImpl for ArrayText {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let rows = args.number_rows;
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let scalar = crate::udf::all_scalar(&args.args);
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let Some(input) = arrays.first() else {
             return Err(DataFusionError::Internal(format!(
@@ -74,13 +70,7 @@ impl ScalarUDFImpl for ArrayText {
                 false => out.append_null(),
             }
         }
-        let out: ArrayRef = Arc::new(out.finish());
-        Ok(match scalar && rows == 1 {
-            true => {
-                ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?)
-            }
-            false => ColumnarValue::Array(out),
-        })
+        crate::udf::result(Arc::new(out.finish()), scalar)
     }
 }
 
