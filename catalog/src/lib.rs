@@ -464,6 +464,33 @@ pub struct ModuleDef {
 }
 
 impl ClassDef {
+    /// Class `name` (table `table`) of storage id `id` with `columns`:
+    /// a visible `id`, no parent, methods, indexes, checks, oids or
+    /// comment yet.
+    pub fn new(
+        id: u64,
+        name: impl Into<String>,
+        table: impl Into<String>,
+        columns: Vec<ColumnDef>,
+    ) -> ClassDef {
+        ClassDef {
+            id,
+            name: name.into(),
+            table: table.into(),
+            parent: None,
+            columns,
+            methods: Vec::new(),
+            hidden_id: false,
+            indexes: Vec::new(),
+            checks: Vec::new(),
+            oid: 0,
+            type_oid: 0,
+            id_index_oid: 0,
+            id_constraint_oid: 0,
+            comment: None,
+        }
+    }
+
     /// Gives every column without an id (0) one: the id of the column of
     /// the same name in `old` (the version being replaced), else its
     /// position (1-based) when no column has an id yet (a record written

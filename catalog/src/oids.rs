@@ -135,21 +135,8 @@ mod tests {
             has_default,
             ..ColumnDef::new(0, name, ty)
         };
-        let class = |name: &str, table: &str, columns: Vec<ColumnDef>| ClassDef {
-            id: 7,
-            name: name.into(),
-            table: table.into(),
-            parent: None,
-            columns,
-            methods: Vec::new(),
-            hidden_id: false,
-            indexes: Vec::new(),
-            checks: Vec::new(),
-            oid: 0,
-            type_oid: 0,
-            id_index_oid: 0,
-            id_constraint_oid: 0,
-            comment: None,
+        let class = |name: &str, table: &str, columns: Vec<ColumnDef>| {
+            ClassDef::new(7, name, table, columns)
         };
         ModuleDef {
             name: "shop".into(),

@@ -385,12 +385,11 @@ mod tests {
 
     fn class() -> ClassDef {
         let col = |id: u32, name: &str, ty: SqlType| ColumnDef::new(id, name, ty);
-        ClassDef {
-            id: 7,
-            name: "Thing".into(),
-            table: "thing".into(),
-            parent: None,
-            columns: vec![
+        ClassDef::new(
+            7,
+            "Thing",
+            "thing",
+            vec![
                 col(1, "n", SqlType::Int8),
                 col(2, "f", SqlType::Float8),
                 col(3, "s", SqlType::Text),
@@ -400,16 +399,7 @@ mod tests {
                 col(7, "tags", SqlType::Array(Box::new(SqlType::Text))),
                 col(300, "far", SqlType::Int8),
             ],
-            methods: vec![],
-            hidden_id: false,
-            indexes: vec![],
-            checks: vec![],
-            oid: 0,
-            type_oid: 0,
-            id_index_oid: 0,
-            id_constraint_oid: 0,
-            comment: None,
-        }
+        )
     }
 
     fn obj(v: Json) -> Map<String, Json> {

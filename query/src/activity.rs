@@ -106,8 +106,9 @@ impl Activity {
     }
 
     /// The statement ended; the session is now in `state` (`idle`, `idle
-    /// in transaction`, `idle in transaction (aborted)`).
-    pub(crate) fn finished(&self, pid: i32, state: &'static str) {
+    /// in transaction`, `idle in transaction (aborted)`), with its
+    /// application_name (a SET may have changed it).
+    pub(crate) fn finished(&self, pid: i32, state: &'static str, application_name: &str) {
         let now = now_us();
         self.with(pid, |e| {
             if state == "idle" {
@@ -115,11 +116,10 @@ impl Activity {
             }
             e.state = state;
             e.state_change_us = now;
+            if e.application_name != application_name {
+                e.application_name = truncated(application_name);
+            }
         });
-    }
-
-    pub(crate) fn set_application_name(&self, pid: i32, name: &str) {
-        self.with(pid, |e| e.application_name = truncated(name));
     }
 
     /// Every session, by pid.

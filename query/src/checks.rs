@@ -161,7 +161,8 @@ fn row_text(class: &ClassDef, obj: &Map<String, Json>) -> String {
         .join(", ")
 }
 
-fn parse(expr: &str) -> Option<datafusion::sql::sqlparser::ast::Expr> {
+/// A stored check expression parsed (`None` if it no longer parses).
+pub(crate) fn parse(expr: &str) -> Option<datafusion::sql::sqlparser::ast::Expr> {
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     use datafusion::sql::sqlparser::parser::Parser;
     Parser::new(&PostgreSqlDialect {})
@@ -170,19 +171,24 @@ fn parse(expr: &str) -> Option<datafusion::sql::sqlparser::ast::Expr> {
         .ok()
 }
 
-/// Whether check expression `expr` names column `column`.
-pub(crate) fn names_column(expr: &str, column: &str) -> bool {
-    let Some(e) = parse(expr) else {
-        return false;
-    };
-    let mut found = false;
-    let _ = datafusion::sql::sqlparser::ast::visit_expressions(&e, |x| {
+/// The plain identifiers (column names) `e` uses, each once, in order.
+pub(crate) fn identifiers(e: &datafusion::sql::sqlparser::ast::Expr) -> Vec<String> {
+    let mut named: Vec<String> = Vec::new();
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(e, |x| {
         if let datafusion::sql::sqlparser::ast::Expr::Identifier(i) = x {
-            found |= crate::session::ident_value(i) == column;
+            let n = crate::session::ident_value(i);
+            if !named.contains(&n) {
+                named.push(n);
+            }
         }
         std::ops::ControlFlow::<()>::Continue(())
     });
-    found
+    named
+}
+
+/// The columns check expression `expr` names.
+pub(crate) fn columns_named(expr: &str) -> Vec<String> {
+    parse(expr).map(|e| identifiers(&e)).unwrap_or_default()
 }
 
 /// Check expression `expr` with column `old` named `new`.

@@ -17,15 +17,10 @@
 
 use crate::dml::Object;
 use crate::error::SqlError;
-use amber_catalog::{
-    class_prefix, class_range_end, object_key, row, ClassDef, ForeignKeyDef, ModuleDef, OnDelete,
-};
+use amber_catalog::{object_key, ClassDef, ForeignKeyDef, ModuleDef, OnDelete};
 use amber_storage::Txn;
 use serde_json::Value as Json;
 use std::sync::Arc;
-
-/// Objects read per scan batch of a referencing table.
-const SCAN_BATCH_MAX: usize = 4096;
 
 /// A value as an error's DETAIL shows it.
 fn shown(v: &Json) -> String {
@@ -246,38 +241,21 @@ fn referenced_change(
 /// The objects of `class` whose `column` equals `v` (canonical), with
 /// their ids.
 fn referencing_rows(
-    txn: &Txn,
+    txn: &mut Txn,
     class: &ClassDef,
     column: &str,
     ty: &amber_catalog::SqlType,
     v: &Json,
 ) -> Result<Vec<(u64, Object)>, SqlError> {
-    let end = class_range_end(class.id);
-    let mut start = class_prefix(class.id);
     let mut found = Vec::new();
-    // Bounded by the class's objects: each batch starts after the last.
-    loop {
-        let batch = txn.scan_range(&start, &end, SCAN_BATCH_MAX)?;
-        let done = batch.len() < SCAN_BATCH_MAX;
-        for (key, bytes) in &batch {
-            let Some((_, oid)) = amber_catalog::object_of_key(key) else {
-                continue;
-            };
-            let obj = row::decode(class, bytes)
-                .map_err(|e| SqlError::new("XX001", format!("corrupt object {oid}: {e}")))?;
-            if obj
-                .get(column)
-                .is_some_and(|x| !x.is_null() && crate::unique::canonical(ty, x) == *v)
-            {
-                found.push((oid, obj));
-            }
+    crate::class_objects::for_each(txn, class, |_, _, oid, obj| {
+        if obj
+            .get(column)
+            .is_some_and(|x| !x.is_null() && crate::unique::canonical(ty, x) == *v)
+        {
+            found.push((oid, obj));
         }
-        match batch.last() {
-            Some((last, _)) if !done => {
-                start = last.clone();
-                start.push(0);
-            }
-            _ => return Ok(found),
-        }
-    }
+        Ok(())
+    })?;
+    Ok(found)
 }

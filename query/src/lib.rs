@@ -24,6 +24,7 @@ mod call;
 mod canonical;
 mod checked_arithmetic;
 mod checks;
+mod class_objects;
 pub mod column_source;
 mod columnar;
 mod constant;

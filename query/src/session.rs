@@ -238,11 +238,11 @@ impl Session {
             TxnState::Open(_) => "idle in transaction",
             TxnState::Failed(_) => "idle in transaction (aborted)",
         };
-        let activity = &self.engine.activity;
-        activity.finished(self.backend_pid, state);
-        if let Some(name) = self.settings.get("application_name") {
-            activity.set_application_name(self.backend_pid, name);
-        }
+        let name = self
+            .settings
+            .get("application_name")
+            .map_or("", String::as_str);
+        self.engine.activity.finished(self.backend_pid, state, name);
     }
 
     /// A storage transaction for a block or a statement: read-only when

@@ -11,7 +11,7 @@
 
 use crate::dml::Object;
 use crate::error::SqlError;
-use amber_catalog::{class_prefix, class_range_end, row, unique_key, ClassDef, IndexDef, SqlType};
+use amber_catalog::{unique_key, ClassDef, IndexDef, SqlType};
 use amber_storage::Txn;
 use serde_json::Value as Json;
 
@@ -149,41 +149,23 @@ pub(crate) fn remove(
 /// Fills a new unique index from the class's objects (23505 if two
 /// already share a key).
 pub(crate) fn build(txn: &mut Txn, class: &ClassDef, index: &IndexDef) -> Result<(), SqlError> {
-    const BATCH_MAX: usize = 4096;
-    let end = class_range_end(class.id);
-    let mut start = class_prefix(class.id);
-    // Bounded by the class's objects: each batch starts after the last.
-    loop {
-        let batch = txn.scan_range(&start, &end, BATCH_MAX)?;
-        let done = batch.len() < BATCH_MAX;
-        for (key, bytes) in &batch {
-            let Some((_, oid)) = amber_catalog::object_of_key(key) else {
-                continue;
-            };
-            let obj = row::decode(class, bytes)
-                .map_err(|e| SqlError::new("XX001", format!("corrupt object {oid}: {e}")))?;
-            if let Some(k) = key_of(class, index, &obj)? {
-                let ukey = unique_key(index.id, &k);
-                if txn.get(&ukey)?.is_some() {
-                    return Err(SqlError::new(
-                        "23505",
-                        format!("could not create unique index \"{}\"", index.name),
-                    )
-                    .with_detail(Some(format!(
-                        "Key ({})=({}) is duplicated.",
-                        index.columns.join(", "),
-                        key_values(index, &obj)
-                    ))));
-                }
-                txn.put(&ukey, &oid.to_be_bytes())?;
-            }
+    crate::class_objects::for_each(txn, class, |txn, _, oid, obj| {
+        let Some(k) = key_of(class, index, &obj)? else {
+            return Ok(());
+        };
+        let ukey = unique_key(index.id, &k);
+        if txn.get(&ukey)?.is_some() {
+            return Err(SqlError::new(
+                "23505",
+                format!("could not create unique index \"{}\"", index.name),
+            )
+            .with_detail(Some(format!(
+                "Key ({})=({}) is duplicated.",
+                index.columns.join(", "),
+                key_values(index, &obj)
+            ))));
         }
-        match batch.last() {
-            Some((last, _)) if !done => {
-                start = last.clone();
-                start.push(0);
-            }
-            _ => return Ok(()),
-        }
-    }
+        txn.put(&ukey, &oid.to_be_bytes())?;
+        Ok(())
+    })
 }

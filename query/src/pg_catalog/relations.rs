@@ -720,13 +720,14 @@ fn pg_constraint(s: &Snapshot) -> Vec<Row> {
                     .set("conkey", ints(i.columns.iter().map(|(n, _)| i64::from(*n)))),
             );
         }
-        if let Some(class) = r.class() {
+        if let Some(class) = r.class().filter(|c| !c.checks.is_empty()) {
+            let attributes = r.attributes(None);
             for k in &class.checks {
                 // conkey: the columns the expression names.
-                let attributes = r.attributes(None);
+                let names = crate::checks::columns_named(&k.expr);
                 let named: Vec<i64> = attributes
                     .iter()
-                    .filter(|a| crate::checks::names_column(&k.expr, &a.name))
+                    .filter(|a| names.contains(&a.name))
                     .map(|a| i64::from(a.num))
                     .collect();
                 rows.push(

@@ -293,14 +293,9 @@ pub(crate) fn key_def(index: &Index) -> String {
 /// parentheses, as PostgreSQL deparses it.
 pub(crate) fn check_def(expr: &str, pretty: bool) -> String {
     use datafusion::sql::sqlparser::ast::{visit_expressions_mut, Expr};
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
-    let parsed = Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(expr)
-        .and_then(|mut p| p.parse_expr());
-    let text = match parsed {
-        Ok(e) if pretty => e.to_string(),
-        Ok(mut e) => {
+    let text = match crate::checks::parse(expr) {
+        Some(e) if pretty => e.to_string(),
+        Some(mut e) => {
             let _ = visit_expressions_mut(&mut e, |e: &mut Expr| {
                 if matches!(
                     e,
@@ -312,7 +307,7 @@ pub(crate) fn check_def(expr: &str, pretty: bool) -> String {
             });
             e.to_string()
         }
-        Err(_) => expr.to_string(),
+        None => expr.to_string(),
     };
     format!("CHECK ({text})")
 }

@@ -8,9 +8,6 @@ use super::tables::{default_value, is_serial, sql_type, COLUMNS_MAX};
 use super::*;
 use serde_json::Map;
 
-/// Objects rewritten per storage scan (the table's size bounds the total).
-const REWRITE_BATCH_MAX: usize = 4096;
-
 impl Ddl<'_> {
     pub(super) fn alter_table(
         &mut self,
@@ -88,31 +85,23 @@ impl Ddl<'_> {
                 }
                 // Existing rows take the default (PostgreSQL fills them in
                 // too); NOT NULL without one needs an empty table.
-                let fill = col.has_default.then(|| col.default.clone());
+                // A row without the field reads NULL: only a default needs
+                // writing into the existing rows.
+                let fill = match col.has_default {
+                    true => Some(crate::declared::apply(&col, col.default.clone())?),
+                    false => None,
+                };
                 let required = !col.nullable && fill.is_none();
                 new.columns.push(col);
-                self.rewrite_rows(class, &new, |obj| {
-                    if required {
-                        return Err(SqlError::new(
-                            "23502",
-                            format!(
-                                "column \"{name}\" of relation \"{table}\" contains null values"
-                            ),
-                        )
-                        .with_table(&module.name, &table)
-                        .with_column(&name));
-                    }
-                    if let Some(v) = &fill {
-                        let stored = crate::declared::apply(
-                            new.columns
-                                .last()
-                                .ok_or_else(|| SqlError::internal("no column"))?,
-                            v.clone(),
-                        )?;
-                        obj.insert(name.clone(), stored);
-                    }
-                    Ok(())
-                })?;
+                match fill {
+                    Some(v) => self.rewrite_rows(class, &new, |obj| {
+                        obj.insert(name.clone(), v.clone());
+                        Ok(())
+                    })?,
+                    None if required => self
+                        .check_rows(class, |_| Err(contains_nulls(&module.name, &table, &name)))?,
+                    None => {}
+                }
                 let added = new.clone();
                 for (given, primary) in later_keys {
                     self.add_key(module, &added, &mut new, given, vec![name.clone()], primary)?;
@@ -147,7 +136,7 @@ impl Ddl<'_> {
                     self.drop_column_keys(module, &mut new, &name, cascade)?;
                     // Its checks go with it, as in PostgreSQL.
                     new.checks
-                        .retain(|k| !crate::checks::names_column(&k.expr, &name));
+                        .retain(|k| !crate::checks::columns_named(&k.expr).contains(&name));
                     new.columns.remove(pos);
                 }
                 // Rewritten without the dropped fields, so that a column
@@ -231,18 +220,11 @@ impl Ddl<'_> {
                     }
                     ast::AlterColumnOperation::SetNotNull => {
                         new.columns[pos].nullable = false;
-                        self.rewrite_rows(class, &new, |obj| {
-                            match obj.get(&name) {
-                                None | Some(Json::Null) => Err(SqlError::new(
-                                    "23502",
-                                    format!(
-                                        "column \"{name}\" of relation \"{table}\" contains null values"
-                                    ),
-                                )
-                                .with_table(&module.name, &table)
-                                .with_column(&name)),
-                                Some(_) => Ok(()),
+                        self.check_rows(class, |obj| match obj.get(&name) {
+                            None | Some(Json::Null) => {
+                                Err(contains_nulls(&module.name, &table, &name))
                             }
+                            Some(_) => Ok(()),
                         })?;
                     }
                     other => {
@@ -283,7 +265,7 @@ impl Ddl<'_> {
                     ..new.clone()
                 };
                 let compiled = crate::checks::Checks::compile(&only)?;
-                self.rewrite_rows(class, &new, |obj| {
+                self.check_rows(class, |obj| {
                     compiled.verify(&module.name, &only, obj).map_err(|_| {
                         SqlError::new(
                             "23514",
@@ -418,15 +400,12 @@ impl Ddl<'_> {
             for c in new.columns.iter_mut().filter(|c| columns.contains(&c.name)) {
                 c.nullable = false;
             }
-            let keys = columns.clone();
-            self.rewrite_rows(class, new, |obj| {
-                match keys.iter().find(|k| obj.get(*k).is_none_or(Json::is_null)) {
-                    Some(k) => Err(SqlError::new(
-                        "23502",
-                        format!("column \"{k}\" of relation \"{table}\" contains null values"),
-                    )
-                    .with_table(&module.name, &table)
-                    .with_column(k)),
+            self.check_rows(class, |obj| {
+                match columns
+                    .iter()
+                    .find(|k| obj.get(*k).is_none_or(Json::is_null))
+                {
+                    Some(k) => Err(contains_nulls(&module.name, &table, k)),
                     None => Ok(()),
                 }
             })?;
@@ -486,24 +465,9 @@ impl Ddl<'_> {
             }
             *m = Arc::new(changed);
         }
-        let end = class_range_end(new.id);
-        let mut start = class_prefix(new.id);
-        loop {
-            let batch = self.txn.scan_range(&start, &end, REWRITE_BATCH_MAX)?;
-            let done = batch.len() < REWRITE_BATCH_MAX;
-            for (_, bytes) in &batch {
-                let obj = amber_catalog::row::decode(new, bytes)
-                    .map_err(|e| SqlError::new("XX001", e.to_string()))?;
-                crate::foreign_keys::check_references(self.txn, &all, &module.name, new, &obj)?;
-            }
-            match batch.last() {
-                Some((last, _)) if !done => {
-                    start = last.clone();
-                    start.push(0);
-                }
-                _ => return Ok(()),
-            }
-        }
+        crate::class_objects::for_each(self.txn, new, |txn, _, _, obj| {
+            crate::foreign_keys::check_references(txn, &all, &module.name, new, &obj)
+        })
     }
 
     /// A column for ADD COLUMN: a type, NULL/NOT NULL and a constant
@@ -563,28 +527,21 @@ impl Ddl<'_> {
         mut change: impl FnMut(&mut Map<String, Json>) -> Result<(), SqlError>,
     ) -> Result<(), SqlError> {
         debug_assert_eq!(old.id, new.id);
-        let end = class_range_end(old.id);
-        let mut start = class_prefix(old.id);
-        loop {
-            let batch = self.txn.scan_range(&start, &end, REWRITE_BATCH_MAX)?;
-            let done = batch.len() < REWRITE_BATCH_MAX;
-            for (key, bytes) in &batch {
-                let mut obj = amber_catalog::row::decode(old, bytes)
-                    .map_err(|e| SqlError::new("XX001", e.to_string()))?;
-                obj.retain(|k, _| new.columns.iter().any(|c| &c.name == k));
-                change(&mut obj)?;
-                let encoded = amber_catalog::row::encode(new, &obj)?;
-                self.txn.put(key, &encoded)?;
-            }
-            match batch.last() {
-                Some((last, _)) if !done => {
-                    // The next scan starts just after the last key.
-                    start = last.clone();
-                    start.push(0);
-                }
-                _ => return Ok(()),
-            }
-        }
+        crate::class_objects::for_each(self.txn, old, |txn, key, _, mut obj| {
+            obj.retain(|k, _| new.columns.iter().any(|c| &c.name == k));
+            change(&mut obj)?;
+            txn.put(key, &amber_catalog::row::encode(new, &obj)?)?;
+            Ok(())
+        })
+    }
+
+    /// Every object of `class` checked by `check`, nothing written.
+    fn check_rows(
+        &mut self,
+        class: &ClassDef,
+        mut check: impl FnMut(&Map<String, Json>) -> Result<(), SqlError>,
+    ) -> Result<(), SqlError> {
+        crate::class_objects::for_each(self.txn, class, |_, _, _, obj| check(&obj))
     }
 
     /// 0A000 when a view reads `table` (its stored text names columns).
@@ -768,6 +725,16 @@ fn missing_table(table: &str, if_exists: bool) -> Result<(), SqlError> {
         "42P01",
         format!("relation \"{table}\" does not exist"),
     ))
+}
+
+/// 23502 as ALTER TABLE reports a NULL where a column may not have one.
+fn contains_nulls(schema: &str, table: &str, column: &str) -> SqlError {
+    SqlError::new(
+        "23502",
+        format!("column \"{column}\" of relation \"{table}\" contains null values"),
+    )
+    .with_table(schema, table)
+    .with_column(column)
 }
 
 fn missing_column(column: &str, table: &str) -> SqlError {

@@ -151,22 +151,13 @@ impl Ddl<'_> {
                 format!("multiple primary keys for table \"{table}\" are not allowed"),
             ));
         }
-        let mut class = ClassDef {
-            id: self.engine.store.allocate_oid()?,
-            name: class_name(&table, module.as_deref()),
-            table: table.clone(),
-            parent: None,
+        let mut class = ClassDef::new(
+            self.engine.store.allocate_oid()?,
+            class_name(&table, module.as_deref()),
+            table.clone(),
             columns,
-            methods: Vec::new(),
-            hidden_id: true,
-            indexes: Vec::new(),
-            checks: Vec::new(),
-            oid: 0,
-            type_oid: 0,
-            id_index_oid: 0,
-            id_constraint_oid: 0,
-            comment: None,
-        };
+        );
+        class.hidden_id = true;
         let taken: Vec<String> = module
             .iter()
             .flat_map(|m| m.shape.classes.iter())
@@ -303,16 +294,10 @@ pub(super) fn refuse_options(ct: &ast::CreateTable) -> Result<(), SqlError> {
 /// it names one column (or was declared on one), else `<table>_check`;
 /// a number is added while the name is taken.
 pub(super) fn check_name(class: &ClassDef, expr: &ast::Expr, declared_on: Option<&str>) -> String {
-    let mut named: Vec<String> = Vec::new();
-    let _ = ast::visit_expressions(expr, |e: &ast::Expr| {
-        if let ast::Expr::Identifier(i) = e {
-            let n = ident_value(i);
-            if class.columns.iter().any(|c| c.name == n) && !named.contains(&n) {
-                named.push(n);
-            }
-        }
-        std::ops::ControlFlow::<()>::Continue(())
-    });
+    let named: Vec<String> = crate::checks::identifiers(expr)
+        .into_iter()
+        .filter(|n| class.columns.iter().any(|c| &c.name == n))
+        .collect();
     let base = match (declared_on, named.as_slice()) {
         (Some(c), _) => format!("{}_{c}_check", class.table),
         (None, [one]) => format!("{}_{one}_check", class.table),
