@@ -20,6 +20,7 @@ use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+pub mod index_key;
 pub mod oids;
 pub mod row;
 mod types;
@@ -110,21 +111,10 @@ pub fn object_of_key(key: &[u8]) -> Option<(u64, u64)> {
     Some((u64::from_be_bytes(cid), oid_of_key(key)?))
 }
 
-/// Key prefix of one unique index's entries: `x` + index id (8 bytes BE).
-pub fn unique_prefix(index_id: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(64);
-    k.push(b'x');
-    k.extend_from_slice(&index_id.to_be_bytes());
-    k
-}
-
-/// Key of a unique index entry: its prefix + the canonical encoding of
-/// the key's values (its value: the object id, 8 bytes BE).
-pub fn unique_key(index_id: u64, values: &[u8]) -> Vec<u8> {
-    let mut k = unique_prefix(index_id);
-    k.extend_from_slice(values);
-    k
-}
+/// The first byte of the unique-index entries an Amber before the
+/// order-preserving layout ([`index_key`]) wrote (`x` + index id +
+/// canonical JSON of the key -> object id): rebuilt at open.
+pub const LEGACY_UNIQUE_TAG: u8 = b'x';
 
 /// Key of a persistent module-level variable: `g` + module + `\0` + name.
 pub fn global_key(module: &str, name: &str) -> Vec<u8> {
@@ -365,10 +355,14 @@ pub struct ClassDef {
 /// An index of a class: its columns, and whether it is a key.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct IndexDef {
-    /// Unique in the database (an id from the store): keys the entries of
-    /// a unique index ([`unique_key`]).
+    /// Unique in the database (an id from the store): keys the index's
+    /// entries ([`index_key`]). 0 in what the analyzer describes, until
+    /// the deploy gives it one.
+    #[serde(default)]
     pub id: u64,
-    /// The SQL name (`t1_pkey`, `t1_a_key`, or as `CREATE INDEX` named it).
+    /// The SQL name (`t1_pkey`, `t1_a_key`, or as `CREATE INDEX` named it;
+    /// PostgreSQL's default names for what a module declares).
+    #[serde(default)]
     pub name: String,
     /// Column names, in key order.
     pub columns: Vec<String>,

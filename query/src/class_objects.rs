@@ -43,3 +43,18 @@ pub(crate) fn for_each(
         }
     }
 }
+
+/// Deletes every key in `[start, end)`, a batch at a time (the number of
+/// keys is the table's size: bounded by what the store holds).
+pub(crate) fn delete_range(txn: &mut Txn, start: &[u8], end: &[u8]) -> Result<(), SqlError> {
+    loop {
+        let batch = txn.scan_range(start, end, BATCH_MAX)?;
+        let done = batch.len() < BATCH_MAX;
+        for (key, _) in batch {
+            txn.delete(&key)?;
+        }
+        if done {
+            return Ok(());
+        }
+    }
+}

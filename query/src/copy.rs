@@ -278,7 +278,7 @@ impl Session {
             }
         };
         let mut txn = crate::dml::lock(&copy.handle)?;
-        crate::unique::write(&mut txn, &copy.module.name, &copy.class, oid, None, &obj)
+        crate::index::write(&mut txn, &copy.module.name, &copy.class, oid, None, &obj)
             .map_err(|e| e.with_context(context(None, None)))?;
         if let Some(all) = &copy.fk_modules {
             crate::foreign_keys::check_references(&txn, all, &copy.module.name, &copy.class, &obj)

@@ -337,6 +337,7 @@ fn create_module(
             }
         }
     }
+    crate::index::deploy::assign(&engine.store, txn, &mut shape, existing.as_deref())?;
     for g in &shape.globals {
         let key = global_key(name, &g.name);
         let Some(stored) = txn.get(&key)? else {
@@ -456,11 +457,8 @@ fn drop_module(
         for (key, _) in txn.scan_prefix(&class_prefix(class.id))? {
             txn.delete(&key)?;
         }
-        // A schema made by SQL: its unique indexes' entries too.
         for index in &class.indexes {
-            for (key, _) in txn.scan_prefix(&amber_catalog::unique_prefix(index.id))? {
-                txn.delete(&key)?;
-            }
+            crate::index::drop_entries(txn, index.id)?;
         }
     }
     for g in &existing.shape.globals {

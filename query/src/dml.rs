@@ -161,7 +161,7 @@ impl Session {
             })?;
             self.check_object(&module, &class, &obj, txn, None)?;
             let oid = self.engine.store.allocate_oid()?;
-            crate::unique::write(&mut *lock(txn)?, &module.name, &class, oid, None, &obj)?;
+            crate::index::write(&mut *lock(txn)?, &module.name, &class, oid, None, &obj)?;
             if let Some(all) = &fk_modules {
                 crate::foreign_keys::check_references(
                     &*lock(txn)?,
@@ -308,7 +308,7 @@ impl Session {
             }
             self.check_object(&module, &class, &obj, txn, None)?;
             if let Some(before) = &before {
-                crate::unique::write(
+                crate::index::write(
                     &mut *lock(txn)?,
                     &module.name,
                     &class,
@@ -424,7 +424,7 @@ impl Session {
                 continue;
             };
             let mut guard = lock(txn)?;
-            crate::unique::remove(&mut guard, &class, oid, &obj)?;
+            crate::index::remove(&mut guard, &class, oid, &obj)?;
             guard.delete(&object_key(cid, oid))?;
             // After the delete: a row referencing itself goes with it.
             if let Some(all) = &fk_modules {

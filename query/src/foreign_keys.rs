@@ -67,7 +67,7 @@ pub(crate) fn check_references(
         };
         let mut probe = Object::new();
         probe.insert(fk.column.clone(), v.clone());
-        if crate::unique::holder(txn, target_class, index, &probe)?.is_none() {
+        if crate::index::holder(txn, target_class, index, &probe)?.is_none() {
             return Err(SqlError::new(
                 "23503",
                 format!(
@@ -151,11 +151,11 @@ fn referenced_change(
                 };
                 let v = match old.get(&fk.column) {
                     None | Some(Json::Null) => continue,
-                    Some(v) => crate::unique::canonical(&key_col.ty, v),
+                    Some(v) => crate::index::canonical(&key_col.ty, v),
                 };
                 let kept = new
                     .and_then(|n| n.get(&fk.column))
-                    .is_some_and(|n| crate::unique::canonical(&key_col.ty, n) == v);
+                    .is_some_and(|n| crate::index::canonical(&key_col.ty, n) == v);
                 if kept {
                     continue;
                 }
@@ -183,7 +183,7 @@ fn referenced_change(
                     }
                     (None, OnDelete::Cascade) => {
                         for (oid, row) in rows {
-                            crate::unique::remove(txn, referencing, oid, &row)?;
+                            crate::index::remove(txn, referencing, oid, &row)?;
                             txn.delete(&object_key(referencing.id, oid))?;
                             referenced_change(
                                 txn,
@@ -211,7 +211,7 @@ fn referenced_change(
                         for (oid, row) in rows {
                             let mut nulled = row.clone();
                             nulled.insert(col.name.clone(), Json::Null);
-                            crate::unique::write(
+                            crate::index::write(
                                 txn,
                                 &m.name,
                                 referencing,
@@ -251,7 +251,7 @@ fn referencing_rows(
     crate::class_objects::for_each(txn, class, |_, _, oid, obj| {
         if obj
             .get(column)
-            .is_some_and(|x| !x.is_null() && crate::unique::canonical(ty, x) == *v)
+            .is_some_and(|x| !x.is_null() && crate::index::canonical(ty, x) == *v)
         {
             found.push((oid, obj));
         }

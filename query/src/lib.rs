@@ -42,6 +42,7 @@ mod expr_rules;
 mod float4_promotion;
 mod foreign_keys;
 mod gucs;
+mod index;
 mod integer_literals;
 mod json_functions;
 mod modules;
@@ -64,7 +65,6 @@ pub mod table;
 mod table_ddl;
 mod text_functions;
 mod udf;
-mod unique;
 mod unknown_literals;
 pub mod value;
 

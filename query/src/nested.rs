@@ -9,7 +9,8 @@ use crate::session::{Engine, Output, PreparedKind, Session};
 use crate::value::{self, types::PG_TYPE_KEY};
 use amber_catalog::SqlType;
 use amber_catalog::{ClassDef, GlobalDef};
-use amber_runtime::{CallServices, TxnHandle};
+use amber_runtime::{CallServices, RuntimeError, TxnHandle};
+use amber_storage::Txn;
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::ScalarValue;
 use datafusion::sql::sqlparser::ast::Statement;
@@ -109,8 +110,31 @@ fn rows_for_python(out: Output, settings: &value::Settings) -> Result<Json, SqlE
 }
 
 impl CallServices for NestedSql {
-    fn object(&self, class: &ClassDef, json: &str) -> Result<Vec<u8>, (String, String)> {
-        crate::canonical::canonical_object(class, json).map_err(|e| (e.code, e.message))
+    fn put_object(
+        &self,
+        txn: &mut Txn,
+        module: &str,
+        class: &ClassDef,
+        oid: u64,
+        json: &str,
+    ) -> Result<(), RuntimeError> {
+        let stored = crate::canonical::canonical_object(class, json).map_err(call_error)?;
+        crate::index::put_stored(txn, module, class, oid, &stored).map_err(call_error)
+    }
+
+    fn index_lookup(
+        &self,
+        txn: &Txn,
+        class: &ClassDef,
+        index: &amber_catalog::IndexDef,
+        values_json: &str,
+        rows_max: usize,
+    ) -> Result<Vec<u64>, RuntimeError> {
+        crate::index::lookup_json(txn, class, index, values_json, rows_max).map_err(call_error)
+    }
+
+    fn delete_object(&self, txn: &mut Txn, class: &ClassDef, oid: u64) -> Result<(), RuntimeError> {
+        crate::index::delete_stored(txn, class, oid).map_err(call_error)
     }
 
     fn global(&self, global: &GlobalDef, json: &str) -> Result<Vec<u8>, (String, String)> {
@@ -252,5 +276,15 @@ impl Session {
                 "calling module functions from amber.sql() is not supported yet",
             ))
         }
+    }
+}
+
+/// A refused write as the call's error (detail kept: a unique violation's
+/// `Key (email)=(...) already exists.`).
+fn call_error(e: SqlError) -> RuntimeError {
+    RuntimeError::Python {
+        sqlstate: e.code,
+        message: e.message,
+        detail: e.detail,
     }
 }

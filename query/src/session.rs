@@ -39,6 +39,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn open(store: Store, workers: WorkerConfig) -> Result<Arc<Engine>, SqlError> {
+        crate::index::legacy::rebuild(&store)?;
         let txn = store.begin()?;
         let catalog = Catalog::load(&txn)?;
         txn.rollback();

@@ -265,10 +265,10 @@ impl TableProvider for ClassTable {
         Ok(filters
             .iter()
             .map(|f| {
-                let Some(id) = self.id_name else {
-                    return TableProviderFilterPushDown::Unsupported;
-                };
-                if id_filter(f, id).is_some() || id_filter(&bound_placeholders(f), id).is_some() {
+                let by_id = self.id_name.is_some_and(|id| {
+                    id_filter(f, id).is_some() || id_filter(&bound_placeholders(f), id).is_some()
+                });
+                if by_id || (self.indexed() && crate::index::pushdown::supports(&self.class, f)) {
                     TableProviderFilterPushDown::Inexact
                 } else {
                     TableProviderFilterPushDown::Unsupported
@@ -292,15 +292,24 @@ impl TableProvider for ClassTable {
                 .filter_map(|f| id_filter(f, id))
                 .min_by_key(|ids| ids.len())
         });
-        let Some(oids) = narrowest else {
-            return Ok(crate::scan::class_scan(
-                self.module.clone(),
-                &self.class,
-                self.schema.clone(),
-                projection,
-                limit,
-                &self.txn,
-            )?);
+        let by_index = match narrowest {
+            Some(_) => None,
+            None if self.indexed() => self.index_lookup(filters)?,
+            None => None,
+        };
+        let (oids, shown) = match (narrowest, by_index) {
+            (Some(oids), _) => (oids, None),
+            (None, Some((oids, shown))) => (oids, Some(shown)),
+            (None, None) => {
+                return Ok(crate::scan::class_scan(
+                    self.module.clone(),
+                    &self.class,
+                    self.schema.clone(),
+                    projection,
+                    limit,
+                    &self.txn,
+                )?)
+            }
         };
         // Point reads: only those keys join the read set.
         let mut decoder = crate::columnar::Decoder::new(
@@ -317,7 +326,50 @@ impl TableProvider for ClassTable {
         }
         let (schema, batch) = decoder.finish()?;
         let exec = MemorySourceConfig::try_new_exec(&[vec![batch]], schema, None)?;
-        Ok(exec)
+        Ok(match shown {
+            Some(shown) => Arc::new(crate::index::exec::IndexScanExec { shown, rows: exec }),
+            None => exec,
+        })
+    }
+}
+
+/// Most objects a scan reads through an index; more are read by a scan
+/// of the class, cheaper than that many point reads.
+const INDEX_ROWS_MAX: usize = 65_536;
+
+impl ClassTable {
+    /// Whether filters may go to this class's indexes: it has some, and no
+    /// subclass (whose objects the table also holds, in indexes of their
+    /// own).
+    fn indexed(&self) -> bool {
+        !self.class.indexes.is_empty()
+            && self
+                .module
+                .class_ids_with_subclasses(&self.class.name)
+                .len()
+                == 1
+    }
+
+    /// The ids an index gives for `filters`, and what EXPLAIN shows of it;
+    /// `None`: no index helps, or it holds too many of them.
+    fn index_lookup(&self, filters: &[Expr]) -> Result<Option<(Vec<u64>, String)>, SqlError> {
+        let Some(access) = crate::index::pushdown::choose(&self.class, filters) else {
+            return Ok(None);
+        };
+        let oids = {
+            let txn = crate::dml::lock(&self.txn)?;
+            crate::index::pushdown::read(&txn, &access, INDEX_ROWS_MAX)?
+        };
+        Ok(oids.map(|oids| {
+            let shown = format!(
+                "IndexScan: {} on {}.{}, {}",
+                access.index.name,
+                self.module.name,
+                self.class.table,
+                access.shown.join(", ")
+            );
+            (oids, shown)
+        }))
     }
 }
 

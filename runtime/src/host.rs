@@ -36,6 +36,9 @@ pub const KILL_GRACE_MS: u64 = 1_000;
 /// Object ids a worker may hold unused (ids are never reused, so a loop
 /// asking for ids must not exhaust them or the server's memory).
 const SPARE_OIDS_MAX: usize = 1 << 20;
+/// Objects one `where()` lookup may return (each travels to the worker
+/// as JSON; the whole reply is bounded by the protocol's message limit).
+const INDEX_SCAN_ROWS_MAX: usize = 1_000_000;
 /// How long a worker whose socket closed gets to finish exiting.
 const EXIT_WAIT_MS: u64 = 200;
 
@@ -507,28 +510,31 @@ impl<'m> CallState<'m> {
         for w in writes {
             match w {
                 Write::Put(key, value) => {
-                    let stored = if let Some((cid, oid)) = object_of_key(&key) {
+                    if let Some((cid, oid)) = object_of_key(&key) {
                         let class = *self.classes.get(&cid).ok_or_else(|| self.outside(&key))?;
                         self.writable(cid, oid, &key)?;
-                        call.services
-                            .object(class, &value)
-                            .map_err(|(s, m)| RuntimeError::python(&s, m))?
+                        call.services.put_object(
+                            &mut txn,
+                            &self.module.name,
+                            class,
+                            oid,
+                            &value,
+                        )?;
                     } else if let Some(g) = self.globals.get(&key) {
-                        call.services
+                        let stored = call
+                            .services
                             .global(g, &value)
-                            .map_err(|(s, m)| RuntimeError::python(&s, m))?
+                            .map_err(|(s, m)| RuntimeError::python(&s, m))?;
+                        txn.put(&key, &stored).map_err(storage)?;
                     } else {
                         return Err(self.outside(&key));
-                    };
-                    txn.put(&key, &stored).map_err(storage)?;
+                    }
                 }
                 Write::Delete(key) => {
                     let (cid, oid) = object_of_key(&key).ok_or_else(|| self.outside(&key))?;
-                    if !self.classes.contains_key(&cid) {
-                        return Err(self.outside(&key));
-                    }
+                    let class = *self.classes.get(&cid).ok_or_else(|| self.outside(&key))?;
                     self.writable(cid, oid, &key)?;
-                    txn.delete(&key).map_err(storage)?;
+                    call.services.delete_object(&mut txn, class, oid)?;
                 }
             }
         }
@@ -580,6 +586,52 @@ impl<'m> CallState<'m> {
                         .ok_or_else(|| RuntimeError::Internal("corrupt object key".into()))?;
                     self.known.insert((c, oid));
                     out.push((k, self.object_json(c, v)?));
+                }
+                Ok(Reply::Rows(out))
+            }
+            Op::IndexScan {
+                class_id,
+                index_id,
+                values_json,
+            } => {
+                let prefix = class_prefix(class_id);
+                let class = *self
+                    .classes
+                    .get(&class_id)
+                    .ok_or_else(|| self.outside(&prefix))?;
+                let Some(index) = class.indexes.iter().find(|i| i.id == index_id) else {
+                    return Err(self.outside(&prefix));
+                };
+                let txn = lock(call.txn)?;
+                let oids = match call.services.index_lookup(
+                    &txn,
+                    class,
+                    index,
+                    &values_json,
+                    INDEX_SCAN_ROWS_MAX + 1,
+                ) {
+                    Ok(oids) => oids,
+                    // A value of the wrong type is Python's to catch.
+                    Err(e) => {
+                        return Ok(Reply::Error {
+                            sqlstate: e.sqlstate().to_string(),
+                            message: e.to_string(),
+                        })
+                    }
+                };
+                if oids.len() > INDEX_SCAN_ROWS_MAX {
+                    return Err(RuntimeError::python(
+                        "54000",
+                        format!("a where() may read at most {INDEX_SCAN_ROWS_MAX} objects"),
+                    ));
+                }
+                let mut out = Vec::with_capacity(oids.len());
+                for oid in oids {
+                    let key = object_key(class_id, oid);
+                    if let Some(v) = self.read_object(&txn, class_id, &key)? {
+                        self.known.insert((class_id, oid));
+                        out.push((key, v));
+                    }
                 }
                 Ok(Reply::Rows(out))
             }

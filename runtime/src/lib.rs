@@ -90,13 +90,37 @@ pub trait CallServices: Send + Sync {
         deadline: Option<std::time::Instant>,
         cancel: Option<&Arc<std::sync::atomic::AtomicBool>>,
     ) -> std::result::Result<String, (String, String)>;
-    /// The stored bytes of an object of `class` that Python encoded as
-    /// `json`, or why it cannot be stored.
-    fn object(
+    /// Stores object `oid` of `class` (of module `module`) that Python
+    /// encoded as `json`, in the stored form SQL writes, and keeps the
+    /// class's indexes; or says why it cannot be stored (a unique key
+    /// another object holds: 23505 with its detail).
+    fn put_object(
         &self,
+        txn: &mut amber_storage::Txn,
+        module: &str,
         class: &ClassDef,
+        oid: u64,
         json: &str,
-    ) -> std::result::Result<Vec<u8>, (String, String)>;
+    ) -> std::result::Result<(), RuntimeError>;
+    /// The ids of the objects of `class` whose key in `index` starts with
+    /// `values_json` (a JSON array of Python-encoded values of the leading
+    /// key columns), in key order, at most `rows_max`; the range read joins
+    /// the transaction's read set.
+    fn index_lookup(
+        &self,
+        txn: &amber_storage::Txn,
+        class: &ClassDef,
+        index: &amber_catalog::IndexDef,
+        values_json: &str,
+        rows_max: usize,
+    ) -> std::result::Result<Vec<u64>, RuntimeError>;
+    /// Deletes object `oid` of `class` and its index entries.
+    fn delete_object(
+        &self,
+        txn: &mut amber_storage::Txn,
+        class: &ClassDef,
+        oid: u64,
+    ) -> std::result::Result<(), RuntimeError>;
     /// The same for a module variable.
     fn global(
         &self,

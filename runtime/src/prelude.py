@@ -300,11 +300,13 @@ class _Ref:
 
 
 class _ClassInfo:
-    def __init__(self, cid, columns, subclass_ids, module_classes):
+    def __init__(self, cid, columns, subclass_ids, module_classes, indexes):
         self.cid = cid
         self.columns = columns            # [(name, type, nullable, has_default, default)]
         self.subclass_ids = subclass_ids  # this class's id first
         self.module_classes = module_classes
+        self.indexes = indexes            # [(index id, [column names])]
+        self.types = {c[0]: c[1] for c in columns}
 
 
 class Persistent:
@@ -358,14 +360,36 @@ class Persistent:
 
     @classmethod
     def where(cls, **conditions):
+        """The objects (subclasses' included) whose attributes equal the
+        conditions, in id order. Each class is read through the index
+        whose leading columns the conditions cover most, or scanned."""
         wanted = {}
         for k, v in conditions.items():
             wanted[k] = v.id if isinstance(v, Persistent) else v
+        _flush_objects()
+        info = _info(cls)
+        found = {}
+        for cid in info.subclass_ids:
+            sub = _info_of_cid(info, cid)
+            for key, raw in _read_where(sub, cid, wanted):
+                oid = int.from_bytes(key[9:17], "big")
+                found[oid] = (cid, raw)
         out = []
-        for obj in cls.all():
+        for oid in sorted(found):
+            cid, raw = found[oid]
+            obj = _st.identity.get(oid) or _materialize(cid, oid, raw, info)
             if all(obj.__dict__.get(k, getattr(obj, k, None)) == v for k, v in wanted.items()):
                 out.append(obj)
         return out
+
+    @classmethod
+    def get_by(cls, **conditions):
+        """The one object whose attributes equal the conditions (through
+        an index where one covers them), or None; LookupError if several."""
+        found = cls.where(**conditions)
+        if len(found) > 1:
+            raise LookupError(f"{cls.__name__}.get_by({', '.join(conditions)}) matches {len(found)} objects")
+        return found[0] if found else None
 
     def delete(self):
         oid = self.__dict__.get("id")
@@ -377,6 +401,31 @@ class Persistent:
 
     def __repr__(self):
         return f"<{type(self).__name__} id={self.__dict__.get('id')}>"
+
+
+def _info_of_cid(info, cid):
+    for c in info.module_classes.values():
+        sub = c.__dict__.get("__amber__")
+        if sub is not None and sub.cid == cid:
+            return sub
+    raise LookupError(f"no class with id {cid}")
+
+
+def _read_where(info, cid, wanted):
+    """(key, raw) of the objects of class `cid` that may match `wanted`:
+    those of the index whose leading columns `wanted` covers most, or all."""
+    best = None
+    for iid, cols in info.indexes:
+        n = 0
+        while n < len(cols) and cols[n] in wanted:
+            n += 1
+        if n and (best is None or n > best[1]):
+            best = (iid, n, cols)
+    if best is None:
+        return _amber.scan(_class_prefix(cid))
+    iid, n, cols = best
+    values = [_enc(info.types[c], wanted[c], f"where({c}=...)") for c in cols[:n]]
+    return _amber.index_scan(cid, iid, _json.dumps(values))
 
 
 def _info(cls):
@@ -813,6 +862,42 @@ def _docstring(doc):
     return "\n".join(out).strip()
 
 
+def _index_columns(entry, cname, attr, columns):
+    """One entry of __indexes__/__unique__: an attribute name or a tuple of
+    them (what `index(...)`/`unique(...)` return)."""
+    cols = (entry,) if isinstance(entry, str) else entry
+    if not isinstance(cols, (tuple, list)) or not cols or not all(isinstance(c, str) for c in cols):
+        raise TypeError(f"{cname}.{attr}: each entry must be an attribute name or a tuple of names, not {entry!r}")
+    names = {c["name"] for c in columns}
+    for c in cols:
+        if c not in names:
+            raise TypeError(f"{cname}.{attr}: {c!r} is not an attribute of {cname}")
+    if len(set(cols)) != len(cols):
+        raise TypeError(f"{cname}.{attr}: {entry!r} names an attribute twice")
+    return list(cols)
+
+
+def _declared_indexes(cls, cname, columns):
+    """The indexes a class declares (inherited declarations included), and
+    one per reference attribute that no declared index starts with, so that
+    "the objects referring to X" is a lookup."""
+    out = []
+    for attr, unique in (("__unique__", True), ("__indexes__", False)):
+        entries = getattr(cls, attr, ())
+        if isinstance(entries, str):
+            entries = (entries,)
+        if not isinstance(entries, (tuple, list)):
+            raise TypeError(f"{cname}.{attr} must be a tuple, not {type(entries).__name__}")
+        for entry in entries:
+            cols = _index_columns(entry, cname, attr, columns)
+            if not any(i["columns"] == cols and i["unique"] == unique for i in out):
+                out.append({"columns": cols, "unique": unique, "constraint": unique})
+    for c in columns:
+        if c["type"].startswith("ref:") and not any(i["columns"][0] == c["name"] for i in out):
+            out.append({"columns": [c["name"]], "unique": False})
+    return out
+
+
 def _analyze(mod):
     """Describes a freshly executed module as JSON (catalog ModuleShape)."""
     ns = mod.__dict__
@@ -866,7 +951,8 @@ def _analyze(mod):
                     continue
                 methods.append(described(mval, True))
             klass = {"name": name, "table": _snake(name), "parent": parent,
-                     "columns": columns, "methods": methods}
+                     "columns": columns, "methods": methods,
+                     "indexes": _declared_indexes(value, name, columns)}
             # The class's own docstring (not one it inherits).
             comment = _docstring(value.__dict__.get("__doc__"))
             if comment is not None:
@@ -910,7 +996,8 @@ def _bind(mod, shape_json):
         cls = ns[c["name"]]
         cols = [(col["name"], col["type"], col["nullable"], col["has_default"], col.get("default"))
                 for col in c["columns"]]
-        cls.__amber__ = _ClassInfo(c["id"], cols, subtree(c["name"]), module_classes)
+        indexes = [(i["id"], i["columns"]) for i in c.get("indexes", ())]
+        cls.__amber__ = _ClassInfo(c["id"], cols, subtree(c["name"]), module_classes, indexes)
         for name, t, _n, _h, _d in cols:
             if t.startswith("ref:"):
                 setattr(cls, name, _Ref(name, t[4:]))

@@ -72,6 +72,14 @@ pub enum Write {
 pub enum Op {
     Get(Vec<u8>),
     Scan(Vec<u8>),
+    /// The objects of class `class_id` whose key in its index `index_id`
+    /// starts with `values_json` (a JSON array of values in Python's
+    /// encoding, one per leading key column), in key order.
+    IndexScan {
+        class_id: u64,
+        index_id: u64,
+        values_json: String,
+    },
     /// Fresh object ids, at most [`OIDS_PER_REQUEST_MAX`].
     NewOids(u32),
     /// Only the writes (the buffer is full); the reply is `Value(None)`.

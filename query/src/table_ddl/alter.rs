@@ -420,7 +420,7 @@ impl Ddl<'_> {
             oid: 0,
             constraint_oid: 0,
         };
-        unique::build(self.txn, new, &index)?;
+        crate::index::build(self.txn, new, &index)?;
         new.indexes.push(index);
         Ok(())
     }
@@ -615,9 +615,7 @@ impl Ddl<'_> {
             .partition(|i| i.columns.iter().any(|c| c == name));
         new.indexes = kept;
         for index in gone {
-            let prefix = amber_catalog::unique_prefix(index.id);
-            let end = amber_catalog::unique_prefix(index.id.saturating_add(1));
-            delete_range(self.txn, &prefix, &end)?;
+            crate::index::drop_entries(self.txn, index.id)?;
         }
         // A self-reference to the dropped column goes with it.
         for col in new.columns.iter_mut() {

@@ -60,9 +60,7 @@ impl Ddl<'_> {
             oid: 0,
             constraint_oid: 0,
         };
-        if index.unique {
-            unique::build(self.txn, &class, &index)?;
-        }
+        crate::index::build(self.txn, &class, &index)?;
         let mut shape = module.shape.clone();
         if let Some(c) = shape.classes.iter_mut().find(|c| c.id == class.id) {
             c.indexes.push(index);
@@ -105,9 +103,7 @@ impl Ddl<'_> {
         let module = self
             .sql_module(&schema)?
             .ok_or_else(|| SqlError::internal("module vanished"))?;
-        let prefix = amber_catalog::unique_prefix(def.id);
-        let end = amber_catalog::unique_prefix(def.id.saturating_add(1));
-        delete_range(self.txn, &prefix, &end)?;
+        crate::index::drop_entries(self.txn, def.id)?;
         let mut shape = module.shape.clone();
         if let Some(c) = shape.classes.iter_mut().find(|c| c.id == class_id) {
             c.indexes.retain(|i| i.id != def.id);

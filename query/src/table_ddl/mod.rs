@@ -25,7 +25,6 @@ use crate::ddl::Deployed;
 use crate::error::SqlError;
 use crate::modules::PUBLIC_SCHEMA;
 use crate::session::{ident_value, name_parts, Engine, Output};
-use crate::unique;
 use crate::value::Settings;
 use amber_catalog::{
     class_prefix, class_range_end, Catalog, ClassDef, ColumnDef, Declared, ForeignKeyDef, IndexDef,
@@ -429,29 +428,11 @@ impl Ddl<'_> {
     /// Deletes every object of `class` and every entry of its indexes.
     fn delete_rows(&mut self, class: &ClassDef) -> Result<(), SqlError> {
         let end = class_range_end(class.id);
-        delete_range(self.txn, &class_prefix(class.id), &end)?;
+        crate::class_objects::delete_range(self.txn, &class_prefix(class.id), &end)?;
         for index in &class.indexes {
-            let prefix = amber_catalog::unique_prefix(index.id);
-            let end = amber_catalog::unique_prefix(index.id.saturating_add(1));
-            delete_range(self.txn, &prefix, &end)?;
+            crate::index::drop_entries(self.txn, index.id)?;
         }
         Ok(())
-    }
-}
-
-/// Deletes every key in `[start, end)`, a batch at a time (the number of
-/// keys is the table's size: bounded by what the store holds).
-fn delete_range(txn: &mut Txn, start: &[u8], end: &[u8]) -> Result<(), SqlError> {
-    const BATCH_MAX: usize = 4096;
-    loop {
-        let batch = txn.scan_range(start, end, BATCH_MAX)?;
-        let done = batch.len() < BATCH_MAX;
-        for (key, _) in batch {
-            txn.delete(&key)?;
-        }
-        if done {
-            return Ok(());
-        }
     }
 }
 

@@ -185,6 +185,31 @@ fn native_scan(prefix: PyBytesRef, vm: &VirtualMachine) -> PyResult<PyObjectRef>
     Ok(vm.ctx.new_list(items).into())
 }
 
+fn native_index_scan(
+    class_id: u64,
+    index_id: u64,
+    values: PyStrRef,
+    vm: &VirtualMachine,
+) -> PyResult<PyObjectRef> {
+    let op = Op::IndexScan {
+        class_id,
+        index_id,
+        values_json: values.to_string_lossy().into_owned(),
+    };
+    let rows = match request(vm, op)? {
+        Reply::Rows(r) => r,
+        _ => return Err(unexpected(vm)),
+    };
+    let items: Vec<PyObjectRef> = rows
+        .into_iter()
+        .map(|(k, v)| {
+            vm.new_tuple((vm.ctx.new_bytes(k), vm.ctx.new_str(v)))
+                .into()
+        })
+        .collect();
+    Ok(vm.ctx.new_list(items).into())
+}
+
 fn native_new_oid(vm: &VirtualMachine) -> PyResult<u64> {
     let next = CONN.with(|c| c.borrow_mut().as_mut().and_then(|conn| conn.oids.pop()));
     if let Some(oid) = next {
@@ -233,6 +258,11 @@ pub fn install(vm: &VirtualMachine) -> PyResult<()> {
         vm,
     )?;
     dict.set_item("scan", vm.new_function("scan", native_scan).into(), vm)?;
+    dict.set_item(
+        "index_scan",
+        vm.new_function("index_scan", native_index_scan).into(),
+        vm,
+    )?;
     dict.set_item(
         "new_oid",
         vm.new_function("new_oid", native_new_oid).into(),
