@@ -8,6 +8,7 @@ mod checks;
 mod clients;
 mod copy;
 mod ddl;
+mod indexes;
 mod module_variables;
 mod names;
 mod plans;

@@ -140,6 +140,11 @@ fn key_values(index: &IndexDef, obj: &Object) -> String {
         .map(|c| match obj.get(c) {
             Some(Json::String(s)) => s.clone(),
             Some(Json::Null) | None => "null".into(),
+            // A float as PostgreSQL prints it (`1`, not `1.0`).
+            Some(Json::Number(n)) if !n.is_i64() && !n.is_u64() => n
+                .as_f64()
+                .map(|f| crate::value::float::format_f64(f, 1))
+                .unwrap_or_else(|| n.to_string()),
             Some(v) => v.to_string(),
         })
         .collect::<Vec<_>>()

@@ -24,6 +24,9 @@ const IN_VALUES_MAX: usize = 1024;
 /// literal before the scan is planned physically).
 enum Lit<'a> {
     Value(&'a ScalarValue),
+    /// A boolean column alone (`WHERE b`, `WHERE NOT b`: what DataFusion
+    /// makes of `b = true`).
+    Bool(bool),
     Param,
 }
 
@@ -101,8 +104,43 @@ fn indexable(col: &ColumnDef) -> bool {
     ) && !matches!(col.declared, Some(Declared::Char { .. }))
 }
 
+/// `c = v1 OR c = v2 OR ...` (what DataFusion makes of a short `IN`
+/// list): the column and the values, at most [`IN_VALUES_MAX`].
+fn disjunction<'a>(filter: &'a Expr, class: &'a ClassDef) -> Option<Cond<'a>> {
+    let mut col: Option<&ColumnDef> = None;
+    let mut values = Vec::new();
+    // Iterative over the OR tree: each step takes one node off the stack.
+    let mut stack = vec![filter];
+    while let Some(e) = stack.pop() {
+        if values.len() + stack.len() > IN_VALUES_MAX {
+            return None;
+        }
+        match e {
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Or,
+                right,
+            }) => {
+                stack.push(right);
+                stack.push(left);
+            }
+            _ => match cond(e, class)? {
+                Cond::Eq(c, v) if col.is_none_or(|k| k.name == c.name) => {
+                    col = Some(c);
+                    values.push(v);
+                }
+                _ => return None,
+            },
+        }
+    }
+    Some(Cond::In(col?, values))
+}
+
 fn cond<'a>(filter: &'a Expr, class: &'a ClassDef) -> Option<Cond<'a>> {
     match filter {
+        Expr::BinaryExpr(BinaryExpr {
+            op: Operator::Or, ..
+        }) => disjunction(filter, class),
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
             let (col, op, lit) =
                 if let (Some(c), Some(l)) = (column_of(left, class), literal(right)) {
@@ -127,6 +165,14 @@ fn cond<'a>(filter: &'a Expr, class: &'a ClassDef) -> Option<Cond<'a>> {
             Some(Cond::In(col, values))
         }
         Expr::IsNull(e) => Some(Cond::IsNull(column_of(e, class)?)),
+        Expr::Column(_) => {
+            let col = column_of(filter, class)?;
+            matches!(col.ty, SqlType::Bool).then_some(Cond::Eq(col, Lit::Bool(true)))
+        }
+        Expr::Not(e) if matches!(**e, Expr::Column(_)) => {
+            let col = column_of(e, class)?;
+            matches!(col.ty, SqlType::Bool).then_some(Cond::Eq(col, Lit::Bool(false)))
+        }
         _ => None,
     }
 }
@@ -143,7 +189,15 @@ pub(crate) fn supports(class: &ClassDef, filter: &Expr) -> bool {
 /// The encoded key part of literal `v` for column `col`, if `v` is a
 /// value of the column's type.
 fn part(col: &ColumnDef, v: &Lit<'_>) -> Option<Vec<u8>> {
-    let Lit::Value(v) = v else { return None };
+    let v = match v {
+        Lit::Value(v) => *v,
+        Lit::Bool(b) if matches!(col.ty, SqlType::Bool) => {
+            let mut out = Vec::new();
+            index_key::push_part(&mut out, &KeyPart::Bool(*b)).ok()?;
+            return Some(out);
+        }
+        Lit::Bool(_) | Lit::Param => return None,
+    };
     let int = |x: i64| Some(KeyPart::Int(x));
     let p = match (&col.ty, v) {
         (SqlType::Int8 | SqlType::Int4 | SqlType::Int2 | SqlType::Ref(_), v) => match v {

@@ -1,0 +1,370 @@
+//! Secondary and unique indexes: declared by a module (`__indexes__`,
+//! `__unique__`, one per reference) or by `CREATE INDEX`, kept by every
+//! write (Python and SQL), read by `where()`/`get_by()` and by SQL filters
+//! (EXPLAIN names the index), and taking part in conflict detection with
+//! the key range they read.
+
+use super::{code, connect, deploy, simple_rows};
+use amber_tests::Server;
+use tokio_postgres::Client;
+
+const SHOP: &str = r#"
+from amber import Persistent, index, unique
+
+class Customer(Persistent):
+    name: str
+    email: str
+    __unique__ = ("email",)
+
+class Account(Persistent):
+    owner: Customer
+    balance: int = 0
+    __indexes__ = (index("owner", "balance"),)
+
+def add(name: str, email: str) -> int:
+    return Customer(name=name, email=email).id
+
+def open_account(c: Customer, balance: int) -> int:
+    return Account(owner=c, balance=balance).id
+
+def name_of(email: str) -> str | None:
+    c = Customer.get_by(email=email)
+    return None if c is None else c.name
+
+def accounts_of(c: Customer) -> list[int]:
+    return [a.id for a in Account.where(owner=c)]
+
+def rich_accounts_of(c: Customer, balance: int) -> list[int]:
+    return [a.id for a in Account.where(owner=c, balance=balance)]
+
+def set_email(c: Customer, email: str) -> None:
+    c.email = email
+
+def swap_then_fix(a: Customer, b: Customer) -> str:
+    # A duplicate inside one call is refused at the write, whatever the
+    # procedure does afterwards.
+    a.email = b.email
+    return "written"
+"#;
+
+async fn one(c: &Client, sql: &str) -> Option<String> {
+    simple_rows(c, sql).await.remove(0).remove(0)
+}
+
+async fn explain(c: &Client, sql: &str) -> String {
+    simple_rows(c, &format!("EXPLAIN {sql}"))
+        .await
+        .into_iter()
+        .filter_map(|r| r.into_iter().nth(1).flatten())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn module_indexes_are_kept_by_python_and_sql_and_used_by_both() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    deploy(&c, "shop", SHOP).await;
+    assert_eq!(
+        simple_rows(
+            &c,
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'shop' ORDER BY 1"
+        )
+        .await,
+        [
+            ["account_owner_balance_idx", "CREATE INDEX account_owner_balance_idx ON shop.account USING btree (owner, balance)"],
+            ["account_pkey", "CREATE UNIQUE INDEX account_pkey ON shop.account USING btree (id)"],
+            ["customer_email_key", "CREATE UNIQUE INDEX customer_email_key ON shop.customer USING btree (email)"],
+            ["customer_pkey", "CREATE UNIQUE INDEX customer_pkey ON shop.customer USING btree (id)"],
+        ]
+        .iter()
+        .map(|r| r.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>())
+        .collect::<Vec<_>>()
+    );
+    let ada: i64 = c
+        .query_one("SELECT shop.add('ada', 'ada@x.org')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let bob: i64 = c
+        .query_one("SELECT shop.add('bob', 'bob@x.org')", &[])
+        .await
+        .unwrap()
+        .get(0);
+
+    // A duplicate from Python: PostgreSQL's message and detail.
+    let e = c
+        .query_one("SELECT shop.add('ada2', 'ada@x.org')", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "23505");
+    let db = e.as_db_error().unwrap();
+    assert_eq!(
+        db.message(),
+        "duplicate key value violates unique constraint \"customer_email_key\""
+    );
+    assert_eq!(db.detail(), Some("Key (email)=(ada@x.org) already exists."));
+    let e = c
+        .query_one("SELECT shop.swap_then_fix($1, $2)", &[&bob, &ada])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "23505");
+    // ... and from SQL, on the same index.
+    let e = c
+        .execute(
+            "INSERT INTO shop.customer (name, email) VALUES ('x', 'bob@x.org')",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "23505");
+    assert_eq!(
+        one(&c, "SELECT count(*) FROM shop.customer").await.as_deref(),
+        Some("2")
+    );
+
+    // where() / get_by() through the indexes, after writes of both kinds.
+    let mut accounts = Vec::new();
+    for balance in [5i64, 7, 7, -3] {
+        let id: i64 = c
+            .query_one("SELECT shop.open_account($1, $2)", &[&ada, &balance])
+            .await
+            .unwrap()
+            .get(0);
+        accounts.push(id);
+    }
+    c.execute(
+        "INSERT INTO shop.account (owner, balance) VALUES ($1, 100)",
+        &[&bob],
+    )
+    .await
+    .unwrap();
+    let of = |sql: &'static str, id: i64| {
+        let c = &c;
+        async move {
+            c.query_one(sql, &[&id])
+                .await
+                .unwrap()
+                .get::<_, Vec<i64>>(0)
+        }
+    };
+    assert_eq!(
+        of("SELECT shop.accounts_of($1)", ada).await,
+        accounts.clone()
+    );
+    assert_eq!(of("SELECT shop.accounts_of($1)", bob).await.len(), 1);
+    let sevens: Vec<i64> = c
+        .query_one("SELECT shop.rich_accounts_of($1, 7)", &[&ada])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(sevens, accounts[1..3].to_vec());
+    // An UPDATE moves the entry; a DELETE removes it.
+    c.execute(
+        "UPDATE shop.account SET owner = $1 WHERE id = $2",
+        &[&bob, &accounts[0]],
+    )
+    .await
+    .unwrap();
+    c.execute("DELETE FROM shop.account WHERE id = $1", &[&accounts[3]])
+        .await
+        .unwrap();
+    assert_eq!(
+        of("SELECT shop.accounts_of($1)", ada).await,
+        accounts[1..3].to_vec()
+    );
+    assert_eq!(of("SELECT shop.accounts_of($1)", bob).await.len(), 2);
+    c.execute(
+        "UPDATE shop.customer SET email = 'ada@y.org' WHERE id = $1",
+        &[&ada],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        one(&c, "SELECT shop.name_of('ada@y.org')").await.as_deref(),
+        Some("ada")
+    );
+    assert_eq!(one(&c, "SELECT shop.name_of('ada@x.org')").await, None);
+    // The freed key can be taken again, from Python.
+    c.execute("SELECT shop.set_email($1, 'ada@x.org')", &[&bob])
+        .await
+        .unwrap();
+    assert_eq!(
+        one(&c, "SELECT shop.name_of('ada@x.org')").await.as_deref(),
+        Some("bob")
+    );
+
+    // SQL reads through the indexes; EXPLAIN names them.
+    let plan = explain(&c, "SELECT * FROM shop.customer WHERE email = 'ada@y.org'").await;
+    assert!(plan.contains("IndexScan: customer_email_key"), "{plan}");
+    let plan = explain(
+        &c,
+        &format!("SELECT id FROM shop.account WHERE owner = {ada} AND balance > 6"),
+    )
+    .await;
+    assert!(plan.contains("IndexScan: account_owner_balance_idx"), "{plan}");
+    let rows = c
+        .query(
+            "SELECT id FROM shop.account WHERE owner = $1 AND balance > 6 ORDER BY id",
+            &[&ada],
+        )
+        .await
+        .unwrap();
+    let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids, accounts[1..3].to_vec());
+
+    // A new version that declares a unique key the objects break is
+    // refused, and the old version stays.
+    let dup = SHOP.replace(
+        "__indexes__ = (index(\"owner\", \"balance\"),)",
+        "__indexes__ = (index(\"owner\", \"balance\"),)\n    __unique__ = (\"balance\",)",
+    );
+    let e = c
+        .batch_execute(&format!("CREATE OR REPLACE MODULE shop AS $src${dup}$src$"))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "23505");
+    assert!(
+        e.as_db_error()
+            .unwrap()
+            .message()
+            .contains("could not create unique index \"account_balance_key\""),
+        "{e:?}"
+    );
+    assert_eq!(
+        one(
+            &c,
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = 'shop'"
+        )
+        .await
+        .as_deref(),
+        Some("4")
+    );
+
+    // Indexes survive a restart with their entries.
+    drop(c);
+    let mut server = server;
+    assert!(server.stop().success());
+    server.restart();
+    let c = connect(&server).await;
+    assert_eq!(
+        one(&c, "SELECT shop.name_of('ada@y.org')").await.as_deref(),
+        Some("ada")
+    );
+    let e = c
+        .query_one("SELECT shop.add('z', 'ada@y.org')", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "23505");
+}
+
+/// Every comparison an index answers gives the rows a scan gives: the
+/// same predicate is asked once on the indexed column and once through
+/// an expression no index answers.
+#[tokio::test]
+async fn index_ranges_answer_as_scans_do() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    c.batch_execute(
+        "CREATE TABLE r (n bigint, f double precision, s text, d date, b boolean);
+         CREATE INDEX r_n ON r (n); CREATE INDEX r_f ON r (f); CREATE INDEX r_s ON r (s);
+         CREATE INDEX r_d ON r (d); CREATE INDEX r_b_n ON r (b, n);
+         INSERT INTO r VALUES
+           (-9223372036854775808, '-Infinity', '', '0001-01-01', true),
+           (-5, -2.5, 'A', '1999-12-31', false),
+           (-1, -0.0, 'B', '2000-01-01', true),
+           (0, 0.0, 'a', '2000-01-02', NULL),
+           (1, 1e-300, 'ab', '2024-02-29', false),
+           (2, 2.5, 'abc', '2024-03-01', true),
+           (300, 'Infinity', 'b', 'infinity', true),
+           (9223372036854775807, 'NaN', 'é', '-infinity', false),
+           (NULL, NULL, NULL, NULL, NULL);",
+    )
+    .await
+    .unwrap();
+    let cases = [
+        ("n", "n + 0", "= -1"),
+        ("n", "n + 0", "< 0"),
+        ("n", "n + 0", "<= 1"),
+        ("n", "n + 0", "> -5"),
+        ("n", "n + 0", ">= 300"),
+        ("n", "n + 0", "IN (-5, 2, 7, 300)"),
+        ("n", "n + 0", "BETWEEN -1 AND 2"),
+        ("f", "f + 0", "= 0"),
+        ("f", "f + 0", "< 0"),
+        ("f", "f + 0", "> 1"),
+        ("f", "f + 0", ">= 'Infinity'"),
+        ("s", "s || ''", "= 'ab'"),
+        ("s", "s || ''", "< 'a'"),
+        ("s", "s || ''", ">= 'ab'"),
+        ("s", "s || ''", "> 'b'"),
+        ("s", "s || ''", "IN ('', 'B', 'zz')"),
+        ("d", "coalesce(d, d)", "< '2000-01-02'"),
+        ("d", "coalesce(d, d)", ">= '2024-02-29'"),
+        ("b", "NOT NOT b", "= true"),
+        ("n", "n + 0", "IS NULL"),
+    ];
+    for (col, expr, pred) in cases {
+        let indexed = format!("SELECT n, s FROM r WHERE {col} {pred} ORDER BY n, s");
+        let scanned = format!("SELECT n, s FROM r WHERE {expr} {pred} ORDER BY n, s");
+        assert_eq!(
+            simple_rows(&c, &indexed).await,
+            simple_rows(&c, &scanned).await,
+            "{col} {pred}"
+        );
+        let plan = explain(&c, &indexed).await;
+        assert!(plan.contains("IndexScan: r_"), "{col} {pred}: {plan}");
+    }
+    // Two columns of one index: an equality, then a range.
+    let plan = explain(&c, "SELECT n FROM r WHERE b = true AND n > 0").await;
+    assert!(
+        plan.contains("IndexScan: r_b_n on public.r, b, n > Int64(0)"),
+        "{plan}"
+    );
+    assert_eq!(
+        simple_rows(&c, "SELECT n FROM r WHERE b = true AND n > 0 ORDER BY n").await,
+        vec![vec![Some("2".to_string())], vec![Some("300".to_string())]]
+    );
+}
+
+/// A lookup conflicts with a concurrent insert of the key it read (no
+/// phantom), and with no write of another key.
+#[tokio::test]
+async fn index_reads_conflict_with_their_key_only() {
+    let server = Server::start();
+    let a = connect(&server).await;
+    let b = connect(&server).await;
+    a.batch_execute(
+        "CREATE TABLE u (k text, v int); CREATE INDEX u_k ON u (k);
+         CREATE TABLE log (msg text);",
+    )
+    .await
+    .unwrap();
+    // Another key: both commit.
+    a.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(
+        one(&a, "SELECT count(*) FROM u WHERE k = 'x'").await.as_deref(),
+        Some("0")
+    );
+    a.batch_execute("INSERT INTO log VALUES ('a saw no x')")
+        .await
+        .unwrap();
+    b.batch_execute("INSERT INTO u VALUES ('y', 1)").await.unwrap();
+    a.batch_execute("COMMIT").await.unwrap();
+    // The key read: the reader that wrote fails at commit.
+    a.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(
+        one(&a, "SELECT count(*) FROM u WHERE k = 'x'").await.as_deref(),
+        Some("0")
+    );
+    a.batch_execute("INSERT INTO log VALUES ('a saw no x again')")
+        .await
+        .unwrap();
+    b.batch_execute("INSERT INTO u VALUES ('x', 2)").await.unwrap();
+    let e = a.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(code(&e), "40001");
+    assert_eq!(
+        one(&a, "SELECT count(*) FROM log").await.as_deref(),
+        Some("1")
+    );
+}
