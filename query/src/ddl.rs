@@ -290,6 +290,7 @@ fn create_module(
     }
     validate_shape(name, &shape)?;
     // Keep the identity of classes that survive a replace.
+    let mut migrated = std::collections::HashSet::new();
     for class in shape.classes.iter_mut() {
         let old: Option<&ClassDef> = existing.as_ref().and_then(|m| m.class(&class.name));
         class.assign_column_ids(old);
@@ -310,16 +311,14 @@ fn create_module(
         }
         match old {
             Some(old) => {
-                if old.columns != class.columns && has_objects(txn, old.id)? {
-                    return Err(SqlError::new(
-                        "0A000",
-                        format!(
-                            "changing the attributes of class {} (which has objects) is not supported yet; the old version stays",
-                            class.name
-                        ),
-                    ));
-                }
                 class.id = old.id;
+                if old.columns != class.columns && has_objects(txn, old.id)? {
+                    let n = crate::upgrade::migrate_class(txn, name, old, class)?;
+                    if n > 0 {
+                        tracing::info!(module = name, class = %class.name, objects = n, "objects converted");
+                        migrated.insert(class.name.clone());
+                    }
+                }
             }
             None => class.id = engine.store.allocate_oid()?,
         }
@@ -337,7 +336,13 @@ fn create_module(
             }
         }
     }
-    crate::index::deploy::assign(&engine.store, txn, &mut shape, existing.as_deref())?;
+    crate::index::deploy::assign(
+        &engine.store,
+        txn,
+        &mut shape,
+        existing.as_deref(),
+        &migrated,
+    )?;
     for g in &shape.globals {
         let key = global_key(name, &g.name);
         let Some(stored) = txn.get(&key)? else {

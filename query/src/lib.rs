@@ -66,6 +66,7 @@ mod table_ddl;
 mod text_functions;
 mod udf;
 mod unknown_literals;
+mod upgrade;
 pub mod value;
 
 pub use copy::CopyOutRows;

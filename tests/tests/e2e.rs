@@ -22,6 +22,7 @@ mod sqllogic;
 mod stored_form;
 mod subqueries;
 mod update;
+mod upgrade;
 mod values;
 mod workers;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};

@@ -119,7 +119,9 @@ async fn module_indexes_are_kept_by_python_and_sql_and_used_by_both() {
         .unwrap_err();
     assert_eq!(code(&e), "23505");
     assert_eq!(
-        one(&c, "SELECT count(*) FROM shop.customer").await.as_deref(),
+        one(&c, "SELECT count(*) FROM shop.customer")
+            .await
+            .as_deref(),
         Some("2")
     );
 
@@ -202,7 +204,10 @@ async fn module_indexes_are_kept_by_python_and_sql_and_used_by_both() {
         &format!("SELECT id FROM shop.account WHERE owner = {ada} AND balance > 6"),
     )
     .await;
-    assert!(plan.contains("IndexScan: account_owner_balance_idx"), "{plan}");
+    assert!(
+        plan.contains("IndexScan: account_owner_balance_idx"),
+        "{plan}"
+    );
     let rows = c
         .query(
             "SELECT id FROM shop.account WHERE owner = $1 AND balance > 6 ORDER BY id",
@@ -343,24 +348,32 @@ async fn index_reads_conflict_with_their_key_only() {
     // Another key: both commit.
     a.batch_execute("BEGIN").await.unwrap();
     assert_eq!(
-        one(&a, "SELECT count(*) FROM u WHERE k = 'x'").await.as_deref(),
+        one(&a, "SELECT count(*) FROM u WHERE k = 'x'")
+            .await
+            .as_deref(),
         Some("0")
     );
     a.batch_execute("INSERT INTO log VALUES ('a saw no x')")
         .await
         .unwrap();
-    b.batch_execute("INSERT INTO u VALUES ('y', 1)").await.unwrap();
+    b.batch_execute("INSERT INTO u VALUES ('y', 1)")
+        .await
+        .unwrap();
     a.batch_execute("COMMIT").await.unwrap();
     // The key read: the reader that wrote fails at commit.
     a.batch_execute("BEGIN").await.unwrap();
     assert_eq!(
-        one(&a, "SELECT count(*) FROM u WHERE k = 'x'").await.as_deref(),
+        one(&a, "SELECT count(*) FROM u WHERE k = 'x'")
+            .await
+            .as_deref(),
         Some("0")
     );
     a.batch_execute("INSERT INTO log VALUES ('a saw no x again')")
         .await
         .unwrap();
-    b.batch_execute("INSERT INTO u VALUES ('x', 2)").await.unwrap();
+    b.batch_execute("INSERT INTO u VALUES ('x', 2)")
+        .await
+        .unwrap();
     let e = a.batch_execute("COMMIT").await.unwrap_err();
     assert_eq!(code(&e), "40001");
     assert_eq!(

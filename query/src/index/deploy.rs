@@ -23,6 +23,7 @@ pub(crate) fn assign(
     txn: &mut Txn,
     shape: &mut ModuleShape,
     existing: Option<&ModuleDef>,
+    rewritten: &HashSet<String>,
 ) -> Result<(), SqlError> {
     let mut names: HashSet<String> = shape.classes.iter().map(|c| c.table.clone()).collect();
     // Names kept by surviving indexes are taken first, so a new index
@@ -37,6 +38,13 @@ pub(crate) fn assign(
                     .find(|i| i.columns == index.columns && i.unique == index.unique)
             });
             match kept {
+                // The objects of a class whose attributes changed were
+                // rewritten: its indexes are built again (a key's encoding
+                // follows its column's type), under their names.
+                Some(k) if rewritten.contains(&class.name) && names.insert(k.name.clone()) => {
+                    index.name = k.name.clone();
+                    fresh.push((class.name.clone(), pos));
+                }
                 Some(k) if names.insert(k.name.clone()) => {
                     index.id = k.id;
                     index.name = k.name.clone();
@@ -49,15 +57,17 @@ pub(crate) fn assign(
         let Some(class) = shape.classes.iter_mut().find(|c| c.name == class_name) else {
             continue;
         };
-        let suffix = if class.indexes[pos].unique {
-            "key"
-        } else {
-            "idx"
-        };
-        let name = default_name(&class.table, &class.indexes[pos].columns, suffix, &names);
-        names.insert(name.clone());
+        if class.indexes[pos].name.is_empty() {
+            let suffix = if class.indexes[pos].unique {
+                "key"
+            } else {
+                "idx"
+            };
+            let name = default_name(&class.table, &class.indexes[pos].columns, suffix, &names);
+            names.insert(name.clone());
+            class.indexes[pos].name = name;
+        }
         let index = &mut class.indexes[pos];
-        index.name = name;
         index.id = store.allocate_oid()?;
         let index = index.clone();
         super::build(txn, class, &index).map_err(|e| refused(e, &class.name))?;
