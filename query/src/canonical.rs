@@ -175,6 +175,24 @@ pub fn convert_value(t: &SqlType, v: &Json) -> Result<Json, SqlError> {
     let converted = match (t, v) {
         (SqlType::Text, Json::Number(_) | Json::Bool(_)) => Json::from(v.to_string()),
         (SqlType::Numeric, Json::Number(n)) => Json::from(n.to_string()),
+        // float to integer rounds half to even, as PostgreSQL's rint.
+        (SqlType::Int8 | SqlType::Int4 | SqlType::Int2, Json::Number(n)) => {
+            match n.as_f64().map(f64::round_ties_even) {
+                Some(f)
+                    if f.is_finite()
+                        && f >= -9.223_372_036_854_776e18
+                        && f < 9.223_372_036_854_776e18 =>
+                {
+                    Json::from(f as i64)
+                }
+                _ => {
+                    return Err(SqlError::new(
+                        "22003",
+                        format!("value {v} is out of range for type {}", t.pg_name()),
+                    ))
+                }
+            }
+        }
         (SqlType::Float8, Json::String(s)) => match Numeric::parse(s) {
             Ok(_) => s
                 .parse::<f64>()

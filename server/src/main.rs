@@ -1,6 +1,8 @@
-//! The `amber` binary: `amber serve` runs the server.
+//! The `amber` binary: `amber serve` runs the server; `amber deploy`
+//! deploys a module to a running one.
 
 mod cancel;
+mod deploy;
 mod encode;
 mod handler;
 mod unflushed;
@@ -35,6 +37,8 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(ServeArgs),
+    /// Deploy a Python module to a running server (a client, like psql).
+    Deploy(deploy::DeployArgs),
 }
 
 #[derive(clap::Args, Default)]
@@ -76,6 +80,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(a)) => a,
+        Some(Command::Deploy(a)) => return deploy::run(a),
         None => ServeArgs::parse_defaults(),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

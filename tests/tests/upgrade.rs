@@ -216,3 +216,83 @@ async fn upgrades_under_load_lose_nothing() {
     assert_eq!(rows[0][0], Some(added.to_string()));
     assert_eq!(rows[0][1], Some(added.to_string()));
 }
+
+/// `amber deploy` is a client like psql: PG* variables, a dry run that
+/// changes nothing and says what would, a deploy that does it, and a
+/// refusal printed as psql prints errors (exit status 1).
+#[tokio::test]
+async fn amber_deploy_dry_runs_and_deploys() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    deploy(&c, "inv", V1).await;
+    c.batch_execute("SELECT inv.add('a', 1), inv.add('b', 2)")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("inv.py");
+    let v2 = V1.replace(
+        "    __indexes__ = (\"qty\",)",
+        "    color: str = 'red'\n    __indexes__ = (\"name\",)",
+    );
+    std::fs::write(&file, &v2).unwrap();
+    let run = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(amber_tests::amber_binary());
+        cmd.arg("deploy")
+            .arg(&file)
+            .args(extra)
+            .env("PGHOST", "127.0.0.1")
+            .env("PGPORT", server.port.to_string())
+            .env("PGUSER", "amber")
+            .env_remove("RUST_BACKTRACE");
+        let out = cmd.output().expect("run amber deploy");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let expected_change =
+        "  ~ class item\n      + attribute color text\n      2 objects to convert\n  \
+         + index CREATE INDEX item_name_idx ON inv.item USING btree (name)\n  \
+         - index CREATE INDEX item_qty_idx ON inv.item USING btree (qty)\n";
+    let (status, out, err) = run(&["--dry-run"]);
+    assert_eq!(status, Some(0), "{err}");
+    assert_eq!(
+        out,
+        format!("module inv: version 1 -> 2 (dry run: nothing changed)\n{expected_change}")
+    );
+    assert_eq!(
+        simple_rows(&c, "SELECT version FROM amber.modules WHERE name = 'inv'").await,
+        texts(&[&["1"]])
+    );
+    let (status, out, err) = run(&[]);
+    assert_eq!(status, Some(0), "{err}");
+    assert_eq!(
+        out,
+        format!("module inv: version 1 -> 2 deployed\n{expected_change}")
+    );
+    assert_eq!(
+        simple_rows(&c, "SELECT name, color FROM inv.item ORDER BY id").await,
+        texts(&[&["a", "red"], &["b", "red"]])
+    );
+    // A refusal: the server's error, and nothing changes.
+    std::fs::write(
+        &file,
+        v2.replace(
+            "    color: str = 'red'",
+            "    color: str = 'red'\n    size: int",
+        ),
+    )
+    .unwrap();
+    let (status, out, err) = run(&["--module", "inv"]);
+    assert_eq!(status, Some(1));
+    assert_eq!(out, "");
+    assert!(
+        err.starts_with("amber deploy: module inv was not deployed:\nERROR:  cannot add attribute inv.Item.size"),
+        "{err}"
+    );
+    assert_eq!(
+        simple_rows(&c, "SELECT version FROM amber.modules WHERE name = 'inv'").await,
+        texts(&[&["2"]])
+    );
+}
