@@ -333,6 +333,10 @@ pub struct ClassDef {
     /// Declared indexes, primary key and unique constraints included.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indexes: Vec<IndexDef>,
+    /// The class defines `__migrate__(self, old)`: a deploy that changes
+    /// its attributes converts its objects by calling it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub migrate: bool,
     /// CHECK constraints of a table made by SQL.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckDef>,
@@ -476,6 +480,7 @@ impl ClassDef {
             methods: Vec::new(),
             hidden_id: false,
             indexes: Vec::new(),
+            migrate: false,
             checks: Vec::new(),
             oid: 0,
             type_oid: 0,

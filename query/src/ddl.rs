@@ -196,14 +196,35 @@ pub async fn prepare_module_ddl(
 }
 
 /// Runs module DDL in `txn` (the session's block or a fresh transaction the
-/// caller commits), with the shape [`prepare_module_ddl`] found.
+/// caller commits), with the shape [`prepare_module_ddl`] found; `when`
+/// is the statement's deadline and cancel flag (a `__migrate__` runs
+/// under them).
 pub fn execute_module_ddl(
     engine: &Arc<Engine>,
     ddl: &ModuleDdl,
     shape: Option<ModuleShape>,
-    txn: &TxnHandle,
+    handle: &TxnHandle,
+    when: (
+        Option<std::time::Instant>,
+        Arc<std::sync::atomic::AtomicBool>,
+    ),
 ) -> Result<(Output, Deployed), SqlError> {
-    let mut txn = lock(txn)?;
+    let (out, deployed, pending) = {
+        let mut txn = lock(handle)?;
+        execute_locked(engine, ddl, shape, &mut txn)?
+    };
+    if let (false, Some(def)) = (pending.is_empty(), &deployed.def) {
+        crate::upgrade::run_python(engine, handle, def, &pending, when)?;
+    }
+    Ok((out, deployed))
+}
+
+fn execute_locked(
+    engine: &Arc<Engine>,
+    ddl: &ModuleDdl,
+    shape: Option<ModuleShape>,
+    txn: &mut Txn,
+) -> Result<(Output, Deployed, Vec<crate::upgrade::Pending>), SqlError> {
     match (ddl, shape) {
         (
             ModuleDdl::Create {
@@ -212,7 +233,7 @@ pub fn execute_module_ddl(
                 replace,
             },
             Some(shape),
-        ) => create_module(engine, &mut txn, name, source, *replace, shape),
+        ) => create_module(engine, txn, name, source, *replace, shape),
         (ModuleDdl::Create { .. }, None) => {
             Err(SqlError::internal("CREATE MODULE without its analysis"))
         }
@@ -223,7 +244,7 @@ pub fn execute_module_ddl(
                 if_exists,
             },
             _,
-        ) => drop_module(engine, &mut txn, name, *cascade, *if_exists),
+        ) => drop_module(engine, txn, name, *cascade, *if_exists).map(|(o, d)| (o, d, Vec::new())),
     }
 }
 
@@ -280,7 +301,7 @@ fn create_module(
     source: &str,
     replace: bool,
     mut shape: ModuleShape,
-) -> Result<(Output, Deployed), SqlError> {
+) -> Result<(Output, Deployed, Vec<crate::upgrade::Pending>), SqlError> {
     let existing = engine.catalog.resolve(txn, name)?;
     if existing.is_some() && !replace {
         return Err(SqlError::new(
@@ -291,6 +312,9 @@ fn create_module(
     validate_shape(name, &shape)?;
     // Keep the identity of classes that survive a replace.
     let mut migrated = std::collections::HashSet::new();
+    // Classes converted by their own `__migrate__`, once the new version
+    // is in the transaction (their indexes are built after it).
+    let mut pending = Vec::new();
     for class in shape.classes.iter_mut() {
         let old: Option<&ClassDef> = existing.as_ref().and_then(|m| m.class(&class.name));
         class.assign_column_ids(old);
@@ -312,7 +336,12 @@ fn create_module(
         match old {
             Some(old) => {
                 class.id = old.id;
-                if old.columns != class.columns && has_objects(txn, old.id)? {
+                if old.columns != class.columns && class.migrate && has_objects(txn, old.id)? {
+                    pending.push(crate::upgrade::Pending {
+                        old: old.clone(),
+                        class: class.name.clone(),
+                    });
+                } else if old.columns != class.columns && has_objects(txn, old.id)? {
                     let n = crate::upgrade::migrate_class(txn, name, old, class)?;
                     if n > 0 {
                         tracing::info!(module = name, class = %class.name, objects = n, "objects converted");
@@ -342,6 +371,7 @@ fn create_module(
         &mut shape,
         existing.as_deref(),
         &migrated,
+        &pending.iter().map(|p| p.class.clone()).collect(),
     )?;
     for g in &shape.globals {
         let key = global_key(name, &g.name);
@@ -412,7 +442,7 @@ fn create_module(
         generation: def.generation,
         def: Some(Arc::new(def)),
     };
-    Ok((output, deployed))
+    Ok((output, deployed, pending))
 }
 
 trait ShapeExt {

@@ -533,7 +533,8 @@ impl Session {
         };
         if let TxnState::Open(handle) = &self.state {
             let handle = handle.clone();
-            return match ddl::execute_module_ddl(&engine, ddl, shape, &handle) {
+            let when = (self.statement_deadline, self.cancel.clone());
+            return match ddl::execute_module_ddl(&engine, ddl, shape, &handle, when) {
                 Ok((out, deployed)) => {
                     self.deployed.push(deployed);
                     Ok(out)
@@ -546,7 +547,8 @@ impl Session {
         }
         let _guard = engine.ddl_lock.lock().await;
         let handle: TxnHandle = Arc::new(Mutex::new(self.begin_txn(None)?));
-        let (out, deployed) = ddl::execute_module_ddl(&engine, ddl, shape, &handle)?;
+        let when = (self.statement_deadline, self.cancel.clone());
+        let (out, deployed) = ddl::execute_module_ddl(&engine, ddl, shape, &handle, when)?;
         commit(handle).await?;
         deployed.publish(&engine.catalog);
         Ok(out)

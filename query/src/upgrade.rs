@@ -99,7 +99,7 @@ pub(crate) fn migrate_class(
                             ),
                         )
                         .with_detail(Some(e.message))
-                        .with_hint("Convert it in `def __migrate__(self, old)` (not yet supported), or keep the type.")
+                        .with_hint("Convert it in `def __migrate__(self, old)`, or keep the type.")
                     })?;
                     obj.insert(col.name.clone(), converted);
                 }
@@ -125,4 +125,120 @@ pub(crate) fn migrate_class(
         Ok(())
     })?;
     Ok(rewritten)
+}
+
+/// A class whose objects its own `__migrate__` converts, once the new
+/// version is stored in the deploy's transaction.
+pub(crate) struct Pending {
+    /// The class as the version replaced declared it.
+    pub old: ClassDef,
+    /// Its Python name in the new version.
+    pub class: String,
+}
+
+/// Objects sent to one `__migrate__` call (each travels as JSON both ways).
+const MIGRATE_BATCH_MAX: usize = 512;
+
+/// Converts the objects of each pending class through its `__migrate__`
+/// (a worker call per batch, in the deploy's transaction), stores their
+/// new states as any Python write is stored, then builds the class's
+/// indexes. The first object whose `__migrate__` raises, or whose result
+/// cannot be stored, refuses the deploy naming it.
+pub(crate) fn run_python(
+    engine: &std::sync::Arc<crate::session::Engine>,
+    handle: &amber_runtime::TxnHandle,
+    module: &std::sync::Arc<amber_catalog::ModuleDef>,
+    pending: &[Pending],
+    when: (
+        Option<std::time::Instant>,
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ),
+) -> Result<(), SqlError> {
+    use amber_catalog::{class_prefix, class_range_end, object_key, object_of_key};
+    for p in pending {
+        let new = module
+            .class(&p.class)
+            .ok_or_else(|| SqlError::internal(format!("class {} vanished", p.class)))?;
+        let old_types: Vec<(String, String)> = p
+            .old
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.ty.describe()))
+            .collect();
+        let failed = |oid: u64, error: &str| {
+            SqlError::new(
+                "P0001",
+                format!(
+                    "__migrate__ of class {}.{} failed on object {oid}: {error}; the old version stays",
+                    module.name, new.name
+                ),
+            )
+        };
+        let end = class_range_end(new.id);
+        let mut start = class_prefix(new.id);
+        loop {
+            let rows = crate::dml::lock(handle)?.scan_range(&start, &end, MIGRATE_BATCH_MAX)?;
+            let done = rows.len() < MIGRATE_BATCH_MAX;
+            if let Some((last, _)) = rows.last() {
+                start = last.clone();
+                start.push(0);
+            }
+            let mut batch = Vec::with_capacity(rows.len());
+            for (key, bytes) in &rows {
+                let Some((_, oid)) = object_of_key(key) else {
+                    continue;
+                };
+                let state = row::decode(&p.old, bytes)
+                    .map_err(|e| SqlError::new("XX001", format!("corrupt object {oid}: {e}")))?;
+                batch.push((oid, Json::Object(state)));
+            }
+            if !batch.is_empty() {
+                let spec = amber_runtime::CallSpec {
+                    module: module.clone(),
+                    class: Some(new.name.clone()),
+                    function: "__migrate__".into(),
+                    deadline: when.0,
+                    cancel: Some(when.1.clone()),
+                };
+                // The worker reads through this transaction: no lock is
+                // held while it runs.
+                let result = tokio::task::block_in_place(|| {
+                    engine
+                        .runtime
+                        .migrate_blocking(spec, old_types.clone(), batch, handle.clone())
+                })?;
+                let converted = match result {
+                    Json::Array(items) => items,
+                    Json::Object(f) => {
+                        let oid = f.get("failed").and_then(Json::as_u64).unwrap_or(0);
+                        let error = f.get("error").and_then(Json::as_str).unwrap_or("");
+                        return Err(failed(oid, error));
+                    }
+                    _ => return Err(SqlError::internal("__migrate__ returned no states")),
+                };
+                let mut txn = crate::dml::lock(handle)?;
+                for item in converted {
+                    let (Some(oid), Some(state)) = (
+                        item.get(0).and_then(Json::as_u64),
+                        item.get(1).and_then(Json::as_str),
+                    ) else {
+                        return Err(SqlError::internal("__migrate__ returned a bad state"));
+                    };
+                    let stored = crate::canonical::canonical_object(new, state)
+                        .map_err(|e| failed(oid, &e.message))?;
+                    txn.put(&object_key(new.id, oid), &stored)?;
+                }
+            }
+            if done {
+                break;
+            }
+        }
+        let mut txn = crate::dml::lock(handle)?;
+        for index in &new.indexes {
+            crate::index::drop_entries(&mut txn, index.id)?;
+            crate::index::build(&mut txn, new, index)
+                .map_err(|e| crate::index::deploy::refused(e, &new.name))?;
+        }
+    }
+    Ok(())
 }

@@ -282,6 +282,22 @@ impl Runtime {
             .map_err(|_| RuntimeError::Internal("Python worker dropped the job".into()))?
     }
 
+    /// Converts `batch` (object ids and their attributes as an older
+    /// version of class `spec.class` stored them, typed by `old_types`)
+    /// through the class's `__migrate__`, in `txn`: the JSON list of
+    /// `[id, new state]`, or `{"failed": id, "error": ...}`. May block.
+    pub fn migrate_blocking(
+        &self,
+        spec: CallSpec,
+        old_types: Vec<(String, String)>,
+        batch: Vec<(u64, serde_json::Value)>,
+        txn: TxnHandle,
+    ) -> Result<serde_json::Value> {
+        let rx = self.submit(move |s| s.migrate(&spec, &old_types, &batch, &txn))?;
+        rx.blocking_recv()
+            .map_err(|_| RuntimeError::Internal("Python worker dropped the job".into()))?
+    }
+
     /// Calls the function once per row of `rows` (a query calling it over
     /// a batch of rows), in order, as consecutive calls in `txn` would run,
     /// but as one call of the worker: one process, one load of the module
@@ -427,16 +443,74 @@ impl Slot {
             }
         }
         .map_err(|e| RuntimeError::Internal(e.to_string()))?;
+        self.run(
+            spec,
+            desc.to_string(),
+            args_json,
+            object_args,
+            callable.function.globals.as_deref(),
+            txn,
+            services.as_ref(),
+        )
+    }
+
+    /// Converts a batch of objects of an older version of `spec.class`
+    /// through the class's `__migrate__` (see the prelude's `_migrate`).
+    fn migrate(
+        &mut self,
+        spec: &CallSpec,
+        old_types: &[(String, String)],
+        batch: &[(u64, serde_json::Value)],
+        txn: &TxnHandle,
+    ) -> Result<serde_json::Value> {
+        self.ensure_host();
+        let services =
+            self.shared.services.get().cloned().ok_or_else(|| {
+                RuntimeError::Internal("runtime services are not installed".into())
+            })?;
+        let desc = serde_json::json!({
+            "class": spec.class,
+            "func": "__migrate__",
+            "params": [],
+            "returns": "void",
+            "globals": [],
+            "migrate": true,
+            "old": old_types,
+        });
+        let args_json =
+            serde_json::to_string(batch).map_err(|e| RuntimeError::Internal(e.to_string()))?;
+        self.run(
+            spec,
+            desc.to_string(),
+            args_json,
+            Vec::new(),
+            Some(&[]),
+            txn,
+            services.as_ref(),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &mut self,
+        spec: &CallSpec,
+        desc_json: String,
+        args_json: String,
+        object_args: Vec<(String, u64)>,
+        globals: Option<&[String]>,
+        txn: &TxnHandle,
+        services: &dyn CallServices,
+    ) -> Result<serde_json::Value> {
         let run = CallRun {
             call_id: self.shared.next_call_id.fetch_add(1, Ordering::Relaxed),
             spec,
-            desc_json: desc.to_string(),
+            desc_json,
             args_json,
             object_args,
-            globals: callable.function.globals.as_deref(),
+            globals,
             txn,
             store: &self.shared.store,
-            services: services.as_ref(),
+            services,
         };
         let host = self
             .host

@@ -574,6 +574,40 @@ def _invoke(mod, class_name, func_name, params, returns, args):
     return _enc(returns, result, f"{func_name}() result")
 
 
+def _migrate(mod, class_name, old_types, batch):
+    """Converts stored objects of an older version of `class_name` (their
+    attributes by name, in that version's encoding, typed by `old_types`)
+    into this version: each starts with the attributes it keeps (same
+    name and type), the defaults of the others (None without one), then
+    `__migrate__(self, old)` runs with `old` the older attributes as
+    Python values. Returns [[id, new state], ...], or {"failed": id,
+    "error": ...} for the first object that cannot be converted (nothing
+    is written by this call: the server stores the states)."""
+    cls = getattr(mod, class_name)
+    info = _info(cls)
+    old_type = dict(old_types)
+    out = []
+    for oid, state in batch:
+        try:
+            old = {name: _dec(t, state.get(name)) for name, t in old_types}
+            old["id"] = oid
+            obj = cls.__new__(cls)
+            d = obj.__dict__
+            for name, t, nullable, has_default, default in info.columns:
+                if old_type.get(name) == t:
+                    d[name] = old[name]
+                elif has_default:
+                    d[name] = _dec(t, _copy_json(default))
+                else:
+                    d[name] = None
+            d["id"] = oid
+            obj.__migrate__(old)
+            out.append([oid, _encode_state(cls, d)])
+        except Exception as e:
+            return {"failed": oid, "error": f"{type(e).__name__}: {e}"}
+    return out
+
+
 def _call(mod, desc_json, args_json):
     """Entry point for SQL calls. Returns the JSON-encoded result.
 
@@ -591,6 +625,8 @@ def _call(mod, desc_json, args_json):
     args = _json.loads(args_json)
     _begin(mod, desc.get("globals"))
     try:
+        if desc.get("migrate"):
+            return _json.dumps(_migrate(mod, class_name, desc["old"], args))
         if desc.get("batch"):
             out = [_invoke(mod, class_name, func_name, params, returns, row) for row in args]
         else:
@@ -953,6 +989,8 @@ def _analyze(mod):
             klass = {"name": name, "table": _snake(name), "parent": parent,
                      "columns": columns, "methods": methods,
                      "indexes": _declared_indexes(value, name, columns)}
+            if isinstance(getattr(value, "__migrate__", None), _types.FunctionType):
+                klass["migrate"] = True
             # The class's own docstring (not one it inherits).
             comment = _docstring(value.__dict__.get("__doc__"))
             if comment is not None:

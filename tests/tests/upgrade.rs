@@ -296,3 +296,92 @@ async fn amber_deploy_dry_runs_and_deploys() {
         texts(&[&["2"]])
     );
 }
+
+/// `__migrate__(self, old)` renames and retypes: it sees the old
+/// attributes, sets the new ones, runs in the deploy's transaction; an
+/// exception on any object refuses the deploy naming that object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_converts_each_object_or_refuses_the_deploy() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    deploy(
+        &c,
+        "crm",
+        r#"
+from amber import Persistent
+class Person(Persistent):
+    name: str
+    born: int
+    __indexes__ = ("name",)
+def add(n: str, b: int) -> int:
+    return Person(name=n, born=b).id
+"#,
+    )
+    .await;
+    let ids = simple_rows(
+        &c,
+        "SELECT crm.add('Ada Lovelace', 1815), crm.add('Alan Turing', 1912), crm.add('Plato', -428)",
+    )
+    .await;
+    let plato = ids[0][2].clone().unwrap();
+    let v2 = r#"
+from amber import Persistent
+class Person(Persistent):
+    first: str
+    last: str | None = None
+    born: str
+    __indexes__ = ("last",)
+    def __migrate__(self, old):
+        parts = old["name"].split(" ", 1)
+        self.first = parts[0]
+        self.last = parts[1] if len(parts) > 1 else None
+        self.born = str(old["born"]) if old["born"] > 0 else str(-old["born"]) + " BC"
+def by_last(l: str) -> list[str]:
+    return [p.first for p in Person.where(last=l)]
+"#;
+    c.batch_execute(&format!("CREATE OR REPLACE MODULE crm AS $src${v2}$src$"))
+        .await
+        .unwrap();
+    assert_eq!(
+        simple_rows(&c, "SELECT first, last, born FROM crm.person ORDER BY id").await,
+        texts(&[
+            &["Ada", "Lovelace", "1815"],
+            &["Alan", "Turing", "1912"],
+            &["Plato", "NULL", "428 BC"]
+        ])
+    );
+    // The new index was built over the converted objects.
+    assert_eq!(
+        simple_rows(&c, "SELECT crm.by_last('Turing')").await,
+        texts(&[&["{Alan}"]])
+    );
+    let e = c
+        .batch_execute(
+            "CREATE OR REPLACE MODULE crm AS $src$
+from amber import Persistent
+class Person(Persistent):
+    first: str
+    last: str
+    born: str
+    def __migrate__(self, old):
+        if old['last'] is None:
+            raise ValueError('no last name for ' + old['first'])
+        self.last = old['last']
+$src$",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "P0001");
+    assert_eq!(
+        e.as_db_error().unwrap().message(),
+        format!("__migrate__ of class crm.Person failed on object {plato}: ValueError: no last name for Plato; the old version stays")
+    );
+    assert_eq!(
+        simple_rows(&c, "SELECT version FROM amber.modules WHERE name = 'crm'").await,
+        texts(&[&["2"]])
+    );
+    assert_eq!(
+        simple_rows(&c, "SELECT first FROM crm.person WHERE last = 'Lovelace'").await,
+        texts(&[&["Ada"]])
+    );
+}

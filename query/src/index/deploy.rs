@@ -24,6 +24,7 @@ pub(crate) fn assign(
     shape: &mut ModuleShape,
     existing: Option<&ModuleDef>,
     rewritten: &HashSet<String>,
+    deferred: &HashSet<String>,
 ) -> Result<(), SqlError> {
     let mut names: HashSet<String> = shape.classes.iter().map(|c| c.table.clone()).collect();
     // Names kept by surviving indexes are taken first, so a new index
@@ -41,7 +42,10 @@ pub(crate) fn assign(
                 // The objects of a class whose attributes changed were
                 // rewritten: its indexes are built again (a key's encoding
                 // follows its column's type), under their names.
-                Some(k) if rewritten.contains(&class.name) && names.insert(k.name.clone()) => {
+                Some(k)
+                    if (rewritten.contains(&class.name) || deferred.contains(&class.name))
+                        && names.insert(k.name.clone()) =>
+                {
                     index.name = k.name.clone();
                     fresh.push((class.name.clone(), pos));
                 }
@@ -70,7 +74,10 @@ pub(crate) fn assign(
         let index = &mut class.indexes[pos];
         index.id = store.allocate_oid()?;
         let index = index.clone();
-        super::build(txn, class, &index).map_err(|e| refused(e, &class.name))?;
+        // A class its `__migrate__` converts is built once converted.
+        if !deferred.contains(&class.name) {
+            super::build(txn, class, &index).map_err(|e| refused(e, &class.name))?;
+        }
     }
     if let Some(old) = existing {
         for class in &old.shape.classes {
@@ -90,7 +97,7 @@ pub(crate) fn assign(
 }
 
 /// A unique index that cannot be built refuses the deploy, naming the class.
-fn refused(e: SqlError, class: &str) -> SqlError {
+pub(crate) fn refused(e: SqlError, class: &str) -> SqlError {
     let message = format!("{} (class {class}); the old version stays", e.message);
     SqlError::new(&e.code, message).with_detail(e.detail)
 }
