@@ -511,6 +511,12 @@ impl StatementContext {
         if let Some(view) = module.shape.views.iter().find(|v| v.name == name) {
             return self.view_table(view).map(Some);
         }
+        // `ONLY t` (`parse.rs` names it so): t's objects, not its
+        // subclasses'.
+        let (name, only) = match name.strip_prefix(crate::table::ONLY_PREFIX) {
+            Some(rest) => (rest, true),
+            None => (name, false),
+        };
         let Some(class) = module.shape.classes.iter().find(|c| c.table == name) else {
             return Ok(None);
         };
@@ -533,6 +539,7 @@ impl StatementContext {
             &exact,
             &self.zone,
             self.expose_hidden == Some(class.id),
+            only,
         ))))
     }
 }

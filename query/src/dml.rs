@@ -54,6 +54,16 @@ impl Session {
                 SqlError::new("42P01", format!("relation \"{name}\" does not exist"))
             })?,
         };
+        // `UPDATE ONLY t` (`parse.rs`): the rows are found by a query that
+        // reads t alone; the class is t's.
+        let table = match table.strip_prefix(crate::table::ONLY_PREFIX) {
+            Some(t) => t.to_string(),
+            None => table,
+        };
+        let schema = match parts.as_slice() {
+            [t] if t.starts_with(crate::table::ONLY_PREFIX) => self.schema_of_bare(&table),
+            _ => schema,
+        };
         let module = self
             .module(&schema)
             .ok_or_else(|| SqlError::new("42P01", format!("relation \"{name}\" does not exist")))?;
@@ -267,7 +277,8 @@ impl Session {
                     name
                 );
                 if let Some(a) = alias {
-                    sql.push_str(&format!(" AS {a}"));
+                    // The alias's name: its Display repeats an explicit AS.
+                    sql.push_str(&format!(" AS {}", a.name));
                 }
                 if let Some(sel) = &upd.selection {
                     sql.push_str(&format!(" WHERE {sel}"));
@@ -400,7 +411,8 @@ impl Session {
             None => {
                 let mut sql = format!("SELECT {} FROM {name}", id_column(&class));
                 if let Some(a) = alias {
-                    sql.push_str(&format!(" AS {a}"));
+                    // The alias's name: its Display repeats an explicit AS.
+                    sql.push_str(&format!(" AS {}", a.name));
                 }
                 if let Some(sel) = &del.selection {
                     sql.push_str(&format!(" WHERE {sel}"));

@@ -13,15 +13,18 @@ use crate::session::PreparedKind;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::tokenizer::{Location, Token, Tokenizer};
+use datafusion::sql::sqlparser::tokenizer::{
+    Location, Token, TokenWithSpan, Tokenizer, Whitespace,
+};
 
 /// Parses `sql` into its statements. Bounded: every iteration of the loop
 /// consumes at least one token.
 pub fn parse_statements(sql: &str) -> Result<Vec<PreparedKind>, SqlError> {
     let dialect = PostgreSqlDialect {};
-    let tokens = Tokenizer::new(&dialect, sql)
+    let mut tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
         .map_err(|e| syntax(&e.to_string()))?;
+    rewrite_only(&mut tokens);
     let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
     let mut offsets = Offsets::new(sql);
     let mut out = Vec::new();
@@ -62,6 +65,99 @@ pub fn parse_statements(sql: &str) -> Result<Vec<PreparedKind>, SqlError> {
         }
     }
     Ok(out)
+}
+
+/// `FROM ONLY t` (also after JOIN, UPDATE and a comma of a FROM list),
+/// which sqlparser does not know: the table named
+/// `<table::ONLY_PREFIX>t AS t`, which the statement's catalog reads as
+/// t's own objects without its subclasses'. One pass over the tokens.
+fn rewrite_only(tokens: &mut Vec<TokenWithSpan>) {
+    let significant = |t: &TokenWithSpan| !matches!(t.token, Token::Whitespace(_));
+    let mut i = 0;
+    while i < tokens.len() {
+        let is_only = matches!(&tokens[i].token, Token::Word(w) if w.keyword == Keyword::ONLY && w.quote_style.is_none());
+        let before = tokens[..i].iter().rev().find(|t| significant(t));
+        let after_table_keyword = before.is_some_and(|t| match &t.token {
+            Token::Word(w) => matches!(w.keyword, Keyword::FROM | Keyword::JOIN | Keyword::UPDATE),
+            Token::Comma => true,
+            _ => false,
+        });
+        if !(is_only && after_table_keyword) {
+            i += 1;
+            continue;
+        }
+        // The dotted name after ONLY: its last part is the table.
+        let mut j = i + 1;
+        while tokens.get(j).is_some_and(|t| !significant(t)) {
+            j += 1;
+        }
+        let mut last = None;
+        while let Some(Token::Word(_)) = tokens.get(j).map(|t| &t.token) {
+            last = Some(j);
+            if tokens.get(j + 1).map(|t| &t.token) == Some(&Token::Period) {
+                j += 2;
+            } else {
+                break;
+            }
+        }
+        let Some(last) = last else {
+            i += 1;
+            continue;
+        };
+        let Token::Word(table) = tokens[last].token.clone() else {
+            i += 1;
+            continue;
+        };
+        let span = tokens[last].span;
+        let mut renamed = table.clone();
+        renamed.value = format!("{}{}", crate::table::ONLY_PREFIX, table.value);
+        tokens[last].token = Token::Word(renamed);
+        // Keep the table's name for column references, unless aliased.
+        let next = tokens[last + 1..].iter().find(|t| significant(t));
+        let aliased = next.is_some_and(|t| match &t.token {
+            Token::Word(w) => {
+                !matches!(
+                    w.keyword,
+                    Keyword::WHERE
+                        | Keyword::JOIN
+                        | Keyword::INNER
+                        | Keyword::LEFT
+                        | Keyword::RIGHT
+                        | Keyword::FULL
+                        | Keyword::CROSS
+                        | Keyword::NATURAL
+                        | Keyword::ON
+                        | Keyword::USING
+                        | Keyword::GROUP
+                        | Keyword::ORDER
+                        | Keyword::LIMIT
+                        | Keyword::OFFSET
+                        | Keyword::HAVING
+                        | Keyword::WINDOW
+                        | Keyword::UNION
+                        | Keyword::INTERSECT
+                        | Keyword::EXCEPT
+                        | Keyword::SET
+                        | Keyword::FETCH
+                        | Keyword::FOR
+                        | Keyword::RETURNING
+                ) || w.quote_style.is_some()
+            }
+            _ => false,
+        });
+        if !aliased {
+            let with_span = |token: Token| TokenWithSpan { token, span };
+            let alias = [
+                with_span(Token::Whitespace(Whitespace::Space)),
+                with_span(Token::make_keyword("AS")),
+                with_span(Token::Whitespace(Whitespace::Space)),
+                with_span(Token::Word(table)),
+            ];
+            tokens.splice(last + 1..last + 1, alias);
+        }
+        tokens.remove(i);
+        i = last + 1;
+    }
 }
 
 fn syntax(m: &str) -> SqlError {

@@ -166,11 +166,13 @@ impl PartitionStream for Partition {
     }
 }
 
-/// The execution plan of a scan of `class` (and its subclasses),
-/// projected to `projection`, reading at most `limit` rows.
+/// The execution plan of a scan of the objects of `class_ids` (`class`
+/// and the subclasses its table holds), projected to `projection`,
+/// reading at most `limit` rows.
 pub fn class_scan(
     module: Arc<ModuleDef>,
     class: &ClassDef,
+    class_ids: &[u64],
     schema: SchemaRef,
     projection: Option<&Vec<usize>>,
     limit: Option<usize>,
@@ -200,7 +202,7 @@ pub fn class_scan(
             }))))
         };
     let mut partitions: Vec<Arc<dyn PartitionStream>> = Vec::new();
-    for cid in module.class_ids_with_subclasses(&class.name) {
+    for &cid in class_ids {
         let start = class_prefix(cid);
         let end = class_range_end(cid);
         // A LIMIT small enough for one batch is read by one partition.

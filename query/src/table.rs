@@ -102,19 +102,17 @@ pub fn class_schema_in(
 /// transaction's read set and a concurrent write to another object is no
 /// conflict.
 pub fn read_class_objects_by_ids(
-    module: &ModuleDef,
-    class: &ClassDef,
+    ids: &[u64],
     oids: &[u64],
     txn: &TxnHandle,
 ) -> Result<Vec<(u64, u64, Vec<u8>)>, SqlError> {
-    let ids = module.class_ids_with_subclasses(&class.name);
     let guard = crate::dml::lock(txn)?;
     let mut oids = oids.to_vec();
     oids.sort_unstable();
     oids.dedup();
     let mut objects = Vec::new();
     for oid in oids {
-        for cid in &ids {
+        for cid in ids {
             if let Some(value) = guard.get(&object_key(*cid, oid))? {
                 objects.push((*cid, oid, value));
                 break;
@@ -209,6 +207,10 @@ fn bound_placeholders(filter: &Expr) -> Expr {
         .unwrap_or_else(|_| filter.clone())
 }
 
+/// How `parse.rs` names the table of `FROM ONLY t` (`t` renamed
+/// `<prefix>t AS t`): the statement's catalog gives it t's objects alone.
+pub const ONLY_PREFIX: &str = "__amber_only__";
+
 /// A class as a DataFusion table, read through one transaction.
 #[derive(Debug)]
 pub struct ClassTable {
@@ -219,6 +221,9 @@ pub struct ClassTable {
     /// The id column's name, if the table has one (`id`, or the exposed
     /// hidden id): what filters choose point reads by.
     id_name: Option<&'static str>,
+    /// The classes whose objects the table holds: the class and its
+    /// subclasses, or the class alone (`ONLY`).
+    class_ids: Vec<u64>,
 }
 
 impl ClassTable {
@@ -229,7 +234,12 @@ impl ClassTable {
         exact: &ExactNumeric,
         zone: &str,
         expose_hidden: bool,
+        only: bool,
     ) -> ClassTable {
+        let class_ids = match only {
+            true => vec![class.id],
+            false => module.class_ids_with_subclasses(&class.name),
+        };
         let schema = class_schema_in(&class, exact, zone, expose_hidden);
         let id_name = if !class.hidden_id {
             Some("id")
@@ -242,6 +252,7 @@ impl ClassTable {
             schema,
             txn,
             id_name,
+            class_ids,
         }
     }
 }
@@ -304,6 +315,7 @@ impl TableProvider for ClassTable {
                 return Ok(crate::scan::class_scan(
                     self.module.clone(),
                     &self.class,
+                    &self.class_ids,
                     self.schema.clone(),
                     projection,
                     limit,
@@ -319,9 +331,7 @@ impl TableProvider for ClassTable {
             projection.map(Vec::as_slice),
             oids.len(),
         )?;
-        for (cid, oid, value) in
-            read_class_objects_by_ids(&self.module, &self.class, &oids, &self.txn)?
-        {
+        for (cid, oid, value) in read_class_objects_by_ids(&self.class_ids, &oids, &self.txn)? {
             decoder.push(cid, oid, &value)?;
         }
         let (schema, batch) = decoder.finish()?;
@@ -338,38 +348,43 @@ impl TableProvider for ClassTable {
 const INDEX_ROWS_MAX: usize = 65_536;
 
 impl ClassTable {
-    /// Whether filters may go to this class's indexes: it has some, and no
-    /// subclass (whose objects the table also holds, in indexes of their
-    /// own).
+    /// Whether filters may go to indexes: the class has some (each
+    /// subclass the table holds is read through indexes of its own).
     fn indexed(&self) -> bool {
         !self.class.indexes.is_empty()
-            && self
-                .module
-                .class_ids_with_subclasses(&self.class.name)
-                .len()
-                == 1
     }
 
-    /// The ids an index gives for `filters`, and what EXPLAIN shows of it;
-    /// `None`: no index helps, or it holds too many of them.
+    /// The ids the indexes give for `filters` (one index of each class
+    /// the table holds), and what EXPLAIN shows of them; `None`: a class
+    /// has no index that helps, or they hold too many ids.
     fn index_lookup(&self, filters: &[Expr]) -> Result<Option<(Vec<u64>, String)>, SqlError> {
-        let Some(access) = crate::index::pushdown::choose(&self.class, filters) else {
-            return Ok(None);
-        };
-        let oids = {
-            let txn = crate::dml::lock(&self.txn)?;
-            crate::index::pushdown::read(&txn, &access, INDEX_ROWS_MAX)?
-        };
-        Ok(oids.map(|oids| {
-            let shown = format!(
+        let mut oids = Vec::new();
+        let mut shown = Vec::new();
+        for cid in &self.class_ids {
+            let Some(class) = self.module.class_by_id(*cid) else {
+                return Ok(None);
+            };
+            let Some(access) = crate::index::pushdown::choose(class, filters) else {
+                return Ok(None);
+            };
+            let found = {
+                let txn = crate::dml::lock(&self.txn)?;
+                crate::index::pushdown::read(&txn, &access, INDEX_ROWS_MAX - oids.len())?
+            };
+            let Some(found) = found else {
+                return Ok(None);
+            };
+            oids.extend(found);
+            shown.push(format!(
                 "IndexScan: {} on {}.{}, {}",
                 access.index.name,
                 self.module.name,
-                self.class.table,
+                class.table,
                 access.shown.join(", ")
-            );
-            (oids, shown)
-        }))
+            ));
+        }
+        oids.sort_unstable();
+        Ok(Some((oids, shown.join("; "))))
     }
 }
 

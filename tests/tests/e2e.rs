@@ -9,6 +9,7 @@ mod clients;
 mod copy;
 mod ddl;
 mod indexes;
+mod inheritance;
 mod module_variables;
 mod names;
 mod plans;

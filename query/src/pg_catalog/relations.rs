@@ -191,6 +191,21 @@ pub(crate) fn rows(s: &Snapshot, relation: &str, view_types: &ViewTypes) -> DfRe
                 RelationKind::Table(_) => None,
             })
             .collect(),
+        // A subclass's table inherits its parent's (SPEC §3).
+        "pg_inherits" => s
+            .relations()
+            .filter_map(|r| {
+                let parent = r.class()?.parent.as_deref()?;
+                let parent = r.module.class(parent)?;
+                Some(
+                    Row::new()
+                        .set("inhrelid", r.oid())
+                        .set("inhparent", parent.oid)
+                        .set("inhseqno", Cell::Int(1))
+                        .set("inhdetachpending", false),
+                )
+            })
+            .collect(),
         "pg_indexes" => s
             .relations()
             .flat_map(|r| {
