@@ -20,6 +20,7 @@ use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+pub mod history;
 pub mod index_key;
 pub mod oids;
 pub mod row;

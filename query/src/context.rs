@@ -489,6 +489,51 @@ impl StatementContext {
         Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
     }
 
+    /// `amber.module_history`: every deploy of every module, as the
+    /// statement's transaction sees them.
+    fn history_table(&self) -> DfResult<Arc<dyn TableProvider>> {
+        let fields = vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("version", DataType::Int64, false),
+            Field::new("source", DataType::Utf8, false),
+            Field::new("deployed_at", DataType::Utf8, false),
+            Field::new("deployed_by", DataType::Utf8, false),
+        ];
+        let schema = Arc::new(Schema::new(fields));
+        let deploys = {
+            let txn = self
+                .txn
+                .lock()
+                .map_err(|_| DataFusionError::Execution("transaction lock poisoned".into()))?;
+            amber_catalog::history::all(&txn).map_err(|e| DataFusionError::External(Box::new(e)))?
+        };
+        let rows: Vec<Vec<Json>> = deploys
+            .into_iter()
+            .map(|d| {
+                vec![
+                    Json::from(d.name),
+                    Json::from(d.version),
+                    Json::from(d.source),
+                    Json::from(d.deployed_at),
+                    Json::from(d.deployed_by),
+                ]
+            })
+            .collect();
+        let batch = table::batch(
+            schema.clone(),
+            &[
+                SqlType::Text,
+                SqlType::Int8,
+                SqlType::Text,
+                SqlType::Text,
+                SqlType::Text,
+            ],
+            &rows,
+        )
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    }
+
     fn table(&self, schema: &str, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         if schema == DEFAULT_SCHEMA {
             if let Some(t) = self.temps.get(name) {
@@ -497,6 +542,9 @@ impl StatementContext {
         }
         if schema == "amber" && name == "modules" {
             return self.modules_table().map(Some);
+        }
+        if schema == "amber" && name == "module_history" {
+            return self.history_table().map(Some);
         }
         if crate::pg_catalog::is_catalog_schema(schema) {
             let view_types = match crate::pg_catalog::lists_columns(schema, name) {

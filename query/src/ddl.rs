@@ -427,6 +427,7 @@ fn create_module(
     def.assign_oids(existing.as_deref(), &mut || catalog_oid(&engine.store))?;
     debug_assert!(def.has_oids());
     Catalog::store_module(txn, &def)?;
+    amber_catalog::history::record(txn, &def, crate::session::SESSION_USER)?;
     tracing::info!(
         module = name,
         generation = def.generation,

@@ -126,6 +126,21 @@ def heavy() -> list[str]:
         .unwrap_err();
     assert_eq!(code(&e), "23502");
 
+    // Every deploy that committed is in the history, refused ones not.
+    assert_eq!(
+        simple_rows(
+            &c,
+            "SELECT version, deployed_by, source LIKE '%tag: str | None%' \
+             FROM amber.module_history WHERE name = 'inv' ORDER BY version"
+        )
+        .await,
+        texts(&[
+            &["1", "amber", "f"],
+            &["2", "amber", "f"],
+            &["3", "amber", "t"]
+        ])
+    );
+
     // The dropped attribute's data never comes back under its name.
     let v4 = v3.replace(
         "    tag: str | None = None",
