@@ -92,6 +92,8 @@ load() {
     echo "amber's account ids are not contiguous ($alo..$ahi, $acount objects)" >&2; exit 1
   fi
   plo=1; phi=$n
+  read -r clo chi < <(A -F ' ' -c "SELECT min(id), max(id) FROM bench.customer")
+  cplo=1; cphi=$customers
 }
 
 results=()
@@ -108,10 +110,11 @@ bench() { # port script clients seconds lo hi
     awk '/^tps/ {tps=$3} /failed transactions/ {f=$5} /^latency average/ {lat=$4}
          END {gsub(/[()%]/, "", f); printf "%s %s %s\n", tps+0, f+0, lat+0}'
 }
-throughput() { # name clients amber_script pg_script
-  local a p
-  read -r a af _ < <(bench $amber_port "$here/sql/$3" "$2" $secs "$alo" "$ahi")
-  read -r p pf _ < <(bench $pg_port "$here/sql/$4" "$2" $secs "$plo" "$phi")
+throughput() { # name clients amber_script pg_script [customers: keys are customer ids]
+  local a p al=$alo ah=$ahi pl=$plo ph=$phi
+  if [ "${5:-}" = customers ]; then al=$clo; ah=$chi; pl=$cplo; ph=$cphi; fi
+  read -r a af _ < <(bench $amber_port "$here/sql/$3" "$2" $secs "$al" "$ah")
+  read -r p pf _ < <(bench $pg_port "$here/sql/$4" "$2" $secs "$pl" "$ph")
   row "$1" TPS "$a" "$p" "$(ratio "$a" "$p")" "failed: amber ${af}%, pg ${pf}%"
 }
 query_time() { # name amber_script pg_script
@@ -128,6 +131,8 @@ want P1 && throughput "P1 point read by id, 8 clients" 8 amber_p1.sql pg_p1.sql
 want P2 && throughput "P2 bank transfer procedure, 8 clients" 8 amber_p2.sql pg_p2.sql
 want P2 && throughput "P2' no-op procedure call, 8 clients" 8 amber_nop.sql pg_nop.sql
 want P3 && throughput "P3 durable UPDATE by id, 16 clients" 16 amber_p3.sql pg_p3.sql
+want P8 && throughput "P8 SQL lookup by indexed reference, 8 clients" 8 amber_p8.sql pg_p8.sql customers
+want P8 && throughput "P8 where() through the index, 8 clients" 8 amber_p8b.sql pg_p8b.sql customers
 if { want P5 || want P7; } && [ "$big" != "$accounts" ]; then
   echo "loading $big accounts..." >&2
   load $big

@@ -1,0 +1,2 @@
+\set c random(:lo, :hi)
+SELECT id, balance FROM bench.account WHERE owner = :c;

@@ -1,0 +1,2 @@
+\set c random(:lo, :hi)
+SELECT bench.owned_total(:c);

@@ -1,0 +1,2 @@
+\set c random(:lo, :hi)
+SELECT id, balance FROM account WHERE owner = :c;
