@@ -178,11 +178,8 @@ pub fn convert_value(t: &SqlType, v: &Json) -> Result<Json, SqlError> {
         // float to integer rounds half to even, as PostgreSQL's rint.
         (SqlType::Int8 | SqlType::Int4 | SqlType::Int2, Json::Number(n)) => {
             match n.as_f64().map(f64::round_ties_even) {
-                Some(f)
-                    if f.is_finite()
-                        && f >= -9.223_372_036_854_776e18
-                        && f < 9.223_372_036_854_776e18 =>
-                {
+                // i64's range as doubles: [-2^63, 2^63).
+                Some(f) if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) => {
                     Json::from(f as i64)
                 }
                 _ => {

@@ -82,15 +82,15 @@ fn column_of<'a>(e: &Expr, class: &'a ClassDef) -> Option<&'a ColumnDef> {
         _ => return None,
     };
     let col = class.columns.iter().find(|c| &c.name == name)?;
-    let lossless = match (widened_to, &col.ty) {
-        (None, _) => true,
-        (
-            Some(DataType::Int64),
-            SqlType::Int8 | SqlType::Int4 | SqlType::Int2 | SqlType::Ref(_),
-        ) => true,
-        (Some(DataType::Float64), SqlType::Float8 | SqlType::Float4) => true,
-        _ => false,
-    };
+    let lossless = matches!(
+        (widened_to, &col.ty),
+        (None, _)
+            | (
+                Some(DataType::Int64),
+                SqlType::Int8 | SqlType::Int4 | SqlType::Int2 | SqlType::Ref(_),
+            )
+            | (Some(DataType::Float64), SqlType::Float8 | SqlType::Float4)
+    );
     (lossless && indexable(col)).then_some(col)
 }
 
