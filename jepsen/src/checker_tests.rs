@@ -309,6 +309,50 @@ fn set_valid_history() {
     assert!(rep.valid(), "{}", rep.render());
 }
 
+fn claim(v: u64) -> Mop {
+    Mop::Claim {
+        v,
+        id: Some(v + 200),
+    }
+}
+
+#[test]
+fn set_claims_of_unique_values() {
+    // A claim may commit when the first creator failed; one that failed
+    // after the first creator committed is what the index must do.
+    let valid = vec![
+        txn(0, 0, 10, Outcome::Fail, vec![add(1)]),
+        ok(1, 5, 15, vec![claim(1)]),
+        ok(2, 0, 10, vec![add(2)]),
+        txn(3, 5, 15, Outcome::Fail, vec![claim(2)]),
+        ok(4, 20, 30, vec![read_set(&[1, 2])]),
+    ];
+    let rep = check(Model::Set, &valid);
+    assert!(rep.valid(), "{}", rep.render());
+    let duplicate = vec![
+        ok(0, 0, 10, vec![add(1)]),
+        ok(1, 5, 15, vec![claim(1)]),
+        ok(2, 20, 30, vec![read_set(&[1])]),
+    ];
+    assert_only(&check(Model::Set, &duplicate), &["duplicate-commit"]);
+    // Both committed and both are read: the read sees it twice too.
+    let twice = vec![
+        ok(0, 0, 10, vec![add(1)]),
+        ok(1, 5, 15, vec![claim(1)]),
+        ok(2, 20, 30, vec![read_set(&[1, 1])]),
+    ];
+    assert_only(
+        &check(Model::Set, &twice),
+        &["duplicate-commit", "duplicate-elements"],
+    );
+    let aborted = vec![
+        txn(0, 0, 10, Outcome::Fail, vec![add(1)]),
+        txn(1, 5, 15, Outcome::Fail, vec![claim(1)]),
+        ok(2, 20, 30, vec![read_set(&[1])]),
+    ];
+    assert_only(&check(Model::Set, &aborted), &["G1a"]);
+}
+
 #[test]
 fn set_anomalies() {
     let lost = vec![

@@ -39,8 +39,13 @@ pub enum Mop {
     /// set: create the element `v` as a new object whose attributes are
     /// derived from `v` (see [`element_attrs`]); `id` is its object id.
     Add { v: u64, id: Option<u64> },
+    /// set: create element `v` again, racing its first creator and other
+    /// claims: `v` is unique (`__unique__`), so at most one creator of it
+    /// may commit (the others fail with 23505 or 40001).
+    Claim { v: u64, id: Option<u64> },
     /// set: the attributes an object of the set was read with, by `via`
-    /// (`returning`, `sql`, `python`), right after its creation.
+    /// (`returning`, `sql`, `python`; `sql-index` and `python-index`
+    /// through the element's indexes), right after its creation.
     ReadBack {
         v: u64,
         via: String,

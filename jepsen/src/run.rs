@@ -355,9 +355,12 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         .iter()
         .filter(|t| t.outcome == Outcome::Ok)
         .filter(|t| {
-            t.mops
-                .iter()
-                .any(|m| matches!(m, Mop::Append { .. } | Mop::Write { .. } | Mop::Add { .. }))
+            t.mops.iter().any(|m| {
+                matches!(
+                    m,
+                    Mop::Append { .. } | Mop::Write { .. } | Mop::Add { .. } | Mop::Claim { .. }
+                )
+            })
         })
         .count();
     let mut errors: std::collections::HashMap<String, usize> = Default::default();

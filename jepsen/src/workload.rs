@@ -11,10 +11,14 @@
 //!   the direct path, through DataFusion plans, or the whole transaction as
 //!   one simple-protocol query (`BEGIN; ...; COMMIT`, as psql sends it).
 //! - `set`: objects created (by SQL INSERT ... RETURNING or by Python) and
-//!   read back at once by SQL and Python; and reads of the whole set.
+//!   read back at once by SQL and Python, by id and through the class's
+//!   indexes (`v` unique, `name`); some creations claim a value created
+//!   just before (by a transaction that may still run), which the unique
+//!   index must refuse unless its first creator failed; and reads of the
+//!   whole set.
 
 use crate::checker::Model;
-use crate::history::{ElementAttrs, Mop};
+use crate::history::{element_attrs, ElementAttrs, Mop};
 use rand::Rng;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -73,6 +77,9 @@ impl Workload {
         }
     }
 }
+
+/// How far back a set claim reaches for a value already created.
+const CLAIM_BACK_MAX: u64 = 4;
 
 /// One list-append-in-Python transaction in this many (by its first
 /// appended value) fails on purpose after its writes.
@@ -135,6 +142,8 @@ class Element(Persistent):
     v: int
     name: str
     tags: list[int] = []
+    __unique__ = ("v",)
+    __indexes__ = ("name",)
 
 def create(v: int) -> int:
     e = Element(v=v, name="e" + str(v), tags=[v, v + 1])
@@ -144,6 +153,15 @@ def show(id: int) -> str:
     e = Element.get(id)
     if e is None:
         return "null"
+    return json.dumps({"v": e.v, "name": e.name, "tags": list(e.tags)})
+
+def show_by(v: int) -> str:
+    """Through the unique index on v: the one element, or null (also if
+    the index held two)."""
+    found = Element.where(v=v)
+    if len(found) != 1:
+        return "null"
+    e = found[0]
     return json.dumps({"v": e.v, "name": e.name, "tags": list(e.tags)})
 $$"#;
 
@@ -218,7 +236,13 @@ impl Generator {
     pub fn next_txn(&mut self, rng: &mut impl Rng) -> Vec<Mop> {
         match self.workload {
             Workload::Set => {
-                if rng.random_bool(0.7) {
+                if rng.random_bool(0.15) && self.next_value > 1 {
+                    // A value created a moment ago (its creator may still
+                    // be running, may have failed or committed).
+                    let back = rng.random_range(1..=CLAIM_BACK_MAX.min(self.next_value - 1));
+                    let v = self.next_value - back;
+                    vec![Mop::Claim { v, id: None }]
+                } else if rng.random_bool(0.7) {
                     let v = self.value();
                     vec![Mop::Add { v, id: None }]
                 } else {
@@ -631,7 +655,7 @@ impl Conn {
         let mut i = 0;
         while i < mops.len() {
             match &mut mops[i] {
-                Mop::Add { v, id } => {
+                Mop::Add { v, id } | Mop::Claim { v, id } => {
                     let value = *v as i64;
                     let element = *v;
                     let (oid, returned) = if by_python {
@@ -698,7 +722,11 @@ impl Conn {
         let by_id = self
             .statement("SELECT v, name, tags FROM jset.element WHERE id = $1")
             .await?;
+        let by_name = self
+            .statement("SELECT v, name, tags FROM jset.element WHERE name = $1")
+            .await?;
         let show = self.statement("SELECT jset.show($1)").await?;
+        let show_by = self.statement("SELECT jset.show_by($1)").await?;
         let id = oid as i64;
         let row = self
             .timed(Phase::Body, self.client.query_opt(&by_id, &[&id]))
@@ -715,7 +743,35 @@ impl Conn {
             .map_err(|e| TxnError::protocol(Phase::Body, e.to_string()))?;
         let python: Option<ElementAttrs> = serde_json::from_str(&text)
             .map_err(|e| TxnError::protocol(Phase::Body, format!("show {text:?}: {e}")))?;
+        // Through the indexes: exactly the one element, or an anomaly.
+        let name = element_attrs(v).name;
+        let rows = self
+            .timed(Phase::Body, self.client.query(&by_name, &[&name]))
+            .await?;
+        let sql_index = match rows.as_slice() {
+            [r] => Some(element_from_columns(r, 0)?),
+            _ => None,
+        };
+        let value = v as i64;
+        let row = self
+            .timed(Phase::Body, self.client.query_one(&show_by, &[&value]))
+            .await?;
+        let text: String = row
+            .try_get(0)
+            .map_err(|e| TxnError::protocol(Phase::Body, e.to_string()))?;
+        let python_index: Option<ElementAttrs> = serde_json::from_str(&text)
+            .map_err(|e| TxnError::protocol(Phase::Body, format!("show_by {text:?}: {e}")))?;
         Ok(vec![
+            Mop::ReadBack {
+                v,
+                via: "sql-index".into(),
+                attrs: sql_index,
+            },
+            Mop::ReadBack {
+                v,
+                via: "python-index".into(),
+                attrs: python_index,
+            },
             Mop::ReadBack {
                 v,
                 via: "sql".into(),

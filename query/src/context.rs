@@ -413,10 +413,56 @@ impl StatementContext {
     }
 
     /// SQL to a logical plan, names resolved in this statement's catalog.
-    pub(crate) fn plan(&self, mut stmt: Statement) -> Result<LogicalPlan, SqlError> {
+    pub(crate) fn plan(&self, stmt: Statement) -> Result<LogicalPlan, SqlError> {
+        self.plan_typed(stmt, &[])
+    }
+
+    /// Plans `stmt` with the types of its bound parameters: each `$n` has
+    /// one type wherever it appears, as in PostgreSQL (untyped, DataFusion
+    /// types each occurrence from its own context, so `'e' || $1` and
+    /// `$1 + 1` disagree and the value fits only one of them).
+    pub(crate) fn plan_with_params(
+        &self,
+        stmt: Statement,
+        params: &[ScalarValue],
+    ) -> Result<LogicalPlan, SqlError> {
+        // A numeric keeps its context's type: its value's own precision
+        // and scale are not the column's (`exact.rs` compares numerics
+        // as DECIMAL(38,10)), and the value is cast to what is inferred.
+        let types: Vec<Option<DataType>> = params
+            .iter()
+            .map(|p| {
+                Some(p.data_type()).filter(|t| {
+                    !matches!(
+                        t,
+                        DataType::Null | DataType::Decimal128(..) | DataType::Decimal256(..)
+                    )
+                })
+            })
+            .collect();
+        self.plan_typed(stmt, &types)
+    }
+
+    fn plan_typed(
+        &self,
+        mut stmt: Statement,
+        types: &[Option<DataType>],
+    ) -> Result<LogicalPlan, SqlError> {
         self.rewrite(&mut stmt)?;
         let planner = SqlToRel::new_with_options(self, self.base.parser_options());
-        Ok(planner.sql_statement_to_plan(stmt)?)
+        if types.iter().all(Option::is_none) {
+            return Ok(planner.sql_statement_to_plan(stmt)?);
+        }
+        let fields = types
+            .iter()
+            .map(|t| {
+                t.as_ref()
+                    .map(|t| Arc::new(Field::new("", t.clone(), true)))
+            })
+            .collect();
+        let mut context =
+            datafusion::sql::planner::PlannerContext::new().with_prepare_param_data_types(fields);
+        Ok(planner.sql_statement_to_plan_with_context(stmt, &mut context)?)
     }
 
     /// Plans and runs `stmt` with `params` bound.
@@ -425,7 +471,7 @@ impl StatementContext {
         stmt: Statement,
         params: &[ScalarValue],
     ) -> Result<(SchemaRef, Vec<RecordBatch>), SqlError> {
-        let plan = self.plan(stmt)?;
+        let plan = self.plan_with_params(stmt, params)?;
         let plan = if params.is_empty() {
             plan
         } else {

@@ -109,7 +109,7 @@ impl Session {
         let cached = match cached {
             Some(p) => p,
             None => {
-                let planned = self.generic_plan(query, txn, key);
+                let planned = self.generic_plan(query, params, txn, key);
                 let mut slot = cache
                     .slot
                     .lock()
@@ -147,7 +147,13 @@ impl Session {
 
     /// The generic plan of `query`, or None when it has none (or cannot be
     /// planned now: the ordinary path then reports why).
-    fn generic_plan(&self, query: &Query, txn: &TxnHandle, key: PlanKey) -> Option<CachedPlan> {
+    fn generic_plan(
+        &self,
+        query: &Query,
+        params: &[ScalarValue],
+        txn: &TxnHandle,
+        key: PlanKey,
+    ) -> Option<CachedPlan> {
         let (mut query, exact) = self.exact_query(query);
         if from_factors(&mut query)
             .iter()
@@ -157,7 +163,9 @@ impl Session {
         }
         let ctx = self.statement_context(txn, &exact);
         let names = names::output_names(&mut query);
-        let plan = ctx.plan(Statement::Query(Box::new(query))).ok()?;
+        let plan = ctx
+            .plan_with_params(Statement::Query(Box::new(query)), params)
+            .ok()?;
         if !calls_only_immutable(&plan) || crate::subplan::has_lateral(&plan) {
             return None;
         }

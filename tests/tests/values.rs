@@ -1035,3 +1035,31 @@ async fn text_parameters_are_never_unescaped() {
     // The server still answers.
     assert_eq!(simple_one(&client, "SELECT 1").await.as_deref(), Some("1"));
 }
+
+/// A parameter has one type wherever it appears (PostgreSQL's rule):
+/// `'e' || $1` and `ARRAY[$1, $1 + 1]` in one statement read the same
+/// bigint. Before, each occurrence was typed from its own context and
+/// the statement failed with an Arrow error (the Jepsen set workload's
+/// SQL inserts all failed this way).
+#[tokio::test]
+async fn a_parameter_has_one_type_wherever_it_appears() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    let s = c
+        .prepare_typed("SELECT 'e' || $1, ARRAY[$1, $1 + 1]", &[Type::INT8])
+        .await
+        .unwrap();
+    let row = c.query_one(&s, &[&7i64]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "e7");
+    assert_eq!(row.get::<_, Vec<i64>>(1), vec![7, 8]);
+    c.batch_execute("CREATE TABLE el (v bigint, name text, tags bigint[])")
+        .await
+        .unwrap();
+    let ins = "INSERT INTO el (v, name, tags) VALUES ($1, 'e' || $1, ARRAY[$1, $1 + 1]) RETURNING v, name, tags";
+    for v in [1i64, 2] {
+        let row = c.query_one(ins, &[&v]).await.unwrap();
+        assert_eq!(row.get::<_, i64>(0), v);
+        assert_eq!(row.get::<_, String>(1), format!("e{v}"));
+        assert_eq!(row.get::<_, Vec<i64>>(2), vec![v, v + 1]);
+    }
+}

@@ -4,8 +4,10 @@
 //! Anomalies: an object read with other than its initial attributes
 //! (`initial-values`), an acknowledged object missing from a later read
 //! (`lost-write`), one seen and later gone (`vanished`), elements nobody
-//! created (`garbage-read`), created by aborted transactions (`G1a`), or
-//! read twice (`duplicate-elements`).
+//! created (`garbage-read`), created by aborted transactions (`G1a`),
+//! read twice (`duplicate-elements`), or created by two committed
+//! transactions although its value is unique (`duplicate-commit`: a
+//! claim of a value created before must fail unless its creator did).
 
 use super::Report;
 use crate::history::{element_attrs, ElementAttrs, Mop, Outcome, Txn};
@@ -14,19 +16,47 @@ use std::collections::{HashMap, HashSet};
 pub fn check(history: &[Txn]) -> Report {
     let mut report = Report::new(history);
 
-    // element -> (creating transaction, its outcome)
-    let mut creators: HashMap<u64, usize> = HashMap::new();
+    // element -> the transactions that created it (its Add, then claims)
+    let mut creators: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut added: HashSet<u64> = HashSet::new();
     for t in history {
         for m in &t.mops {
-            if let Mop::Add { v, .. } = m {
-                if creators.insert(*v, t.index).is_some() {
-                    report.push(
-                        "duplicate-appends",
-                        vec![t.index],
-                        format!("element {v} was created twice: the generator must make elements unique"),
-                    );
+            match m {
+                Mop::Add { v, .. } => {
+                    if !added.insert(*v) {
+                        report.push(
+                            "duplicate-appends",
+                            vec![t.index],
+                            format!("element {v} was added twice: the generator must make elements unique"),
+                        );
+                    }
+                    creators.entry(*v).or_default().push(t.index);
                 }
+                Mop::Claim { v, .. } => creators.entry(*v).or_default().push(t.index),
+                _ => {}
             }
+        }
+    }
+    for (v, by) in &creators {
+        let committed: Vec<usize> = by
+            .iter()
+            .copied()
+            .filter(|&c| history[c].outcome == Outcome::Ok)
+            .collect();
+        if committed.len() > 1 {
+            report.push(
+                "duplicate-commit",
+                committed.clone(),
+                format!(
+                    "element {v} is unique, yet {} transactions that created it committed: {}",
+                    committed.len(),
+                    committed
+                        .iter()
+                        .map(|c| format!("T{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
         }
     }
 
@@ -71,14 +101,18 @@ pub fn check(history: &[Txn]) -> Report {
                                 vec![t.index],
                                 format!("T{} read element {}, which nobody created", t.index, a.v),
                             ),
-                            Some(&c) if history[c].outcome == Outcome::Fail => report.push(
-                                "G1a",
-                                vec![c, t.index],
-                                format!(
-                                    "T{} read element {}, created by T{c}, which aborted",
-                                    t.index, a.v
-                                ),
-                            ),
+                            Some(by) if by.iter().all(|&c| history[c].outcome == Outcome::Fail) => {
+                                let mut txns = by.clone();
+                                txns.push(t.index);
+                                report.push(
+                                    "G1a",
+                                    txns,
+                                    format!(
+                                        "T{} read element {}, created only by transactions that aborted",
+                                        t.index, a.v
+                                    ),
+                                )
+                            }
                             Some(_) => {}
                         }
                         if wrong(a) {
@@ -102,11 +136,11 @@ pub fn check(history: &[Txn]) -> Report {
     }
 
     // Lost: acknowledged before a read began, yet missing from it.
-    for (&v, &c) in &creators {
-        let creator = &history[c];
-        if creator.outcome != Outcome::Ok {
+    for (&v, by) in &creators {
+        let Some(&c) = by.iter().find(|&&c| history[c].outcome == Outcome::Ok) else {
             continue;
-        }
+        };
+        let creator = &history[c];
         for (r, seen) in &set_reads {
             if history[*r].start_us > creator.end_us && !seen.contains(&v) {
                 report.push(
