@@ -14,8 +14,8 @@
 use crate::error::SqlError;
 use crate::exact::ExactNumeric;
 use crate::subplan::Interrupt;
-use crate::table::{self, ClassTable};
-use amber_catalog::{ModuleDef, SqlType};
+use crate::table::ClassTable;
+use amber_catalog::ModuleDef;
 use amber_runtime::TxnHandle;
 use chrono::{DateTime, Utc};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -25,7 +25,7 @@ use datafusion::common::alias::AliasGenerator;
 use datafusion::common::{DFSchema, ScalarValue, TableReference};
 use datafusion::config::ConfigOptions;
 use datafusion::datasource::cte_worktable::CteWorkTable;
-use datafusion::datasource::{provider_as_source, MemTable, TableProvider, ViewTable};
+use datafusion::datasource::{provider_as_source, TableProvider, ViewTable};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::registry::FunctionRegistry;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
@@ -41,7 +41,6 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionConfig;
 use datafusion::sql::planner::{ParserOptions, SqlToRel};
 use datafusion::sql::sqlparser::ast::Statement;
-use serde_json::Value as Json;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -504,82 +503,6 @@ impl StatementContext {
         self.modules.iter().find(|m| m.name == name)
     }
 
-    /// `amber.modules`: the statement's modules (every module when it
-    /// names this table, see `modules.rs`).
-    fn modules_table(&self) -> DfResult<Arc<dyn TableProvider>> {
-        let fields = vec![
-            Field::new("name", DataType::Utf8, false),
-            Field::new("version", DataType::Int64, false),
-            Field::new("source", DataType::Utf8, false),
-            Field::new("deployed_at", DataType::Utf8, false),
-        ];
-        let schema = Arc::new(Schema::new(fields));
-        let rows: Vec<Vec<Json>> = self
-            .modules
-            .iter()
-            .map(|m| {
-                vec![
-                    Json::from(m.name.clone()),
-                    Json::from(m.version),
-                    Json::from(m.source.clone()),
-                    Json::from(m.deployed_at.clone()),
-                ]
-            })
-            .collect();
-        let batch = table::batch(
-            schema.clone(),
-            &[SqlType::Text, SqlType::Int8, SqlType::Text, SqlType::Text],
-            &rows,
-        )
-        .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
-    }
-
-    /// `amber.module_history`: every deploy of every module, as the
-    /// statement's transaction sees them.
-    fn history_table(&self) -> DfResult<Arc<dyn TableProvider>> {
-        let fields = vec![
-            Field::new("name", DataType::Utf8, false),
-            Field::new("version", DataType::Int64, false),
-            Field::new("source", DataType::Utf8, false),
-            Field::new("deployed_at", DataType::Utf8, false),
-            Field::new("deployed_by", DataType::Utf8, false),
-        ];
-        let schema = Arc::new(Schema::new(fields));
-        let deploys = {
-            let txn = self
-                .txn
-                .lock()
-                .map_err(|_| DataFusionError::Execution("transaction lock poisoned".into()))?;
-            amber_catalog::history::all(&txn).map_err(|e| DataFusionError::External(Box::new(e)))?
-        };
-        let rows: Vec<Vec<Json>> = deploys
-            .into_iter()
-            .map(|d| {
-                vec![
-                    Json::from(d.name),
-                    Json::from(d.version),
-                    Json::from(d.source),
-                    Json::from(d.deployed_at),
-                    Json::from(d.deployed_by),
-                ]
-            })
-            .collect();
-        let batch = table::batch(
-            schema.clone(),
-            &[
-                SqlType::Text,
-                SqlType::Int8,
-                SqlType::Text,
-                SqlType::Text,
-                SqlType::Text,
-            ],
-            &rows,
-        )
-        .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
-    }
-
     fn table(&self, schema: &str, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         if schema == DEFAULT_SCHEMA {
             if let Some(t) = self.temps.get(name) {
@@ -587,10 +510,10 @@ impl StatementContext {
             }
         }
         if schema == "amber" && name == "modules" {
-            return self.modules_table().map(Some);
+            return crate::amber_schema::modules(&self.modules).map(Some);
         }
         if schema == "amber" && name == "module_history" {
-            return self.history_table().map(Some);
+            return crate::amber_schema::history(&self.txn).map(Some);
         }
         if crate::pg_catalog::is_catalog_schema(schema) {
             let view_types = match crate::pg_catalog::lists_columns(schema, name) {

@@ -17,6 +17,7 @@
 //!   a direct path.
 
 pub mod activity;
+mod amber_schema;
 mod any_arrays;
 mod array_functions;
 mod array_text_casts;

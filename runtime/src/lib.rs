@@ -403,11 +403,7 @@ impl Slot {
         args: Args<'_>,
         txn: &TxnHandle,
     ) -> Result<serde_json::Value> {
-        self.ensure_host();
-        let services =
-            self.shared.services.get().cloned().ok_or_else(|| {
-                RuntimeError::Internal("runtime services are not installed".into())
-            })?;
+        let services = self.services()?;
         let table_name;
         let sql_name = match &spec.class {
             Some(c) => {
@@ -456,6 +452,16 @@ impl Slot {
 
     /// Converts a batch of objects of an older version of `spec.class`
     /// through the class's `__migrate__` (see the prelude's `_migrate`).
+    /// Starts the worker if needed; the services calls use.
+    fn services(&mut self) -> Result<Arc<dyn CallServices>> {
+        self.ensure_host();
+        self.shared
+            .services
+            .get()
+            .cloned()
+            .ok_or_else(|| RuntimeError::Internal("runtime services are not installed".into()))
+    }
+
     fn migrate(
         &mut self,
         spec: &CallSpec,
@@ -463,11 +469,7 @@ impl Slot {
         batch: &[(u64, serde_json::Value)],
         txn: &TxnHandle,
     ) -> Result<serde_json::Value> {
-        self.ensure_host();
-        let services =
-            self.shared.services.get().cloned().ok_or_else(|| {
-                RuntimeError::Internal("runtime services are not installed".into())
-            })?;
+        let services = self.services()?;
         let desc = serde_json::json!({
             "class": spec.class,
             "func": "__migrate__",

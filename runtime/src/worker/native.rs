@@ -175,14 +175,7 @@ fn native_scan(prefix: PyBytesRef, vm: &VirtualMachine) -> PyResult<PyObjectRef>
         Reply::Rows(r) => r,
         _ => return Err(unexpected(vm)),
     };
-    let items: Vec<PyObjectRef> = rows
-        .into_iter()
-        .map(|(k, v)| {
-            vm.new_tuple((vm.ctx.new_bytes(k), vm.ctx.new_str(v)))
-                .into()
-        })
-        .collect();
-    Ok(vm.ctx.new_list(items).into())
+    Ok(key_value_list(rows, vm))
 }
 
 fn native_index_scan(
@@ -200,6 +193,11 @@ fn native_index_scan(
         Reply::Rows(r) => r,
         _ => return Err(unexpected(vm)),
     };
+    Ok(key_value_list(rows, vm))
+}
+
+/// `[(key, value), ...]` as Python sees a scan's rows.
+fn key_value_list(rows: Vec<(Vec<u8>, String)>, vm: &VirtualMachine) -> PyObjectRef {
     let items: Vec<PyObjectRef> = rows
         .into_iter()
         .map(|(k, v)| {
@@ -207,7 +205,7 @@ fn native_index_scan(
                 .into()
         })
         .collect();
-    Ok(vm.ctx.new_list(items).into())
+    vm.ctx.new_list(items).into()
 }
 
 fn native_new_oid(vm: &VirtualMachine) -> PyResult<u64> {
