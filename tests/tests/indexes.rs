@@ -381,3 +381,67 @@ async fn index_reads_conflict_with_their_key_only() {
         Some("1")
     );
 }
+
+/// A delete of a referenced key finds the referencing rows through an
+/// index on the referencing column: the same outcomes as the scan
+/// (23503, CASCADE, SET NULL), every index kept.
+#[tokio::test]
+async fn referenced_deletes_find_referencing_rows_through_an_index() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    c.batch_execute(
+        "CREATE TABLE p (id int PRIMARY KEY);
+         CREATE TABLE kid (n int, pid int REFERENCES p ON DELETE CASCADE);
+         CREATE TABLE pet (n int, pid int REFERENCES p ON DELETE SET NULL);
+         CREATE TABLE fan (n int, pid int REFERENCES p);
+         CREATE INDEX kid_pid ON kid (pid); CREATE INDEX pet_pid ON pet (pid);
+         CREATE INDEX fan_pid ON fan (pid);
+         INSERT INTO p VALUES (1), (2), (3);
+         INSERT INTO kid VALUES (1, 1), (2, 1), (3, 2);
+         INSERT INTO pet VALUES (1, 1), (2, 2);
+         INSERT INTO fan VALUES (1, 3);",
+    )
+    .await
+    .unwrap();
+    c.batch_execute("DELETE FROM p WHERE id = 1").await.unwrap();
+    assert_eq!(
+        simple_rows(&c, "SELECT n, pid FROM kid ORDER BY n").await,
+        vec![vec![Some("3".to_string()), Some("2".to_string())]]
+    );
+    assert_eq!(
+        simple_rows(&c, "SELECT n, pid FROM pet ORDER BY n").await,
+        vec![
+            vec![Some("1".to_string()), None],
+            vec![Some("2".to_string()), Some("2".to_string())]
+        ]
+    );
+    // The index moved with SET NULL: the nulled row is found by IS NULL.
+    assert_eq!(
+        simple_rows(&c, "SELECT n FROM pet WHERE pid IS NULL").await,
+        vec![vec![Some("1".to_string())]]
+    );
+    // Only the deleted key's range is read: a concurrent insert of a row
+    // referencing another key does not conflict (a scan of kid would).
+    let other = connect(&server).await;
+    c.batch_execute("BEGIN; DELETE FROM p WHERE id = 2")
+        .await
+        .unwrap();
+    other
+        .batch_execute("INSERT INTO kid VALUES (9, 3)")
+        .await
+        .unwrap();
+    c.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(
+        simple_rows(&c, "SELECT n, pid FROM kid ORDER BY n").await,
+        vec![vec![Some("9".to_string()), Some("3".to_string())]]
+    );
+    let e = c
+        .batch_execute("DELETE FROM p WHERE id = 3")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "23503");
+    assert_eq!(
+        e.as_db_error().unwrap().detail(),
+        Some("Key (id)=(3) is still referenced from table \"fan\".")
+    );
+}
