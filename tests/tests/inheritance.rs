@@ -124,4 +124,18 @@ async fn parents_include_subclasses_and_only_excludes_them() {
         .await,
         texts(&[&["animal", "t"], &["bird", "f"]])
     );
+    assert_eq!(
+        simple_rows(
+            &c,
+            "SELECT attname, attislocal, attinhcount FROM pg_attribute \
+             WHERE attrelid = 'zoo.bird'::regclass AND attnum > 0 ORDER BY attnum"
+        )
+        .await,
+        texts(&[
+            &["id", "f", "1"],
+            &["name", "f", "1"],
+            &["legs", "f", "1"],
+            &["wingspan", "t", "0"]
+        ])
+    );
 }

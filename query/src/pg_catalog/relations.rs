@@ -546,13 +546,23 @@ fn pg_attribute(s: &Snapshot, view_types: &ViewTypes) -> Vec<Row> {
     for r in s.relations() {
         let oid = r.oid();
         let attributes = r.attributes(r.view_types(view_types));
+        // A subclass's columns that its parent has are inherited.
+        let parent = r
+            .class()
+            .and_then(|c| c.parent.as_deref())
+            .and_then(|p| r.module.class(p));
         for a in &attributes {
+            let inherited = parent.is_some_and(|p| {
+                (a.name == "id" && !p.hidden_id) || p.columns.iter().any(|c| c.name == a.name)
+            });
             rows.push(
                 attribute(oid, a.num.into(), &a.name, a.type_oid)
                     .set("atttypmod", a.typmod)
                     .set("attnotnull", a.not_null)
                     .set("atthasdef", a.default.is_some())
-                    .set("attidentity", a.identity),
+                    .set("attidentity", a.identity)
+                    .set("attislocal", !inherited)
+                    .set("attinhcount", i32::from(inherited)),
             );
         }
         if r.class().is_some() {
