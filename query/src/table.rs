@@ -312,7 +312,7 @@ impl TableProvider for ClassTable {
             (Some(oids), _) => (oids, None),
             (None, Some((oids, shown))) => (oids, Some(shown)),
             (None, None) => {
-                return Ok(crate::scan::class_scan(
+                let scan = crate::scan::class_scan(
                     self.module.clone(),
                     &self.class,
                     &self.class_ids,
@@ -320,7 +320,23 @@ impl TableProvider for ClassTable {
                     projection,
                     limit,
                     &self.txn,
-                )?)
+                )?;
+                // A class without subclasses can be read in an index's
+                // order (`ORDER BY ... LIMIT`).
+                if self.class.indexes.is_empty() || self.class_ids.len() != 1 {
+                    return Ok(scan);
+                }
+                let source = crate::index::ordered::Source {
+                    module: self.module.clone(),
+                    class: self.class.clone(),
+                    schema: self.schema.clone(),
+                    projection: projection.cloned(),
+                    txn: self.txn.clone(),
+                };
+                return Ok(Arc::new(crate::index::ordered::ClassScanExec {
+                    scan,
+                    source: Arc::new(source),
+                }));
             }
         };
         // Point reads: only those keys join the read set.

@@ -320,6 +320,30 @@ async fn index_ranges_answer_as_scans_do() {
         let plan = explain(&c, &indexed).await;
         assert!(plan.contains("IndexScan: r_"), "{col} {pred}: {plan}");
     }
+    // ORDER BY ... LIMIT reads the index in its order (NULLs last), as a
+    // sort of the scan orders the rows.
+    for (col, expr) in [("n", "n + 0"), ("s", "s || ''"), ("d", "coalesce(d, d)")] {
+        for limit in [1, 3, 20] {
+            let indexed = format!("SELECT {col} FROM r ORDER BY {col} LIMIT {limit}");
+            let sorted = format!("SELECT {col} FROM r ORDER BY {expr} LIMIT {limit}");
+            assert_eq!(
+                simple_rows(&c, &indexed).await,
+                simple_rows(&c, &sorted).await,
+                "{indexed}"
+            );
+            let plan = explain(&c, &indexed).await;
+            assert!(
+                plan.contains(&format!(
+                    "IndexScan: r_{col} on public.r, in index order, fetch={limit}"
+                )),
+                "{plan}"
+            );
+        }
+    }
+    // Not in the index's order: sorted as before.
+    let plan = explain(&c, "SELECT n FROM r ORDER BY n DESC LIMIT 2").await;
+    assert!(plan.contains("SortExec: TopK"), "{plan}");
+
     // Two columns of one index: an equality, then a range.
     let plan = explain(&c, "SELECT n FROM r WHERE b = true AND n > 0").await;
     assert!(

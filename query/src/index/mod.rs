@@ -2,12 +2,14 @@
 //! (`entries.rs`); the indexes a module declares, named and built at
 //! deploy (`deploy.rs`); entries of an older layout rebuilt at open
 //! (`legacy.rs`); filters of a class scan answered through them
-//! (`pushdown.rs`, shown by EXPLAIN as `exec.rs`'s IndexScan).
+//! (`pushdown.rs`, shown by EXPLAIN as `exec.rs`'s IndexScan); `ORDER BY
+//! ... LIMIT` read in an index's order (`ordered.rs`).
 
 pub(crate) mod deploy;
 pub(crate) mod entries;
 pub(crate) mod exec;
 pub(crate) mod legacy;
+pub(crate) mod ordered;
 pub(crate) mod pushdown;
 
 pub(crate) use entries::{

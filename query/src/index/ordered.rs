@@ -1,0 +1,300 @@
+//! `ORDER BY <indexed columns> LIMIT n` read through the index: the first
+//! n entries of the index in key order, then those objects by point
+//! reads, instead of a scan and a sort of the whole class.
+//!
+//! A class scan (`ClassScanExec`, which otherwise is the streaming scan
+//! it wraps) answers DataFusion's sort push-down (`try_pushdown_sort`):
+//! when the requested order is a leading run of one of the class's
+//! indexes, ascending with NULLs last (the index's own order, PostgreSQL's
+//! default), on columns whose key order is the order DataFusion sorts
+//! them in (integers, references, text, boolean, date, timestamps,
+//! bytea; not floats, whose `-0` and `0` are one key, nor numerics), it
+//! becomes an `IndexOrderExec`, and the sort goes. With a LIMIT of at most
+//! [`ORDERED_FETCH_MAX`] rows it reads that many entries; without one (or
+//! a larger one) it sorts the class scan as the sort would have.
+
+use crate::error::SqlError;
+use amber_catalog::index_key;
+use amber_catalog::{object_key, ClassDef, IndexDef, ModuleDef, SqlType};
+use amber_runtime::TxnHandle;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::Result as DfResult;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{
+    EquivalenceProperties, LexOrdering, PhysicalExpr, PhysicalSortExpr,
+};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    SortOrderPushdownResult,
+};
+use std::fmt;
+use std::sync::Arc;
+
+/// Most rows an ordered read takes through the index; past it, a scan
+/// and a sort is cheaper than that many point reads.
+pub(crate) const ORDERED_FETCH_MAX: usize = 10_000;
+
+/// What an ordered read needs of the table it replaces.
+#[derive(Debug)]
+pub(crate) struct Source {
+    pub module: Arc<ModuleDef>,
+    pub class: ClassDef,
+    /// The table's schema (before projection).
+    pub schema: SchemaRef,
+    pub projection: Option<Vec<usize>>,
+    pub txn: TxnHandle,
+}
+
+/// A class scan that can be read in an index's order.
+#[derive(Debug)]
+pub(crate) struct ClassScanExec {
+    pub scan: Arc<dyn ExecutionPlan>,
+    pub source: Arc<Source>,
+}
+
+impl DisplayAs for ClassScanExec {
+    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        self.scan.fmt_as(t, f)
+    }
+}
+
+/// Whether an index's key order is DataFusion's order of `ty`.
+fn sorts_as_datafusion(ty: &SqlType) -> bool {
+    matches!(
+        ty,
+        SqlType::Int8
+            | SqlType::Int4
+            | SqlType::Int2
+            | SqlType::Ref(_)
+            | SqlType::Text
+            | SqlType::Bool
+            | SqlType::Date
+            | SqlType::Timestamptz
+            | SqlType::Timestamp
+            | SqlType::Bytea
+    )
+}
+
+impl ClassScanExec {
+    /// The index whose leading columns are `order`, if it gives that order.
+    fn index_for(&self, order: &[PhysicalSortExpr]) -> Option<IndexDef> {
+        let table = &self.source.schema;
+        let mut names = Vec::with_capacity(order.len());
+        for e in order {
+            if e.options.descending || e.options.nulls_first {
+                return None;
+            }
+            let col = e.expr.downcast_ref::<Column>()?;
+            let field_index = match &self.source.projection {
+                Some(p) => *p.get(col.index())?,
+                None => col.index(),
+            };
+            let name = table.fields().get(field_index)?.name();
+            let def = self.source.class.columns.iter().find(|c| c.name == *name)?;
+            if !sorts_as_datafusion(&def.ty)
+                || matches!(def.declared, Some(amber_catalog::Declared::Char { .. }))
+            {
+                return None;
+            }
+            names.push(def.name.clone());
+        }
+        self.source
+            .class
+            .indexes
+            .iter()
+            .find(|i| i.columns.len() >= names.len() && i.columns[..names.len()] == names[..])
+            .cloned()
+    }
+}
+
+impl ExecutionPlan for ClassScanExec {
+    fn name(&self) -> &str {
+        self.scan.name()
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.scan.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        self.scan.execute(partition, context)
+    }
+
+    fn try_pushdown_sort(
+        &self,
+        order: &[PhysicalSortExpr],
+    ) -> DfResult<SortOrderPushdownResult<Arc<dyn ExecutionPlan>>> {
+        let Some(index) = (!order.is_empty()).then(|| self.index_for(order)).flatten() else {
+            return Ok(SortOrderPushdownResult::Unsupported);
+        };
+        let schema = self.scan.schema();
+        let ordering = LexOrdering::new(order.to_vec());
+        let eq = EquivalenceProperties::new_with_orderings(schema, [order.to_vec()]);
+        let properties = Arc::new(PlanProperties::new(
+            eq,
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        Ok(SortOrderPushdownResult::Exact {
+            inner: Arc::new(IndexOrderExec {
+                source: self.source.clone(),
+                index,
+                scan: self.scan.clone(),
+                ordering,
+                fetch: None,
+                properties,
+            }),
+        })
+    }
+}
+
+/// A class read in the order of one of its indexes.
+#[derive(Debug)]
+pub(crate) struct IndexOrderExec {
+    source: Arc<Source>,
+    index: IndexDef,
+    /// The class scan, sorted instead when there is no small LIMIT.
+    scan: Arc<dyn ExecutionPlan>,
+    ordering: Option<LexOrdering>,
+    fetch: Option<usize>,
+    properties: Arc<PlanProperties>,
+}
+
+impl DisplayAs for IndexOrderExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "IndexScan: {} on {}.{}, in index order",
+            self.index.name, self.source.module.name, self.source.class.table
+        )?;
+        if let Some(n) = self.fetch {
+            write!(f, ", fetch={n}")?;
+        }
+        Ok(())
+    }
+}
+
+impl IndexOrderExec {
+    /// The first `n` objects in the index's order, as one batch.
+    fn read_first(&self, n: usize) -> Result<SendableRecordBatchStream, SqlError> {
+        let s = &self.source;
+        let txn = crate::dml::lock(&s.txn)?;
+        let entries = txn.scan_range(
+            &index_key::index_prefix(self.index.id),
+            &index_key::index_end(self.index.id),
+            n,
+        )?;
+        let mut decoder = crate::columnar::Decoder::new(
+            &s.module,
+            &s.class,
+            &s.schema,
+            s.projection.as_deref(),
+            entries.len(),
+        )?;
+        for (key, _) in &entries {
+            let Some(oid) = index_key::entry_oid(key) else {
+                continue;
+            };
+            if let Some(bytes) = txn.get(&object_key(s.class.id, oid))? {
+                decoder.push(s.class.id, oid, &bytes)?;
+            }
+        }
+        let (schema, batch) = decoder.finish()?;
+        let stream = MemoryStream::try_new(vec![batch], schema, None)?;
+        Ok(Box::pin(stream))
+    }
+}
+
+impl ExecutionPlan for IndexOrderExec {
+    fn name(&self) -> &str {
+        "IndexScan"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn with_fetch(&self, fetch: Option<usize>) -> Option<Arc<dyn ExecutionPlan>> {
+        Some(Arc::new(IndexOrderExec {
+            source: self.source.clone(),
+            index: self.index.clone(),
+            scan: self.scan.clone(),
+            ordering: self.ordering.clone(),
+            fetch,
+            properties: self.properties.clone(),
+        }))
+    }
+
+    fn fetch(&self) -> Option<usize> {
+        self.fetch
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        match self.fetch {
+            Some(n) if n <= ORDERED_FETCH_MAX && partition == 0 => Ok(self.read_first(n)?),
+            _ => {
+                // The sort this node replaced, over one partition.
+                let Some(ordering) = self.ordering.clone() else {
+                    return self.scan.execute(partition, context);
+                };
+                let merged: Arc<dyn ExecutionPlan> = Arc::new(
+                    datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec::new(
+                        self.scan.clone(),
+                    ),
+                );
+                let sort = SortExec::new(ordering, merged).with_fetch(self.fetch);
+                sort.execute(partition, context)
+            }
+        }
+    }
+}
