@@ -277,14 +277,14 @@ async fn deploy(args: DeployArgs) -> Result<()> {
     })?;
     let conn = tokio::spawn(conn);
     let before = snapshot(&client, &module).await?;
-    // Objects of the classes that exist now: those whose attributes change
-    // are converted by the deploy.
+    // Objects of each class that exists now (its own, not its
+    // subclasses', which are converted as their class changes).
     let mut counts = BTreeMap::new();
     for table in before.tables.keys() {
         let n: i64 = client
             .query_one(
                 &format!(
-                    "SELECT count(*) FROM {}.{}",
+                    "SELECT count(*) FROM ONLY {}.{}",
                     quote_ident(&module),
                     quote_ident(table)
                 ),
