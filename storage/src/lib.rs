@@ -563,6 +563,31 @@ impl Txn {
         Ok(out)
     }
 
+    /// Pairs with `start <= key < end`, the last first, at most `limit`
+    /// of them (an index read backwards: `ORDER BY ... DESC LIMIT n`).
+    /// The whole range joins the read set.
+    pub fn scan_range_rev(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let data = &self.store.inner.data;
+        let mut out = Vec::new();
+        let range = (
+            Bound::Included(start.to_vec()),
+            Bound::Excluded(end.to_vec()),
+        );
+        for guard in self.tx()?.range(data, range).rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = guard.into_inner()?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
     pub fn has_writes(&self) -> bool {
         self.wrote
     }

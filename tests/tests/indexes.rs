@@ -340,8 +340,25 @@ async fn index_ranges_answer_as_scans_do() {
             );
         }
     }
+    // Backwards: DESC (NULLS FIRST, PostgreSQL's default for DESC).
+    for limit in [1, 4, 20] {
+        let indexed = format!("SELECT s FROM r ORDER BY s DESC LIMIT {limit}");
+        let sorted = format!("SELECT s FROM r ORDER BY s || '' DESC LIMIT {limit}");
+        assert_eq!(
+            simple_rows(&c, &indexed).await,
+            simple_rows(&c, &sorted).await,
+            "{indexed}"
+        );
+        let plan = explain(&c, &indexed).await;
+        assert!(
+            plan.contains(&format!(
+                "IndexScan: r_s on public.r, in reverse index order, fetch={limit}"
+            )),
+            "{plan}"
+        );
+    }
     // Not in the index's order: sorted as before.
-    let plan = explain(&c, "SELECT n FROM r ORDER BY n DESC LIMIT 2").await;
+    let plan = explain(&c, "SELECT n FROM r ORDER BY n DESC NULLS LAST LIMIT 2").await;
     assert!(plan.contains("SortExec: TopK"), "{plan}");
 
     // Two columns of one index: an equality, then a range.

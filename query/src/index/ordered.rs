@@ -6,7 +6,7 @@
 //! it wraps) answers DataFusion's sort push-down (`try_pushdown_sort`):
 //! when the requested order is a leading run of one of the class's
 //! indexes, ascending with NULLs last (the index's own order, PostgreSQL's
-//! default), on columns whose key order is the order DataFusion sorts
+//! default) or descending with NULLs first (read backwards), on columns whose key order is the order DataFusion sorts
 //! them in (integers, references, text, boolean, date, timestamps,
 //! bytea; not floats, whose `-0` and `0` are one key, nor numerics), it
 //! becomes an `IndexOrderExec`, and the sort goes. With a LIMIT of at most
@@ -81,12 +81,16 @@ fn sorts_as_datafusion(ty: &SqlType) -> bool {
 }
 
 impl ClassScanExec {
-    /// The index whose leading columns are `order`, if it gives that order.
-    fn index_for(&self, order: &[PhysicalSortExpr]) -> Option<IndexDef> {
+    /// The index whose leading columns are `order`, if it gives that order
+    /// read forwards (every key ASC NULLS LAST) or backwards (every key
+    /// DESC NULLS FIRST): the index, and whether backwards.
+    fn index_for(&self, order: &[PhysicalSortExpr]) -> Option<(IndexDef, bool)> {
         let table = &self.source.schema;
+        let reverse = order.first()?.options.descending;
         let mut names = Vec::with_capacity(order.len());
         for e in order {
-            if e.options.descending || e.options.nulls_first {
+            // Backwards, NULLs (last in the index) come first.
+            if e.options.descending != reverse || e.options.nulls_first != reverse {
                 return None;
             }
             let col = e.expr.downcast_ref::<Column>()?;
@@ -108,7 +112,7 @@ impl ClassScanExec {
             .indexes
             .iter()
             .find(|i| i.columns.len() >= names.len() && i.columns[..names.len()] == names[..])
-            .cloned()
+            .map(|i| (i.clone(), reverse))
     }
 }
 
@@ -151,7 +155,8 @@ impl ExecutionPlan for ClassScanExec {
         &self,
         order: &[PhysicalSortExpr],
     ) -> DfResult<SortOrderPushdownResult<Arc<dyn ExecutionPlan>>> {
-        let Some(index) = (!order.is_empty()).then(|| self.index_for(order)).flatten() else {
+        let Some((index, reverse)) = (!order.is_empty()).then(|| self.index_for(order)).flatten()
+        else {
             return Ok(SortOrderPushdownResult::Unsupported);
         };
         let schema = self.scan.schema();
@@ -167,6 +172,7 @@ impl ExecutionPlan for ClassScanExec {
             inner: Arc::new(IndexOrderExec {
                 source: self.source.clone(),
                 index,
+                reverse,
                 scan: self.scan.clone(),
                 ordering,
                 fetch: None,
@@ -181,6 +187,8 @@ impl ExecutionPlan for ClassScanExec {
 pub(crate) struct IndexOrderExec {
     source: Arc<Source>,
     index: IndexDef,
+    /// Read from the last entry backwards (`DESC NULLS FIRST`).
+    reverse: bool,
     /// The class scan, sorted instead when there is no small LIMIT.
     scan: Arc<dyn ExecutionPlan>,
     ordering: Option<LexOrdering>,
@@ -192,8 +200,11 @@ impl DisplayAs for IndexOrderExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
-            "IndexScan: {} on {}.{}, in index order",
-            self.index.name, self.source.module.name, self.source.class.table
+            "IndexScan: {} on {}.{}, in {}index order",
+            self.index.name,
+            self.source.module.name,
+            self.source.class.table,
+            if self.reverse { "reverse " } else { "" }
         )?;
         if let Some(n) = self.fetch {
             write!(f, ", fetch={n}")?;
@@ -207,11 +218,14 @@ impl IndexOrderExec {
     fn read_first(&self, n: usize) -> Result<SendableRecordBatchStream, SqlError> {
         let s = &self.source;
         let txn = crate::dml::lock(&s.txn)?;
-        let entries = txn.scan_range(
-            &index_key::index_prefix(self.index.id),
-            &index_key::index_end(self.index.id),
-            n,
-        )?;
+        let (start, end) = (
+            index_key::index_prefix(self.index.id),
+            index_key::index_end(self.index.id),
+        );
+        let entries = match self.reverse {
+            false => txn.scan_range(&start, &end, n)?,
+            true => txn.scan_range_rev(&start, &end, n)?,
+        };
         let mut decoder = crate::columnar::Decoder::new(
             &s.module,
             &s.class,
@@ -264,6 +278,7 @@ impl ExecutionPlan for IndexOrderExec {
         Some(Arc::new(IndexOrderExec {
             source: self.source.clone(),
             index: self.index.clone(),
+            reverse: self.reverse,
             scan: self.scan.clone(),
             ordering: self.ordering.clone(),
             fetch,
