@@ -336,16 +336,18 @@ fn create_module(
         match old {
             Some(old) => {
                 class.id = old.id;
-                if old.columns != class.columns && class.migrate && has_objects(txn, old.id)? {
-                    pending.push(crate::upgrade::Pending {
-                        old: old.clone(),
-                        class: class.name.clone(),
-                    });
-                } else if old.columns != class.columns && has_objects(txn, old.id)? {
-                    let n = crate::upgrade::migrate_class(txn, name, old, class)?;
-                    if n > 0 {
-                        tracing::info!(module = name, class = %class.name, objects = n, "objects converted");
-                        migrated.insert(class.name.clone());
+                if old.columns != class.columns && has_objects(txn, old.id)? {
+                    if class.migrate {
+                        pending.push(crate::upgrade::Pending {
+                            old: old.clone(),
+                            class: class.name.clone(),
+                        });
+                    } else {
+                        let n = crate::upgrade::migrate_class(txn, name, old, class)?;
+                        if n > 0 {
+                            tracing::info!(module = name, class = %class.name, objects = n, "objects converted");
+                            migrated.insert(class.name.clone());
+                        }
                     }
                 }
             }

@@ -47,22 +47,25 @@ impl Session {
         &self,
         name: &ObjectName,
     ) -> Result<(Arc<ModuleDef>, ClassDef), SqlError> {
-        let parts = crate::session::name_parts(name);
-        let (schema, table) = match parts.as_slice() {
-            [table] => (self.schema_of_bare(table), table.clone()),
-            _ => split_qualified(name).ok_or_else(|| {
-                SqlError::new("42P01", format!("relation \"{name}\" does not exist"))
-            })?,
-        };
         // `UPDATE ONLY t` (`parse.rs`): the rows are found by a query that
         // reads t alone; the class is t's.
-        let table = match table.strip_prefix(crate::table::ONLY_PREFIX) {
-            Some(t) => t.to_string(),
-            None => table,
+        let unprefixed = |t: &str| {
+            t.strip_prefix(crate::table::ONLY_PREFIX)
+                .unwrap_or(t)
+                .to_string()
         };
-        let schema = match parts.as_slice() {
-            [t] if t.starts_with(crate::table::ONLY_PREFIX) => self.schema_of_bare(&table),
-            _ => schema,
+        let parts = crate::session::name_parts(name);
+        let (schema, table) = match parts.as_slice() {
+            [table] => {
+                let table = unprefixed(table);
+                (self.schema_of_bare(&table), table)
+            }
+            _ => {
+                let (schema, table) = split_qualified(name).ok_or_else(|| {
+                    SqlError::new("42P01", format!("relation \"{name}\" does not exist"))
+                })?;
+                (schema, unprefixed(&table))
+            }
         };
         let module = self
             .module(&schema)

@@ -328,14 +328,15 @@ impl TableProvider for ClassTable {
                 }
                 let source = crate::index::ordered::Source {
                     module: self.module.clone(),
-                    class: self.class.clone(),
+                    class_id: self.class.id,
                     schema: self.schema.clone(),
                     projection: projection.cloned(),
                     txn: self.txn.clone(),
                 };
-                return Ok(Arc::new(crate::index::ordered::ClassScanExec {
+                return Ok(Arc::new(crate::index::exec::ClassScanExec {
                     scan,
-                    source: Arc::new(source),
+                    shown: None,
+                    ordered: Some(Arc::new(source)),
                 }));
             }
         };
@@ -353,7 +354,11 @@ impl TableProvider for ClassTable {
         let (schema, batch) = decoder.finish()?;
         let exec = MemorySourceConfig::try_new_exec(&[vec![batch]], schema, None)?;
         Ok(match shown {
-            Some(shown) => Arc::new(crate::index::exec::IndexScanExec { shown, rows: exec }),
+            Some(shown) => Arc::new(crate::index::exec::ClassScanExec {
+                scan: exec,
+                shown: Some(shown),
+                ordered: None,
+            }),
             None => exec,
         })
     }

@@ -233,9 +233,10 @@ pub(crate) fn run_python(
                 break;
             }
         }
+        // Its indexes have fresh ids (`index/deploy.rs` deferred them):
+        // built over the converted objects, nothing to drop first.
         let mut txn = crate::dml::lock(handle)?;
         for index in &new.indexes {
-            crate::index::drop_entries(&mut txn, index.id)?;
             crate::index::build(&mut txn, new, index)
                 .map_err(|e| crate::index::deploy::refused(e, &new.name))?;
         }

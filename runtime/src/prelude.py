@@ -370,7 +370,7 @@ class Persistent:
         info = _info(cls)
         found = {}
         for cid in info.subclass_ids:
-            sub = _info_of_cid(info, cid)
+            sub = _info(_class_of_cid(info, cid))
             for key, raw in _read_where(sub, cid, wanted):
                 oid = int.from_bytes(key[9:17], "big")
                 found[oid] = (cid, raw)
@@ -403,11 +403,12 @@ class Persistent:
         return f"<{type(self).__name__} id={self.__dict__.get('id')}>"
 
 
-def _info_of_cid(info, cid):
+def _class_of_cid(info, cid):
+    """The class of the module `info` belongs to whose id is `cid`."""
     for c in info.module_classes.values():
         sub = c.__dict__.get("__amber__")
         if sub is not None and sub.cid == cid:
-            return sub
+            return c
     raise LookupError(f"no class with id {cid}")
 
 
@@ -436,13 +437,7 @@ def _info(cls):
 
 
 def _materialize(cid, oid, raw, info):
-    cls = None
-    for c in info.module_classes.values():
-        if c.__dict__.get("__amber__") is not None and c.__amber__.cid == cid:
-            cls = c
-            break
-    if cls is None:
-        raise LookupError(f"no class with id {cid}")
+    cls = _class_of_cid(info, cid)
     obj = cls.__new__(cls)
     d = obj.__dict__
     d.update(_decode_state(cls.__amber__.columns, raw))

@@ -136,6 +136,15 @@ fn dollar_tag(source: &str) -> String {
     }
 }
 
+/// How an attribute's nullability is shown after its type.
+fn nullable(not_null: bool) -> &'static str {
+    if not_null {
+        ""
+    } else {
+        " (nullable)"
+    }
+}
+
 /// The lines describing the change from `before` to `after`; objects to
 /// convert are counted in `c` (the deploy's transaction, before it runs).
 fn describe(before: &Snapshot, after: &Snapshot, counts: &BTreeMap<String, i64>) -> Vec<String> {
@@ -146,7 +155,7 @@ fn describe(before: &Snapshot, after: &Snapshot, counts: &BTreeMap<String, i64>)
             for (name, ty, not_null) in cols {
                 out.push(format!(
                     "    + attribute {name} {ty}{}",
-                    if *not_null { "" } else { " (nullable)" }
+                    nullable(*not_null)
                 ));
             }
             continue;
@@ -156,13 +165,13 @@ fn describe(before: &Snapshot, after: &Snapshot, counts: &BTreeMap<String, i64>)
             match old.iter().find(|o| &o.0 == name) {
                 None => lines.push(format!(
                     "    + attribute {name} {ty}{}",
-                    if *not_null { "" } else { " (nullable)" }
+                    nullable(*not_null)
                 )),
                 Some((_, old_ty, old_nn)) if old_ty != ty || old_nn != not_null => {
                     lines.push(format!(
                         "    ~ attribute {name} {old_ty}{} -> {ty}{}",
-                        if *old_nn { "" } else { " (nullable)" },
-                        if *not_null { "" } else { " (nullable)" }
+                        nullable(*old_nn),
+                        nullable(*not_null)
                     ))
                 }
                 Some(_) => {}

@@ -361,6 +361,19 @@ pub struct Cursor {
     iter: fjall::Iter,
 }
 
+/// The first `limit` pairs `iter` yields.
+fn take_pairs(
+    iter: impl Iterator<Item = fjall::Guard>,
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for guard in iter.take(limit) {
+        let (k, v) = guard.into_inner()?;
+        out.push((k.to_vec(), v.to_vec()));
+    }
+    Ok(out)
+}
+
 impl Cursor {
     /// Hands the next pairs, at most `rows_max` of them, to `f` without
     /// copying them; returns how many there were (0: the range is done).
@@ -547,20 +560,8 @@ impl Txn {
         end: &[u8],
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let data = &self.store.inner.data;
-        let mut out = Vec::new();
-        let range = (
-            Bound::Included(start.to_vec()),
-            Bound::Excluded(end.to_vec()),
-        );
-        for guard in self.tx()?.range(data, range) {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = guard.into_inner()?;
-            out.push((k.to_vec(), v.to_vec()));
-        }
-        Ok(out)
+        let iter = self.range_iter(start, end)?;
+        take_pairs(iter, limit)
     }
 
     /// Pairs with `start <= key < end`, the last first, at most `limit`
@@ -572,20 +573,16 @@ impl Txn {
         end: &[u8],
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let data = &self.store.inner.data;
-        let mut out = Vec::new();
+        let iter = self.range_iter(start, end)?;
+        take_pairs(iter.rev(), limit)
+    }
+
+    fn range_iter(&self, start: &[u8], end: &[u8]) -> Result<fjall::Iter> {
         let range = (
             Bound::Included(start.to_vec()),
             Bound::Excluded(end.to_vec()),
         );
-        for guard in self.tx()?.range(data, range).rev() {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = guard.into_inner()?;
-            out.push((k.to_vec(), v.to_vec()));
-        }
-        Ok(out)
+        Ok(self.tx()?.range(&self.store.inner.data, range))
     }
 
     pub fn has_writes(&self) -> bool {

@@ -2,18 +2,8 @@
 //! expected row, SQLSTATE and message is PostgreSQL 15's for the same
 //! statements (`pg-scratch`).
 
-use super::{code, connect, simple_rows};
+use super::{code, connect, rows, simple_rows};
 use amber_tests::Server;
-
-fn rows(v: &[&[&str]]) -> Vec<Vec<Option<String>>> {
-    v.iter()
-        .map(|r| {
-            r.iter()
-                .map(|c| (*c != "NULL").then(|| c.to_string()))
-                .collect()
-        })
-        .collect()
-}
 
 #[tokio::test]
 async fn columns_are_added_dropped_renamed_and_altered() {

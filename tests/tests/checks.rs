@@ -1,16 +1,10 @@
 //! CHECK constraints of tables made by SQL. Every expected row, SQLSTATE,
 //! message and detail is PostgreSQL 15's for the same statements.
 
-use super::{code, connect, simple_rows};
+use super::{code, connect, rows, simple_rows};
 use amber_tests::Server;
 use bytes::Bytes;
 use futures::SinkExt;
-
-fn rows(v: &[&[&str]]) -> Vec<Vec<Option<String>>> {
-    v.iter()
-        .map(|r| r.iter().map(|c| Some(c.to_string())).collect())
-        .collect()
-}
 
 #[tokio::test]
 async fn check_constraints_are_enforced_and_listed_as_in_postgresql() {

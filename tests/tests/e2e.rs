@@ -103,6 +103,17 @@ fn code(e: &tokio_postgres::Error) -> String {
         .unwrap_or_else(|| format!("no code: {e}"))
 }
 
+/// Expected rows as `simple_rows` gives them; `"NULL"` is a NULL.
+fn rows(v: &[&[&str]]) -> Vec<Vec<Option<String>>> {
+    v.iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| (*c != "NULL").then(|| c.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
 /// Values of the simple-protocol rows, as text.
 async fn simple_rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
     client

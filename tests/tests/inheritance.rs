@@ -4,7 +4,7 @@
 //! subclasses' objects with the parent's columns; `ONLY` excludes them;
 //! pg_inherits shows it.
 
-use super::{connect, deploy, simple_rows};
+use super::{connect, deploy, rows, simple_rows};
 use amber_tests::Server;
 
 const ZOO: &str = r#"
@@ -31,12 +31,6 @@ def everyone() -> list[str]:
     return [type(a).__name__ + ":" + a.name for a in Animal.all()]
 "#;
 
-fn texts(v: &[&[&str]]) -> Vec<Vec<Option<String>>> {
-    v.iter()
-        .map(|r| r.iter().map(|c| Some(c.to_string())).collect())
-        .collect()
-}
-
 #[tokio::test]
 async fn parents_include_subclasses_and_only_excludes_them() {
     let server = Server::start();
@@ -49,24 +43,24 @@ async fn parents_include_subclasses_and_only_excludes_them() {
     .unwrap();
     assert_eq!(
         simple_rows(&c, "SELECT name, legs FROM zoo.animal ORDER BY id").await,
-        texts(&[&["cat", "4"], &["tweety", "2"], &["cat", "2"]])
+        rows(&[&["cat", "4"], &["tweety", "2"], &["cat", "2"]])
     );
     assert_eq!(
         simple_rows(&c, "SELECT name, legs FROM ONLY zoo.animal ORDER BY id").await,
-        texts(&[&["cat", "4"]])
+        rows(&[&["cat", "4"]])
     );
     assert_eq!(
         simple_rows(&c, "SELECT animal.name FROM ONLY zoo.animal").await,
-        texts(&[&["cat"]])
+        rows(&[&["cat"]])
     );
     assert_eq!(
         simple_rows(&c, "SELECT name, wingspan FROM zoo.bird ORDER BY id").await,
-        texts(&[&["tweety", "0.2"], &["cat", "3"]])
+        rows(&[&["tweety", "0.2"], &["cat", "3"]])
     );
     // Python sees the same: subclasses included, in id order.
     assert_eq!(
         simple_rows(&c, "SELECT zoo.named('cat'), zoo.everyone()").await,
-        texts(&[&["{Animal:cat,Bird:cat}", "{Animal:cat,Bird:tweety,Bird:cat}"]])
+        rows(&[&["{Animal:cat,Bird:cat}", "{Animal:cat,Bird:tweety,Bird:cat}"]])
     );
     // The parent's filter reads each class's own index.
     let plan: Vec<String> = simple_rows(&c, "EXPLAIN SELECT * FROM zoo.animal WHERE name = 'cat'")
@@ -86,7 +80,7 @@ async fn parents_include_subclasses_and_only_excludes_them() {
             "SELECT legs FROM zoo.animal WHERE name = 'cat' ORDER BY id"
         )
         .await,
-        texts(&[&["4"], &["2"]])
+        rows(&[&["4"], &["2"]])
     );
     // UPDATE and DELETE with ONLY leave the subclasses alone.
     c.batch_execute("UPDATE ONLY zoo.animal SET legs = 5 WHERE name = 'cat'")
@@ -97,14 +91,14 @@ async fn parents_include_subclasses_and_only_excludes_them() {
         .unwrap();
     assert_eq!(
         simple_rows(&c, "SELECT name, legs FROM zoo.animal ORDER BY id").await,
-        texts(&[&["cat", "5"], &["tweety", "2"], &["cat", "2"]])
+        rows(&[&["cat", "5"], &["tweety", "2"], &["cat", "2"]])
     );
     c.batch_execute("UPDATE zoo.animal SET legs = legs + 1 WHERE name = 'cat'")
         .await
         .unwrap();
     assert_eq!(
         simple_rows(&c, "SELECT legs FROM zoo.animal ORDER BY id").await,
-        texts(&[&["6"], &["2"], &["3"]])
+        rows(&[&["6"], &["2"], &["3"]])
     );
     // The catalog: pg_inherits, relhassubclass.
     assert_eq!(
@@ -113,7 +107,7 @@ async fn parents_include_subclasses_and_only_excludes_them() {
             "SELECT inhrelid::regclass::text, inhparent::regclass::text, inhseqno FROM pg_inherits"
         )
         .await,
-        texts(&[&["zoo.bird", "zoo.animal", "1"]])
+        rows(&[&["zoo.bird", "zoo.animal", "1"]])
     );
     assert_eq!(
         simple_rows(
@@ -122,7 +116,7 @@ async fn parents_include_subclasses_and_only_excludes_them() {
              AND relkind = 'r' ORDER BY 1"
         )
         .await,
-        texts(&[&["animal", "t"], &["bird", "f"]])
+        rows(&[&["animal", "t"], &["bird", "f"]])
     );
     assert_eq!(
         simple_rows(
@@ -131,7 +125,7 @@ async fn parents_include_subclasses_and_only_excludes_them() {
              WHERE attrelid = 'zoo.bird'::regclass AND attnum > 0 ORDER BY attnum"
         )
         .await,
-        texts(&[
+        rows(&[
             &["id", "f", "1"],
             &["name", "f", "1"],
             &["legs", "f", "1"],

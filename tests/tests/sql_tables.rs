@@ -3,7 +3,7 @@
 //! CREATE SCHEMA, in blocks and across a restart. Errors and messages as
 //! PostgreSQL 15 gives them (checked with `pg-scratch`).
 
-use super::{code, connect, simple_rows};
+use super::{code, connect, rows, simple_rows};
 use amber_tests::Server;
 use bytes::Bytes;
 use futures::SinkExt;
@@ -14,12 +14,6 @@ async fn copy_in(c: &Client, sql: &str, data: &str) -> Result<u64, tokio_postgre
     futures::pin_mut!(sink);
     sink.send(Bytes::from(data.to_string())).await?;
     sink.finish().await
-}
-
-fn rows(v: &[&[&str]]) -> Vec<Vec<Option<String>>> {
-    v.iter()
-        .map(|r| r.iter().map(|s| Some(s.to_string())).collect())
-        .collect()
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 //! refuses naming the class, attribute and first failing object, leaving
 //! the old version in place.
 
-use super::{code, connect, deploy, simple_rows};
+use super::{code, connect, deploy, rows, simple_rows};
 use amber_tests::Server;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,16 +20,6 @@ class Item(Persistent):
 def add(n: str, q: int) -> int:
     return Item(name=n, qty=q).id
 "#;
-
-fn texts(v: &[&[&str]]) -> Vec<Vec<Option<String>>> {
-    v.iter()
-        .map(|r| {
-            r.iter()
-                .map(|c| (*c != "NULL").then(|| c.to_string()))
-                .collect()
-        })
-        .collect()
-}
 
 async fn replace(c: &tokio_postgres::Client, src: &str) -> Result<(), tokio_postgres::Error> {
     c.batch_execute(&format!("CREATE OR REPLACE MODULE inv AS $src${src}$src$"))
@@ -85,15 +75,15 @@ def heavy() -> list[str]:
     replace(&c, v2).await.unwrap();
     assert_eq!(
         simple_rows(&c, "SELECT name, qty, price FROM inv.item ORDER BY id").await,
-        texts(&[&["a", "1", "9.5"], &["b", "2", "9.5"], &["c", "30", "9.5"]])
+        rows(&[&["a", "1", "9.5"], &["b", "2", "9.5"], &["c", "30", "9.5"]])
     );
     assert_eq!(
         simple_rows(&c, "SELECT inv.heavy()").await,
-        texts(&[&["{c}"]])
+        rows(&[&["{c}"]])
     );
     assert_eq!(
         simple_rows(&c, "SELECT name FROM inv.item WHERE qty > 1.5 ORDER BY 1").await,
-        texts(&[&["b"], &["c"]])
+        rows(&[&["b"], &["c"]])
     );
 
     // A value that does not convert: refused, naming the object.
@@ -112,7 +102,7 @@ def heavy() -> list[str]:
     );
     assert_eq!(
         simple_rows(&c, "SELECT version FROM amber.modules WHERE name = 'inv'").await,
-        texts(&[&["2"]])
+        rows(&[&["2"]])
     );
 
     // A None left where the new version requires a value.
@@ -134,7 +124,7 @@ def heavy() -> list[str]:
              FROM amber.module_history WHERE name = 'inv' ORDER BY version"
         )
         .await,
-        texts(&[
+        rows(&[
             &["1", "amber", "f"],
             &["2", "amber", "f"],
             &["3", "amber", "t"]
@@ -149,7 +139,7 @@ def heavy() -> list[str]:
     replace(&c, &v4).await.unwrap();
     assert_eq!(
         simple_rows(&c, "SELECT count(*) FROM inv.item WHERE note IS NOT NULL").await,
-        texts(&[&["0"]])
+        rows(&[&["0"]])
     );
 }
 
@@ -278,7 +268,7 @@ async fn amber_deploy_dry_runs_and_deploys() {
     );
     assert_eq!(
         simple_rows(&c, "SELECT version FROM amber.modules WHERE name = 'inv'").await,
-        texts(&[&["1"]])
+        rows(&[&["1"]])
     );
     let (status, out, err) = run(&[]);
     assert_eq!(status, Some(0), "{err}");
@@ -288,7 +278,7 @@ async fn amber_deploy_dry_runs_and_deploys() {
     );
     assert_eq!(
         simple_rows(&c, "SELECT name, color FROM inv.item ORDER BY id").await,
-        texts(&[&["a", "red"], &["b", "red"]])
+        rows(&[&["a", "red"], &["b", "red"]])
     );
     // A refusal: the server's error, and nothing changes.
     std::fs::write(
@@ -308,7 +298,7 @@ async fn amber_deploy_dry_runs_and_deploys() {
     );
     assert_eq!(
         simple_rows(&c, "SELECT version FROM amber.modules WHERE name = 'inv'").await,
-        texts(&[&["2"]])
+        rows(&[&["2"]])
     );
 }
 
@@ -359,7 +349,7 @@ def by_last(l: str) -> list[str]:
         .unwrap();
     assert_eq!(
         simple_rows(&c, "SELECT first, last, born FROM crm.person ORDER BY id").await,
-        texts(&[
+        rows(&[
             &["Ada", "Lovelace", "1815"],
             &["Alan", "Turing", "1912"],
             &["Plato", "NULL", "428 BC"]
@@ -368,7 +358,7 @@ def by_last(l: str) -> list[str]:
     // The new index was built over the converted objects.
     assert_eq!(
         simple_rows(&c, "SELECT crm.by_last('Turing')").await,
-        texts(&[&["{Alan}"]])
+        rows(&[&["{Alan}"]])
     );
     let e = c
         .batch_execute(
@@ -393,10 +383,10 @@ $src$",
     );
     assert_eq!(
         simple_rows(&c, "SELECT version FROM amber.modules WHERE name = 'crm'").await,
-        texts(&[&["2"]])
+        rows(&[&["2"]])
     );
     assert_eq!(
         simple_rows(&c, "SELECT first FROM crm.person WHERE last = 'Lovelace'").await,
-        texts(&[&["Ada"]])
+        rows(&[&["Ada"]])
     );
 }

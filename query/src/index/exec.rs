@@ -1,37 +1,50 @@
-//! The scan node of a class read through an index: the objects the index
-//! found, read by point reads at planning (as the id path reads them),
-//! shown by EXPLAIN with the index and the ranges it read.
+//! The scan node of a class table: the scan it wraps (a streaming scan of
+//! the class, or the objects an index found, read by point reads at
+//! planning), shown by EXPLAIN as itself or as `IndexScan: <index> on
+//! <table>, <filters>`; a scan of a class with indexes answers
+//! DataFusion's sort push-down through `ordered.rs`.
 
+use super::ordered::Source;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::Result as DfResult;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SortOrderPushdownResult,
+};
 use std::fmt;
 use std::sync::Arc;
 
 #[derive(Debug)]
-pub(crate) struct IndexScanExec {
-    /// What EXPLAIN shows: `IndexScan: account_owner_idx on bank.account,
-    /// owner = 6`.
-    pub shown: String,
-    /// The rows found, as an in-memory source.
-    pub rows: Arc<dyn ExecutionPlan>,
+pub(crate) struct ClassScanExec {
+    /// The rows: a class scan or an in-memory source.
+    pub scan: Arc<dyn ExecutionPlan>,
+    /// What EXPLAIN shows when an index chose the rows
+    /// (`IndexScan: account_owner_idx on bank.account, owner = 6`).
+    pub shown: Option<String>,
+    /// Set for a whole-class scan that an index may read in order.
+    pub ordered: Option<Arc<Source>>,
 }
 
-impl DisplayAs for IndexScanExec {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "{}", self.shown)
+impl DisplayAs for ClassScanExec {
+    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        match &self.shown {
+            Some(shown) => write!(f, "{shown}"),
+            None => self.scan.fmt_as(t, f),
+        }
     }
 }
 
-impl ExecutionPlan for IndexScanExec {
+impl ExecutionPlan for ClassScanExec {
     fn name(&self) -> &str {
-        "IndexScan"
+        match self.shown {
+            Some(_) => "IndexScan",
+            None => self.scan.name(),
+        }
     }
 
     fn properties(&self) -> &Arc<PlanProperties> {
-        self.rows.properties()
+        self.scan.properties()
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
@@ -57,6 +70,16 @@ impl ExecutionPlan for IndexScanExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
-        self.rows.execute(partition, context)
+        self.scan.execute(partition, context)
+    }
+
+    fn try_pushdown_sort(
+        &self,
+        order: &[PhysicalSortExpr],
+    ) -> DfResult<SortOrderPushdownResult<Arc<dyn ExecutionPlan>>> {
+        match &self.ordered {
+            Some(source) => source.pushdown_sort(&self.scan, order),
+            None => Ok(SortOrderPushdownResult::Unsupported),
+        }
     }
 }

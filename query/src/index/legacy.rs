@@ -19,8 +19,9 @@ pub(crate) fn rebuild(store: &Store) -> Result<(), SqlError> {
     let mut rebuilt = 0usize;
     for module in modules.iter() {
         for class in &module.shape.classes {
+            // A store with `x` entries was written before the `i` layout
+            // existed: no index has entries of this layout yet.
             for index in &class.indexes {
-                super::drop_entries(&mut txn, index.id)?;
                 super::build(&mut txn, class, index)?;
                 rebuilt += 1;
             }

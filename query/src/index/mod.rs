@@ -2,8 +2,9 @@
 //! (`entries.rs`); the indexes a module declares, named and built at
 //! deploy (`deploy.rs`); entries of an older layout rebuilt at open
 //! (`legacy.rs`); filters of a class scan answered through them
-//! (`pushdown.rs`, shown by EXPLAIN as `exec.rs`'s IndexScan); `ORDER BY
-//! ... LIMIT` read in an index's order (`ordered.rs`).
+//! (`pushdown.rs`); `ORDER BY ... LIMIT` read in an index's order
+//! (`ordered.rs`); the scan node of a class table, shown by EXPLAIN as an
+//! IndexScan when an index chose its rows (`exec.rs`).
 
 pub(crate) mod deploy;
 pub(crate) mod entries;

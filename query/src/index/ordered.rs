@@ -2,8 +2,8 @@
 //! n entries of the index in key order, then those objects by point
 //! reads, instead of a scan and a sort of the whole class.
 //!
-//! A class scan (`ClassScanExec`, which otherwise is the streaming scan
-//! it wraps) answers DataFusion's sort push-down (`try_pushdown_sort`):
+//! A class scan (`exec.rs`'s `ClassScanExec`) answers DataFusion's sort
+//! push-down (`try_pushdown_sort`) through its [`Source`]:
 //! when the requested order is a leading run of one of the class's
 //! indexes, ascending with NULLs last (the index's own order, PostgreSQL's
 //! default) or descending with NULLs first (read backwards), on columns whose key order is the order DataFusion sorts
@@ -43,24 +43,12 @@ pub(crate) const ORDERED_FETCH_MAX: usize = 10_000;
 #[derive(Debug)]
 pub(crate) struct Source {
     pub module: Arc<ModuleDef>,
-    pub class: ClassDef,
+    /// The class (of `module`) the table reads, without its subclasses.
+    pub class_id: u64,
     /// The table's schema (before projection).
     pub schema: SchemaRef,
     pub projection: Option<Vec<usize>>,
     pub txn: TxnHandle,
-}
-
-/// A class scan that can be read in an index's order.
-#[derive(Debug)]
-pub(crate) struct ClassScanExec {
-    pub scan: Arc<dyn ExecutionPlan>,
-    pub source: Arc<Source>,
-}
-
-impl DisplayAs for ClassScanExec {
-    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        self.scan.fmt_as(t, f)
-    }
 }
 
 /// Whether an index's key order is DataFusion's order of `ty`.
@@ -80,13 +68,18 @@ fn sorts_as_datafusion(ty: &SqlType) -> bool {
     )
 }
 
-impl ClassScanExec {
+impl Source {
+    fn class(&self) -> Option<&ClassDef> {
+        self.module.class_by_id(self.class_id)
+    }
+
     /// The index whose leading columns are `order`, if it gives that order
     /// read forwards (every key ASC NULLS LAST) or backwards (every key
     /// DESC NULLS FIRST): the index, and whether backwards.
     fn index_for(&self, order: &[PhysicalSortExpr]) -> Option<(IndexDef, bool)> {
-        let table = &self.source.schema;
+        let table = &self.schema;
         let reverse = order.first()?.options.descending;
+        let class = self.class()?;
         let mut names = Vec::with_capacity(order.len());
         for e in order {
             // Backwards, NULLs (last in the index) come first.
@@ -94,12 +87,12 @@ impl ClassScanExec {
                 return None;
             }
             let col = e.expr.downcast_ref::<Column>()?;
-            let field_index = match &self.source.projection {
+            let field_index = match &self.projection {
                 Some(p) => *p.get(col.index())?,
                 None => col.index(),
             };
             let name = table.fields().get(field_index)?.name();
-            let def = self.source.class.columns.iter().find(|c| c.name == *name)?;
+            let def = class.columns.iter().find(|c| c.name == *name)?;
             if !sorts_as_datafusion(&def.ty)
                 || matches!(def.declared, Some(amber_catalog::Declared::Char { .. }))
             {
@@ -107,59 +100,25 @@ impl ClassScanExec {
             }
             names.push(def.name.clone());
         }
-        self.source
-            .class
+        class
             .indexes
             .iter()
             .find(|i| i.columns.len() >= names.len() && i.columns[..names.len()] == names[..])
             .map(|i| (i.clone(), reverse))
     }
-}
 
-impl ExecutionPlan for ClassScanExec {
-    fn name(&self) -> &str {
-        self.scan.name()
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        self.scan.properties()
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        Vec::new()
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
-    ) -> DfResult<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        _children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        Ok(self)
-    }
-
-    fn execute(
-        &self,
-        partition: usize,
-        context: Arc<TaskContext>,
-    ) -> DfResult<SendableRecordBatchStream> {
-        self.scan.execute(partition, context)
-    }
-
-    fn try_pushdown_sort(
-        &self,
+    /// DataFusion's sort push-down into `scan`, a scan of this source:
+    /// an [`IndexOrderExec`] when an index gives `order`.
+    pub(crate) fn pushdown_sort(
+        self: &Arc<Self>,
+        scan: &Arc<dyn ExecutionPlan>,
         order: &[PhysicalSortExpr],
     ) -> DfResult<SortOrderPushdownResult<Arc<dyn ExecutionPlan>>> {
         let Some((index, reverse)) = (!order.is_empty()).then(|| self.index_for(order)).flatten()
         else {
             return Ok(SortOrderPushdownResult::Unsupported);
         };
-        let schema = self.scan.schema();
+        let schema = scan.schema();
         let ordering = LexOrdering::new(order.to_vec());
         let eq = EquivalenceProperties::new_with_orderings(schema, [order.to_vec()]);
         let properties = Arc::new(PlanProperties::new(
@@ -170,10 +129,10 @@ impl ExecutionPlan for ClassScanExec {
         ));
         Ok(SortOrderPushdownResult::Exact {
             inner: Arc::new(IndexOrderExec {
-                source: self.source.clone(),
+                source: self.clone(),
                 index,
                 reverse,
-                scan: self.scan.clone(),
+                scan: scan.clone(),
                 ordering,
                 fetch: None,
                 properties,
@@ -198,12 +157,13 @@ pub(crate) struct IndexOrderExec {
 
 impl DisplayAs for IndexOrderExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let table = self.source.class().map_or("?", |c| c.table.as_str());
         write!(
             f,
             "IndexScan: {} on {}.{}, in {}index order",
             self.index.name,
             self.source.module.name,
-            self.source.class.table,
+            table,
             if self.reverse { "reverse " } else { "" }
         )?;
         if let Some(n) = self.fetch {
@@ -217,6 +177,9 @@ impl IndexOrderExec {
     /// The first `n` objects in the index's order, as one batch.
     fn read_first(&self, n: usize) -> Result<SendableRecordBatchStream, SqlError> {
         let s = &self.source;
+        let class = s
+            .class()
+            .ok_or_else(|| SqlError::internal("ordered scan of a vanished class"))?;
         let txn = crate::dml::lock(&s.txn)?;
         let (start, end) = (
             index_key::index_prefix(self.index.id),
@@ -228,7 +191,7 @@ impl IndexOrderExec {
         };
         let mut decoder = crate::columnar::Decoder::new(
             &s.module,
-            &s.class,
+            class,
             &s.schema,
             s.projection.as_deref(),
             entries.len(),
@@ -237,8 +200,8 @@ impl IndexOrderExec {
             let Some(oid) = index_key::entry_oid(key) else {
                 continue;
             };
-            if let Some(bytes) = txn.get(&object_key(s.class.id, oid))? {
-                decoder.push(s.class.id, oid, &bytes)?;
+            if let Some(bytes) = txn.get(&object_key(s.class_id, oid))? {
+                decoder.push(s.class_id, oid, &bytes)?;
             }
         }
         let (schema, batch) = decoder.finish()?;
