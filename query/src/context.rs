@@ -70,6 +70,23 @@ impl Default for PlanningBase {
     }
 }
 
+/// DataFusion's physical optimizer rules, with the build side of a hash
+/// join chosen again right after its `join_selection` (`join_order.rs`),
+/// then checked integer arithmetic (`checked_arithmetic.rs`), then the
+/// class scans' cursors opened (`open_scans.rs`).
+fn physical_rules(
+) -> Vec<Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "join_selection")
+        .map_or(0, |i| i + 1);
+    rules.insert(at, Arc::new(crate::join_order::JoinOrder));
+    rules.push(Arc::new(crate::checked_arithmetic::CheckedArithmetic));
+    rules.push(Arc::new(crate::open_scans::OpenScans));
+    rules
+}
+
 impl PlanningBase {
     pub fn new() -> PlanningBase {
         let mut config = SessionConfig::new()
@@ -82,6 +99,12 @@ impl PlanningBase {
         // holds another, say) leaves it as it was: every rule preserves
         // meaning, and what no rule removes runs as a SubPlan.
         config.options_mut().optimizer.skip_failed_rules = true;
+        // A hash join sends its build side's keys to the probe side's
+        // class scan as a list up to this many (`index/join.rs`).
+        config
+            .options_mut()
+            .optimizer
+            .hash_join_inlist_pushdown_max_distinct_values = crate::index::join::JOIN_LIST_MAX;
         // PostgreSQL's typing of quoted literals comes before DataFusion's
         // coercion (`unknown_literals.rs`).
         let mut analyzer_rules = datafusion::optimizer::Analyzer::new().rules;
@@ -95,7 +118,7 @@ impl PlanningBase {
             .with_config(config)
             .with_default_features()
             .with_analyzer_rules(analyzer_rules)
-            .with_physical_optimizer_rule(Arc::new(crate::checked_arithmetic::CheckedArithmetic))
+            .with_physical_optimizer_rules(physical_rules())
             .build();
         for udf in pg_functions()
             .into_iter()

@@ -13,11 +13,11 @@
 //!
 //! Each batch holds at most `BATCH_ROWS` objects, and a LIMIT reaches the
 //! scan, so `SELECT * FROM t LIMIT 10` reads about ten objects per
-//! partition, not the class. The cursors open when the scan is planned, in
-//! the statement's transaction (its snapshot and its writes so far); the
-//! partitions hold only them, not the transaction, so a partition task
-//! DataFusion abandons (a LIMIT met elsewhere) never delays the
-//! statement's commit.
+//! partition, not the class. The cursors open once the plan is final,
+//! before it runs (`open_scans.rs`), in the statement's transaction (its
+//! snapshot and its writes so far); an open partition holds only its
+//! cursor, not the transaction, so a partition task DataFusion abandons (a
+//! LIMIT met elsewhere) never delays the statement's commit.
 
 use crate::columnar::Decoder;
 use crate::error::SqlError;
@@ -64,8 +64,8 @@ struct ClassPartition {
     projected: SchemaRef,
     /// The stored class of the objects in this range.
     class_id: u64,
-    /// Taken by the first (only) execution.
-    cursor: Mutex<Option<Cursor>>,
+    /// Opened before the plan runs, taken by the first (only) execution.
+    cursor: Mutex<Cursoring>,
     /// Rows this partition need not exceed (the query's LIMIT).
     rows_max: Option<usize>,
 }
@@ -77,6 +77,77 @@ impl std::fmt::Debug for ClassPartition {
             .field("rows_max", &self.rows_max)
             .finish()
     }
+}
+
+/// A partition's cursor: not opened yet (its range is not read until it
+/// opens), open, or taken by the execution.
+enum Cursoring {
+    Deferred {
+        /// Held weakly, as `index/ordered.rs`'s `Source` holds it.
+        txn: std::sync::Weak<Mutex<amber_storage::Txn>>,
+        start: Vec<u8>,
+        end: Vec<u8>,
+    },
+    Open(Cursor),
+    Taken,
+}
+
+impl ClassPartition {
+    /// Opens the cursor if it is not open yet: its range joins the read
+    /// set now.
+    fn open(&self) -> Result<(), SqlError> {
+        let mut state = self
+            .cursor
+            .lock()
+            .map_err(|_| SqlError::internal("class scan lock poisoned"))?;
+        if let Cursoring::Deferred { txn, start, end } = &*state {
+            let txn = txn
+                .upgrade()
+                .ok_or_else(|| SqlError::internal("a class scan ran after its statement"))?;
+            let cursor = crate::dml::lock(&txn)?.cursor(start, end)?;
+            *state = Cursoring::Open(cursor);
+        }
+        Ok(())
+    }
+
+    /// The open cursor, for the one execution.
+    fn take(&self) -> Result<Option<Cursor>, SqlError> {
+        self.open()?;
+        let mut state = self
+            .cursor
+            .lock()
+            .map_err(|_| SqlError::internal("class scan lock poisoned"))?;
+        Ok(match std::mem::replace(&mut *state, Cursoring::Taken) {
+            Cursoring::Open(c) => Some(c),
+            _ => None,
+        })
+    }
+}
+
+/// Opens the cursors of one class scan's partitions. A scan's cursors open
+/// once the plan is final, before it runs (`open_scans.rs`), so every
+/// partition reads the statement's snapshot and its writes before the
+/// statement, whenever DataFusion starts it; a scan a join reads by key
+/// (`index/join.rs`) opens them only if it falls back to scanning, so
+/// its class range is read only then.
+#[derive(Debug, Clone)]
+pub struct Opener(Arc<[Arc<ClassPartition>]>);
+
+impl Opener {
+    pub fn open(&self) -> Result<(), SqlError> {
+        self.0.iter().try_for_each(|p| p.open())
+    }
+}
+
+/// A class scan as planned: the plan, what opens its cursors, and about
+/// how many objects it reads.
+pub struct ClassScan {
+    pub exec: Arc<dyn ExecutionPlan>,
+    pub opener: Opener,
+    /// The span of the ids of each class's objects, summed: an upper
+    /// bound of their number (ids are given out increasing; deletes leave
+    /// gaps), from two seeks per class outside the read set.
+    pub rows_estimate: Option<usize>,
 }
 
 /// What a partition's stream carries between batches.
@@ -130,13 +201,13 @@ impl PartitionStream for Partition {
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let cursor = match self.0.cursor.lock() {
-            Ok(mut c) => c.take(),
-            Err(_) => None,
-        };
+        // A cursor not opened yet (a plan run without `open_scans.rs`)
+        // opens now.
+        let cursor = self.0.take();
         // A partition is executed once; a second execution (which no plan
         // Amber makes does) gets an error rather than an empty result.
-        let twice = cursor.is_none();
+        let twice = !matches!(cursor, Ok(Some(_)));
+        let cursor = cursor.ok().flatten();
         let st = Scanning {
             part: self.0.clone(),
             rows_left: self.0.rows_max.unwrap_or(usize::MAX),
@@ -177,7 +248,7 @@ pub fn class_scan(
     projection: Option<&Vec<usize>>,
     limit: Option<usize>,
     txn: &TxnHandle,
-) -> Result<Arc<dyn ExecutionPlan>, SqlError> {
+) -> Result<ClassScan, SqlError> {
     let projected = match projection {
         Some(p) => Arc::new(
             schema
@@ -187,49 +258,60 @@ pub fn class_scan(
         None => schema.clone(),
     };
     let class = Arc::new(class.clone());
-    let guard = crate::dml::lock(txn)?;
-    let part =
-        |class_id: u64, start: &[u8], end: &[u8]| -> Result<Arc<dyn PartitionStream>, SqlError> {
-            Ok(Arc::new(Partition(Arc::new(ClassPartition {
-                module: module.clone(),
-                class: class.clone(),
-                table_schema: schema.clone(),
-                projection: projection.cloned(),
-                projected: projected.clone(),
-                class_id,
-                cursor: Mutex::new(Some(guard.cursor(start, end)?)),
-                rows_max: limit,
-            }))))
-        };
-    let mut partitions: Vec<Arc<dyn PartitionStream>> = Vec::new();
+    let mut parts: Vec<Arc<ClassPartition>> = Vec::new();
+    let mut part = |class_id: u64, start: &[u8], end: &[u8]| {
+        parts.push(Arc::new(ClassPartition {
+            module: module.clone(),
+            class: class.clone(),
+            table_schema: schema.clone(),
+            projection: projection.cloned(),
+            projected: projected.clone(),
+            class_id,
+            cursor: Mutex::new(Cursoring::Deferred {
+                txn: Arc::downgrade(txn),
+                start: start.to_vec(),
+                end: end.to_vec(),
+            }),
+            rows_max: limit,
+        }))
+    };
+    let mut rows = 0u64;
     for &cid in class_ids {
         let start = class_prefix(cid);
         let end = class_range_end(cid);
+        let bounds = crate::dml::lock(txn)?.key_bounds_estimate(&start, &end)?;
+        let oids = bounds.and_then(|(first, last)| Some((oid_of_key(&first)?, oid_of_key(&last)?)));
+        if let Some((lo, hi)) = oids {
+            rows = rows.saturating_add(hi.saturating_sub(lo).saturating_add(1));
+        }
         // A LIMIT small enough for one batch is read by one partition.
         let split = limit.is_none_or(|l| l > BATCH_ROWS);
-        let bounds = if split {
-            guard.key_bounds(&start, &end)?
-        } else {
-            None
-        };
-        let oids = bounds.and_then(|(first, last)| Some((oid_of_key(&first)?, oid_of_key(&last)?)));
         match oids {
-            Some((lo, hi)) if hi.saturating_sub(lo) >= SPLIT_OIDS_MIN && partition_count() > 1 => {
+            Some((lo, hi))
+                if split && hi.saturating_sub(lo) >= SPLIT_OIDS_MIN && partition_count() > 1 =>
+            {
                 let n = partition_count();
                 let step = (hi - lo) / n + 1;
                 let mut from = start;
                 for i in 1..n {
                     let cut = amber_catalog::object_key(cid, lo + step * i);
-                    partitions.push(part(cid, &from, &cut)?);
+                    part(cid, &from, &cut);
                     from = cut;
                 }
-                partitions.push(part(cid, &from, &end)?);
+                part(cid, &from, &end);
             }
-            _ => partitions.push(part(cid, &start, &end)?),
+            _ => part(cid, &start, &end),
         }
     }
-    drop(guard);
+    let partitions: Vec<Arc<dyn PartitionStream>> = parts
+        .iter()
+        .map(|p| Arc::new(Partition(p.clone())) as Arc<dyn PartitionStream>)
+        .collect();
     debug_assert!(!partitions.is_empty());
     let exec = StreamingTableExec::try_new(projected, partitions, None, [], false, limit)?;
-    Ok(Arc::new(exec))
+    Ok(ClassScan {
+        exec: Arc::new(exec),
+        opener: Opener(parts.into()),
+        rows_estimate: usize::try_from(rows).ok(),
+    })
 }

@@ -937,12 +937,32 @@ pub(crate) fn aborted() -> SqlError {
     )
 }
 
+/// How many times (a millisecond apart) a commit waits for a finishing
+/// read to let go of its transaction.
+const COMMIT_WAITS_MAX: u32 = 1000;
+
 /// Commits a transaction handle; the fsync runs off the async threads.
 pub(crate) async fn commit(handle: TxnHandle) -> Result<(), SqlError> {
-    let txn: Txn = Arc::try_unwrap(handle)
-        .map_err(|_| SqlError::internal("transaction still in use at commit"))?
-        .into_inner()
-        .map_err(|_| SqlError::internal("transaction lock poisoned"))?;
+    // A scan task DataFusion abandoned (a LIMIT met elsewhere) may still be
+    // finishing one read, holding the transaction for that long: wait for
+    // it, a bounded time.
+    let mut handle = handle;
+    let mut waits_left = COMMIT_WAITS_MAX;
+    let txn: Txn = loop {
+        match Arc::try_unwrap(handle) {
+            Ok(txn) => break txn,
+            Err(_) if waits_left == 0 => {
+                return Err(SqlError::internal("transaction still in use at commit"))
+            }
+            Err(shared) => {
+                handle = shared;
+                waits_left -= 1;
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
+    }
+    .into_inner()
+    .map_err(|_| SqlError::internal("transaction lock poisoned"))?;
     // A read-only transaction whose view is durable commits here; anything
     // that may wait for an fsync goes to a blocking thread.
     let mut txn = txn;

@@ -321,22 +321,24 @@ impl TableProvider for ClassTable {
                     limit,
                     &self.txn,
                 )?;
-                // A class without subclasses can be read in an index's
-                // order (`ORDER BY ... LIMIT`).
-                if self.class.indexes.is_empty() || self.class_ids.len() != 1 {
-                    return Ok(scan);
-                }
+                // A class scan may be read in an index's order (`ORDER BY
+                // ... LIMIT`) or by a join's keys (`index/join.rs`).
                 let source = crate::index::ordered::Source {
                     module: self.module.clone(),
                     class_id: self.class.id,
+                    class_ids: self.class_ids.clone(),
+                    id_name: self.id_name,
+                    rows_estimate: scan.rows_estimate,
+                    opener: scan.opener,
                     schema: self.schema.clone(),
                     projection: projection.cloned(),
-                    txn: self.txn.clone(),
+                    txn: Arc::downgrade(&self.txn),
                 };
                 return Ok(Arc::new(crate::index::exec::ClassScanExec {
-                    scan,
+                    scan: scan.exec,
                     shown: None,
-                    ordered: Some(Arc::new(source)),
+                    source: Some(Arc::new(source)),
+                    join: None,
                 }));
             }
         };
@@ -353,14 +355,12 @@ impl TableProvider for ClassTable {
         }
         let (schema, batch) = decoder.finish()?;
         let exec = MemorySourceConfig::try_new_exec(&[vec![batch]], schema, None)?;
-        Ok(match shown {
-            Some(shown) => Arc::new(crate::index::exec::ClassScanExec {
-                scan: exec,
-                shown: Some(shown),
-                ordered: None,
-            }),
-            None => exec,
-        })
+        Ok(Arc::new(crate::index::exec::ClassScanExec {
+            scan: exec,
+            shown,
+            source: None,
+            join: None,
+        }))
     }
 }
 

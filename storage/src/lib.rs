@@ -538,15 +538,24 @@ impl Txn {
     }
 
     /// The first and the last key with `start <= key < end` (`None` if
-    /// there is none): two seeks, whatever lies between. The range joins
-    /// the read set.
-    pub fn key_bounds(&self, start: &[u8], end: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-        let mut c = self.cursor(start, end)?;
-        let Some(first) = c.iter.next() else {
+    /// there is none) among the latest committed keys: two seeks, whatever
+    /// lies between. An estimate (how to split a scan, how many objects a
+    /// class has), read outside the transaction: it joins no read set, as
+    /// a snapshot read in FoundationDB does not, so it causes no conflict.
+    pub fn key_bounds_estimate(
+        &self,
+        start: &[u8],
+        end: &[u8],
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        // Fails closed like every read of a finished transaction.
+        self.tx()?;
+        let data = self.store.inner.data.inner();
+        let mut iter = data.range::<&[u8], _>((Bound::Included(start), Bound::Excluded(end)));
+        let Some(first) = iter.next() else {
             return Ok(None);
         };
         let first = first.key()?.to_vec();
-        let last = match c.iter.next_back() {
+        let last = match iter.next_back() {
             Some(g) => g.key()?.to_vec(),
             None => first.clone(),
         };

@@ -476,3 +476,115 @@ async fn referenced_deletes_find_referencing_rows_through_an_index() {
         Some("Key (id)=(3) is still referenced from table \"fan\".")
     );
 }
+
+const LEDGER: &str = r#"
+from amber import Persistent
+
+class Customer(Persistent):
+    name: str
+
+class Vip(Customer):
+    level: int = 1
+
+class Account(Persistent):
+    owner: Customer
+    balance: int = 0
+"#;
+
+/// A join on a reference reads its inner side by the outer side's keys:
+/// customers by id, accounts through the reference's index (EXPLAIN says
+/// so), with the rows of the same join on an expression no key answers;
+/// and it conflicts only with writes of the keys it read.
+#[tokio::test]
+async fn joins_on_references_read_the_inner_side_by_key() {
+    let server = Server::start();
+    let c = connect(&server).await;
+    let b = connect(&server).await;
+    deploy(&c, "ledger", LEDGER).await;
+    c.batch_execute(
+        "INSERT INTO ledger.customer (name) SELECT 'c' || g FROM generate_series(1, 300) AS t(g);
+         INSERT INTO ledger.vip (name, level) VALUES ('v1', 3);
+         INSERT INTO ledger.account (owner, balance)
+           SELECT (SELECT min(id) FROM ledger.customer) + g % 300, g FROM generate_series(1, 3000) AS t(g);
+         INSERT INTO ledger.account (owner, balance) SELECT id, -1 FROM ledger.vip;
+         CREATE TABLE log (msg text);",
+    )
+    .await
+    .unwrap();
+    let join = "a.owner = c.id";
+    let cases = [
+        (
+            "SELECT a.id, c.name FROM ledger.account a JOIN ledger.customer c ON a.owner = c.id WHERE a.balance = 77",
+            "IndexScan: customer_pkey on ledger.customer, id = join keys",
+        ),
+        // A subclass's object, found by id through its parent's table.
+        (
+            "SELECT a.id, c.name FROM ledger.account a JOIN ledger.customer c ON a.owner = c.id WHERE a.balance = -1",
+            "customer_pkey",
+        ),
+        (
+            "SELECT a.balance, c.name FROM ledger.account a JOIN ledger.customer c ON a.owner = c.id WHERE c.name = 'c7'",
+            "IndexScan: account_owner_idx on ledger.account, owner = join keys",
+        ),
+        (
+            "SELECT c.name, a.balance FROM ledger.customer c LEFT JOIN ledger.account a ON a.owner = c.id WHERE c.name IN ('c3', 'c4', 'v1')",
+            "account_owner_idx",
+        ),
+        // No key: no account is read.
+        (
+            "SELECT a.balance FROM ledger.account a JOIN ledger.customer c ON a.owner = c.id WHERE c.name = 'nobody'",
+            "account_owner_idx",
+        ),
+        // Every key: the accounts are scanned (too many to read by key).
+        (
+            "SELECT count(*), sum(a.balance) FROM ledger.account a JOIN ledger.customer c ON a.owner = c.id",
+            "account_owner_idx",
+        ),
+        (
+            "SELECT a.id, c.name FROM ledger.account a JOIN ledger.customer c ON a.owner = c.id WHERE a.balance BETWEEN 10 AND 20",
+            "customer_pkey",
+        ),
+    ];
+    for (sql, index) in cases {
+        let plan = explain(&c, sql).await;
+        assert!(plan.contains(index), "{sql}:\n{plan}");
+        let mut keyed = simple_rows(&c, sql).await;
+        let mut scanned = simple_rows(&c, &sql.replace(join, "a.owner + 0 = c.id + 0")).await;
+        keyed.sort();
+        scanned.sort();
+        assert!(!scanned.is_empty() || sql.contains("nobody"), "{sql}");
+        assert_eq!(keyed, scanned, "{sql}");
+    }
+    assert_eq!(
+        simple_rows(&c, cases[1].0).await[0][1].as_deref(),
+        Some("v1")
+    );
+
+    // The accounts of c7 read by key: an insert of another customer's
+    // account is no conflict, one of c7's is.
+    let c7 = "SELECT count(*) FROM ledger.account a JOIN ledger.customer c ON a.owner = c.id WHERE c.name = 'c7'";
+    for (owner, conflict) in [("c8", false), ("c7", true)] {
+        c.batch_execute("BEGIN").await.unwrap();
+        assert_eq!(one(&c, c7).await.as_deref(), Some("10"));
+        c.batch_execute("INSERT INTO log VALUES ('read c7')")
+            .await
+            .unwrap();
+        b.batch_execute(&format!(
+            "INSERT INTO ledger.account (owner, balance)
+               SELECT id, 0 FROM ledger.customer WHERE name = '{owner}'"
+        ))
+        .await
+        .unwrap();
+        match c.batch_execute("COMMIT").await {
+            Ok(()) => assert!(!conflict, "a write of a key read must conflict"),
+            Err(e) => {
+                assert!(conflict, "{e}");
+                assert_eq!(code(&e), "40001");
+            }
+        }
+    }
+    assert_eq!(
+        one(&c, "SELECT count(*) FROM log").await.as_deref(),
+        Some("1")
+    );
+}

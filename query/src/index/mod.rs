@@ -9,6 +9,7 @@
 pub(crate) mod deploy;
 pub(crate) mod entries;
 pub(crate) mod exec;
+pub(crate) mod join;
 pub(crate) mod legacy;
 pub(crate) mod ordered;
 pub(crate) mod pushdown;

@@ -43,12 +43,25 @@ pub(crate) const ORDERED_FETCH_MAX: usize = 10_000;
 #[derive(Debug)]
 pub(crate) struct Source {
     pub module: Arc<ModuleDef>,
-    /// The class (of `module`) the table reads, without its subclasses.
+    /// The class (of `module`) the table reads.
     pub class_id: u64,
+    /// The classes whose objects the table holds: the class and its
+    /// subclasses, or the class alone (`ONLY`).
+    pub class_ids: Vec<u64>,
+    /// The table's id column, if it has one (`id`, or the exposed hidden id).
+    pub id_name: Option<&'static str>,
+    /// About how many objects a scan reads (from the span of their ids):
+    /// what a join compares to put the smaller side first.
+    pub rows_estimate: Option<usize>,
+    /// Opens the class scan's cursors (`open_scans.rs`).
+    pub opener: crate::scan::Opener,
     /// The table's schema (before projection).
     pub schema: SchemaRef,
     pub projection: Option<Vec<usize>>,
-    pub txn: TxnHandle,
+    /// The statement's transaction, held weakly: a plan node a task still
+    /// holds after the statement (a LIMIT met, the task abandoned) must not
+    /// keep the transaction from committing.
+    pub txn: std::sync::Weak<std::sync::Mutex<amber_storage::Txn>>,
 }
 
 /// Whether an index's key order is DataFusion's order of `ty`.
@@ -69,7 +82,14 @@ fn sorts_as_datafusion(ty: &SqlType) -> bool {
 }
 
 impl Source {
-    fn class(&self) -> Option<&ClassDef> {
+    /// The statement's transaction, while it runs.
+    pub(crate) fn txn(&self) -> Result<TxnHandle, SqlError> {
+        self.txn
+            .upgrade()
+            .ok_or_else(|| SqlError::internal("a class scan ran after its statement"))
+    }
+
+    pub(crate) fn class(&self) -> Option<&ClassDef> {
         self.module.class_by_id(self.class_id)
     }
 
@@ -79,7 +99,8 @@ impl Source {
     fn index_for(&self, order: &[PhysicalSortExpr]) -> Option<(IndexDef, bool)> {
         let table = &self.schema;
         let reverse = order.first()?.options.descending;
-        let class = self.class()?;
+        // Subclasses' objects are in their own indexes.
+        let class = self.class().filter(|_| self.class_ids.len() == 1)?;
         let mut names = Vec::with_capacity(order.len());
         for e in order {
             // Backwards, NULLs (last in the index) come first.
@@ -174,13 +195,23 @@ impl DisplayAs for IndexOrderExec {
 }
 
 impl IndexOrderExec {
+    /// What opens the class scan's cursors when this node sorts the scan
+    /// rather than reading the index (`open_scans.rs`).
+    pub(crate) fn opener_if_scanning(&self) -> Option<&crate::scan::Opener> {
+        match self.fetch {
+            Some(n) if n <= ORDERED_FETCH_MAX => None,
+            _ => Some(&self.source.opener),
+        }
+    }
+
     /// The first `n` objects in the index's order, as one batch.
     fn read_first(&self, n: usize) -> Result<SendableRecordBatchStream, SqlError> {
         let s = &self.source;
         let class = s
             .class()
             .ok_or_else(|| SqlError::internal("ordered scan of a vanished class"))?;
-        let txn = crate::dml::lock(&s.txn)?;
+        let handle = s.txn()?;
+        let txn = crate::dml::lock(&handle)?;
         let (start, end) = (
             index_key::index_prefix(self.index.id),
             index_key::index_end(self.index.id),

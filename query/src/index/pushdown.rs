@@ -18,7 +18,7 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 use datafusion::scalar::ScalarValue;
 
 /// Most values of an `IN` list read one range each.
-const IN_VALUES_MAX: usize = 1024;
+pub(crate) const IN_VALUES_MAX: usize = 1024;
 
 /// A literal of a filter, or a parameter of a generic plan (bound to a
 /// literal before the scan is planned physically).
@@ -97,7 +97,7 @@ fn column_of<'a>(e: &Expr, class: &'a ClassDef) -> Option<&'a ColumnDef> {
 /// Columns whose stored value is what comparisons compare: not numeric
 /// (compared as decimals of another scale, `exact.rs`), not `char(n)`
 /// (compared without trailing blanks), not jsonb or arrays.
-fn indexable(col: &ColumnDef) -> bool {
+pub(crate) fn indexable(col: &ColumnDef) -> bool {
     !matches!(
         col.ty,
         SqlType::Numeric | SqlType::Jsonb | SqlType::Array(_)
