@@ -170,6 +170,21 @@ pub struct ColumnDef {
     /// Its description (pg_description): a docstring, or `COMMENT ON`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// Added with a default while its class had objects: objects written
+    /// before (an older layout, [`row`]) read it as that default, so the
+    /// deploy writes none of them (live upgrade, lazily).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filled: Option<Filled>,
+}
+
+/// The default objects older than a column read in it ([`ColumnDef::filled`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Filled {
+    /// The class layout the column was added at: objects of an earlier
+    /// layout that lack its field read `value`.
+    pub layout: u32,
+    /// The default, canonical for the column's type (as stored).
+    pub value: Json,
 }
 
 impl ColumnDef {
@@ -191,6 +206,7 @@ impl ColumnDef {
             sequence_oid: 0,
             references: None,
             comment: None,
+            filled: None,
         }
     }
 }
@@ -355,6 +371,16 @@ pub struct ClassDef {
     /// Its description (pg_description): a docstring, or `COMMENT ON`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// The layout objects are written in ([`row`]): raised by a deploy
+    /// that adds attributes whose defaults older objects read lazily
+    /// ([`ColumnDef::filled`]). 0: every object is in the first layout.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub layout: u32,
+    /// The largest column id the class has ever given: a dropped
+    /// attribute's field may stay in objects written before (it is
+    /// skipped when read), so its id is never given again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub column_id_max: u32,
 }
 
 /// An index of a class: its columns, and whether it is a key.
@@ -488,6 +514,8 @@ impl ClassDef {
             id_index_oid: 0,
             id_constraint_oid: 0,
             comment: None,
+            layout: 0,
+            column_id_max: 0,
         }
     }
 
@@ -503,8 +531,13 @@ impl ClassDef {
             .iter()
             .chain(old.into_iter().flat_map(|o| o.columns.iter()))
             .map(|c| c.id)
+            .chain(old.map(|o| o.column_id_max))
+            .chain([self.column_id_max])
             .max()
             .unwrap_or(0);
+        if let Some(o) = old {
+            self.layout = self.layout.max(o.layout);
+        }
         for (i, c) in self.columns.iter_mut().enumerate() {
             if c.id != 0 {
                 continue;
@@ -520,6 +553,10 @@ impl ClassDef {
                 if c.ty == o.ty {
                     c.fkey_oid = o.fkey_oid;
                 }
+                // Older objects still read the default they were given.
+                if c.filled.is_none() {
+                    c.filled = o.filled.clone();
+                }
             } else if fresh {
                 c.id = u32::try_from(i + 1).unwrap_or(u32::MAX);
             } else {
@@ -528,6 +565,13 @@ impl ClassDef {
             }
         }
         debug_assert!(self.columns.iter().all(|c| c.id != 0));
+        self.column_id_max = self
+            .columns
+            .iter()
+            .map(|c| c.id)
+            .chain([next])
+            .max()
+            .unwrap_or(0);
     }
 }
 

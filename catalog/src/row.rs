@@ -18,6 +18,14 @@
 //! column NULL. Column ids, not names, key the fields: an object costs a
 //! few bytes per value, and a rename keeps its data.
 //!
+//! Format 2 (`0x02 varint(layout) field*`) is format 1 after the class
+//! layout the object was written in. A class gets a layout above 0 when a
+//! deploy adds an attribute with a default while it has objects: those
+//! objects are not rewritten; one of an older layout that lacks the
+//! field reads the default ([`filled_after`]), one written since reads
+//! what it holds (an absent field is NULL again). Writes use the class's
+//! layout, so an object is converted when it is next written.
+//!
 //! Objects written before format 1 are JSON objects keyed by column name
 //! (their first byte is `{`); they are read as they are ([`decode`] reads
 //! both) and rewritten in format 1 when next written.
@@ -26,11 +34,17 @@
 //! in it (half of a GROUP BY's CPU over 1M objects), and the names were
 //! most of each object's bytes.
 
-use crate::{ClassDef, SqlType};
+use crate::{ClassDef, ColumnDef, SqlType};
 use serde_json::{Map, Value as Json};
 
 /// The first byte of an object in format 1.
 pub const FORMAT_V1: u8 = 1;
+
+/// The first byte of an object in format 2: format 1's fields after the
+/// class layout the object was written in (`0x02 varint(layout) field*`),
+/// written once a class has a layout above 0 (an attribute added with a
+/// default while it had objects: [`crate::ColumnDef::filled`]).
+pub const FORMAT_V2: u8 = 2;
 
 const WIRE_VARINT: u64 = 0;
 const WIRE_FIXED64: u64 = 1;
@@ -115,19 +129,32 @@ pub fn is_json(bytes: &[u8]) -> bool {
     bytes.first() == Some(&b'{')
 }
 
-/// The fields of a format-1 object, in stored order.
+/// The fields of a format-1 or format-2 object, in stored order.
 pub struct Fields<'a> {
     rest: &'a [u8],
+    layout: u32,
 }
 
 impl<'a> Fields<'a> {
     #[inline]
     pub fn new(bytes: &'a [u8]) -> Result<Fields<'a>, RowError> {
         match bytes.split_first() {
-            Some((&FORMAT_V1, rest)) => Ok(Fields { rest }),
+            Some((&FORMAT_V1, rest)) => Ok(Fields { rest, layout: 0 }),
+            Some((&FORMAT_V2, rest)) => {
+                let mut rest = rest;
+                let layout = u32::try_from(read_varint(&mut rest)?)
+                    .map_err(|_| corrupt("layout out of range"))?;
+                Ok(Fields { rest, layout })
+            }
             Some((v, _)) => Err(RowError::Corrupt(format!("unknown row format {v}"))),
             None => Err(corrupt("empty row")),
         }
+    }
+
+    /// The class layout the object was written in (0 for format 1).
+    #[inline]
+    pub fn layout(&self) -> u32 {
+        self.layout
     }
 
     #[inline]
@@ -295,7 +322,12 @@ fn write_bytes(out: &mut Vec<u8>, tag: u64, b: &[u8]) {
 /// NULL). An attribute that is not a column of the class is an error.
 pub fn encode(class: &ClassDef, obj: &Map<String, Json>) -> Result<Vec<u8>, RowError> {
     let mut out = Vec::with_capacity(1 + obj.len() * 6);
-    out.push(FORMAT_V1);
+    if class.layout == 0 {
+        out.push(FORMAT_V1);
+    } else {
+        out.push(FORMAT_V2);
+        write_varint(&mut out, u64::from(class.layout));
+    }
     let mut used = 0usize;
     for c in &class.columns {
         let Some(v) = obj.get(&c.name) else { continue };
@@ -361,27 +393,59 @@ pub fn field_json(ty: &SqlType, f: Field<'_>) -> Result<Json, RowError> {
 /// by column name; NULLs are absent from format 1 and may be present as
 /// `null` in JSON. Fields of columns the class no longer has are skipped.
 pub fn decode(class: &ClassDef, bytes: &[u8]) -> Result<Map<String, Json>, RowError> {
-    if is_json(bytes) {
-        return match serde_json::from_slice(bytes) {
-            Ok(Json::Object(m)) => Ok(m),
-            Ok(_) => Err(corrupt("not a JSON object")),
-            Err(e) => Err(RowError::Corrupt(e.to_string())),
-        };
-    }
-    let mut out = Map::new();
-    for field in Fields::new(bytes)? {
-        let (id, f) = field?;
-        if let Some(c) = class.columns.iter().find(|c| c.id == id) {
-            out.insert(c.name.clone(), field_json(&c.ty, f)?);
+    let (mut out, layout) = if is_json(bytes) {
+        match serde_json::from_slice(bytes) {
+            Ok(Json::Object(m)) => (m, 0),
+            Ok(_) => return Err(corrupt("not a JSON object")),
+            Err(e) => return Err(RowError::Corrupt(e.to_string())),
+        }
+    } else {
+        let mut out = Map::new();
+        let fields = Fields::new(bytes)?;
+        let layout = fields.layout();
+        for field in fields {
+            let (id, f) = field?;
+            if let Some(c) = class.columns.iter().find(|c| c.id == id) {
+                out.insert(c.name.clone(), field_json(&c.ty, f)?);
+            }
+        }
+        (out, layout)
+    };
+    for c in filled_after(class, layout) {
+        if let Some(fill) = &c.filled {
+            out.entry(c.name.clone())
+                .or_insert_with(|| fill.value.clone());
         }
     }
     Ok(out)
 }
 
+/// The columns an object written in `layout` reads its default in when
+/// it lacks their field: those added (with a default, while the class
+/// had objects) at a later layout.
+pub fn filled_after(class: &ClassDef, layout: u32) -> impl Iterator<Item = &ColumnDef> {
+    class
+        .columns
+        .iter()
+        .filter(move |c| c.filled.as_ref().is_some_and(|f| f.layout > layout))
+}
+
+/// A column's filled default encoded as a one-field object, so readers
+/// that take fields ([`Fields`]) read it as a stored value.
+pub fn filled_field(c: &ColumnDef) -> Result<Option<Vec<u8>>, RowError> {
+    let Some(fill) = &c.filled else {
+        return Ok(None);
+    };
+    let mut out = vec![FORMAT_V1];
+    if !fill.value.is_null() {
+        encode_field(&mut out, c.id, &c.name, &c.ty, &fill.value)?;
+    }
+    Ok(Some(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ColumnDef;
 
     fn class() -> ClassDef {
         let col = |id: u32, name: &str, ty: SqlType| ColumnDef::new(id, name, ty);

@@ -122,6 +122,10 @@ impl Slots<'_> {
 struct IdSlots {
     class_id: u64,
     slots: Vec<Option<usize>>,
+    /// Projected columns an older object reads a default in
+    /// (`row::filled_after`): the column's index, the layout it was added
+    /// at, and its default as a one-field object.
+    fills: Vec<(usize, u32, Vec<u8>)>,
 }
 
 /// Decodes stored objects, one at a time, into the columns of a class
@@ -223,10 +227,22 @@ impl<'c> Decoder<'c> {
             ));
         }
         let mut slots = vec![None; top as usize + 1];
+        let mut fills = Vec::new();
         for c in &stored.columns {
-            slots[c.id as usize] = self.slots.get(&c.name);
+            let slot = self.slots.get(&c.name);
+            slots[c.id as usize] = slot;
+            if let (Some(i), Some(fill)) = (slot, &c.filled) {
+                let field = row::filled_field(c)
+                    .map_err(|e| SqlError::internal(e.to_string()))?
+                    .unwrap_or_default();
+                fills.push((i, fill.layout, field));
+            }
         }
-        self.id_slots.push(IdSlots { class_id, slots });
+        self.id_slots.push(IdSlots {
+            class_id,
+            slots,
+            fills,
+        });
         Ok(self.id_slots.len() - 1)
     }
 
@@ -243,17 +259,19 @@ impl<'c> Decoder<'c> {
         if self.columns.is_empty() {
             return Ok(());
         }
-        if row::is_json(bytes) {
-            return self.push_json(oid, bytes);
-        }
         let corrupt =
             |e: &dyn fmt::Display| SqlError::new("XX001", format!("corrupt object {oid}: {e}"));
         let at = match self.id_slots.first() {
             Some(s) if s.class_id == class_id => 0,
             _ => self.id_slots_of(class_id)?,
         };
+        if row::is_json(bytes) {
+            return self.push_json(oid, bytes, at);
+        }
         let slots = &self.id_slots[at].slots;
-        for field in Fields::new(bytes).map_err(|e| corrupt(&e))? {
+        let fields = Fields::new(bytes).map_err(|e| corrupt(&e))?;
+        let layout = fields.layout();
+        for field in fields {
             let (id, f) = field.map_err(|e| corrupt(&e))?;
             let Some(&Some(i)) = slots.get(id as usize) else {
                 continue;
@@ -265,6 +283,7 @@ impl<'c> Decoder<'c> {
             c.sink.push_field(&c.ty, f).map_err(|e| corrupt(&e))?;
             c.filled = row + 1;
         }
+        self.push_fills(at, layout, row).map_err(|e| corrupt(&e))?;
         for c in &mut self.columns {
             if c.filled == row {
                 c.sink.push_null();
@@ -274,8 +293,28 @@ impl<'c> Decoder<'c> {
         Ok(())
     }
 
+    /// The defaults an object of `layout` reads in columns added after it
+    /// whose field it lacks (row `row` not filled yet).
+    fn push_fills(&mut self, at: usize, layout: u32, row: usize) -> Result<(), row::RowError> {
+        let Decoder {
+            id_slots, columns, ..
+        } = self;
+        for (i, added, field) in &id_slots[at].fills {
+            let c = &mut columns[*i];
+            if *added <= layout || c.filled != row {
+                continue;
+            }
+            for stored in Fields::new(field)? {
+                let (_, f) = stored?;
+                c.sink.push_field(&c.ty, f)?;
+                c.filled = row + 1;
+            }
+        }
+        Ok(())
+    }
+
     /// Appends the attributes of an object stored as JSON (before format 1).
-    fn push_json(&mut self, oid: u64, bytes: &[u8]) -> Result<(), SqlError> {
+    fn push_json(&mut self, oid: u64, bytes: &[u8], at: usize) -> Result<(), SqlError> {
         self.seen.iter_mut().for_each(|s| *s = false);
         let mut de = serde_json::Deserializer::from_slice(bytes);
         ObjectSeed {
@@ -286,8 +325,16 @@ impl<'c> Decoder<'c> {
         .deserialize(&mut de)
         .and_then(|()| de.end())
         .map_err(|e| SqlError::new("XX001", format!("corrupt object {oid}: {e}")))?;
+        // A JSON object is of the first layout; `filled` marks the columns
+        // it held, so its missing ones read their filled defaults.
+        let row = self.rows - 1;
         for (c, s) in self.columns.iter_mut().zip(&self.seen) {
-            if !s {
+            c.filled = if *s { self.rows } else { row };
+        }
+        self.push_fills(at, 0, row)
+            .map_err(|e| SqlError::new("XX001", format!("corrupt object {oid}: {e}")))?;
+        for c in &mut self.columns {
+            if c.filled == row {
                 c.sink.push_null();
             }
             c.filled = self.rows;
@@ -562,6 +609,66 @@ mod tests {
         assert_eq!(e.code, "XX001");
         let kind = vec![(1, vec![row::FORMAT_V1, 2 << 3, 1])]; // s (id 2) as a varint (wire 0)
         assert!(objects_to_batch(&class, &schema, None, &kind).is_err());
+    }
+
+    /// A column added with a default while objects existed: objects of an
+    /// older layout (JSON, format 1, format 2 of the layout before) read
+    /// the default where they lack the field; one written in the current
+    /// layout reads its own NULL. `row::decode` (Python's reads) agrees.
+    #[test]
+    fn older_objects_read_a_filled_default() {
+        let mut class = class();
+        let mut added = amber_catalog::ColumnDef::new(9, "k", amber_catalog::SqlType::Int8);
+        added.nullable = true;
+        added.filled = Some(amber_catalog::Filled {
+            layout: 2,
+            value: Json::from(42),
+        });
+        class.columns.push(added);
+        let schema = crate::table::class_schema(&class, &ExactNumeric::none());
+        let mut older = class.clone();
+        older.layout = 1;
+        let mut current = class.clone();
+        current.layout = 2;
+        let n = |v: i64| serde_json::json!({ "n": v });
+        let obj = |v: Json| match v {
+            Json::Object(m) => m,
+            _ => unreachable!(),
+        };
+        let objects = vec![
+            (1, br#"{"n":1}"#.to_vec()),
+            (2, row::encode(&class, &obj(n(2))).unwrap()),
+            (3, row::encode(&older, &obj(n(3))).unwrap()),
+            (4, row::encode(&current, &obj(n(4))).unwrap()),
+            (
+                5,
+                row::encode(&current, &obj(serde_json::json!({"n": 5, "k": 7}))).unwrap(),
+            ),
+            (6, br#"{"n":6,"k":8}"#.to_vec()),
+        ];
+        assert_eq!(objects[3].1[0], row::FORMAT_V2);
+        let (_, batch) = objects_to_batch(&class, &schema, Some(&[5, 1]), &objects).unwrap();
+        let k = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        let got: Vec<Option<i64>> = k.iter().collect();
+        assert_eq!(got, [Some(42), Some(42), Some(42), None, Some(7), Some(8)]);
+        let decoded: Vec<Json> = objects
+            .iter()
+            .map(|(_, b)| {
+                row::decode(&class, b)
+                    .unwrap()
+                    .get("k")
+                    .cloned()
+                    .unwrap_or(Json::Null)
+            })
+            .collect();
+        assert_eq!(
+            decoded,
+            [42, 42, 42, -1, 7, 8].map(|v| if v < 0 { Json::Null } else { Json::from(v) })
+        );
     }
 
     #[test]

@@ -1,31 +1,38 @@
-//! Live upgrade of a class that has objects (`CREATE OR REPLACE MODULE`):
-//! every object converted to the new version's attributes in the deploy's
-//! own transaction, so the upgrade is atomic. A call that began on the
-//! old version finishes on it (it reads its snapshot, and a writer under
-//! the old version fails at commit with 40001: it read the generation key
-//! the deploy wrote); a call after the commit sees only converted
-//! objects; nothing ever sees a half-converted class.
+//! Live upgrade of a class that has objects (`CREATE OR REPLACE MODULE`),
+//! atomic with the deploy's transaction. A call that began on the old
+//! version finishes on it (it reads its snapshot, and a writer under the
+//! old version fails at commit with 40001: it read the generation key the
+//! deploy wrote); a call after the commit sees only converted objects;
+//! nothing ever sees a half-converted class.
 //!
 //! What converts, attribute by attribute (matched by name):
-//! - an attribute added with a default: the default stored in each object;
-//!   added `| None` without one: NULL (nothing to write);
-//! - an attribute dropped: its field removed from each object (so a later
-//!   attribute can never read its data);
-//! - a type change: each value converted as an assignment cast would
-//!   (`int` to `float`, `str`, `Decimal`; anything to `str`...).
+//! - an attribute added with a default: lazily. Nothing is written; the
+//!   class begins a new layout and the column records its default
+//!   (`ColumnDef::filled`), which an object of an older layout reads where
+//!   it lacks the field (`row::decode`, `columnar.rs`); an object written
+//!   since holds its own value. Added `| None` without one: NULL (nothing
+//!   to write);
+//! - an attribute dropped: lazily. Its field is skipped when read (its
+//!   column id is never given again: `ClassDef::column_id_max`) and goes
+//!   when the object is next written;
+//! - a type change: every object rewritten, each value converted as an
+//!   assignment cast would (`int` to `float`, `str`, `Decimal`; anything
+//!   to `str`...);
+//! - an attribute made non-nullable: every object read, none written.
 //!
 //! What refuses the deploy (the old version stays), naming the class, the
 //! attribute and the first object that fails: an added attribute that is
 //! neither nullable nor defaulted (23502), a value that does not convert
 //! (42804), a None left in an attribute that became non-nullable (23502).
 //!
-//! Cost: one read and one write per object, a batch of reads at a time;
-//! the whole conversion is one transaction (its writes are held until
-//! commit, about the objects' stored size plus a small overhead each).
+//! Cost: nothing per object for added and dropped attributes; one read
+//! and one write per object for a type change, in the deploy's one
+//! transaction (its writes are held until commit, about the objects'
+//! stored size plus a small overhead each).
 
 use crate::class_objects;
 use crate::error::SqlError;
-use amber_catalog::{row, ClassDef, ColumnDef};
+use amber_catalog::{row, ClassDef, ColumnDef, Filled};
 use amber_storage::Txn;
 use serde_json::Value as Json;
 
@@ -39,13 +46,16 @@ enum Step<'a> {
     Require,
 }
 
-/// Converts every object of `old` (which has objects) into `new` (the same
-/// class, same id); returns how many objects were rewritten.
+/// Converts the objects of `old` (which has objects) into `new` (the same
+/// class, same id): lazily where reading can (an added attribute's
+/// default is recorded in `new` and a new layout begun; a dropped
+/// attribute's field is skipped when read), by rewriting every object
+/// where a value changes type. Returns how many objects were rewritten.
 pub(crate) fn migrate_class(
     txn: &mut Txn,
     module: &str,
     old: &ClassDef,
-    new: &ClassDef,
+    new: &mut ClassDef,
 ) -> Result<u64, SqlError> {
     debug_assert_eq!(old.id, new.id);
     let mut steps: Vec<(&ColumnDef, Step<'_>)> = Vec::new();
@@ -72,13 +82,33 @@ pub(crate) fn migrate_class(
             }
         }
     }
-    let dropped = old
-        .columns
+    // Added defaults are read lazily: objects of the layout before read
+    // them, objects written from now on hold their own values.
+    let fills: Vec<(u32, Json)> = steps
         .iter()
-        .any(|o| !new.columns.iter().any(|c| c.id == o.id));
-    if steps.is_empty() && !dropped {
+        .filter_map(|(col, step)| match step {
+            Step::Fill(v) => Some((col.id, v.clone())),
+            _ => None,
+        })
+        .collect();
+    let new_layout = old.layout.max(new.layout) + u32::from(!fills.is_empty());
+    let rewrite = steps.iter().any(|(_, s)| matches!(s, Step::Convert(_)));
+    let check = steps.iter().any(|(_, s)| matches!(s, Step::Require));
+    let steps: Vec<(ColumnDef, Step<'_>)> =
+        steps.into_iter().map(|(c, s)| (c.clone(), s)).collect();
+    new.layout = new_layout;
+    for (id, value) in fills {
+        if let Some(c) = new.columns.iter_mut().find(|c| c.id == id) {
+            c.filled = Some(Filled {
+                layout: new_layout,
+                value,
+            });
+        }
+    }
+    if !rewrite && !check {
         return Ok(0);
     }
+    let new: &ClassDef = new;
     let mut rewritten = 0u64;
     class_objects::for_each(txn, old, |txn, key, oid, mut obj| {
         obj.retain(|k, _| new.columns.iter().any(|c| &c.name == k));
@@ -117,6 +147,10 @@ pub(crate) fn migrate_class(
                 }
                 _ => {}
             }
+        }
+        // Checked only (a column became non-nullable): nothing to write.
+        if !rewrite {
+            return Ok(());
         }
         let stored = row::encode(new, &obj)
             .map_err(|e| SqlError::new("22P02", format!("object {oid}: {e}")))?;

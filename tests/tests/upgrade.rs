@@ -390,3 +390,165 @@ $src$",
         rows(&[&["Ada"]])
     );
 }
+
+const LAZY_V1: &str = r#"
+from amber import Persistent
+
+class Item(Persistent):
+    name: str
+    qty: int = 0
+    gone: str = "secret"
+
+class Special(Item):
+    level: int = 1
+
+def seen() -> list[str]:
+    return sorted(f"{i.name}:{i.qty}" for i in Item.all())
+"#;
+
+const LAZY_V2: &str = r#"
+from amber import Persistent
+
+class Item(Persistent):
+    name: str
+    qty: int = 0
+    color: str = "red"
+    size: int | None = 7
+    __indexes__ = ("color",)
+
+class Special(Item):
+    level: int = 1
+
+def seen() -> list[str]:
+    return sorted(f"{i.name}:{i.color}:{i.size}" for i in Item.all())
+"#;
+
+const LAZY_V3: &str = r#"
+from amber import Persistent
+
+class Item(Persistent):
+    name: str
+    qty: int = 0
+    color: str = "blue"
+    size: int | None = 7
+    gone: str | None = None
+
+class Special(Item):
+    level: int = 1
+
+def seen() -> list[str]:
+    return sorted(f"{i.name}:{i.color}:{i.size}:{i.gone}" for i in Item.all())
+"#;
+
+/// The stored bytes of every object of class `class` of module `inv`,
+/// read from the data directory of a stopped server.
+fn stored_objects(data: &std::path::Path, class: &str) -> Vec<(u64, Vec<u8>)> {
+    let store = amber_storage::Store::open(data).unwrap();
+    let txn = store.begin().unwrap();
+    let module: serde_json::Value =
+        serde_json::from_slice(&txn.get(&amber_catalog::module_key("inv")).unwrap().unwrap())
+            .unwrap();
+    let cid = module["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == class)
+        .unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    txn.scan_range(
+        &amber_catalog::class_prefix(cid),
+        &amber_catalog::class_range_end(cid),
+        1000,
+    )
+    .unwrap()
+    .into_iter()
+    .map(|(k, v)| (amber_catalog::object_of_key(&k).unwrap().1, v))
+    .collect()
+}
+
+/// Attributes added with a default are read lazily: the deploy writes no
+/// object (their stored bytes stay as they were), objects written before
+/// read the default from SQL, from Python and through a new index, and
+/// objects written after hold their own values (NULL included). A dropped
+/// attribute's data never comes back under a new attribute of its name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn added_attributes_are_read_lazily_and_dropped_ones_never_return() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = amber_tests::free_port();
+    let mut server = Server::start_on(dir.path(), port);
+    let c = connect(&server).await;
+    deploy(&c, "inv", LAZY_V1).await;
+    c.batch_execute(
+        "INSERT INTO inv.item (name, qty) VALUES ('a', 1), ('b', 2);
+         INSERT INTO inv.special (name, qty, level) VALUES ('s', 3, 9);",
+    )
+    .await
+    .unwrap();
+    drop(c);
+    server.stop();
+    let before = stored_objects(dir.path(), "Item");
+    let before_special = stored_objects(dir.path(), "Special");
+    assert_eq!((before.len(), before_special.len()), (2, 1));
+
+    let mut server = Server::start_on(dir.path(), port);
+    let c = connect(&server).await;
+    replace(&c, LAZY_V2).await.unwrap();
+    let all = "SELECT name, color, size FROM inv.item ORDER BY name";
+    assert_eq!(
+        simple_rows(&c, all).await,
+        rows(&[&["a", "red", "7"], &["b", "red", "7"], &["s", "red", "7"]])
+    );
+    assert_eq!(
+        simple_rows(&c, "SELECT inv.seen()").await,
+        rows(&[&["{a:red:7,b:red:7,s:red:7}"]])
+    );
+    let indexed = "SELECT count(*) FROM inv.item WHERE color = 'red'";
+    let plan = simple_rows(&c, &format!("EXPLAIN {indexed}")).await;
+    assert!(format!("{plan:?}").contains("item_color_idx"), "{plan:?}");
+    assert_eq!(simple_rows(&c, indexed).await, rows(&[&["3"]]));
+    // Written after the deploy: its own values, NULL too.
+    c.batch_execute(
+        "INSERT INTO inv.item (name, size) VALUES ('n', NULL);
+         UPDATE inv.item SET size = NULL WHERE name = 'b';
+         UPDATE inv.item SET qty = 5 WHERE name = 'a';",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        simple_rows(&c, all).await,
+        rows(&[
+            &["a", "red", "7"],
+            &["b", "red", "NULL"],
+            &["n", "red", "NULL"],
+            &["s", "red", "7"]
+        ])
+    );
+    drop(c);
+    server.stop();
+    // The deploy rewrote nothing: the object no statement wrote since is
+    // byte for byte what it was.
+    assert_eq!(stored_objects(dir.path(), "Special"), before_special);
+
+    let server = Server::start_on(dir.path(), port);
+    let c = connect(&server).await;
+    // `gone` again: a new attribute, NULL in every object (never "secret").
+    replace(&c, LAZY_V3).await.unwrap();
+    assert_eq!(
+        simple_rows(
+            &c,
+            "SELECT name, color, size, gone FROM inv.item ORDER BY name"
+        )
+        .await,
+        rows(&[
+            &["a", "red", "7", "NULL"],
+            &["b", "red", "NULL", "NULL"],
+            &["n", "red", "NULL", "NULL"],
+            &["s", "red", "7", "NULL"]
+        ])
+    );
+    assert_eq!(
+        simple_rows(&c, "SELECT inv.seen()").await,
+        rows(&[&["{a:red:7:None,b:red:None:None,n:red:None:None,s:red:7:None}"]])
+    );
+}

@@ -262,11 +262,7 @@ impl JoinKeys {
 
     /// The objects whose ids are the keys: point reads for a list, one
     /// range read per class for bounds.
-    fn by_id(
-        &self,
-        source: &Source,
-        keys: &Keys,
-    ) -> Result<Option<Vec<Stored>>, SqlError> {
+    fn by_id(&self, source: &Source, keys: &Keys) -> Result<Option<Vec<Stored>>, SqlError> {
         if let Some(list) = &keys.list {
             if list.len() > keyed_rows_max(source) {
                 return Ok(None);
@@ -309,11 +305,7 @@ impl JoinKeys {
 
     /// The objects an index finds for the keys: one range per listed key,
     /// or the range between the bounds.
-    fn by_index(
-        &self,
-        source: &Source,
-        keys: &Keys,
-    ) -> Result<Option<Vec<Stored>>, SqlError> {
+    fn by_index(&self, source: &Source, keys: &Keys) -> Result<Option<Vec<Stored>>, SqlError> {
         let Some(class) = source.class() else {
             return Ok(None);
         };
