@@ -133,6 +133,7 @@ want P2 && throughput "P2' no-op procedure call, 8 clients" 8 amber_nop.sql pg_n
 want P3 && throughput "P3 durable UPDATE by id, 16 clients" 16 amber_p3.sql pg_p3.sql
 want P8 && throughput "P8 SQL lookup by indexed reference, 8 clients" 8 amber_p8.sql pg_p8.sql customers
 want P8 && throughput "P8 where() through the index, 8 clients" 8 amber_p8b.sql pg_p8b.sql customers
+want P9 && throughput "P9 join on a reference, 8 clients" 8 amber_p9.sql pg_p9.sql
 if { want P5 || want P7; } && [ "$big" != "$accounts" ]; then
   echo "loading $big accounts..." >&2
   load $big
