@@ -175,6 +175,21 @@ pub struct ColumnDef {
     /// deploy writes none of them (live upgrade, lazily).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filled: Option<Filled>,
+    /// Its earlier ids and types, newest first, when a deploy changed its
+    /// type while its class had objects, lazily (a conversion that cannot
+    /// fail: [`row::converts_lazily`]): an object that lacks this id's
+    /// field reads the newest earlier one it has, converted type by type
+    /// to this one. The column took a new id at each change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub converted: Vec<Converted>,
+}
+
+/// An earlier id and type of a column ([`ColumnDef::converted`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Converted {
+    pub id: u32,
+    #[serde(rename = "type")]
+    pub ty: SqlType,
 }
 
 /// The default objects older than a column read in it ([`ColumnDef::filled`]).
@@ -207,6 +222,7 @@ impl ColumnDef {
             references: None,
             comment: None,
             filled: None,
+            converted: Vec::new(),
         }
     }
 }
@@ -556,6 +572,9 @@ impl ClassDef {
                 // Older objects still read the default they were given.
                 if c.filled.is_none() {
                     c.filled = o.filled.clone();
+                }
+                if c.converted.is_empty() {
+                    c.converted = o.converted.clone();
                 }
             } else if fresh {
                 c.id = u32::try_from(i + 1).unwrap_or(u32::MAX);

@@ -393,20 +393,53 @@ pub fn field_json(ty: &SqlType, f: Field<'_>) -> Result<Json, RowError> {
 /// by column name; NULLs are absent from format 1 and may be present as
 /// `null` in JSON. Fields of columns the class no longer has are skipped.
 pub fn decode(class: &ClassDef, bytes: &[u8]) -> Result<Map<String, Json>, RowError> {
+    let retyped = class.columns.iter().any(|c| !c.converted.is_empty());
     let (mut out, layout) = if is_json(bytes) {
-        match serde_json::from_slice(bytes) {
-            Ok(Json::Object(m)) => (m, 0),
+        let mut out = match serde_json::from_slice(bytes) {
+            Ok(Json::Object(m)) => m,
             Ok(_) => return Err(corrupt("not a JSON object")),
             Err(e) => return Err(RowError::Corrupt(e.to_string())),
+        };
+        // Written before any lazy type change: in the oldest type.
+        for c in class.columns.iter().filter(|c| !c.converted.is_empty()) {
+            if let Some(v) = out.get(&c.name).filter(|v| !v.is_null()).cloned() {
+                let oldest = c.converted.len() - 1;
+                let value = converted_value(c, |id, _| {
+                    Ok((id == c.converted[oldest].id).then(|| v.clone()))
+                })?;
+                out.insert(c.name.clone(), value.unwrap_or(Json::Null));
+            }
         }
+        (out, 0)
     } else {
         let mut out = Map::new();
         let fields = Fields::new(bytes)?;
         let layout = fields.layout();
+        // Fields of earlier ids, kept for lazily retyped columns.
+        let mut earlier: Vec<(u32, Field<'_>)> = Vec::new();
         for field in fields {
             let (id, f) = field?;
             if let Some(c) = class.columns.iter().find(|c| c.id == id) {
                 out.insert(c.name.clone(), field_json(&c.ty, f)?);
+            } else if retyped {
+                earlier.push((id, f));
+            }
+        }
+        if !earlier.is_empty() {
+            for c in class.columns.iter().filter(|c| !c.converted.is_empty()) {
+                if out.contains_key(&c.name) {
+                    continue;
+                }
+                let value = converted_value(c, |id, ty| {
+                    earlier
+                        .iter()
+                        .find(|(i, _)| *i == id)
+                        .map(|(_, f)| field_json(ty, *f))
+                        .transpose()
+                })?;
+                if let Some(v) = value {
+                    out.insert(c.name.clone(), v);
+                }
             }
         }
         (out, layout)
@@ -420,6 +453,59 @@ pub fn decode(class: &ClassDef, bytes: &[u8]) -> Result<Map<String, Json>, RowEr
     Ok(out)
 }
 
+/// Whether every value of type `from` converts to `to` without error,
+/// as an assignment cast does: a type change a deploy makes without
+/// rewriting objects ([`crate::ColumnDef::converted`]).
+pub fn converts_lazily(from: &SqlType, to: &SqlType) -> bool {
+    use SqlType::*;
+    matches!(
+        (from, to),
+        (Int8 | Int4 | Int2, Int8 | Float8)
+            | (
+                Int8 | Int4
+                    | Int2
+                    | Float8
+                    | Float4
+                    | Bool
+                    | Numeric
+                    | Date
+                    | Timestamptz
+                    | Timestamp,
+                Text
+            )
+    )
+}
+
+/// `v` (canonical for a type `converts_lazily` converts to `to`) as a
+/// canonical value of `to`: what an assignment cast gives (query's
+/// `canonical::convert_value`, which a test holds this to).
+pub fn convert_lazily(to: &SqlType, v: &Json) -> Json {
+    match (to, v) {
+        (SqlType::Text, Json::Number(_) | Json::Bool(_)) => Json::from(v.to_string()),
+        (SqlType::Float8, Json::Number(n)) => n.as_f64().map_or(Json::Null, Json::from),
+        _ => v.clone(),
+    }
+}
+
+/// The value of a lazily retyped column `c` for an object that lacks its
+/// field: the newest earlier field it holds (`earlier` finds a stored
+/// field's value by id and type), converted type by type.
+pub fn converted_value(
+    c: &ColumnDef,
+    mut earlier: impl FnMut(u32, &SqlType) -> Result<Option<Json>, RowError>,
+) -> Result<Option<Json>, RowError> {
+    for (k, was) in c.converted.iter().enumerate() {
+        let Some(mut v) = earlier(was.id, &was.ty)? else {
+            continue;
+        };
+        for later in c.converted[..k].iter().rev() {
+            v = convert_lazily(&later.ty, &v);
+        }
+        return Ok(Some(convert_lazily(&c.ty, &v)));
+    }
+    Ok(None)
+}
+
 /// The columns an object written in `layout` reads its default in when
 /// it lacks their field: those added (with a default, while the class
 /// had objects) at a later layout.
@@ -428,6 +514,16 @@ pub fn filled_after(class: &ClassDef, layout: u32) -> impl Iterator<Item = &Colu
         .columns
         .iter()
         .filter(move |c| c.filled.as_ref().is_some_and(|f| f.layout > layout))
+}
+
+/// `v` (canonical for `c`'s type) encoded as a one-field object, so
+/// readers that take fields ([`Fields`]) read it as a stored value.
+pub fn value_field(c: &ColumnDef, v: &Json) -> Result<Vec<u8>, RowError> {
+    let mut out = vec![FORMAT_V1];
+    if !v.is_null() {
+        encode_field(&mut out, c.id, &c.name, &c.ty, v)?;
+    }
+    Ok(out)
 }
 
 /// A column's filled default encoded as a one-field object, so readers

@@ -12,7 +12,7 @@
 use crate::convert;
 use crate::error::SqlError;
 use amber_catalog::row::{self, Field, Fields};
-use amber_catalog::{ClassDef, ModuleDef, SqlType};
+use amber_catalog::{ClassDef, ColumnDef, ModuleDef, SqlType};
 use datafusion::arrow::array::{
     ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
 };
@@ -126,6 +126,9 @@ struct IdSlots {
     /// (`row::filled_after`): the column's index, the layout it was added
     /// at, and its default as a one-field object.
     fills: Vec<(usize, u32, Vec<u8>)>,
+    /// Projected columns retyped lazily (`ColumnDef::converted`): the
+    /// column's index and its definition (its earlier ids and types).
+    retyped: Vec<(usize, ColumnDef)>,
 }
 
 /// Decodes stored objects, one at a time, into the columns of a class
@@ -228,9 +231,13 @@ impl<'c> Decoder<'c> {
         }
         let mut slots = vec![None; top as usize + 1];
         let mut fills = Vec::new();
+        let mut retyped = Vec::new();
         for c in &stored.columns {
             let slot = self.slots.get(&c.name);
             slots[c.id as usize] = slot;
+            if let (Some(i), false) = (slot, c.converted.is_empty()) {
+                retyped.push((i, c.clone()));
+            }
             if let (Some(i), Some(fill)) = (slot, &c.filled) {
                 let field = row::filled_field(c)
                     .map_err(|e| SqlError::internal(e.to_string()))?
@@ -242,6 +249,7 @@ impl<'c> Decoder<'c> {
             class_id,
             slots,
             fills,
+            retyped,
         });
         Ok(self.id_slots.len() - 1)
     }
@@ -249,6 +257,25 @@ impl<'c> Decoder<'c> {
     /// Appends one object of stored class `class_id` (the scanned class or
     /// a subclass).
     pub fn push(&mut self, class_id: u64, oid: u64, bytes: &[u8]) -> Result<(), SqlError> {
+        if row::is_json(bytes) && !self.columns.is_empty() {
+            let at = self.id_slots_of(class_id)?;
+            if !self.id_slots[at].retyped.is_empty() {
+                // Its values are of types since changed: converted as
+                // `row::decode` converts them, then read as a stored row.
+                let stored = match class_id == self.class.id {
+                    true => self.class,
+                    false => self.module.class_by_id(class_id).ok_or_else(|| {
+                        SqlError::internal(format!("object of unknown class {class_id}"))
+                    })?,
+                };
+                let corrupt =
+                    |e: row::RowError| SqlError::new("XX001", format!("corrupt object {oid}: {e}"));
+                let mut obj = row::decode(stored, bytes).map_err(corrupt)?;
+                obj.retain(|k, _| stored.columns.iter().any(|c| &c.name == k));
+                let rewritten = row::encode(stored, &obj).map_err(corrupt)?;
+                return self.push(class_id, oid, &rewritten);
+            }
+        }
         if let Some(b) = self.ids.as_mut() {
             let id =
                 i64::try_from(oid).map_err(|_| SqlError::internal("object id out of range"))?;
@@ -269,11 +296,17 @@ impl<'c> Decoder<'c> {
             return self.push_json(oid, bytes, at);
         }
         let slots = &self.id_slots[at].slots;
+        let retyped = !self.id_slots[at].retyped.is_empty();
         let fields = Fields::new(bytes).map_err(|e| corrupt(&e))?;
         let layout = fields.layout();
+        // Fields of earlier ids of lazily retyped columns (older objects).
+        let mut earlier: Vec<(u32, row::Field<'_>)> = Vec::new();
         for field in fields {
             let (id, f) = field.map_err(|e| corrupt(&e))?;
             let Some(&Some(i)) = slots.get(id as usize) else {
+                if retyped {
+                    earlier.push((id, f));
+                }
                 continue;
             };
             let c = &mut self.columns[i];
@@ -283,10 +316,48 @@ impl<'c> Decoder<'c> {
             c.sink.push_field(&c.ty, f).map_err(|e| corrupt(&e))?;
             c.filled = row + 1;
         }
+        if !earlier.is_empty() {
+            self.push_converted(at, &earlier, row)
+                .map_err(|e| corrupt(&e))?;
+        }
         self.push_fills(at, layout, row).map_err(|e| corrupt(&e))?;
         for c in &mut self.columns {
             if c.filled == row {
                 c.sink.push_null();
+                c.filled = row + 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The values of lazily retyped columns whose field an older object
+    /// holds under an earlier id (row `row` not filled yet), converted.
+    fn push_converted(
+        &mut self,
+        at: usize,
+        earlier: &[(u32, row::Field<'_>)],
+        row: usize,
+    ) -> Result<(), row::RowError> {
+        let Decoder {
+            id_slots, columns, ..
+        } = self;
+        for (i, def) in &id_slots[at].retyped {
+            let c = &mut columns[*i];
+            if c.filled != row {
+                continue;
+            }
+            let value = row::converted_value(def, |id, ty| {
+                earlier
+                    .iter()
+                    .find(|(e, _)| *e == id)
+                    .map(|(_, f)| row::field_json(ty, *f))
+                    .transpose()
+            })?;
+            let Some(value) = value else { continue };
+            let field = row::value_field(def, &value)?;
+            for stored in Fields::new(&field)? {
+                let (_, f) = stored?;
+                c.sink.push_field(&c.ty, f)?;
                 c.filled = row + 1;
             }
         }

@@ -343,9 +343,11 @@ fn create_module(
                             class: class.name.clone(),
                         });
                     } else {
-                        let n = crate::upgrade::migrate_class(txn, name, old, class)?;
-                        if n > 0 {
-                            tracing::info!(module = name, class = %class.name, objects = n, "objects converted");
+                        let done = crate::upgrade::migrate_class(txn, name, old, class)?;
+                        if done.rewritten > 0 {
+                            tracing::info!(module = name, class = %class.name, objects = done.rewritten, "objects converted");
+                        }
+                        if done.rewritten > 0 || done.reindex {
                             migrated.insert(class.name.clone());
                         }
                     }

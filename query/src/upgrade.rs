@@ -15,9 +15,14 @@
 //! - an attribute dropped: lazily. Its field is skipped when read (its
 //!   column id is never given again: `ClassDef::column_id_max`) and goes
 //!   when the object is next written;
-//! - a type change: every object rewritten, each value converted as an
-//!   assignment cast would (`int` to `float`, `str`, `Decimal`; anything
-//!   to `str`...);
+//! - a type change no value can fail (`row::converts_lazily`: `int` to
+//!   `float` or `str`, scalars to `str`): lazily. The column takes a new
+//!   id and remembers its earlier ids and types (`ColumnDef::converted`);
+//!   an object that lacks the new field reads its earlier one converted
+//!   (`row::convert_lazily`, the assignment cast), and the class's indexes
+//!   are built again;
+//! - any other type change: every object rewritten, each value converted
+//!   as an assignment cast would (`str` to `int`, `float` to `int`...);
 //! - an attribute made non-nullable: every object read, none written.
 //!
 //! What refuses the deploy (the old version stays), naming the class, the
@@ -25,14 +30,14 @@
 //! neither nullable nor defaulted (23502), a value that does not convert
 //! (42804), a None left in an attribute that became non-nullable (23502).
 //!
-//! Cost: nothing per object for added and dropped attributes; one read
-//! and one write per object for a type change, in the deploy's one
-//! transaction (its writes are held until commit, about the objects'
+//! Cost: nothing per object for added and dropped attributes and lazy
+//! type changes (their indexes aside); one read and one write per object
+//! for another type change, in the deploy's one transaction (its writes are held until commit, about the objects'
 //! stored size plus a small overhead each).
 
 use crate::class_objects;
 use crate::error::SqlError;
-use amber_catalog::{row, ClassDef, ColumnDef, Filled};
+use amber_catalog::{row, ClassDef, ColumnDef, Converted, Filled};
 use amber_storage::Txn;
 use serde_json::Value as Json;
 
@@ -46,17 +51,28 @@ enum Step<'a> {
     Require,
 }
 
+/// What converting a class did.
+pub(crate) struct Migrated {
+    /// Objects rewritten (0 when every change was lazy).
+    pub rewritten: u64,
+    /// Columns took new ids (lazy type changes): the class's indexes are
+    /// built again, their keys' encoding having changed.
+    pub reindex: bool,
+}
+
 /// Converts the objects of `old` (which has objects) into `new` (the same
 /// class, same id): lazily where reading can (an added attribute's
 /// default is recorded in `new` and a new layout begun; a dropped
-/// attribute's field is skipped when read), by rewriting every object
-/// where a value changes type. Returns how many objects were rewritten.
+/// attribute's field is skipped when read; a type change that cannot fail
+/// gives the column a new id and objects are converted as read), by
+/// rewriting every object where a value changes type in a way that may
+/// fail.
 pub(crate) fn migrate_class(
     txn: &mut Txn,
     module: &str,
     old: &ClassDef,
     new: &mut ClassDef,
-) -> Result<u64, SqlError> {
+) -> Result<Migrated, SqlError> {
     debug_assert_eq!(old.id, new.id);
     let mut steps: Vec<(&ColumnDef, Step<'_>)> = Vec::new();
     for col in &new.columns {
@@ -92,11 +108,67 @@ pub(crate) fn migrate_class(
         })
         .collect();
     let new_layout = old.layout.max(new.layout) + u32::from(!fills.is_empty());
-    let rewrite = steps.iter().any(|(_, s)| matches!(s, Step::Convert(_)));
+    // Type changes are lazy when every one of them converts every value
+    // without error (and is not also tightened to NOT NULL, nor of a
+    // column with a lazily read default): each such column takes a new
+    // id and remembers its earlier ones, and objects are converted as
+    // they are read. One change that may fail rewrites every object.
+    let retypes: Vec<(u32, Converted)> = steps
+        .iter()
+        .filter_map(|(col, step)| match step {
+            Step::Convert(from) => Some((
+                col.id,
+                Converted {
+                    id: from.id,
+                    ty: from.ty.clone(),
+                },
+            )),
+            _ => None,
+        })
+        .collect();
+    let lazy_retypes = steps.iter().all(|(col, step)| match step {
+        Step::Convert(from) => {
+            row::converts_lazily(&from.ty, &col.ty)
+                && from.filled.is_none()
+                && (col.nullable || !from.nullable)
+        }
+        _ => true,
+    });
+    let rewrite = !lazy_retypes;
     let check = steps.iter().any(|(_, s)| matches!(s, Step::Require));
-    let steps: Vec<(ColumnDef, Step<'_>)> =
-        steps.into_iter().map(|(c, s)| (c.clone(), s)).collect();
+    let steps: Vec<(ColumnDef, Step<'_>)> = steps
+        .into_iter()
+        .filter(|(_, s)| rewrite || !matches!(s, Step::Convert(_)))
+        .map(|(c, s)| (c.clone(), s))
+        .collect();
     new.layout = new_layout;
+    let reindex = lazy_retypes && !retypes.is_empty();
+    if reindex {
+        for (id, was) in retypes {
+            let fresh = new.column_id_max + 1;
+            if fresh > row::COLUMN_ID_MAX {
+                return Err(SqlError::new(
+                    "54011",
+                    format!(
+                        "class {} has used more than {} column ids",
+                        new.name,
+                        row::COLUMN_ID_MAX
+                    ),
+                ));
+            }
+            new.column_id_max = fresh;
+            if let Some(c) = new.columns.iter_mut().find(|c| c.id == id) {
+                let earlier = old
+                    .columns
+                    .iter()
+                    .find(|o| o.id == id)
+                    .map(|o| o.converted.clone())
+                    .unwrap_or_default();
+                c.id = fresh;
+                c.converted = std::iter::once(was).chain(earlier).collect();
+            }
+        }
+    }
     for (id, value) in fills {
         if let Some(c) = new.columns.iter_mut().find(|c| c.id == id) {
             c.filled = Some(Filled {
@@ -106,7 +178,10 @@ pub(crate) fn migrate_class(
         }
     }
     if !rewrite && !check {
-        return Ok(0);
+        return Ok(Migrated {
+            rewritten: 0,
+            reindex,
+        });
     }
     let new: &ClassDef = new;
     let mut rewritten = 0u64;
@@ -158,7 +233,7 @@ pub(crate) fn migrate_class(
         rewritten += 1;
         Ok(())
     })?;
-    Ok(rewritten)
+    Ok(Migrated { rewritten, reindex })
 }
 
 /// A class whose objects its own `__migrate__` converts, once the new
@@ -276,4 +351,68 @@ pub(crate) fn run_python(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use amber_catalog::{row, SqlType};
+    use serde_json::{json, Value as Json};
+
+    /// A lazy type change reads what the eager one stored: for every pair
+    /// `row::converts_lazily` allows, `row::convert_lazily` gives what an
+    /// assignment cast (`canonical::convert_value`) gives, and never fails
+    /// where the cast would.
+    #[test]
+    fn lazy_conversions_are_the_assignment_casts() {
+        let samples: Vec<(SqlType, Vec<Json>)> = vec![
+            (
+                SqlType::Int8,
+                vec![json!(0), json!(-5), json!(i64::MAX), json!(i64::MIN)],
+            ),
+            (SqlType::Int4, vec![json!(7), json!(-2147483648)]),
+            (SqlType::Int2, vec![json!(-32768)]),
+            (
+                SqlType::Float8,
+                vec![
+                    json!(1.5),
+                    json!(0.1),
+                    json!(-0.0),
+                    json!(1e300),
+                    json!(-2.5e-300),
+                    json!("NaN"),
+                    json!("Infinity"),
+                    json!("-Infinity"),
+                    json!(3.0),
+                ],
+            ),
+            (SqlType::Float4, vec![json!(0.5)]),
+            (SqlType::Bool, vec![json!(true), json!(false)]),
+            (
+                SqlType::Numeric,
+                vec![json!("1.50"), json!("-3"), json!("NaN")],
+            ),
+            (SqlType::Date, vec![json!("2024-02-29"), json!("infinity")]),
+            (SqlType::Timestamptz, vec![json!("2024-01-01T10:00:00Z")]),
+            (SqlType::Timestamp, vec![json!("2024-01-01T10:00:00")]),
+        ];
+        let targets = [SqlType::Int8, SqlType::Float8, SqlType::Text];
+        let mut compared = 0;
+        for (from, values) in &samples {
+            for raw in values {
+                let Ok(v) = crate::canonical::canonical_value(from, raw, "sample") else {
+                    continue;
+                };
+                for to in &targets {
+                    if from == to || !row::converts_lazily(from, to) {
+                        continue;
+                    }
+                    let cast = crate::canonical::convert_value(to, &v)
+                        .unwrap_or_else(|e| panic!("{from:?} {v} -> {to:?}: {}", e.message));
+                    assert_eq!(row::convert_lazily(to, &v), cast, "{from:?} {v} -> {to:?}");
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared >= 25, "{compared}");
+    }
 }

@@ -414,7 +414,7 @@ class Item(Persistent):
     qty: int = 0
     color: str = "red"
     size: int | None = 7
-    __indexes__ = ("color",)
+    __indexes__ = ("color", "qty")
 
 class Special(Item):
     level: int = 1
@@ -428,7 +428,25 @@ from amber import Persistent
 
 class Item(Persistent):
     name: str
-    qty: int = 0
+    qty: float = 0.0
+    color: str = "blue"
+    size: int | None = 7
+    gone: str | None = None
+    __indexes__ = ("color", "qty")
+
+class Special(Item):
+    level: int = 1
+
+def seen() -> list[str]:
+    return sorted(f"{i.name}:{i.qty}:{i.color}:{i.size}:{i.gone}" for i in Item.all())
+"#;
+
+const LAZY_V4: &str = r#"
+from amber import Persistent
+
+class Item(Persistent):
+    name: str
+    qty: str = "none"
     color: str = "blue"
     size: int | None = 7
     gone: str | None = None
@@ -437,7 +455,7 @@ class Special(Item):
     level: int = 1
 
 def seen() -> list[str]:
-    return sorted(f"{i.name}:{i.color}:{i.size}:{i.gone}" for i in Item.all())
+    return sorted(f"{i.name}:{i.qty!r}" for i in Item.all())
 "#;
 
 /// The stored bytes of every object of class `class` of module `inv`,
@@ -472,6 +490,8 @@ fn stored_objects(data: &std::path::Path, class: &str) -> Vec<(u64, Vec<u8>)> {
 /// read the default from SQL, from Python and through a new index, and
 /// objects written after hold their own values (NULL included). A dropped
 /// attribute's data never comes back under a new attribute of its name.
+/// A type change that cannot fail is lazy too, through several versions,
+/// and the indexes on the column are built again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn added_attributes_are_read_lazily_and_dropped_ones_never_return() {
     let dir = tempfile::tempdir().unwrap();
@@ -530,25 +550,50 @@ async fn added_attributes_are_read_lazily_and_dropped_ones_never_return() {
     // byte for byte what it was.
     assert_eq!(stored_objects(dir.path(), "Special"), before_special);
 
-    let server = Server::start_on(dir.path(), port);
+    let mut server = Server::start_on(dir.path(), port);
     let c = connect(&server).await;
-    // `gone` again: a new attribute, NULL in every object (never "secret").
+    // `gone` again: a new attribute, NULL in every object (never
+    // "secret"); `qty` from int to float, lazily (it cannot fail).
     replace(&c, LAZY_V3).await.unwrap();
     assert_eq!(
         simple_rows(
             &c,
-            "SELECT name, color, size, gone FROM inv.item ORDER BY name"
+            "SELECT name, qty, pg_typeof(qty)::text, color, size, gone FROM inv.item ORDER BY name"
         )
         .await,
         rows(&[
-            &["a", "red", "7", "NULL"],
-            &["b", "red", "NULL", "NULL"],
-            &["n", "red", "NULL", "NULL"],
-            &["s", "red", "7", "NULL"]
+            &["a", "5", "double precision", "red", "7", "NULL"],
+            &["b", "2", "double precision", "red", "NULL", "NULL"],
+            &["n", "0", "double precision", "red", "NULL", "NULL"],
+            &["s", "3", "double precision", "red", "7", "NULL"]
         ])
     );
     assert_eq!(
         simple_rows(&c, "SELECT inv.seen()").await,
-        rows(&[&["{a:red:7:None,b:red:None:None,n:red:None:None,s:red:7:None}"]])
+        rows(&[&["{a:5.0:red:7:None,b:2.0:red:None:None,n:0.0:red:None:None,s:3.0:red:7:None}"]])
+    );
+    // The index on qty was built again over the converted values.
+    let by_qty = "SELECT name FROM inv.item WHERE qty = 3::float8";
+    let plan = simple_rows(&c, &format!("EXPLAIN {by_qty}")).await;
+    assert!(format!("{plan:?}").contains("item_qty_idx"), "{plan:?}");
+    assert_eq!(simple_rows(&c, by_qty).await, rows(&[&["s"]]));
+    c.batch_execute("UPDATE inv.item SET qty = qty + 0.5 WHERE name = 'b'")
+        .await
+        .unwrap();
+    drop(c);
+    server.stop();
+    assert_eq!(stored_objects(dir.path(), "Special"), before_special);
+
+    // Then to str: each older value converted through every type since.
+    let server = Server::start_on(dir.path(), port);
+    let c = connect(&server).await;
+    replace(&c, LAZY_V4).await.unwrap();
+    assert_eq!(
+        simple_rows(&c, "SELECT name, qty FROM inv.item ORDER BY name").await,
+        rows(&[&["a", "5.0"], &["b", "2.5"], &["n", "0.0"], &["s", "3.0"]])
+    );
+    assert_eq!(
+        simple_rows(&c, "SELECT inv.seen()").await,
+        rows(&[&["{a:'5.0',b:'2.5',n:'0.0',s:'3.0'}"]])
     );
 }
