@@ -454,6 +454,13 @@ def _decode_state(columns, raw):
     return {name: _dec(t, state.get(name)) for name, t, _n, _h, _d in columns}
 
 
+def _dumps(v):
+    """Compact JSON of `v`: natively for plain values (`_amber.dumps`),
+    else by `json.dumps`."""
+    s = _amber.dumps(v)
+    return s if s is not None else _json.dumps(v, separators=(",", ":"))
+
+
 def _encode_state(cls, d):
     state = {}
     for name, t, nullable, has_default, default in _info(cls).columns:
@@ -461,7 +468,7 @@ def _encode_state(cls, d):
         if v is None and not nullable:
             raise ValueError(f'null value in column "{name}" of {cls.__name__} violates not-null constraint')
         state[name] = _enc(t, v, f"{cls.__name__}.{name}")
-    return _json.dumps(state, separators=(",", ":"))
+    return _dumps(state)
 
 
 def _encoding_or_none(cls, d):
@@ -490,7 +497,7 @@ def _flush_globals(mod):
         v = mod.__dict__.get(name)
         if v is None and not nullable:
             raise ValueError(f"module variable {name} may not be None")
-        raw = _json.dumps(_enc(t, v, name), separators=(",", ":"))
+        raw = _dumps(_enc(t, v, name))
         if raw != _st.globals.get(name):
             _amber.put(_global_key(mod.__name__, name), raw)
             _st.globals[name] = raw
@@ -518,7 +525,7 @@ def _begin(mod, reads=None):
         # Python's encoding of the loaded value, whatever the stored
         # spelling: written back only if the call changes it.
         try:
-            _st.globals[name] = _json.dumps(_enc(t, value, name), separators=(",", ":"))
+            _st.globals[name] = _dumps(_enc(t, value, name))
         except (TypeError, ValueError, OverflowError):
             _st.globals[name] = None
 
@@ -628,7 +635,7 @@ def _call(mod, desc_json, args_json):
             out = _invoke(mod, class_name, func_name, params, returns, args)
         _flush_objects()
         _flush_globals(mod)
-        return _json.dumps(out)
+        return _dumps(out)
     finally:
         _end()
 

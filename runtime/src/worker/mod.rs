@@ -7,6 +7,7 @@
 //! limit exits with [`EXIT_OUT_OF_MEMORY`], a panic or a stack overflow
 //! exits or aborts, and the server fails the call and starts a new worker.
 
+mod dumps;
 mod interp;
 mod interrupt;
 mod native;

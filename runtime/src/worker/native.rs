@@ -267,6 +267,11 @@ pub fn install(vm: &VirtualMachine) -> PyResult<()> {
         vm,
     )?;
     dict.set_item("sql", vm.new_function("sql", native_sql).into(), vm)?;
+    dict.set_item(
+        "dumps",
+        vm.new_function("dumps", super::dumps::native_dumps).into(),
+        vm,
+    )?;
     let module = vm.new_module("_amber", dict, None);
     vm.sys_module
         .get_attr("modules", vm)?
