@@ -616,21 +616,52 @@ fn nemesis_loop(
     }
 }
 
-/// Deploys the workload's module again (same source, new version), on a
-/// connection of its own that bypasses the cutting proxy.
+/// How many redeploys ran: each picks the next version of the cycle.
+static REDEPLOYS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The workload's module in version `n` of a cycle of three that upgrades
+/// every class while clients run: an attribute `upgraded: int = 1` added
+/// (older objects read the default lazily), then retyped to `float` (no
+/// value can fail: converted as read), then dropped again (the source as
+/// set up). The workload never reads it; what it reads must not change.
+fn module_version(source: &str, n: u64) -> String {
+    let extra = match n % 3 {
+        0 => "    upgraded: int = 1\n",
+        1 => "    upgraded: float = 1.0\n",
+        _ => return source.to_string(),
+    };
+    let mut out = String::with_capacity(source.len() + 4 * extra.len());
+    for line in source.split_inclusive('\n') {
+        out.push_str(line);
+        if line.starts_with("class ") && line.trim_end().ends_with("(Persistent):") {
+            out.push_str(extra);
+        }
+    }
+    out
+}
+
+/// Deploys the workload's module again (a new version of the cycle in
+/// [`module_version`]), on a connection of its own that bypasses the
+/// cutting proxy.
 async fn redeploy(workload: Workload, port: u16) -> Result<(), String> {
     let conn = format!("host=127.0.0.1 port={port} user=amber dbname=amber connect_timeout=5");
     let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
         .await
         .map_err(|e| e.to_string())?;
     tokio::spawn(connection);
-    let sql = workload
-        .module_sql()
-        .replacen("CREATE MODULE", "CREATE OR REPLACE MODULE", 1);
+    let n = REDEPLOYS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let sql = module_version(workload.module_sql(), n).replacen(
+        "CREATE MODULE",
+        "CREATE OR REPLACE MODULE",
+        1,
+    );
     tokio::time::timeout(Duration::from_secs(30), client.batch_execute(&sql))
         .await
         .map_err(|_| "deploy timed out".to_string())?
-        .map_err(|e| e.to_string())
+        .map_err(|e| match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        })
 }
 
 /// After the clients stop: read every key (or the whole set) until it
@@ -769,4 +800,21 @@ fn write_outputs(config: &RunConfig, history: &[Txn], outcome: &RunOutcome) -> s
     )?;
     std::fs::write(dir.join("summary.txt"), outcome.summary() + "\n")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::module_version;
+
+    #[test]
+    fn redeploys_cycle_through_an_added_a_retyped_and_a_dropped_attribute() {
+        let src = "CREATE MODULE m AS $$\nclass A(Persistent):\n    x: int\n\nclass B(Persistent):\n    y: str\n$$";
+        let v0 = module_version(src, 0);
+        assert_eq!(v0.matches("    upgraded: int = 1\n").count(), 2);
+        assert!(v0.contains("class A(Persistent):\n    upgraded: int = 1\n    x: int\n"));
+        let v1 = module_version(src, 1);
+        assert_eq!(v1.matches("    upgraded: float = 1.0\n").count(), 2);
+        assert_eq!(module_version(src, 2), src);
+        assert_eq!(module_version(src, 3), v0);
+    }
 }

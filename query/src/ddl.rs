@@ -312,6 +312,9 @@ fn create_module(
     validate_shape(name, &shape)?;
     // Keep the identity of classes that survive a replace.
     let mut migrated = std::collections::HashSet::new();
+    // (class, column) of columns whose type changed lazily: the indexes
+    // on them are built again.
+    let mut retyped = std::collections::HashSet::new();
     // Classes converted by their own `__migrate__`, once the new version
     // is in the transaction (their indexes are built after it).
     let mut pending = Vec::new();
@@ -347,8 +350,11 @@ fn create_module(
                         if done.rewritten > 0 {
                             tracing::info!(module = name, class = %class.name, objects = done.rewritten, "objects converted");
                         }
-                        if done.rewritten > 0 || done.reindex {
+                        if done.rewritten > 0 {
                             migrated.insert(class.name.clone());
+                        }
+                        for column in done.retyped {
+                            retyped.insert((class.name.clone(), column));
                         }
                     }
                 }
@@ -375,6 +381,7 @@ fn create_module(
         &mut shape,
         existing.as_deref(),
         &migrated,
+        &retyped,
         &pending.iter().map(|p| p.class.clone()).collect(),
     )?;
     for g in &shape.globals {

@@ -19,7 +19,7 @@
 //!   `float` or `str`, scalars to `str`): lazily. The column takes a new
 //!   id and remembers its earlier ids and types (`ColumnDef::converted`);
 //!   an object that lacks the new field reads its earlier one converted
-//!   (`row::convert_lazily`, the assignment cast), and the class's indexes
+//!   (`row::convert_lazily`, the assignment cast), and the indexes on it
 //!   are built again;
 //! - any other type change: every object rewritten, each value converted
 //!   as an assignment cast would (`str` to `int`, `float` to `int`...);
@@ -55,9 +55,9 @@ enum Step<'a> {
 pub(crate) struct Migrated {
     /// Objects rewritten (0 when every change was lazy).
     pub rewritten: u64,
-    /// Columns took new ids (lazy type changes): the class's indexes are
-    /// built again, their keys' encoding having changed.
-    pub reindex: bool,
+    /// Columns that took new ids (lazy type changes): the indexes on them
+    /// are built again, their keys' encoding having changed.
+    pub retyped: Vec<String>,
 }
 
 /// Converts the objects of `old` (which has objects) into `new` (the same
@@ -142,8 +142,8 @@ pub(crate) fn migrate_class(
         .map(|(c, s)| (c.clone(), s))
         .collect();
     new.layout = new_layout;
-    let reindex = lazy_retypes && !retypes.is_empty();
-    if reindex {
+    let mut retyped = Vec::new();
+    if lazy_retypes && !retypes.is_empty() {
         for (id, was) in retypes {
             let fresh = new.column_id_max + 1;
             if fresh > row::COLUMN_ID_MAX {
@@ -166,6 +166,7 @@ pub(crate) fn migrate_class(
                     .unwrap_or_default();
                 c.id = fresh;
                 c.converted = std::iter::once(was).chain(earlier).collect();
+                retyped.push(c.name.clone());
             }
         }
     }
@@ -180,7 +181,7 @@ pub(crate) fn migrate_class(
     if !rewrite && !check {
         return Ok(Migrated {
             rewritten: 0,
-            reindex,
+            retyped,
         });
     }
     let new: &ClassDef = new;
@@ -233,7 +234,7 @@ pub(crate) fn migrate_class(
         rewritten += 1;
         Ok(())
     })?;
-    Ok(Migrated { rewritten, reindex })
+    Ok(Migrated { rewritten, retyped })
 }
 
 /// A class whose objects its own `__migrate__` converts, once the new

@@ -24,6 +24,7 @@ pub(crate) fn assign(
     shape: &mut ModuleShape,
     existing: Option<&ModuleDef>,
     rewritten: &HashSet<String>,
+    retyped: &HashSet<(String, String)>,
     deferred: &HashSet<String>,
 ) -> Result<(), SqlError> {
     let mut names: HashSet<String> = shape.classes.iter().map(|c| c.table.clone()).collect();
@@ -38,14 +39,18 @@ pub(crate) fn assign(
                     .iter()
                     .find(|i| i.columns == index.columns && i.unique == index.unique)
             });
+            // The objects of a class whose attributes changed were
+            // rewritten, or a column changed type lazily: the index is
+            // built again (a key's encoding follows its column's type),
+            // under its name.
+            let rebuilt = rewritten.contains(&class.name)
+                || deferred.contains(&class.name)
+                || index
+                    .columns
+                    .iter()
+                    .any(|c| retyped.contains(&(class.name.clone(), c.clone())));
             match kept {
-                // The objects of a class whose attributes changed were
-                // rewritten: its indexes are built again (a key's encoding
-                // follows its column's type), under their names.
-                Some(k)
-                    if (rewritten.contains(&class.name) || deferred.contains(&class.name))
-                        && names.insert(k.name.clone()) =>
-                {
+                Some(k) if rebuilt && names.insert(k.name.clone()) => {
                     index.name = k.name.clone();
                     fresh.push((class.name.clone(), pos));
                 }
