@@ -9,8 +9,10 @@
 //! after it (and before the join's keys are pushed down), estimates each
 //! side: a class scan by the span of its ids (`ClassScanExec`), objects
 //! already read by their count, a filter by PostgreSQL's defaults
-//! (`=` 0.5%, a range a third, a range bounded on both sides 0.5%), and swaps the join when its build side is
-//! the larger.
+//! (`=` 0.5%, a range a third, a range bounded on both sides 0.5%), and
+//! swaps the join when its build side is the larger and its probe side
+//! gives chosen rows (a filter, or objects already read): a bare scan of a
+//! whole class would hand the other side every key.
 
 use crate::index::exec::ClassScanExec;
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -94,6 +96,26 @@ fn reads_class(plan: &Arc<dyn ExecutionPlan>, depth: usize) -> bool {
     }
 }
 
+/// Whether `plan` gives chosen rows of a class: a filter over it, or
+/// objects already read by id or index. A bare scan of a whole class is
+/// not: as a build side its keys are (about) every key, which reads the
+/// other side by key no better than by a scan, and DataFusion's own order
+/// stays.
+fn selective(plan: &Arc<dyn ExecutionPlan>, depth: usize) -> bool {
+    if let Some(scan) = plan.downcast_ref::<ClassScanExec>() {
+        return scan.rows_estimate().is_none();
+    }
+    if plan.downcast_ref::<FilterExec>().is_some() {
+        return true;
+    }
+    match plan.children().as_slice() {
+        [child] if depth < DEPTH_MAX && plan.downcast_ref::<HashJoinExec>().is_none() => {
+            selective(child, depth + 1)
+        }
+        _ => false,
+    }
+}
+
 /// About how many rows `plan` gives, when it reads a class or rows
 /// already read, through filters and row-preserving nodes.
 fn estimate(plan: &Arc<dyn ExecutionPlan>, depth: usize) -> Option<f64> {
@@ -151,7 +173,7 @@ impl PhysicalOptimizerRule for JoinOrder {
             else {
                 return Ok(Transformed::no(node));
             };
-            if build <= probe {
+            if build <= probe || !selective(join.right(), 0) {
                 return Ok(Transformed::no(node));
             }
             // With a projection of its own the swapped join keeps its

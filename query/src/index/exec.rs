@@ -8,7 +8,6 @@
 use super::join::{Decision, JoinKeys};
 use super::ordered::Source;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Result as DfResult, Statistics};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -152,15 +151,14 @@ impl ExecutionPlan for ClassScanExec {
         input_stats: &[Arc<Statistics>],
         args: &StatisticsArgs,
     ) -> DfResult<Arc<Statistics>> {
-        match (&self.source, args.partition()) {
-            (Some(source), None) => {
-                let mut stats = Statistics::new_unknown(&self.scan.schema());
-                if let Some(rows) = source.rows_estimate {
-                    stats.num_rows = Precision::Inexact(rows);
-                }
-                Ok(Arc::new(stats))
-            }
-            _ => self.scan.statistics_from_inputs(input_stats, args),
+        match &self.source {
+            // A whole-class scan reports no row count: DataFusion's join
+            // selection then keeps the query's order, and `join_order.rs`
+            // (which reads `rows_estimate` itself) swaps only for a
+            // selective side. Measured: building the smaller of two whole
+            // classes made `JOIN ... GROUP BY` (P5) 14 ms -> 25 ms.
+            Some(_) => Ok(Arc::new(Statistics::new_unknown(&self.scan.schema()))),
+            None => self.scan.statistics_from_inputs(input_stats, args),
         }
     }
 

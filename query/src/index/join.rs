@@ -57,6 +57,11 @@ fn keyed_rows_max(source: &Source) -> usize {
     share.clamp(KEYED_ROWS_MIN, JOIN_ROWS_MAX)
 }
 
+/// Keys of a list read first, as a sample: if they find objects at a
+/// rate that all the keys would take past the keyed read's limit, the
+/// class is scanned without reading the rest.
+const SAMPLE_KEYS: usize = 32;
+
 /// How the keys find objects.
 #[derive(Debug)]
 enum By {
@@ -314,15 +319,21 @@ impl JoinKeys {
             return Ok(None);
         }
         let key = || col(datafusion::common::Column::from_name(&self.column));
-        // A list goes as several `IN`s, each within what push-down reads.
+        // A list goes as several `IN`s, each within what push-down reads;
+        // the first a sample of [`SAMPLE_KEYS`] keys, whose objects say
+        // whether all the keys would find more than `rows_max`.
         let filters: Vec<Vec<Expr>> = match (&keys.list, &keys.lower, &keys.upper) {
-            (Some(list), _, _) => list
-                .chunks(super::pushdown::IN_VALUES_MAX)
-                .map(|chunk| {
-                    let values = chunk.iter().filter(|v| !v.is_null());
-                    vec![key().in_list(values.map(|v| lit(v.clone())).collect(), false)]
-                })
-                .collect(),
+            (Some(list), _, _) => {
+                let (sample, rest) = list.split_at(list.len().min(SAMPLE_KEYS));
+                std::iter::once(sample)
+                    .chain(rest.chunks(super::pushdown::IN_VALUES_MAX))
+                    .filter(|chunk| !chunk.is_empty())
+                    .map(|chunk| {
+                        let values = chunk.iter().filter(|v| !v.is_null());
+                        vec![key().in_list(values.map(|v| lit(v.clone())).collect(), false)]
+                    })
+                    .collect()
+            }
             (None, Some(lo), Some(hi)) => {
                 vec![vec![
                     key().gt_eq(lit(lo.clone())),
@@ -332,7 +343,7 @@ impl JoinKeys {
             _ => return Ok(None),
         };
         let mut oids = Vec::new();
-        for conjunction in &filters {
+        for (i, conjunction) in filters.iter().enumerate() {
             let Some(access) = super::pushdown::choose(class, conjunction) else {
                 return Ok(None);
             };
@@ -341,6 +352,13 @@ impl JoinKeys {
             match super::pushdown::read(&txn, &access, rows_max - oids.len())? {
                 Some(found) => oids.extend(found),
                 None => return Ok(None),
+            }
+            // After the sample: the keys at its rate would find too many.
+            if let (0, Some(list)) = (i, &keys.list) {
+                let sampled = list.len().min(SAMPLE_KEYS).max(1);
+                if oids.len().saturating_mul(list.len()) / sampled > rows_max {
+                    return Ok(None);
+                }
             }
         }
         crate::table::read_class_objects_by_ids(&[class.id], &oids, &source.txn()?).map(Some)
