@@ -355,7 +355,7 @@ impl JoinKeys {
             }
             // After the sample: the keys at its rate would find too many.
             if let (0, Some(list)) = (i, &keys.list) {
-                let sampled = list.len().min(SAMPLE_KEYS).max(1);
+                let sampled = list.len().clamp(1, SAMPLE_KEYS);
                 if oids.len().saturating_mul(list.len()) / sampled > rows_max {
                     return Ok(None);
                 }
