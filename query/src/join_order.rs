@@ -82,18 +82,23 @@ fn bounds_one_column(l: &Arc<dyn PhysicalExpr>, r: &Arc<dyn PhysicalExpr>) -> bo
     matches!((bound_of(l), bound_of(r)), (Some((a, x)), Some((b, y))) if a == b && x != y)
 }
 
-/// Whether `plan` reads a class (through filters and row-preserving
-/// nodes): the joins this rule orders. Others keep DataFusion's order.
-fn reads_class(plan: &Arc<dyn ExecutionPlan>, depth: usize) -> bool {
-    if plan.downcast_ref::<ClassScanExec>().is_some() {
-        return true;
-    }
-    match plan.children().as_slice() {
-        [child] if depth < DEPTH_MAX && plan.downcast_ref::<HashJoinExec>().is_none() => {
-            reads_class(child, depth + 1)
+/// The class scan `plan` reads through filters and row-preserving nodes,
+/// and whether a filter is among them; `None`: it reads no one class
+/// (a join, a union, a catalog table): such joins keep DataFusion's order.
+fn class_scan_under(plan: &Arc<dyn ExecutionPlan>) -> Option<(&ClassScanExec, bool)> {
+    let mut node = plan;
+    let mut filtered = false;
+    for _ in 0..DEPTH_MAX {
+        if let Some(scan) = node.downcast_ref::<ClassScanExec>() {
+            return Some((scan, filtered));
         }
-        _ => false,
+        filtered |= node.downcast_ref::<FilterExec>().is_some();
+        match node.children().as_slice() {
+            [child] if node.downcast_ref::<HashJoinExec>().is_none() => node = child,
+            _ => return None,
+        }
     }
+    None
 }
 
 /// Whether `plan` gives chosen rows of a class: a filter over it, or
@@ -101,19 +106,9 @@ fn reads_class(plan: &Arc<dyn ExecutionPlan>, depth: usize) -> bool {
 /// not: as a build side its keys are (about) every key, which reads the
 /// other side by key no better than by a scan, and DataFusion's own order
 /// stays.
-fn selective(plan: &Arc<dyn ExecutionPlan>, depth: usize) -> bool {
-    if let Some(scan) = plan.downcast_ref::<ClassScanExec>() {
-        return scan.rows_estimate().is_none();
-    }
-    if plan.downcast_ref::<FilterExec>().is_some() {
-        return true;
-    }
-    match plan.children().as_slice() {
-        [child] if depth < DEPTH_MAX && plan.downcast_ref::<HashJoinExec>().is_none() => {
-            selective(child, depth + 1)
-        }
-        _ => false,
-    }
+fn selective(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    class_scan_under(plan)
+        .is_some_and(|(scan, filtered)| filtered || scan.rows_estimate().is_none())
 }
 
 /// About how many rows `plan` gives, when it reads a class or rows
@@ -166,14 +161,14 @@ impl PhysicalOptimizerRule for JoinOrder {
             {
                 return Ok(Transformed::no(node));
             }
-            if !reads_class(join.left(), 0) && !reads_class(join.right(), 0) {
+            if class_scan_under(join.left()).is_none() && class_scan_under(join.right()).is_none() {
                 return Ok(Transformed::no(node));
             }
             let (Some(build), Some(probe)) = (estimate(join.left(), 0), estimate(join.right(), 0))
             else {
                 return Ok(Transformed::no(node));
             };
-            if build <= probe || !selective(join.right(), 0) {
+            if build <= probe || !selective(join.right()) {
                 return Ok(Transformed::no(node));
             }
             // With a projection of its own the swapped join keeps its
