@@ -526,19 +526,6 @@ pub fn value_field(c: &ColumnDef, v: &Json) -> Result<Vec<u8>, RowError> {
     Ok(out)
 }
 
-/// A column's filled default encoded as a one-field object, so readers
-/// that take fields ([`Fields`]) read it as a stored value.
-pub fn filled_field(c: &ColumnDef) -> Result<Option<Vec<u8>>, RowError> {
-    let Some(fill) = &c.filled else {
-        return Ok(None);
-    };
-    let mut out = vec![FORMAT_V1];
-    if !fill.value.is_null() {
-        encode_field(&mut out, c.id, &c.name, &c.ty, &fill.value)?;
-    }
-    Ok(Some(out))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -716,6 +716,23 @@ impl Conn {
         Ok(())
     }
 
+    /// The element a Python function (`jset.show`, `jset.show_by`) shows
+    /// for `arg`, or `None` (the function's JSON `null`).
+    async fn shown_by_python(
+        &self,
+        function: &Statement,
+        arg: i64,
+    ) -> Result<Option<ElementAttrs>, TxnError> {
+        let row = self
+            .timed(Phase::Body, self.client.query_one(function, &[&arg]))
+            .await?;
+        let text: String = row
+            .try_get(0)
+            .map_err(|e| TxnError::protocol(Phase::Body, e.to_string()))?;
+        serde_json::from_str(&text)
+            .map_err(|e| TxnError::protocol(Phase::Body, format!("{text:?}: {e}")))
+    }
+
     /// Reads a just-created element back by SQL and by Python, in the
     /// creating transaction; returns the read-back operations.
     async fn read_back(&mut self, v: u64, oid: u64) -> Result<Vec<Mop>, TxnError> {
@@ -735,14 +752,7 @@ impl Conn {
             Some(r) => Some(element_from_columns(&r, 0)?),
             None => None,
         };
-        let row = self
-            .timed(Phase::Body, self.client.query_one(&show, &[&id]))
-            .await?;
-        let text: String = row
-            .try_get(0)
-            .map_err(|e| TxnError::protocol(Phase::Body, e.to_string()))?;
-        let python: Option<ElementAttrs> = serde_json::from_str(&text)
-            .map_err(|e| TxnError::protocol(Phase::Body, format!("show {text:?}: {e}")))?;
+        let python = self.shown_by_python(&show, id).await?;
         // Through the indexes: exactly the one element, or an anomaly.
         let name = element_attrs(v).name;
         let rows = self
@@ -752,15 +762,7 @@ impl Conn {
             [r] => Some(element_from_columns(r, 0)?),
             _ => None,
         };
-        let value = v as i64;
-        let row = self
-            .timed(Phase::Body, self.client.query_one(&show_by, &[&value]))
-            .await?;
-        let text: String = row
-            .try_get(0)
-            .map_err(|e| TxnError::protocol(Phase::Body, e.to_string()))?;
-        let python_index: Option<ElementAttrs> = serde_json::from_str(&text)
-            .map_err(|e| TxnError::protocol(Phase::Body, format!("show_by {text:?}: {e}")))?;
+        let python_index = self.shown_by_python(&show_by, v as i64).await?;
         Ok(vec![
             Mop::ReadBack {
                 v,

@@ -97,6 +97,20 @@ struct Column {
     filled: usize,
 }
 
+impl Column {
+    /// Gives row `row` the value of `field`, a one-field object
+    /// (`row::value_field`): a default or a converted value the object
+    /// does not hold in its own bytes. An empty object leaves it NULL.
+    fn push_one_field(&mut self, field: &[u8], row: usize) -> Result<(), row::RowError> {
+        for stored in Fields::new(field)? {
+            let (_, f) = stored?;
+            self.sink.push_field(&self.ty, f)?;
+            self.filled = row + 1;
+        }
+        Ok(())
+    }
+}
+
 /// Attribute name -> index of its projected column. Few columns (the common
 /// projection) are found by comparing names, which is faster than hashing
 /// them; many by a hash map.
@@ -148,6 +162,25 @@ pub struct Decoder<'c> {
     order: Vec<Option<usize>>,
     seen: Vec<bool>,
     rows: usize,
+}
+
+/// An object as read from storage: its stored class id, its id, its bytes.
+pub type Stored = (u64, u64, Vec<u8>);
+
+/// The batch of `objects` (of `class` or a subclass its table holds) in
+/// the columns of the class table's `schema` projected to `projection`.
+pub fn decode_batch(
+    module: &ModuleDef,
+    class: &ClassDef,
+    schema: &SchemaRef,
+    projection: Option<&[usize]>,
+    objects: &[Stored],
+) -> Result<(SchemaRef, RecordBatch), SqlError> {
+    let mut decoder = Decoder::new(module, class, schema, projection, objects.len())?;
+    for (cid, oid, bytes) in objects {
+        decoder.push(*cid, *oid, bytes)?;
+    }
+    decoder.finish()
 }
 
 impl<'c> Decoder<'c> {
@@ -239,9 +272,8 @@ impl<'c> Decoder<'c> {
                 retyped.push((i, c.clone()));
             }
             if let (Some(i), Some(fill)) = (slot, &c.filled) {
-                let field = row::filled_field(c)
-                    .map_err(|e| SqlError::internal(e.to_string()))?
-                    .unwrap_or_default();
+                let field = row::value_field(c, &fill.value)
+                    .map_err(|e| SqlError::internal(e.to_string()))?;
                 fills.push((i, fill.layout, field));
             }
         }
@@ -354,12 +386,7 @@ impl<'c> Decoder<'c> {
                     .transpose()
             })?;
             let Some(value) = value else { continue };
-            let field = row::value_field(def, &value)?;
-            for stored in Fields::new(&field)? {
-                let (_, f) = stored?;
-                c.sink.push_field(&c.ty, f)?;
-                c.filled = row + 1;
-            }
+            c.push_one_field(&row::value_field(def, &value)?, row)?;
         }
         Ok(())
     }
@@ -375,11 +402,7 @@ impl<'c> Decoder<'c> {
             if *added <= layout || c.filled != row {
                 continue;
             }
-            for stored in Fields::new(field)? {
-                let (_, f) = stored?;
-                c.sink.push_field(&c.ty, f)?;
-                c.filled = row + 1;
-            }
+            c.push_one_field(field, row)?;
         }
         Ok(())
     }

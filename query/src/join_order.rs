@@ -83,8 +83,8 @@ fn bounds_one_column(l: &Arc<dyn PhysicalExpr>, r: &Arc<dyn PhysicalExpr>) -> bo
 }
 
 /// The class scan `plan` reads through filters and row-preserving nodes,
-/// and whether a filter is among them; `None`: it reads no one class
-/// (a join, a union, a catalog table): such joins keep DataFusion's order.
+/// and whether a filter is among them; `None`: it reads no one class (a
+/// join, a union, a catalog table).
 fn class_scan_under(plan: &Arc<dyn ExecutionPlan>) -> Option<(&ClassScanExec, bool)> {
     let mut node = plan;
     let mut filtered = false;
@@ -161,14 +161,16 @@ impl PhysicalOptimizerRule for JoinOrder {
             {
                 return Ok(Transformed::no(node));
             }
-            if class_scan_under(join.left()).is_none() && class_scan_under(join.right()).is_none() {
+            // Only a side of chosen rows of a class becomes the build
+            // side (which also leaves joins of other relations as they are).
+            if !selective(join.right()) {
                 return Ok(Transformed::no(node));
             }
             let (Some(build), Some(probe)) = (estimate(join.left(), 0), estimate(join.right(), 0))
             else {
                 return Ok(Transformed::no(node));
             };
-            if build <= probe || !selective(join.right()) {
+            if build <= probe {
                 return Ok(Transformed::no(node));
             }
             // With a projection of its own the swapped join keeps its

@@ -92,31 +92,36 @@ enum Cursoring {
     Taken,
 }
 
-impl ClassPartition {
+impl Cursoring {
     /// Opens the cursor if it is not open yet: its range joins the read
     /// set now.
-    fn open(&self) -> Result<(), SqlError> {
-        let mut state = self
-            .cursor
-            .lock()
-            .map_err(|_| SqlError::internal("class scan lock poisoned"))?;
-        if let Cursoring::Deferred { txn, start, end } = &*state {
+    fn open(&mut self) -> Result<(), SqlError> {
+        if let Cursoring::Deferred { txn, start, end } = self {
             let txn = txn
                 .upgrade()
                 .ok_or_else(|| SqlError::internal("a class scan ran after its statement"))?;
             let cursor = crate::dml::lock(&txn)?.cursor(start, end)?;
-            *state = Cursoring::Open(cursor);
+            *self = Cursoring::Open(cursor);
         }
         Ok(())
+    }
+}
+
+impl ClassPartition {
+    fn cursoring(&self) -> Result<std::sync::MutexGuard<'_, Cursoring>, SqlError> {
+        self.cursor
+            .lock()
+            .map_err(|_| SqlError::internal("class scan lock poisoned"))
+    }
+
+    fn open(&self) -> Result<(), SqlError> {
+        self.cursoring()?.open()
     }
 
     /// The open cursor, for the one execution.
     fn take(&self) -> Result<Option<Cursor>, SqlError> {
-        self.open()?;
-        let mut state = self
-            .cursor
-            .lock()
-            .map_err(|_| SqlError::internal("class scan lock poisoned"))?;
+        let mut state = self.cursoring()?;
+        state.open()?;
         Ok(match std::mem::replace(&mut *state, Cursoring::Taken) {
             Cursoring::Open(c) => Some(c),
             _ => None,
@@ -155,6 +160,9 @@ struct Scanning {
     part: Arc<ClassPartition>,
     cursor: Option<Cursor>,
     rows_left: usize,
+    /// Why there is no cursor (executed twice, or it could not open):
+    /// the stream's one item, unless it need return no row.
+    failed: Option<SqlError>,
 }
 
 impl ClassPartition {
@@ -202,21 +210,28 @@ impl PartitionStream for Partition {
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         // A cursor not opened yet (a plan run without `open_scans.rs`)
-        // opens now.
-        let cursor = self.0.take();
-        // A partition is executed once; a second execution (which no plan
-        // Amber makes does) gets an error rather than an empty result.
-        let twice = !matches!(cursor, Ok(Some(_)));
-        let cursor = cursor.ok().flatten();
+        // opens now. A partition is executed once; a second execution
+        // (which no plan Amber makes does) gets an error rather than an
+        // empty result, as does a cursor that could not open.
+        let (cursor, failed) = match self.0.take() {
+            Ok(Some(c)) => (Some(c), None),
+            Ok(None) => (
+                None,
+                Some(SqlError::internal(
+                    "a class scan partition was executed twice",
+                )),
+            ),
+            Err(e) => (None, Some(e)),
+        };
         let st = Scanning {
             part: self.0.clone(),
             rows_left: self.0.rows_max.unwrap_or(usize::MAX),
             cursor,
+            failed,
         };
         let stream = futures::stream::unfold(st, move |mut st| async move {
-            if twice && st.rows_left > 0 {
+            if let Some(e) = st.failed.take().filter(|_| st.rows_left > 0) {
                 st.rows_left = 0;
-                let e = SqlError::internal("a class scan partition was executed twice");
                 return Some((Err(DataFusionError::from(e)), st));
             }
             let part = st.part.clone();

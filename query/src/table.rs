@@ -105,7 +105,7 @@ pub fn read_class_objects_by_ids(
     ids: &[u64],
     oids: &[u64],
     txn: &TxnHandle,
-) -> Result<Vec<(u64, u64, Vec<u8>)>, SqlError> {
+) -> Result<Vec<crate::columnar::Stored>, SqlError> {
     let guard = crate::dml::lock(txn)?;
     let mut oids = oids.to_vec();
     oids.sort_unstable();
@@ -343,17 +343,14 @@ impl TableProvider for ClassTable {
             }
         };
         // Point reads: only those keys join the read set.
-        let mut decoder = crate::columnar::Decoder::new(
+        let objects = read_class_objects_by_ids(&self.class_ids, &oids, &self.txn)?;
+        let (schema, batch) = crate::columnar::decode_batch(
             &self.module,
             &self.class,
             &self.schema,
             projection.map(Vec::as_slice),
-            oids.len(),
+            &objects,
         )?;
-        for (cid, oid, value) in read_class_objects_by_ids(&self.class_ids, &oids, &self.txn)? {
-            decoder.push(cid, oid, &value)?;
-        }
-        let (schema, batch) = decoder.finish()?;
         let exec = MemorySourceConfig::try_new_exec(&[vec![batch]], schema, None)?;
         Ok(Arc::new(crate::index::exec::ClassScanExec {
             scan: exec,

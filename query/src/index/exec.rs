@@ -110,7 +110,7 @@ impl ExecutionPlan for ClassScanExec {
         f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
     ) -> DfResult<TreeNodeRecursion> {
         match &self.join {
-            Some(join) => f(&join.filter()),
+            Some(join) => f(&join.filter),
             None => Ok(TreeNodeRecursion::Continue),
         }
     }
@@ -185,10 +185,7 @@ impl ExecutionPlan for ClassScanExec {
             PushedDown::No;
             filters.len()
         ]);
-        let Some(source) = (self.join.is_none())
-            .then_some(self.source.as_ref())
-            .flatten()
-        else {
+        let Some(source) = self.source.as_ref().filter(|_| self.join.is_none()) else {
             return Ok(result);
         };
         let schema = self.scan.schema();

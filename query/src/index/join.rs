@@ -21,6 +21,7 @@
 //! smaller side first).
 
 use super::ordered::Source;
+use crate::columnar::Stored;
 use crate::error::SqlError;
 use amber_catalog::{class_range_end, object_key};
 use datafusion::arrow::array::RecordBatch;
@@ -84,7 +85,10 @@ pub(crate) enum Decision {
 /// A class scan's join keys: a hash join's dynamic filter on one column.
 #[derive(Debug)]
 pub(crate) struct JoinKeys {
-    filter: Arc<DynamicFilterPhysicalExpr>,
+    /// The join's dynamic filter (a `DynamicFilterPhysicalExpr`), held as
+    /// the expression the scan exposes (`apply_expressions`): the join
+    /// fills it in only if a node of its probe side holds it.
+    pub(crate) filter: Arc<dyn PhysicalExpr>,
     /// The class column (or id column) the keys are values of.
     column: String,
     by: By,
@@ -99,9 +103,9 @@ pub(crate) fn accept(
     schema: &SchemaRef,
     filter: &Arc<dyn PhysicalExpr>,
 ) -> Option<JoinKeys> {
-    let any: Arc<dyn std::any::Any + Send + Sync> = Arc::clone(filter) as _;
-    let dynamic = any.downcast::<DynamicFilterPhysicalExpr>().ok()?;
-    let children = dynamic.children();
+    let children = filter
+        .downcast_ref::<DynamicFilterPhysicalExpr>()?
+        .children();
     let [key] = children.as_slice() else {
         return None;
     };
@@ -124,7 +128,7 @@ pub(crate) fn accept(
         By::Index(index.name.clone())
     };
     Some(JoinKeys {
-        filter: dynamic,
+        filter: Arc::clone(filter),
         column: name,
         by,
         decision: OnceLock::new(),
@@ -141,18 +145,18 @@ struct Keys {
     none: bool,
 }
 
+/// Most nodes of a dynamic filter's expression read for keys (its own
+/// conjunction has a handful).
+const KEY_TREE_NODES_MAX: usize = 64;
+
 /// Reads `expr` (a conjunction of `key IN (...)`, `key >= min`,
 /// `key <= max`); anything else it holds is left to the join.
 fn keys_of(expr: &Arc<dyn PhysicalExpr>) -> Keys {
     let mut keys = Keys::default();
     // Iterative over the AND tree: each step takes one node off the stack.
     let mut stack = vec![Arc::clone(expr)];
-    let mut steps_left = 64usize;
-    while let Some(e) = stack.pop() {
-        steps_left = match steps_left.checked_sub(1) {
-            Some(n) => n,
-            None => break,
-        };
+    for _ in 0..KEY_TREE_NODES_MAX {
+        let Some(e) = stack.pop() else { break };
         if let Some(l) = e.downcast_ref::<Literal>() {
             if l.value() == &ScalarValue::Boolean(Some(false)) {
                 keys.none = true;
@@ -187,9 +191,6 @@ fn keys_of(expr: &Arc<dyn PhysicalExpr>) -> Keys {
     keys
 }
 
-/// An object as stored: its class id, its id, its bytes.
-type Stored = (u64, u64, Vec<u8>);
-
 /// An object id of a key value (`None`: no object has it).
 fn oid_of(v: &ScalarValue) -> Option<u64> {
     let id = match v {
@@ -201,12 +202,6 @@ fn oid_of(v: &ScalarValue) -> Option<u64> {
 }
 
 impl JoinKeys {
-    /// The join's filter, as the scan's one expression: the join fills it
-    /// in only if a node of its probe side holds it.
-    pub(crate) fn filter(&self) -> Arc<dyn PhysicalExpr> {
-        Arc::clone(&self.filter) as Arc<dyn PhysicalExpr>
-    }
-
     /// What EXPLAIN adds to the scan.
     pub(crate) fn shown(&self, source: &Source) -> String {
         let table = source.class().map_or("?", |c| c.table.as_str());
@@ -233,8 +228,11 @@ impl JoinKeys {
     }
 
     fn read(&self, source: &Source) -> Result<Decision, SqlError> {
-        let current = self
+        let dynamic = self
             .filter
+            .downcast_ref::<DynamicFilterPhysicalExpr>()
+            .ok_or_else(|| SqlError::internal("join keys without a dynamic filter"))?;
+        let current = dynamic
             .current()
             .map_err(|e| SqlError::internal(e.to_string()))?;
         let keys = keys_of(&current);
@@ -252,17 +250,7 @@ impl JoinKeys {
         let class = source
             .class()
             .ok_or_else(|| SqlError::internal("join scan of a vanished class"))?;
-        let mut decoder = crate::columnar::Decoder::new(
-            &source.module,
-            class,
-            &source.schema,
-            source.projection.as_deref(),
-            objects.len(),
-        )?;
-        for (cid, oid, bytes) in &objects {
-            decoder.push(*cid, *oid, bytes)?;
-        }
-        Ok(Decision::Rows(decoder.finish()?.1))
+        Ok(Decision::Rows(source.batch(class, &objects)?.1))
     }
 
     /// The objects whose ids are the keys: point reads for a list, one

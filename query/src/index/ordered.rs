@@ -89,6 +89,22 @@ impl Source {
             .ok_or_else(|| SqlError::internal("a class scan ran after its statement"))
     }
 
+    /// The batch of `objects` (of `class`, this table's) in the scan's
+    /// projected columns.
+    pub(crate) fn batch(
+        &self,
+        class: &ClassDef,
+        objects: &[crate::columnar::Stored],
+    ) -> Result<(SchemaRef, datafusion::arrow::record_batch::RecordBatch), SqlError> {
+        crate::columnar::decode_batch(
+            &self.module,
+            class,
+            &self.schema,
+            self.projection.as_deref(),
+            objects,
+        )
+    }
+
     pub(crate) fn class(&self) -> Option<&ClassDef> {
         self.module.class_by_id(self.class_id)
     }
@@ -220,22 +236,17 @@ impl IndexOrderExec {
             false => txn.scan_range(&start, &end, n)?,
             true => txn.scan_range_rev(&start, &end, n)?,
         };
-        let mut decoder = crate::columnar::Decoder::new(
-            &s.module,
-            class,
-            &s.schema,
-            s.projection.as_deref(),
-            entries.len(),
-        )?;
+        let mut objects = Vec::with_capacity(entries.len());
         for (key, _) in &entries {
             let Some(oid) = index_key::entry_oid(key) else {
                 continue;
             };
             if let Some(bytes) = txn.get(&object_key(s.class_id, oid))? {
-                decoder.push(s.class_id, oid, &bytes)?;
+                objects.push((s.class_id, oid, bytes));
             }
         }
-        let (schema, batch) = decoder.finish()?;
+        drop(txn);
+        let (schema, batch) = s.batch(class, &objects)?;
         let stream = MemoryStream::try_new(vec![batch], schema, None)?;
         Ok(Box::pin(stream))
     }
